@@ -274,7 +274,8 @@ def new_control_id() -> str:
     """A unique MSH-10 of exactly 20 characters: milliseconds since the epoch in base
     36 (sortable), then random base 36 so that processes never collide."""
     millis = _base36(time.time_ns() // 1_000_000).rjust(9, "0")
-    random_part = "".join(secrets.choice(_BASE36) for _ in range(CONTROL_ID_LENGTH - 9))
+    random_digits = CONTROL_ID_LENGTH - 9
+    random_part = _base36(secrets.randbelow(36**random_digits)).rjust(random_digits, "0")
     return millis + random_part
 
 

@@ -9,7 +9,8 @@ from engine.hl7v2.separators import Separators
 # Formatting commands that carry no text of their own in a plain value.
 _DROPPED = frozenset({"H", "N", ".fi", ".nf", ".ce"})
 _HEX = re.compile(r"X((?:[0-9A-Fa-f]{2})+)")
-_FORMAT_WITH_COUNT = re.compile(r"\.(sp|in|ti|sk)([+-]?\d*)")
+_FORMAT_WITH_COUNT = re.compile(r"\.(sp|in|ti|sk)([+-]?\d{0,9})")
+_MAX_FORMAT_REPEAT = 100
 
 
 def unescape(text: str, seps: Separators, codec: str = "utf-8") -> str:
@@ -70,6 +71,8 @@ def _decode_sequence(body: str, seps: Separators, codec: str) -> str | None:
     if counted:
         kind, count_text = counted.groups()
         count = abs(int(count_text)) if count_text.lstrip("+-") else 1
+        # A sender cannot make one escape expand into megabytes.
+        count = min(count, _MAX_FORMAT_REPEAT)
         if kind == "sp":
             return "\n" * max(count, 1)
         if kind == "sk":
@@ -84,7 +87,4 @@ def escape(value: str, seps: Separators) -> str:
     Every delimiter becomes its escape sequence; LF becomes ``\\.br\\`` and CR
     ``\\X0D\\`` so that ``unescape(escape(v)) == v`` for every string.
     """
-    table = seps.escape_table
-    if not any(ch in value for ch in table):
-        return value
-    return "".join(table.get(ch, ch) for ch in value)
+    return value.translate(seps.escape_translation)

@@ -347,7 +347,8 @@ class Message:
     def get(self, path: str) -> str | None:
         """The unescaped value at ``path``: its first primitive when the position holds
         a composite, ``''`` when it is empty, ``None`` when it is absent."""
-        p = _PATHS.get(path) or parse_path(path)
+        # The cache probe is inlined because get is the hottest call in Switchboard.
+        p = (_PATHS.get(path) if type(path) is str else None) or parse_path(path)
         if p.occurrence == ALL or p.repetition == ALL or p.field is None:
             _require_single(p, "get")
         value = self._raw_at(p)

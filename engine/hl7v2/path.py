@@ -63,6 +63,8 @@ _CACHE: dict[str, Path] = {}
 
 def parse_path(text: str) -> Path:
     """Parse ``text`` into a :class:`Path`; PathError explains what is wrong."""
+    if not isinstance(text, str):
+        raise PathError(f"an HL7 path must be a string, not {type(text).__name__}")
     found = _CACHE.get(text)
     if found is not None:
         return found
@@ -73,8 +75,6 @@ def parse_path(text: str) -> Path:
 
 
 def _parse(text: str) -> Path:
-    if not isinstance(text, str):
-        raise PathError(f"an HL7 path must be a string, not {type(text).__name__}")
     match = _GRAMMAR.fullmatch(text.strip())
     if match is None:
         raise PathError(

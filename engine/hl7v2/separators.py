@@ -33,6 +33,9 @@ class Separators:
     unescape_table: dict[str, str] = dataclass_field(
         default_factory=dict, compare=False, repr=False
     )
+    escape_translation: dict[int, str] = dataclass_field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         esc = self.escape
@@ -51,6 +54,9 @@ class Separators:
                     self.unescape_table[code] = char
             self.escape_table["\n"] = f"{esc}.br{esc}"
             self.escape_table["\r"] = f"{esc}X0D{esc}"
+        self.escape_translation.update(
+            {ord(char): code for char, code in self.escape_table.items()}
+        )
 
     @property
     def encoding_characters(self) -> str:

@@ -22,6 +22,9 @@ from engine.hl7v2.separators import DEFAULT, separators_from
         ("a\\.sp2\\b", "a\n\nb"),
         ("a\\.sk3\\b", "a   b"),
         ("a\\.in+4\\b", "ab"),
+        ("\\.sp999999999\\", "\n" * 100),  # capped: one escape cannot blow up memory
+        ("\\.sk99999\\", " " * 100),
+        ("\\.sk9999999999\\", "\\.sk9999999999\\"),  # too many digits: literal
         ("C:\\dir", "C:\\dir"),  # unterminated: literal
         ("\\Zcustom\\", "\\Zcustom\\"),  # application-defined: kept literally
         ("\\C2842\\x", "\\C2842\\x"),  # character set switch: kept literally

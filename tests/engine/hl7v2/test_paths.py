@@ -161,6 +161,8 @@ def test_get_all_raw():
         lambda: MESSAGE.get_raw("OBX[*]-5"),
         lambda: MESSAGE.get_all("PID"),
         lambda: MESSAGE.is_null("PID-3[*]"),
+        lambda: MESSAGE.get(["PID-3"]),  # type: ignore[arg-type]
+        lambda: MESSAGE.get(None),  # type: ignore[arg-type]
     ],
 )
 def test_misuse_of_wildcards_is_a_path_error(call):

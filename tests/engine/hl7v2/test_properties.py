@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from engine.errors import ParseError
 from engine.hl7v2 import Message, parse
-from engine.hl7v2.escape import escape
+from engine.hl7v2.escape import escape, unescape
 from engine.hl7v2.separators import Separators, separators_from
 from tests.samples import CORPUS_FILES
 
@@ -249,3 +249,17 @@ def test_set_then_get_is_identity(delimiters, value):
     message = parse(encode_model([("PID", [])], seps))
     message.set("PID-5[2].3.2", value)
     assert parse(message.encode()).get("PID-5[2].3.2") == value
+
+
+@given(st.sampled_from(DELIMITER_SETS), st.text(st.characters(blacklist_categories=("Cs",))))
+def test_escape_then_unescape_is_identity(delimiters, value):
+    seps = separators_from(*delimiters)
+    encoded = escape(value, seps)
+    structural = seps.field + seps.component + seps.repetition + seps.subcomponent + "\r\n"
+    assert not any(ch in encoded for ch in structural)
+    assert unescape(encoded, seps) == value
+
+
+@given(st.text(alphabet=st.sampled_from("\\XFSTREHNP.brspk0123456789aZ|^&~+-"), max_size=60))
+def test_unescape_never_raises_on_any_escape_soup(text):
+    unescape(text, separators_from("|", "^~\\&#"))
