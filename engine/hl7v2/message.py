@@ -405,6 +405,7 @@ class Message:
         if field is None:
             return None
         if p.occurrence is None:
+            # _position inlined for the common case: this is under every get().
             try:
                 pos = self._keys.index(p.segment + self.separators.field)
             except ValueError:
@@ -550,7 +551,7 @@ class Message:
         self._segments.insert(at, segment)
         self._keys.insert(at, _key(segment, self.separators.field))
         self._parts.insert(at, None)
-        self._changed()
+        self._edited = True
 
     def replace_segment(self, path: str, segment: str) -> None:
         """Replace the segment ``path`` names with an encoded segment."""
@@ -560,7 +561,7 @@ class Message:
         self._segments[pos] = segment
         self._keys[pos] = _key(segment, self.separators.field)
         self._parts[pos] = None
-        self._changed()
+        self._edited = True
 
     def remove_segment(self, path: str) -> None:
         """Remove the segment ``path`` names."""
@@ -569,7 +570,7 @@ class Message:
         del self._segments[pos]
         del self._keys[pos]
         del self._parts[pos]
-        self._changed()
+        self._edited = True
 
     def _segment_position(self, path: str) -> int:
         p = parse_path(path)
@@ -679,9 +680,6 @@ class Message:
             self._segments[pos] = parts[0] + fs + fs.join(parts[2:])
         else:
             self._segments[pos] = fs.join(parts)
-        self._changed()
-
-    def _changed(self) -> None:
         self._edited = True
 
     # ---- encoding --------------------------------------------------------------
