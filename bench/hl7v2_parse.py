@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hl7
 
@@ -67,35 +68,29 @@ def eager_split(raw: bytes) -> list[object]:
         ]
         for s in raw.decode("utf-8").split("\r")
     ]
-    by_id: dict[str, list[object]] = {}
-    for fields in segments:
-        by_id.setdefault(fields[0][0][0][0], fields)
-    values: list[object] = []
-    for segment, field in FIELDS:
-        found = by_id.get(segment)
-        index = field - 1 if segment == "MSH" else field
-        if found is None or index >= len(found):
-            values.append(None)
-        else:
-            values.append(found[index][0][0][0])  # type: ignore[index]
-    return values
+    return _five_fields(segments, lambda field: field[0][0][0])
 
 
 def fields_split(raw: bytes) -> list[object]:
     """Segments and fields only, then the first primitive of the five fields read: the
     least work any parser that splits up front can do."""
     segments = [s.split("|") for s in raw.decode("utf-8").split("\r")]
-    by_id: dict[str, list[str]] = {}
+    return _five_fields(
+        segments, lambda field: field.split("~")[0].split("^")[0].split("&")[0]
+    )
+
+
+def _five_fields(segments: list[Any], first_primitive: Callable[[Any], object]) -> list[object]:
+    by_id: dict[str, Any] = {}
     for fields in segments:
-        by_id.setdefault(fields[0], fields)
+        segment_id = fields[0] if isinstance(fields[0], str) else fields[0][0][0][0]
+        by_id.setdefault(segment_id, fields)
     values: list[object] = []
     for segment, field in FIELDS:
-        fields = by_id.get(segment)
+        found = by_id.get(segment)
         index = field - 1 if segment == "MSH" else field
-        if fields is None or index >= len(fields):
-            values.append(None)
-        else:
-            values.append(fields[index].split("~")[0].split("^")[0].split("&")[0])
+        present = found is not None and index < len(found)
+        values.append(first_primitive(found[index]) if present else None)
     return values
 
 
@@ -123,9 +118,11 @@ def rate(work: Callable[[bytes], list[object]], corpus: list[bytes], seconds: fl
 
 def run(rounds: int, seconds: float) -> dict[str, object]:
     corpus = load_corpus()
-    for work in CONTENDERS.values():  # warm caches and check they all run
-        for raw in corpus:
-            work(raw)
+    for raw in corpus:  # warm caches, and check the splitters read what Switchboard reads
+        expected = [value or None for value in switchboard(raw)]
+        python_hl7(raw)
+        for work in (eager_split, fields_split):
+            assert [value or None for value in work(raw)] == expected, work.__name__
     samples: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     for _ in range(rounds):
         for name, work in CONTENDERS.items():
