@@ -1,0 +1,1 @@
+"""Switchboard's canonical model: one representation for every inbound format."""

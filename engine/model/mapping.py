@@ -1,0 +1,485 @@
+"""Mapping: HL7 v2 -> canonical record, driven by mapping documents (data, not code).
+
+A mapping document::
+
+    id: patient
+    applies_to: ["*"]            # "TYPE^EVENT" patterns; * matches anything
+    requires_segment: PID        # optional
+    fields:
+      patient.birth_date: {from: PID-7, transform: date}
+      patient.identifiers:
+        each: PID-3[*]
+        fields:
+          value: .1
+          assigning_authority: .4
+          type: .5
+
+A value spec takes ``from`` (an HL7 path), ``value`` (a constant), ``first_of`` (specs,
+first non-empty wins) or ``cases`` (``when``/value pairs, first that holds wins), then
+``transform`` (datetime, date, number, trim, upper, lower, boolean), ``lookup`` (a
+table id) and ``default``. A string is short for ``{from: ...}``. ``each`` iterates an
+HL7 path with ``[*]``: with ``fields`` it builds a list of objects, with ``value`` a
+list of scalars, and with ``join`` one string. Inside ``each`` a path may be relative:
+``.4`` (component of the repetition), ``-5`` (field of the segment), ``^-2`` (field
+of the nearest preceding ``parent`` segment), or empty (the item itself).
+
+Compilation checks every path and table once; conversion never parses rule text.
+Problems with the data become issues that name HL7 paths, never values (PHI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import SwitchboardError
+from engine.hl7v2 import Message, parse_path
+from engine.model.concept_map import LookupTable
+from engine.model.hl7_time import TimeFormatError, hl7_to_iso, iso_date_part
+
+TOP_LEVEL_LISTS = ("orders", "results", "appointments", "referrals", "documents", "tasks")
+TOP_LEVEL_OBJECTS = ("message", "patient", "encounter", "merge")
+
+
+class MappingError(SwitchboardError):
+    """A mapping document is not valid; the message names the document and key."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A data problem found while converting: where, and what, never the value."""
+
+    source: str
+    target: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.target}: {self.problem}"
+
+
+@dataclass
+class _Context:
+    message: Message
+    issues: list[Issue]
+    base: str = ""
+    parent: str = ""
+    child: str = ""
+    target: str = ""
+
+
+Getter = Callable[[_Context], Any]
+Tables = Mapping[str, LookupTable]
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    id: str
+    applies_to: tuple[tuple[str, str], ...]
+    requires_segment: str | None
+    excludes_segment: str | None
+    fields: tuple[tuple[tuple[str, ...], Getter], ...]
+
+    def applies(self, message_type: str, event: str, message: Message) -> bool:
+        ids = message.segment_ids
+        if self.requires_segment and self.requires_segment not in ids:
+            return False
+        if self.excludes_segment and self.excludes_segment in ids:
+            return False
+        return any(
+            t in ("*", message_type) and e in ("*", event) for t, e in self.applies_to
+        )
+
+
+@dataclass(frozen=True)
+class Conversion:
+    record: dict[str, Any]
+    issues: tuple[Issue, ...]
+    covered: bool
+    mappings: tuple[str, ...] = field(default=())
+
+
+class Mapper:
+    """An immutable set of compiled mappings plus the message types they cover."""
+
+    def __init__(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        tables: Tables,
+        covers: Sequence[str] = (),
+    ) -> None:
+        self._tables = dict(tables)
+        self.mappings = tuple(_compile_document(doc, self._tables) for doc in documents)
+        self.covers = frozenset(covers)
+
+    def is_covered(self, message_type: str, event: str) -> bool:
+        return f"{message_type}^{event}" in self.covers
+
+    def convert(self, message: Message) -> Conversion:
+        record: dict[str, Any] = {key: {} for key in TOP_LEVEL_OBJECTS}
+        record.update({key: [] for key in TOP_LEVEL_LISTS})
+        message_type, event = message.message_type, message.trigger_event
+        issues: list[Issue] = []
+        used = []
+        for mapping in self.mappings:
+            if not mapping.applies(message_type, event, message):
+                continue
+            used.append(mapping.id)
+            for target, getter in mapping.fields:
+                context = _Context(message, issues, target=".".join(target))
+                value = getter(context)
+                if not _is_empty(value):
+                    _assign(record, target, value)
+        return Conversion(
+            record, tuple(issues), self.is_covered(message_type, event), tuple(used)
+        )
+
+
+def _assign(record: dict[str, Any], target: tuple[str, ...], value: Any) -> None:
+    node = record
+    for key in target[:-1]:
+        node = node.setdefault(key, {})
+    node[target[-1]] = value
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+# ---- compilation ---------------------------------------------------------------------
+
+
+def _compile_document(doc: Mapping[str, Any], tables: Tables) -> CompiledMapping:
+    doc_id = str(doc.get("id", "?"))
+    patterns = []
+    for pattern in doc.get("applies_to", ["*"]):
+        message_type, _, event = str(pattern).partition("^")
+        patterns.append((message_type, event or "*"))
+    fields = tuple(
+        (tuple(str(target).split(".")), _compile_spec(spec, tables, f"{doc_id}: fields.{target}"))
+        for target, spec in doc.get("fields", {}).items()
+    )
+    return CompiledMapping(
+        doc_id, tuple(patterns), doc.get("requires_segment"), doc.get("excludes_segment"), fields
+    )
+
+
+def _compile_spec(spec: Any, tables: Tables, where: str) -> Getter:
+    if isinstance(spec, str):
+        spec = {"from": spec}
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        raise MappingError(
+            f"{where}: {spec!r} is a number; YAML reads .1 and -5 as numbers, so write "
+            "relative HL7 paths in quotes: '.1', '-5'"
+        )
+    if not isinstance(spec, Mapping):
+        raise MappingError(f"{where}: expected a path or a mapping spec, got {spec!r}")
+    if "each" in spec:
+        return _compile_each(spec, tables, where)
+    return _compile_value(spec, tables, where)
+
+
+def _compile_value(spec: Mapping[str, Any], tables: Tables, where: str) -> Getter:
+    source = _compile_source(spec, tables, where)
+    steps = [_compile_transform(name, where) for name in _as_list(spec.get("transform"))]
+    if "lookup" in spec:
+        steps.append(_compile_lookup(str(spec["lookup"]), tables, where))
+    default = spec.get("default")
+
+    def get(context: _Context) -> Any:
+        raw = source(context)
+        value: Any = raw[1] if raw else None
+        for step in steps:
+            if _is_empty(value):
+                break
+            value = step(value, raw[0] if raw else "", context)
+        return default if _is_empty(value) and default is not None else value
+
+    return get
+
+
+Source = Callable[[_Context], "tuple[str, Any] | None"]
+
+
+def _compile_source(spec: Mapping[str, Any], tables: Tables, where: str) -> Source:
+    """The raw value and the concrete HL7 path it came from (for issues)."""
+    if "from" in spec:
+        return _compile_path(str(spec["from"]), where)
+    if "value" in spec:
+        constant = spec["value"]
+        return lambda context: ("(constant)", constant)
+    if "first_of" in spec:
+        options = [
+            _compile_spec(option, tables, f"{where}.first_of[{index}]")
+            for index, option in enumerate(spec["first_of"])
+        ]
+        return lambda context: _first_of(options, context)
+    if "cases" in spec:
+        return _compile_cases(spec["cases"], tables, where)
+    raise MappingError(f"{where}: give one of from, value, first_of, cases or each")
+
+
+def _first_of(options: list[Getter], context: _Context) -> tuple[str, Any] | None:
+    for option in options:
+        value = option(context)
+        if not _is_empty(value):
+            return ("(first_of)", value)
+    return None
+
+
+def _compile_cases(cases: Any, tables: Tables, where: str) -> Source:
+    compiled = []
+    for index, case in enumerate(cases):
+        case_where = f"{where}.cases[{index}]"
+        test = _compile_when(case.get("when"), case_where) if "when" in case else None
+        body = {k: v for k, v in case.items() if k != "when"}
+        compiled.append((test, _compile_spec(body, tables, case_where)))
+
+    def pick(context: _Context) -> tuple[str, Any] | None:
+        for test, getter in compiled:
+            if test is None or test(context):
+                value = getter(context)
+                return None if _is_empty(value) else ("(case)", value)
+        return None
+
+    return pick
+
+
+def _compile_when(when: Any, where: str) -> Callable[[_Context], bool]:
+    if not isinstance(when, Mapping) or "from" not in when:
+        raise MappingError(f"{where}.when: give {{from: PATH, eq|in|exists: ...}}")
+    read = _compile_path(str(when["from"]), f"{where}.when")
+
+    def value(context: _Context) -> Any:
+        found = read(context)
+        return found[1] if found else None
+
+    if "eq" in when:
+        expected = str(when["eq"])
+        return lambda context: value(context) == expected
+    if "in" in when:
+        allowed = {str(v) for v in when["in"]}
+        return lambda context: value(context) in allowed
+    if "exists" in when:
+        wanted = bool(when["exists"])
+        return lambda context: (not _is_empty(value(context))) is wanted
+    raise MappingError(f"{where}.when: give one of eq, in or exists")
+
+
+def _compile_path(path: str, where: str) -> Source:
+    kind, rest = _path_kind(path)
+    if kind == "absolute":
+        try:
+            parse_path(rest)
+        except SwitchboardError as exc:
+            raise MappingError(f"{where}: {exc}") from None
+    return lambda context: _read(context, kind, rest)
+
+
+def _path_kind(path: str) -> tuple[str, str]:
+    if path == "":
+        return "item", ""
+    if path.startswith("^"):
+        return "parent", path[1:]
+    if path.startswith(">"):
+        return "child", path[1:]
+    if path[0] in ".-":
+        return "relative", path
+    return "absolute", path
+
+
+def _read(context: _Context, kind: str, rest: str) -> tuple[str, Any] | None:
+    if kind == "absolute":
+        concrete = rest
+    elif kind in ("parent", "child"):
+        related = context.parent if kind == "parent" else context.child
+        if not related:
+            return None
+        concrete = related + rest
+    else:
+        concrete = context.base + rest
+    value = context.message.get(concrete)
+    return None if value is None else (concrete, value)
+
+
+def _compile_transform(name: str, where: str) -> Callable[[Any, str, _Context], Any]:
+    transform = _TRANSFORMS.get(name)
+    if transform is None:
+        raise MappingError(
+            f"{where}: unknown transform {name!r}; use one of {', '.join(sorted(_TRANSFORMS))}"
+        )
+    return transform
+
+
+def _compile_lookup(
+    table_id: str, tables: Tables, where: str
+) -> Callable[[Any, str, _Context], Any]:
+    table = tables.get(table_id)
+    if table is None:
+        raise MappingError(f"{where}: no lookup table {table_id!r}")
+
+    def look_up(value: Any, source: str, context: _Context) -> Any:
+        found = table.get(str(value))
+        if found is None:
+            context.issues.append(
+                Issue(source, context.target, f"code is not in lookup table {table_id}")
+            )
+        return found
+
+    return look_up
+
+
+def _datetime(value: Any, source: str, context: _Context) -> Any:
+    try:
+        return hl7_to_iso(str(value))
+    except TimeFormatError:
+        context.issues.append(Issue(source, context.target, "not a valid HL7 date/time"))
+        return None
+
+
+def _date(value: Any, source: str, context: _Context) -> Any:
+    iso = _datetime(value, source, context)
+    return None if iso is None else iso_date_part(iso)
+
+
+def _number(value: Any, source: str, context: _Context) -> Any:
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        context.issues.append(Issue(source, context.target, "not a number; kept as text"))
+        return text
+    return int(number) if number.is_integer() and "." not in text else number
+
+
+def _boolean(value: Any, source: str, context: _Context) -> Any:
+    text = str(value).strip().upper()
+    if text in ("Y", "YES", "TRUE", "T", "1"):
+        return True
+    if text in ("N", "NO", "FALSE", "F", "0"):
+        return False
+    context.issues.append(Issue(source, context.target, "not a Y/N indicator"))
+    return None
+
+
+_TRANSFORMS: dict[str, Callable[[Any, str, _Context], Any]] = {
+    "datetime": _datetime,
+    "date": _date,
+    "number": _number,
+    "boolean": _boolean,
+    "trim": lambda value, source, context: str(value).strip(),
+    "upper": lambda value, source, context: str(value).upper(),
+    "lower": lambda value, source, context: str(value).lower(),
+}
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+# ---- iteration ---------------------------------------------------------------------------
+
+
+def _compile_each(spec: Mapping[str, Any], tables: Tables, where: str) -> Getter:
+    sources = [_each_source(str(path), where) for path in _as_list(spec["each"])]
+    parent, child = spec.get("parent"), spec.get("child")
+    if "fields" in spec:
+        item = _compile_fields(spec["fields"], tables, where)
+    elif "value" in spec:
+        item = _compile_spec(spec["value"], tables, f"{where}.value")
+    else:
+        raise MappingError(f"{where}: each needs fields (objects) or value (scalars)")
+    join = spec.get("join")
+
+    def get(context: _Context) -> Any:
+        values = []
+        for kind, stem in sources:
+            base = stem if kind == "absolute" else context.base + stem
+            for index, item_base in enumerate(_item_bases(context.message, base), start=1):
+                parent_base, child_base = _related(context.message, base, index, parent, child)
+                scope = _Context(
+                    context.message, context.issues, item_base, parent_base, child_base,
+                    context.target,
+                )
+                value = item(scope)
+                if not _is_empty(value):
+                    values.append(value)
+        if join is not None:
+            return str(join).join(str(v) for v in values) if values else None
+        return values
+
+    return get
+
+
+def _each_source(each: str, where: str) -> tuple[str, str]:
+    if not each.endswith("[*]"):
+        raise MappingError(f"{where}: each needs a path ending in [*], e.g. PID-3[*] or OBX[*]")
+    kind, rest = _path_kind(each)
+    if kind in ("parent", "child"):
+        raise MappingError(f"{where}: each cannot start from a parent or child segment")
+    if kind == "absolute":
+        try:
+            parse_path(rest)
+        except SwitchboardError as exc:
+            raise MappingError(f"{where}: {exc}") from None
+    return kind, rest[:-3]
+
+
+def _compile_fields(
+    fields: Mapping[str, Any], tables: Tables, where: str
+) -> Getter:
+    compiled = [
+        (tuple(str(key).split(".")), _compile_spec(spec, tables, f"{where}.fields.{key}"))
+        for key, spec in fields.items()
+    ]
+
+    def build(context: _Context) -> Any:
+        item: dict[str, Any] = {}
+        list_target = context.target
+        for target, getter in compiled:
+            # Issues name the field they are about: results[*].status, not results.
+            context.target = f"{list_target}[*].{'.'.join(target)}"
+            value = getter(context)
+            if not _is_empty(value):
+                _assign(item, target, value)
+        context.target = list_target
+        return item
+
+    return build
+
+
+def _item_bases(message: Message, stem: str) -> list[str]:
+    """Concrete paths of every item of ``stem[*]``: ``OBX[1]``.. or ``PID-3[1]``.."""
+    count = len(message.get_all(stem + "[*]", raw=True))
+    return [f"{stem}[{n}]" for n in range(1, count + 1)]
+
+
+def _related(
+    message: Message, stem: str, occurrence: int, parent: Any, child: Any
+) -> tuple[str, str]:
+    """For occurrence ``occurrence`` of segment ``stem``: the nearest ``parent`` segment
+    before it and the first ``child`` segment after it (before the next ``stem``), as
+    ``SEG[k]`` paths ('' when there is none). Only segment iterations have relatives."""
+    if "-" in stem or not (parent or child):
+        return "", ""
+    ids = message.segment_ids
+    seen = parents = children = 0
+    parent_path = child_path = ""
+    in_item = False
+    for segment_id in ids:
+        if segment_id == stem:
+            if in_item:
+                break
+            seen += 1
+            if seen == occurrence:
+                in_item = True
+                parent_path = f"{parent}[{parents}]" if parent and parents else ""
+        elif segment_id == parent:
+            parents += 1
+        if segment_id == child:
+            children += 1
+            if in_item and not child_path:
+                child_path = f"{child}[{children}]"
+    return parent_path, child_path

@@ -1,0 +1,1 @@
+"""The declarative rule language: loading, compiling, linting and testing rule sets."""
