@@ -1,0 +1,512 @@
+"""A catalog connection: where messages come from or go, who owns the link, which fields it
+may carry, and what to do when it breaks.
+
+Compliance reviews these entries; a rule version cannot be approved while a destination's
+entry is incomplete (:meth:`Connection.missing_for_destination`); minimisation sends only
+the fields in ``data_scope``. ``rules/schema/connection.schema.json`` checks a file's shape
+and lets drafts be incomplete; this module gives the engine typed values and the checks a
+schema cannot express. Pure: entries arrive parsed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, TypeVar
+
+from engine.errors import SwitchboardError
+from engine.model.canonical_path import EVERY, parse_canonical_path
+from engine.rules.exception_policy import DurationError, parse_duration
+
+_ID = re.compile(r"[a-z0-9-]+")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_HTTP_METHODS: Final = ("POST", "PUT", "PATCH", "GET")
+
+_E = TypeVar("_E", bound=StrEnum)
+_T = TypeVar("_T")
+
+
+class CatalogError(SwitchboardError):
+    """A catalog connection entry cannot be read."""
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    BIDIRECTIONAL = "bidirectional"
+
+
+class Transport(StrEnum):
+    MLLP = "mllp"
+    HTTP = "http"
+    FHIR = "fhir"
+    FILE = "file"
+    TASK_QUEUE = "task-queue"
+
+
+class MessageFormat(StrEnum):
+    HL7V2 = "hl7v2"
+    FHIR_R4 = "fhir-r4"
+    CANONICAL_JSON = "canonical-json"
+
+
+class Classification(StrEnum):
+    """What the connection carries, in the terms compliance signs off."""
+
+    PHI = "phi"
+    LIMITED = "limited"
+    DE_IDENTIFIED = "de-identified"
+    OPERATIONAL = "operational"
+
+
+class AgreementKind(StrEnum):
+    BAA = "BAA"
+    DUA = "DUA"
+    INTERNAL = "internal"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class MllpEndpoint:
+    host: str
+    port: int
+    ack_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class HttpEndpoint:
+    """An HTTP or FHIR endpoint. ``auth_secret_env`` names the environment variable sent
+    as the Authorization header; ``headers`` pairs other header names with theirs. Secrets
+    never live in the catalog, which is in git."""
+
+    url: str
+    method: str = "POST"
+    auth_secret_env: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class FileEndpoint:
+    directory: str
+    pattern: str = "*"
+
+
+@dataclass(frozen=True)
+class TaskQueueEndpoint:
+    queue: str
+
+
+Endpoint = MllpEndpoint | HttpEndpoint | FileEndpoint | TaskQueueEndpoint
+
+
+@dataclass(frozen=True)
+class BusinessOwner:
+    """Who decides what the connection is for; complete with a name and an email."""
+
+    name: str | None = None
+    email: str | None = None
+
+    @property
+    def is_complete(self) -> bool:
+        return bool(self.name and self.email)
+
+
+@dataclass(frozen=True)
+class TechnicalOwner:
+    """Who fixes the link; complete with a name, an email and a phone or pager, because
+    escalation may page them at night."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    pager: str | None = None
+
+    @property
+    def is_complete(self) -> bool:
+        return bool(self.name and self.email and (self.phone or self.pager))
+
+
+@dataclass(frozen=True)
+class Sla:
+    availability: float | None = None
+    max_delivery_minutes: int | None = None
+    support_hours: str | None = None
+
+
+@dataclass(frozen=True)
+class Agreement:
+    kind: AgreementKind
+    on_file: bool = False
+    reference: str | None = None
+    expires: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One catalog entry (``catalog/connections/<id>.yaml``)."""
+
+    id: str
+    name: str
+    direction: Direction
+    transport: Transport
+    endpoint: Endpoint
+    format: MessageFormat
+    description: str = ""
+    business_owner: BusinessOwner | None = None
+    technical_owner: TechnicalOwner | None = None
+    data_scope: tuple[str, ...] = ()
+    classification: Classification | None = None
+    recovery_procedure: str | None = None
+    sla: Sla | None = None
+    agreement: Agreement | None = None
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Connection:
+        """Read a parsed entry; raises :class:`CatalogError` naming the field."""
+        return _read_connection(d)
+
+    def missing_for_destination(self) -> list[str]:
+        """What a destination needs but lacks, in a fixed order: nothing may be routed to
+        a connection nobody owns, whose allowed fields and classification are unknown, or
+        that operators cannot recover."""
+        present = {
+            "business owner": self.business_owner is not None and self.business_owner.is_complete,
+            "technical owner": self.technical_owner is not None
+            and self.technical_owner.is_complete,
+            "data scope": bool(self.data_scope),
+            "classification": self.classification is not None,
+            "recovery procedure": bool(self.recovery_procedure and self.recovery_procedure.strip()),
+        }
+        return [need for need, ok in present.items() if not ok]
+
+
+# -- direct identifiers ------------------------------------------------------------------
+
+DIRECT_IDENTIFIER_PATHS: Final = (
+    "patient.identifiers",
+    "patient.names",
+    "patient.addresses",
+    "patient.telecom",
+    "patient.birth_date",
+    "patient.mothers_maiden_name",
+    "patient.account_number",
+    "encounter.visit_number",
+    "merge.prior_identifiers",
+    "merge.prior_account_number",
+    "merge.prior_visit_number",
+)
+"""Canonical fields that are HIPAA Safe Harbor direct identifiers of the patient. People
+named elsewhere (providers, authors, operators) are staff, not patient identifiers."""
+
+SAFE_HARBOR_PERMITTED_PATHS: Final = (
+    "patient.names[*].use",
+    "patient.names[*].use_code",
+    "patient.addresses[*].state",
+    "patient.addresses[*].country",
+    "patient.addresses[*].type",
+    "patient.telecom[*].use",
+    "patient.telecom[*].equipment",
+)
+"""Parts of identifier fields that identify nobody (Safe Harbor keeps the state, for one),
+so a scope naming only them admits no identifier."""
+
+
+def _keys(path: str) -> tuple[str, ...]:
+    """The object keys of a canonical path; ``[*]`` does not change which field it is."""
+    return tuple(step for step in parse_canonical_path(path) if step != EVERY)
+
+
+_IDENTIFIER_KEYS: Final = tuple((path, _keys(path)) for path in DIRECT_IDENTIFIER_PATHS)
+_PERMITTED_KEYS: Final = tuple(_keys(path) for path in SAFE_HARBOR_PERMITTED_PATHS)
+
+
+def direct_identifiers_admitted(scope: Sequence[str]) -> list[tuple[str, str]]:
+    """(scope entry, identifier path) for each direct identifier a data scope lets
+    through, to flag connections classified de-identified that are not.
+
+    An entry selects a subtree: ``patient`` admits every patient identifier,
+    ``patient.identifiers[*].value`` admits ``patient.identifiers``. A malformed entry
+    raises :class:`~engine.model.canonical_path.CanonicalPathError`.
+    """
+    if isinstance(scope, str):
+        raise CatalogError(f"a data scope is a list of canonical paths, not {scope!r}")
+    found: list[tuple[str, str]] = []
+    for entry in scope:
+        keys = _keys(entry)
+        found.extend((entry, path) for path, ident in _IDENTIFIER_KEYS if _admits(keys, ident))
+    return found
+
+
+def _admits(entry: tuple[str, ...], identifier: tuple[str, ...]) -> bool:
+    if entry[: len(identifier)] == identifier:  # the identifier itself, or a part of it
+        return not any(entry[: len(part)] == part for part in _PERMITTED_KEYS)
+    return identifier[: len(entry)] == entry  # a subtree that contains the identifier
+
+
+# -- reading an entry --------------------------------------------------------------------
+
+_REQUIRED: Final = ("id", "name", "direction", "transport", "endpoint", "format")
+_OPTIONAL: Final = (
+    "description",
+    "business_owner",
+    "technical_owner",
+    "data_scope",
+    "classification",
+    "recovery_procedure",
+    "sla",
+    "agreement",
+    "tags",
+)
+
+
+def _read_connection(d: Mapping[str, Any]) -> Connection:
+    raw = _mapping(d, "connection")
+    where = _where(raw)
+    _check_keys(raw, _REQUIRED, _OPTIONAL, where)
+    transport = _enum(Transport, raw["transport"], f"{where}: transport")
+    return Connection(
+        id=raw["id"],
+        name=_text(raw["name"], f"{where}: name"),
+        direction=_enum(Direction, raw["direction"], f"{where}: direction"),
+        transport=transport,
+        endpoint=_read_endpoint(transport, raw["endpoint"], f"{where}: endpoint"),
+        format=_enum(MessageFormat, raw["format"], f"{where}: format"),
+        description=_text(raw.get("description") or "", f"{where}: description"),
+        business_owner=_optional(
+            raw.get("business_owner"), f"{where}: business_owner", _read_business_owner
+        ),
+        technical_owner=_optional(
+            raw.get("technical_owner"), f"{where}: technical_owner", _read_technical_owner
+        ),
+        data_scope=_read_scope(raw.get("data_scope") or [], f"{where}: data_scope"),
+        classification=_optional_enum(
+            Classification, raw.get("classification"), f"{where}: classification"
+        ),
+        recovery_procedure=_optional_text(
+            raw.get("recovery_procedure"), f"{where}: recovery_procedure"
+        ),
+        sla=_optional(raw.get("sla"), f"{where}: sla", _read_sla),
+        agreement=_optional(raw.get("agreement"), f"{where}: agreement", _read_agreement),
+        tags=_strings(raw.get("tags") or [], f"{where}: tags", _ID),
+    )
+
+
+def _where(raw: Mapping[str, Any]) -> str:
+    """The entry's id, which names it in every error (the loader adds the file)."""
+    connection_id = raw.get("id")
+    if not isinstance(connection_id, str) or _ID.fullmatch(connection_id) is None:
+        raise CatalogError(
+            f"connection: id {connection_id!r} is not lower-case letters, digits and hyphens"
+        )
+    return connection_id
+
+
+def _read_endpoint(transport: Transport, value: object, where: str) -> Endpoint:
+    raw = _mapping(value, where)
+    if transport is Transport.MLLP:
+        _check_keys(raw, ("host", "port"), ("ack_timeout",), where)
+        return MllpEndpoint(
+            host=_text(raw["host"], f"{where}.host"),
+            port=_port(raw["port"], f"{where}.port"),
+            ack_timeout=_duration(raw.get("ack_timeout", "30s"), f"{where}.ack_timeout"),
+        )
+    if transport in (Transport.HTTP, Transport.FHIR):
+        return _read_http_endpoint(raw, where)
+    if transport is Transport.FILE:
+        _check_keys(raw, ("directory",), ("pattern",), where)
+        return FileEndpoint(
+            _text(raw["directory"], f"{where}.directory"),
+            _text(raw.get("pattern", "*"), f"{where}.pattern"),
+        )
+    _check_keys(raw, ("queue",), (), where)
+    return TaskQueueEndpoint(_text(raw["queue"], f"{where}.queue"))
+
+
+def _read_http_endpoint(raw: Mapping[str, Any], where: str) -> HttpEndpoint:
+    _check_keys(raw, ("url",), ("method", "auth_secret_env", "headers"), where)
+    auth = raw.get("auth_secret_env")
+    headers = _read_headers(raw.get("headers", {}), f"{where}.headers")
+    if auth is not None and any(name.lower() == "authorization" for name, _ in headers):
+        raise CatalogError(f"{where}: Authorization is set by both auth_secret_env and headers")
+    return HttpEndpoint(
+        url=_text(raw["url"], f"{where}.url"),
+        method=_choice(raw.get("method", "POST"), _HTTP_METHODS, f"{where}.method"),
+        auth_secret_env=None if auth is None else _env_name(auth, f"{where}.auth_secret_env"),
+        headers=headers,
+    )
+
+
+def _read_headers(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    """Header name -> ``{secret_env: NAME}``; a plain value is refused so that a token
+    pasted into the catalog is caught before it reaches git."""
+    headers: list[tuple[str, str]] = []
+    for name, reference in _mapping(value, where).items():
+        if not isinstance(reference, Mapping) or set(reference) != {"secret_env"}:
+            raise CatalogError(
+                f"{where}.{name}: header values are not written in the catalog",
+                hint="Write {secret_env: ENV_VAR_NAME} and set that variable on the server",
+            )
+        env = _env_name(reference["secret_env"], f"{where}.{name}.secret_env")
+        headers.append((str(name), env))
+    return tuple(headers)
+
+
+def _env_name(value: object, where: str) -> str:
+    if not isinstance(value, str) or _ENV_NAME.fullmatch(value) is None:
+        raise CatalogError(f"{where}: {value!r} is not an environment variable name")
+    return value
+
+
+def _read_business_owner(raw: Mapping[str, Any], where: str) -> BusinessOwner:
+    _check_keys(raw, (), ("name", "email"), where)
+    return BusinessOwner(*_texts(raw, ("name", "email"), where))
+
+
+def _read_technical_owner(raw: Mapping[str, Any], where: str) -> TechnicalOwner:
+    keys = ("name", "email", "phone", "pager")
+    _check_keys(raw, (), keys, where)
+    return TechnicalOwner(*_texts(raw, keys, where))
+
+
+def _read_sla(raw: Mapping[str, Any], where: str) -> Sla:
+    _check_keys(raw, (), ("availability", "max_delivery_minutes", "support_hours"), where)
+    availability = _percentage(raw.get("availability"), f"{where}.availability")
+    minutes = raw.get("max_delivery_minutes")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)):
+        raise CatalogError(f"{where}.max_delivery_minutes: {minutes!r} is not a whole number")
+    support = _optional_text(raw.get("support_hours"), f"{where}.support_hours")
+    return Sla(availability, minutes, support)
+
+
+def _percentage(value: object, where: str) -> float | None:
+    """``99.9%`` (as analysts write it) or ``99.9``, as a number of percent."""
+    if value is None:
+        return None
+    number = value[:-1] if isinstance(value, str) and value.endswith("%") else value
+    if isinstance(number, str) and _DECIMAL.fullmatch(number):
+        number = float(number)
+    if isinstance(number, int | float) and not isinstance(number, bool) and 0 <= number <= 100:
+        return float(number)
+    raise CatalogError(f"{where}: {value!r} is not a percentage")
+
+
+def _read_agreement(raw: Mapping[str, Any], where: str) -> Agreement:
+    _check_keys(raw, ("kind",), ("reference", "on_file", "expires"), where)
+    on_file = raw.get("on_file", False)
+    if not isinstance(on_file, bool):
+        raise CatalogError(f"{where}.on_file: {on_file!r} is not true or false")
+    return Agreement(
+        kind=_enum(AgreementKind, raw["kind"], f"{where}.kind"),
+        on_file=on_file,
+        reference=_optional_text(raw.get("reference"), f"{where}.reference"),
+        expires=_date(raw.get("expires"), f"{where}.expires"),
+    )
+
+
+def _read_scope(value: object, where: str) -> tuple[str, ...]:
+    scope = _strings(value, where, None)
+    for index, entry in enumerate(scope):
+        try:
+            parse_canonical_path(entry)
+        except SwitchboardError as err:
+            raise CatalogError(f"{where}[{index}]: {err.reason}", hint=err.hint) from None
+    return scope
+
+
+def _date(value: object, where: str) -> dt.date | None:
+    """A ``YYYY-MM-DD`` date; a YAML loader may already have made it a ``date``."""
+    if value is None:
+        return None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise CatalogError(f"{where}: {value!r} is not a date (YYYY-MM-DD)")
+
+
+# -- small readers -----------------------------------------------------------------------
+
+
+def _optional(value: object, where: str, read: Callable[[Mapping[str, Any], str], _T]) -> _T | None:
+    return None if value is None else read(_mapping(value, where), where)
+
+
+def _optional_enum(kind: type[_E], value: object, where: str) -> _E | None:
+    return None if value is None else _enum(kind, value, where)
+
+
+def _optional_text(value: object, where: str) -> str | None:
+    return None if value is None else _text(value, where)
+
+
+def _texts(raw: Mapping[str, Any], keys: Sequence[str], where: str) -> list[str | None]:
+    return [_optional_text(raw.get(key), f"{where}.{key}") for key in keys]
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise CatalogError(f"{where}: {value!r} is not text")
+    return value
+
+
+def _strings(value: object, where: str, pattern: re.Pattern[str] | None) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise CatalogError(f"{where}: expected a list, got {type(value).__name__}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or (pattern and pattern.fullmatch(item) is None):
+            raise CatalogError(f"{where}[{index}]: {item!r} is not allowed here")
+    return tuple(value)
+
+
+def _port(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise CatalogError(f"{where}: {value!r} is not a port number (1-65535)")
+    return value
+
+
+def _duration(value: object, where: str) -> float:
+    try:
+        return parse_duration(value)
+    except DurationError as err:
+        raise CatalogError(f"{where}: {err.reason}", hint=err.hint) from None
+
+
+def _choice(value: object, choices: Sequence[str], where: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise CatalogError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _enum(kind: type[_E], value: object, where: str) -> _E:
+    return kind(_choice(value, [member.value for member in kind], where))
+
+
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise CatalogError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(
+    raw: Mapping[str, Any], required: Sequence[str], optional: Sequence[str], where: str
+) -> None:
+    """Refuse missing and unknown keys: a misspelt ``data_scopes`` must not read as an
+    entry that may carry nothing, nor a misspelt owner as no owner."""
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise CatalogError(f"{where}: missing {', '.join(missing)}")
+    unknown = [str(key) for key in raw if key not in required and key not in optional]
+    if unknown:
+        raise CatalogError(
+            f"{where}: unknown key {', '.join(map(repr, unknown))}",
+            hint=f"Allowed keys: {', '.join((*required, *optional))}",
+        )
