@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
@@ -20,6 +21,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except SwitchboardError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader (head, less) went away: nothing left to say to it.
+        return 0
+    except OSError as exc:
+        print(f"switchboard: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 2
 
 
@@ -46,7 +53,55 @@ def _parser() -> argparse.ArgumentParser:
     ack = hl7.add_parser("ack", help="print the acknowledgement Switchboard would send")
     ack.add_argument("file", type=Path)
     ack.set_defaults(run=_ack)
+    _add_rule_commands(commands)
     return parser
+
+
+def _add_rule_commands(commands: Any) -> None:
+    rules = commands.add_parser("rules", help="lint and test a rule configuration")
+    tools = rules.add_subparsers(required=True, metavar="TOOL")
+    for name, handler, text in (
+        ("lint", _lint, "check schemas, destinations, scopes, regexes and rows"),
+        ("test", _test, "run the rule tests in rules/tests"),
+    ):
+        tool = tools.add_parser(name, help=text)
+        tool.add_argument("dir", nargs="?", type=Path, default=Path("."),
+                          help="configuration root holding rules/ and catalog/ (default: .)")
+        tool.set_defaults(run=handler)
+    convert = commands.add_parser("convert", help="print the canonical record of each message")
+    convert.add_argument("--to", choices=["canonical"], default="canonical")
+    convert.add_argument("files", nargs="+", metavar="FILE", help="HL7 v2 files; - reads stdin")
+    convert.add_argument("--config", type=Path, default=Path("."), metavar="DIR")
+    convert.set_defaults(run=_convert)
+    route = commands.add_parser("route", help="show where each message goes, and why")
+    route.add_argument("files", nargs="+", metavar="FILE", help="HL7 v2 files; - reads stdin")
+    route.add_argument("--config", type=Path, default=Path("."), metavar="DIR")
+    route.add_argument("--json", action="store_true", help="one JSON object per message")
+    route.set_defaults(run=_route)
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from engine.commands import rules
+
+    return rules.lint_command(args.dir)
+
+
+def _test(args: argparse.Namespace) -> int:
+    from engine.commands import rules
+
+    return rules.test_command(args.dir)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from engine.commands import rules
+
+    return rules.convert_command(args.files, args.config)
+
+
+def _route(args: argparse.Namespace) -> int:
+    from engine.commands import rules
+
+    return rules.route_command(args.files, args.config, args.json)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""Handlers of the ``switchboard`` subcommands, one module per feature."""

@@ -1,0 +1,147 @@
+"""``switchboard rules lint|test``, ``switchboard convert`` and ``switchboard route``:
+the rule language from the command line. Exit codes: 0 ok, 1 findings or failures,
+2 usage or configuration error."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.errors import SwitchboardError
+from engine.hl7v2 import parse
+from engine.rules.conditions import Evidence
+from engine.rules.lint import lint
+from engine.rules.rule_set import Outcome, RuleSet, compile_rule_set
+from engine.rules.rule_tests import run_rule_tests
+from engine.rules.source import read_rule_source
+
+OK, FINDINGS, USAGE = 0, 1, 2
+_MESSAGE_START = re.compile(rb"(?:\r\n|\r|\n)+(?=MSH)")
+
+
+def lint_command(root: Path, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    findings = lint(read_rule_source(root))
+    for finding in findings:
+        print(f"{finding}  [{finding.category}]", file=out)
+    print(f"{len(findings)} finding(s) in {root}", file=out)
+    return FINDINGS if findings else OK
+
+
+def test_command(root: Path, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    source = read_rule_source(root)
+    rule_set = compile_rule_set(source)
+    results = run_rule_tests(rule_set, source)
+    for result in results:
+        print(f"{'PASS' if result.passed else 'FAIL'} {result.file}: {result.case}", file=out)
+        for difference in result.differences:
+            print(f"    {difference}", file=out)
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed", file=out)
+    return FINDINGS if failed or not results else OK
+
+
+def convert_command(files: list[str], root: Path, out: TextIO | None = None,
+                    err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    rule_set = compile_rule_set(read_rule_source(root))
+    status = OK
+    for name, index, raw in _messages(files):
+        try:
+            conversion = rule_set.convert(parse(raw))
+        except SwitchboardError as exc:
+            print(f"{name} message {index}: {exc}", file=err)
+            status = FINDINGS
+            continue
+        for issue in conversion.issues:
+            print(f"{name} message {index}: {issue}", file=err)
+        if not conversion.covered:
+            print(f"{name} message {index}: this message type is not covered by the "
+                  "mappings; the record holds what could be mapped", file=err)
+        print(json.dumps(conversion.record, sort_keys=True, ensure_ascii=False), file=out)
+    return status
+
+
+def route_command(files: list[str], root: Path, as_json: bool = False,
+                  out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    rule_set = compile_rule_set(read_rule_source(root))
+    status = OK
+    for name, index, raw in _messages(files):
+        try:
+            outcome = rule_set.process(parse(raw), explain=True)
+        except SwitchboardError as exc:
+            print(f"{name} message {index}: {exc}", file=err)
+            status = FINDINGS
+            continue
+        if as_json:
+            print(json.dumps(_outcome_json(outcome), sort_keys=True, ensure_ascii=False), file=out)
+        else:
+            _print_outcome(f"{name} message {index}", outcome, rule_set, out)
+    return status
+
+
+def _messages(files: list[str]) -> Iterator[tuple[str, int, bytes]]:
+    """Every message in every file ('-' is standard input); a file may hold several
+    messages, each starting with MSH."""
+    for name in files:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        parts = [part for part in _MESSAGE_START.split(data) if part.strip()]
+        for index, part in enumerate(parts, start=1):
+            yield ("<stdin>" if name == "-" else name), index, part
+
+
+def _print_outcome(title: str, outcome: Outcome, rule_set: RuleSet, out: TextIO) -> None:
+    record = outcome.conversion.record
+    kind = f"{record['message'].get('type')}^{record['message'].get('event')}"
+    print(f"== {title}: {kind} control id {record['message'].get('control_id')}", file=out)
+    for problem in outcome.problems:
+        print(f"  invalid canonical record: {problem}", file=out)
+    if not outcome.decision.rows:
+        print("  no route row fired", file=out)
+    for row in outcome.decision.rows:
+        targets = ", ".join(row.destinations) or "(no destination)"
+        print(f"  row {row.table}/{row.id} fired -> {targets}", file=out)
+        for evidence in row.evidence:
+            print(f"      {_evidence_text(evidence)}", file=out)
+    for delivery in outcome.deliveries:
+        held = f" (held until '{delivery.held_by}' is approved)" if delivery.held_by else ""
+        print(f"  deliver to {delivery.destination}{held}:", file=out)
+        print(_indent(json.dumps(delivery.payload, indent=2, sort_keys=True)), file=out)
+    for task in outcome.tasks:
+        intent = task.intent
+        print(f"  task {intent.kind} in queue {intent.queue} ({intent.mode}, row {intent.row}):",
+              file=out)
+        print(_indent(json.dumps(task.payload, indent=2, sort_keys=True)), file=out)
+
+
+def _evidence_text(evidence: Evidence) -> str:
+    verdict = "held" if evidence.held else "did not hold"
+    expected = "" if evidence.expected is None else f" {evidence.expected!r}"
+    where = evidence.path if evidence.source == "field" else f"HL7 {evidence.path}"
+    return (f"{where} {evidence.quantifier} {evidence.op}{expected}: "
+            f"saw {list(evidence.seen)!r}, {verdict}")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "record": outcome.conversion.record,
+        "issues": [str(i) for i in outcome.conversion.issues],
+        "rows": [{"table": r.table, "id": r.id, "destinations": list(r.destinations)}
+                 for r in outcome.decision.rows],
+        "deliveries": [{"destination": d.destination, "held_by": d.held_by,
+                        "payload": d.payload} for d in outcome.deliveries],
+        "tasks": [{"queue": t.intent.queue, "kind": t.intent.kind, "mode": t.intent.mode,
+                   "row": t.intent.row, "payload": t.payload} for t in outcome.tasks],
+    }

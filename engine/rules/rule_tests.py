@@ -1,0 +1,123 @@
+"""Rule tests: YAML cases (message in -> expected canonical fields, rows, destinations,
+tasks) run through the pure core, each reported as pass or fail with its differences."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import SwitchboardError
+from engine.hl7v2 import parse
+from engine.rules.rule_set import Outcome, RuleSet
+from engine.rules.source import RuleSource, message_file_key
+
+_INDEXED_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    file: str
+    case: str
+    differences: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.differences
+
+
+def run_rule_tests(rule_set: RuleSet, source: RuleSource) -> list[CaseResult]:
+    results = []
+    for doc in source.of_kind("tests"):
+        for case in doc.data.get("cases", []):
+            results.append(CaseResult(doc.path, str(case["id"]), tuple(_run(rule_set, source,
+                                                                                doc.path, case))))
+    return results
+
+
+def _run(rule_set: RuleSet, source: RuleSource, path: str, case: Mapping[str, Any]) -> list[str]:
+    message_spec = case["message"]
+    if "file" in message_spec:
+        raw = source.files.get(message_file_key(path, str(message_spec["file"])))
+        if raw is None:
+            return [f"message file {message_spec['file']} was not found"]
+    else:
+        raw = re.sub(r"\r\n|\n", "\r", str(message_spec["inline"])).encode()
+    try:
+        outcome = rule_set.process(parse(raw))
+    except SwitchboardError as exc:
+        return [f"the message cannot be processed: {exc}"]
+    return compare(outcome, case["expect"])
+
+
+def compare(outcome: Outcome, expect: Mapping[str, Any]) -> list[str]:
+    """Every way ``outcome`` differs from ``expect``, as readable lines."""
+    found: list[str] = []
+    for path, expected in (expect.get("canonical") or {}).items():
+        actual = read_indexed(outcome.conversion.record, str(path))
+        if actual is _MISSING:
+            found.append(f"canonical {path}: expected {expected!r}, but it is absent")
+        elif actual != expected:
+            found.append(f"canonical {path}: expected {expected!r}, got {actual!r}")
+    decision = outcome.decision
+    _compare_sets(found, "rows", expect, [row.id for row in decision.rows])
+    _compare_sets(found, "destinations", expect, decision.destinations)
+    _compare_sets(found, "held", expect, [d.destination for d in outcome.deliveries if d.held_by])
+    if "tasks" in expect:
+        actual_tasks = {_task_key(t.queue, t.kind, t.mode) for t in decision.tasks}
+        expected_tasks = {
+            _task_key(t["queue"], t["kind"], t.get("mode", _mode_of(t, decision.tasks)))
+            for t in expect["tasks"]
+        }
+        _difference(found, "tasks", expected_tasks, actual_tasks)
+    if "issues" in expect:
+        _difference(found, "issues", set(expect["issues"]),
+                    {str(i) for i in outcome.conversion.issues})
+    return found
+
+
+def _mode_of(expected: Mapping[str, Any], tasks: Iterable[Any]) -> str:
+    """An expected task that names no mode matches either mode."""
+    for task in tasks:
+        if task.queue == expected["queue"] and task.kind == expected["kind"]:
+            return str(task.mode)
+    return "?"
+
+
+def _task_key(queue: str, kind: str, mode: str) -> str:
+    return f"{queue}/{kind} ({mode})"
+
+
+def _compare_sets(found: list[str], name: str, expect: Mapping[str, Any],
+                  actual: Iterable[str]) -> None:
+    if name in expect:
+        _difference(found, name, {str(v) for v in expect[name]}, set(actual))
+
+
+def _difference(found: list[str], name: str, expected: set[str], actual: set[str]) -> None:
+    missing, unexpected = sorted(expected - actual), sorted(actual - expected)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected)}")
+        found.append(f"{name}: {'; '.join(parts)}")
+
+
+def read_indexed(record: Any, path: str) -> Any:
+    """The value at a canonical path with 0-based indexes (``results[0].code``), or a
+    sentinel when absent."""
+    node = record
+    for part in path.split("."):
+        match = _INDEXED_STEP.fullmatch(part)
+        if match is None or not isinstance(node, Mapping) or match.group(1) not in node:
+            return _MISSING
+        node = node[match.group(1)]
+        for index in re.findall(r"\[(\d+)\]", match.group(2)):
+            if not isinstance(node, list) or int(index) >= len(node):
+                return _MISSING
+            node = node[int(index)]
+    return node

@@ -1,0 +1,49 @@
+"""The linter: the shipped example is clean, and each broken configuration under
+broken_configs/ produces exactly its expected finding."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.rules.lint import lint
+from engine.rules.source import read_rule_source
+
+ROOT = Path(__file__).resolve().parents[3]
+BROKEN = Path(__file__).parent / "broken_configs"
+CATEGORIES = sorted(p.name for p in BROKEN.iterdir() if p.is_dir())
+
+
+def test_the_shipped_example_is_clean():
+    assert [str(f) for f in lint(read_rule_source(ROOT))] == []
+
+
+def test_every_category_has_a_broken_configuration():
+    expected = [
+        "bad-regex", "duplicate-row", "identifier-in-de-identified", "incomplete-destination",
+        "never-holds", "schema", "unknown-destination", "unknown-field",
+    ]
+    assert expected == CATEGORIES
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_broken_configuration_gives_its_exact_finding(category):
+    root = BROKEN / category
+    expected = (root / "expected.txt").read_text().strip().splitlines()
+    findings = lint(read_rule_source(root))
+    assert [str(f) for f in findings] == expected
+    assert {f.category for f in findings} == {category}
+
+
+def test_what_only_compiling_finds_is_reported_with_its_file(tmp_path):
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "catalog", tmp_path / "catalog")
+    patient = tmp_path / "rules" / "mappings" / "patient.yaml"
+    patient.write_text(patient.read_text().replace(
+        "lookup: administrative-sex", "lookup: administrative-gender"))
+    assert [str(f) for f in lint(read_rule_source(tmp_path))] == [
+        "rules/mappings/patient.yaml: fields.patient.gender: "
+        "no lookup table 'administrative-gender'"
+    ]

@@ -1,0 +1,68 @@
+"""The rule test runner: passes, and failures reported with readable differences."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from engine.hl7v2 import parse
+from engine.rules.rule_set import compile_rule_set
+from engine.rules.rule_tests import run_rule_tests
+from engine.rules.source import message_file_key, read_rule_source
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_every_shipped_rule_test_passes():
+    source = read_rule_source(ROOT)
+    results = run_rule_tests(compile_rule_set(source), source)
+    assert len(results) >= 20
+    assert [(r.case, r.differences) for r in results if not r.passed] == []
+
+
+def test_every_route_row_fires_in_some_rule_test():
+    source = read_rule_source(ROOT)
+    rule_set = compile_rule_set(source)
+    fired = set()
+    for doc in source.of_kind("tests"):
+        for case in doc.data["cases"]:
+            spec = case["message"]
+            raw = (
+                source.files[message_file_key(doc.path, spec["file"])]
+                if "file" in spec
+                else spec["inline"].replace("\n", "\r").encode()
+            )
+            fired |= {row.id for row in rule_set.process(parse(raw)).decision.rows}
+    assert {row.id for row in rule_set.routes.rows} - fired == set()
+
+
+def failing_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "config"
+    shutil.copytree(ROOT / "rules", root / "rules")
+    shutil.copytree(ROOT / "catalog", root / "catalog")
+    path = root / "rules" / "tests" / "discharge.yaml"
+    doc = yaml.safe_load(path.read_text())
+    expect = doc["cases"][0]["expect"]
+    expect["destinations"] = ["bed-board", "lab-system"]
+    expect["canonical"] = {"encounter.status": "planned", "patient.nickname": "Al"}
+    expect["tasks"] = [{"queue": "care-coordination", "kind": "medication-reconciliation"}]
+    path.write_text(yaml.safe_dump(doc))
+    return root
+
+
+def test_failures_name_what_differs(tmp_path):
+    root = failing_copy(tmp_path)
+    source = read_rule_source(root)
+    results = {r.case: r for r in run_rule_tests(compile_rule_set(source), source)}
+    failed = results["discharge-fans-out"]
+    assert not failed.passed
+    assert list(failed.differences) == [
+        "canonical encounter.status: expected 'planned', got 'finished'",
+        "canonical patient.nickname: expected 'Al', but it is absent",
+        "destinations: missing lab-system; unexpected analytics-warehouse, patient-outreach",
+        "tasks: unexpected care-coordination/home-health-referral (notify), "
+        "scheduling-desk/follow-up-appointment (notify)",
+    ]
+    assert sum(not r.passed for r in results.values()) == 1

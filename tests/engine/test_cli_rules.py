@@ -1,0 +1,89 @@
+"""switchboard rules lint|test, convert and route, with their exit codes:
+0 ok, 1 findings or failures, 2 usage or configuration error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.cli import main
+from tests.samples import CORPUS
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKEN = ROOT / "tests" / "engine" / "rules" / "broken_configs"
+ORU = str(CORPUS / "fhir-converter" / "ORU-R01-RMGEAD.hl7")
+
+
+def test_lint_and_test_pass_on_the_shipped_example(capsys):
+    assert main(["rules", "lint", str(ROOT)]) == 0
+    assert "0 finding(s)" in capsys.readouterr().out
+    assert main(["rules", "test", str(ROOT)]) == 0
+    out = capsys.readouterr().out
+    assert "0 failed" in out and "FAIL" not in out
+
+
+def test_lint_findings_exit_1(capsys):
+    assert main(["rules", "lint", str(BROKEN / "unknown-destination")]) == 1
+    assert "connection 'lab-archive' is not in the catalog" in capsys.readouterr().out
+
+
+def test_a_folder_without_configuration_exits_2(tmp_path, capsys):
+    assert main(["rules", "lint", str(tmp_path)]) == 2
+    assert "holds neither rules/ nor catalog/" in capsys.readouterr().err
+
+
+def test_test_on_a_broken_configuration_exits_2_naming_the_problem(capsys):
+    assert main(["rules", "test", str(BROKEN / "schema")]) == 2
+    assert "rules/routes/labs.yaml: rows[0].when.op" in capsys.readouterr().err
+
+
+def test_convert_prints_one_json_object_per_message(capsys):
+    sample = str(CORPUS / "python-hl7" / "sample_oru.hl7")
+    assert main(["convert", "--to", "canonical", ORU, sample, "--config", str(ROOT)]) == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["message"]["control_id"] for r in records] == ["CNTRL-3456", "CNTRL-3456"]
+    assert "PID-7 -> patient.birth_date: not a valid HL7 date/time" in captured.err
+
+
+def test_convert_reads_stdin_and_reports_unparseable_input():
+    stdin = (CORPUS / "fhir-converter" / "ADT-A01-01.hl7").read_bytes() + b"\nNOT HL7\n"
+    run = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "convert", "-", "--config", str(ROOT)],
+        input=stdin, capture_output=True, cwd=ROOT, timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.decode().splitlines()[0])["message"]["event"] == "A01"
+    bad = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "convert", "-", "--config", str(ROOT)],
+        input=b"PID|1||123\r", capture_output=True, cwd=ROOT, timeout=60,
+    )
+    assert bad.returncode == 1
+    assert b"must start with an MSH segment" in bad.stderr
+
+
+def test_route_explains_rows_destinations_payloads_and_tasks(capsys):
+    assert main(["route", ORU, "--config", str(ROOT)]) == 0
+    out = capsys.readouterr().out
+    assert "row results/abnormal-results-held-for-nurse-review fired -> ehr-fhir" in out
+    assert "results[*].abnormal_flags[*] any in" in out and "saw ['H'], held" in out
+    assert "deliver to ehr-fhir (held until 'abnormal-results-held-for-nurse-review'" in out
+    assert "task abnormal-result-review in queue nurse-review (hold" in out
+    warehouse = out.split("deliver to analytics-warehouse:")[1].split("deliver to")[0]
+    assert "PATRICIA" not in warehouse and "555-44-4444" not in warehouse
+
+
+def test_route_json(capsys):
+    assert main(["route", "--json", ORU, "--config", str(ROOT)]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert {d["destination"] for d in outcome["deliveries"]} == {
+        "ehr-fhir", "clinic-north", "analytics-warehouse",
+    }
+    assert outcome["tasks"][0]["queue"] == "nurse-review"
+
+
+def test_missing_file_exits_2(capsys):
+    assert main(["route", "/nonexistent.hl7", "--config", str(ROOT)]) == 2
+    assert "No such file or directory: /nonexistent.hl7" in capsys.readouterr().err
