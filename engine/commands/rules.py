@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
+from engine.model.canonical import canonical_errors
 from engine.rules.conditions import Evidence
 from engine.rules.lint import lint
 from engine.rules.rule_set import Outcome, RuleSet, compile_rule_set
@@ -61,6 +62,10 @@ def convert_command(files: list[str], root: Path, out: TextIO | None = None,
             continue
         for issue in conversion.issues:
             print(f"{name} message {index}: {issue}", file=err)
+        for where, problem in canonical_errors(conversion.record):
+            print(f"{name} message {index}: invalid canonical record at {where}: {problem}",
+                  file=err)
+            status = FINDINGS
         if not conversion.covered:
             print(f"{name} message {index}: this message type is not covered by the "
                   "mappings; the record holds what could be mapped", file=err)
