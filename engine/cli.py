@@ -54,7 +54,32 @@ def _parser() -> argparse.ArgumentParser:
     ack.add_argument("file", type=Path)
     ack.set_defaults(run=_ack)
     _add_rule_commands(commands)
+    database = commands.add_parser("db", help="the store").add_subparsers(
+        required=True, metavar="TOOL"
+    )
+    migrate = database.add_parser("upgrade", help="create or upgrade the store's tables")
+    migrate.add_argument("--database", metavar="URL", help="database URL (default: "
+                         "$SWITCHBOARD_DATABASE_URL, else SQLite in ./instance)")
+    migrate.set_defaults(run=_db_upgrade)
     return parser
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    import os
+
+    from engine.store.database import default_url, open_engine
+    from engine.store.migrate import upgrade
+
+    url = args.database or os.environ.get("SWITCHBOARD_DATABASE_URL") or default_url(
+        Path("instance")
+    )
+    engine = open_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"store at {engine.url.render_as_string(hide_password=True)} is up to date")
+    return 0
 
 
 def _add_rule_commands(commands: Any) -> None:

@@ -1,0 +1,241 @@
+"""The tables of Switchboard's store, one schema for SQLite and PostgreSQL.
+
+Status and kind columns are short strings checked by the application, not database
+enums: adding a status must not need a table rewrite on SQLite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations can find them again on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Moment(TypeDecorator[datetime]):
+    """An instant, stored in UTC on both databases (SQLite has no time zones) and read
+    back as an aware UTC datetime. A naive datetime is refused: its instant is unknown."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("store times with a time zone: a naive datetime names no instant")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: Moment()}
+
+
+class JournalEntry(Base):
+    """One inbound message, committed before it is acknowledged. ``raw`` is kept as
+    received (an oversize frame keeps none); ``content_hash`` ignores MSH-7 and framing,
+    so a re-send is recognised as a duplicate."""
+
+    __tablename__ = "journal"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    received_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(64))
+    peer: Mapped[str | None] = mapped_column(String(128))
+    sending_application: Mapped[str | None] = mapped_column(String(227))
+    sending_facility: Mapped[str | None] = mapped_column(String(227))
+    control_id: Mapped[str | None] = mapped_column(String(199))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    message_type: Mapped[str | None] = mapped_column(String(16))
+    event: Mapped[str | None] = mapped_column(String(16))
+    patient_key: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    rule_set_version: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("ix_journal_dedupe_key", "source", "sending_application", "sending_facility",
+              "control_id"),
+        Index("ix_journal_status_received_at", "status", "received_at"),
+        Index("ix_journal_patient_key", "patient_key"),
+    )
+
+
+class StageEvent(Base):
+    """A message moving through one pipeline stage, with the rule-set version used."""
+
+    __tablename__ = "stage_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    journal_id: Mapped[int] = mapped_column(ForeignKey("journal.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    rule_set_version: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any] | None]
+
+
+class Delivery(Base):
+    """One delivery intent (the outbox): a minimised payload for one destination.
+    ``sequence`` orders deliveries per (destination, patient_key)."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    journal_id: Mapped[int] = mapped_column(ForeignKey("journal.id"), index=True)
+    destination: Mapped[str] = mapped_column(String(64))
+    patient_key: Mapped[str | None] = mapped_column(String(128))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    payload: Mapped[dict[str, Any]]
+    held_by_row: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_deliveries_claim", "status", "next_attempt_at"),
+        Index("ix_deliveries_order", "destination", "patient_key", "sequence"),
+    )
+
+
+class ExceptionItem(Base):
+    """A failure someone owns: what failed, its error class, the role that owns it and
+    the catalog's recovery procedure. ``detail`` never holds message content."""
+
+    __tablename__ = "exceptions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    journal_id: Mapped[int | None] = mapped_column(ForeignKey("journal.id"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    connection_id: Mapped[str | None] = mapped_column(String(64))
+    error_class: Mapped[str] = mapped_column(String(32))
+    owner_role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None]
+    recovery_procedure: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_exceptions_status_created_at", "status", "created_at"),)
+
+
+class Task(Base):
+    """Work for a person: a review that holds deliveries, or a notification."""
+
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    journal_id: Mapped[int | None] = mapped_column(ForeignKey("journal.id"), index=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(8))
+    row_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    due_at: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_tasks_queue_status", "queue", "status"),)
+
+
+class RuleSetVersion(Base):
+    """One version of the rules and catalog, as documents. Only a draft is editable."""
+
+    __tablename__ = "rule_set_versions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("rule_set_versions.id"))
+    author: Mapped[str] = mapped_column(String(64))
+    approver: Mapped[str | None] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+
+
+class CatalogConnection(Base):
+    """A catalog entry as it stood in one rule-set version."""
+
+    __tablename__ = "catalog_connections"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    rule_set_version_id: Mapped[int] = mapped_column(ForeignKey("rule_set_versions.id"))
+    connection_id: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict[str, Any]]
+
+    __table_args__ = (UniqueConstraint("rule_set_version_id", "connection_id"),)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """An API token, stored only as its hash: the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Append-only audit trail; each event's hash covers the previous one's."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None]
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
