@@ -281,6 +281,10 @@ class Message:
     def segment_ids(self) -> list[str]:
         return [key[:3] for key in self._keys]
 
+    def segment_texts(self) -> list[str]:
+        """Every segment as encoded text, in order, without line endings."""
+        return list(self._segments)
+
     def __len__(self) -> int:
         return len(self._segments)
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -89,10 +90,16 @@ class JournalEntry(Base):
     rule_set_version: Mapped[int | None] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(Integer)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # True on the first message for its dedupe key. The partial unique index below makes
+    # the database, not a check-then-insert race, decide which of two copies is first.
+    is_original: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         Index("ix_journal_dedupe_key", "source", "sending_application", "sending_facility",
               "control_id"),
+        Index("uq_journal_original", "source", "sending_application", "sending_facility",
+              "control_id", unique=True, sqlite_where=text("is_original"),
+              postgresql_where=text("is_original")),
         Index("ix_journal_status_received_at", "status", "received_at"),
         Index("ix_journal_patient_key", "patient_key"),
     )

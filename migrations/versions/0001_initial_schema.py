@@ -3,7 +3,7 @@ versions, catalog connections, users, API tokens and audit events.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 08:23:54.700814
+Create Date: 2026-11-24 08:25:33.929353
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("rule_set_version", sa.Integer(), nullable=True),
         sa.Column("size_bytes", sa.Integer(), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=True),
+        sa.Column("is_original", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_journal")),
         sa.UniqueConstraint("message_id", name=op.f("uq_journal_message_id")),
     )
@@ -73,6 +74,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_journal_patient_key", ["patient_key"], unique=False)
         batch_op.create_index(
             "ix_journal_status_received_at", ["status", "received_at"], unique=False
+        )
+        batch_op.create_index(
+            "uq_journal_original",
+            ["source", "sending_application", "sending_facility", "control_id"],
+            unique=True,
+            sqlite_where=sa.text("is_original"),
+            postgresql_where=sa.text("is_original"),
         )
 
     op.create_table(
@@ -326,6 +334,11 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("rule_set_versions")
     with op.batch_alter_table("journal", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_journal_original",
+            sqlite_where=sa.text("is_original"),
+            postgresql_where=sa.text("is_original"),
+        )
         batch_op.drop_index("ix_journal_status_received_at")
         batch_op.drop_index("ix_journal_patient_key")
         batch_op.drop_index("ix_journal_dedupe_key")

@@ -173,3 +173,11 @@ def test_parse_error_names_segment_and_field():
 def test_wrong_type_is_a_parse_error():
     with pytest.raises(ParseError, match="must be bytes or str, not int"):
         parse(42)  # type: ignore[arg-type]
+
+
+def test_segment_texts_are_a_copy_in_order():
+    message = parse(ADT.replace("\r", "\n"))
+    texts = message.segment_texts()
+    assert [t[:3] for t in texts] == ["MSH", "EVN", "PID", "PV1"]
+    texts.clear()
+    assert len(message) == 4

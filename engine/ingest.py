@@ -1,0 +1,85 @@
+"""Ingest: journal a received message, then build the acknowledgement it is owed.
+
+The ACK is built only from what the journal committed: AA/CA for a new message or a
+duplicate (the sender may resend safely), AA/CA with a warning ERR for a conflict (it
+is safe in the exception queue and resending will not help), AR/CR with the reason
+for input that cannot be read. When the store cannot commit, the sender gets AE/CE
+saying so, never a positive ACK. Enhanced mode follows MSH-15: no accept ACK at all
+when it says NE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.errors import FrameTooLargeError, SwitchboardError
+from engine.hl7v2 import Message
+from engine.hl7v2.ack import AckError, accept_ack, ack_modes, original_ack, reject
+from engine.journal import Journal, Journaled, Kind, Received
+
+
+class StoreUnavailable(SwitchboardError):
+    """The journal cannot commit: nothing may be acknowledged positively."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    journaled: Journaled | None
+    ack: bytes | None
+    close: bool = False
+
+
+class Ingestor:
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def ingest(self, received: Received) -> IngestResult:
+        try:
+            journaled = self._journal.record(received)
+        except SQLAlchemyError as exc:
+            return IngestResult(None, _unavailable(received.raw, exc))
+        return IngestResult(journaled, _ack_for(journaled, received.raw))
+
+    def oversize(self, source: str, peer: str | None, error: FrameTooLargeError) -> IngestResult:
+        """Journal an oversize frame (no content), answer AR when its MSH can be read,
+        and ask the listener to close the connection."""
+        try:
+            journaled = self._journal.record_oversize(source, peer, error.size)
+        except SQLAlchemyError as exc:
+            return IngestResult(None, _unavailable(error.head, exc), close=True)
+        ack = reject(error.head, error, "AR")
+        return IngestResult(journaled, ack.encode() if ack else None, close=True)
+
+
+def _ack_for(journaled: Journaled, raw: bytes) -> bytes | None:
+    if journaled.kind == Kind.REJECTED:
+        assert journaled.error is not None
+        ack = reject(raw, journaled.error, "AR")
+        return ack.encode() if ack else None
+    message = journaled.message
+    assert message is not None
+    warning = None
+    if journaled.kind == Kind.CONFLICT:
+        warning = AckError(
+            205, "MSH-10 was already used for different content; held for review", "MSH",
+            1, 10, severity="W",
+        )
+    return _positive(message, warning)
+
+
+def _positive(message: Message, warning: AckError | None) -> bytes | None:
+    if ack_modes(message).enhanced:
+        ack = accept_ack(message, "CA", warning)
+        return ack.encode() if ack else None
+    return original_ack(message, "AA", warning).encode()
+
+
+def _unavailable(raw: bytes, exc: Exception) -> bytes | None:
+    error = StoreUnavailable(
+        "Switchboard cannot store the message right now",
+        hint="Send it again; nothing was kept",
+    )
+    ack = reject(raw, error, "AE")
+    return ack.encode() if ack else None
