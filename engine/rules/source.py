@@ -48,10 +48,15 @@ class Document:
 
 @dataclass(frozen=True)
 class RuleSource:
+    """A configuration as data: documents, the concept-map sheets (as text, so a
+    version can be stored and rebuilt exactly), the lookup tables built from both, and
+    the message files rule tests name."""
+
     documents: tuple[Document, ...]
     tables: dict[str, LookupTable]
     files: dict[str, bytes] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
+    concept_maps: dict[str, str] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Document]:
         return [doc for doc in self.documents if doc.kind == kind]
@@ -71,9 +76,20 @@ def read_rule_source(root: Path) -> RuleSource:
             data = _load_yaml(root, path, findings)
             if data is not None:
                 documents.append(Document(_relative(root, path), kind, data))
-    tables = _tables(root, documents, findings)
+    concept_maps = _concept_map_texts(root, findings)
     files = _test_files(root, documents, findings)
-    return RuleSource(tuple(documents), tables, files, tuple(findings))
+    return build_rule_source(documents, concept_maps, files, findings)
+
+
+def build_rule_source(
+    documents: list[Document], concept_maps: dict[str, str], files: dict[str, bytes],
+    findings: list[Finding] | None = None,
+) -> RuleSource:
+    """A RuleSource from its parts, building the lookup tables: how files read from
+    disk and a version stored in the database become the same thing."""
+    findings = list(findings or [])
+    tables = _tables(documents, concept_maps, findings)
+    return RuleSource(tuple(documents), tables, files, tuple(findings), dict(concept_maps))
 
 
 def _load_yaml(root: Path, path: Path, findings: list[Finding]) -> Any:
@@ -89,16 +105,25 @@ def _load_yaml(root: Path, path: Path, findings: list[Finding]) -> Any:
     return None
 
 
-def _tables(
-    root: Path, documents: list[Document], findings: list[Finding]
-) -> dict[str, LookupTable]:
-    tables: dict[str, LookupTable] = {}
+def _concept_map_texts(root: Path, findings: list[Finding]) -> dict[str, str]:
+    texts = {}
     for path in sorted((root / CONCEPT_MAPS).glob("*.csv")):
         try:
-            table = concept_map_from_csv(path.stem, path.read_text(encoding="utf-8"),
-                                         _relative(root, path))
-        except (TableError, OSError, UnicodeDecodeError) as exc:
-            findings.append(Finding(_relative(root, path), "(document)", str(exc)))
+            texts[_relative(root, path)] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            findings.append(Finding(_relative(root, path), "(document)", f"cannot be read: {exc}"))
+    return texts
+
+
+def _tables(
+    documents: list[Document], concept_maps: dict[str, str], findings: list[Finding]
+) -> dict[str, LookupTable]:
+    tables: dict[str, LookupTable] = {}
+    for path, text in sorted(concept_maps.items()):
+        try:
+            table = concept_map_from_csv(Path(path).stem, text, path)
+        except TableError as exc:
+            findings.append(Finding(path, "(document)", str(exc)))
             continue
         tables[table.id] = table
     for doc in documents:

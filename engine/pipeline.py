@@ -1,0 +1,139 @@
+"""The pipeline: journal -> parse -> normalise -> route -> minimise -> encode ->
+delivery intents, run by workers apart from the listeners so a slow stage never slows
+ingest. Each message is processed in one transaction that records every stage with
+its time and the rule-set version, the deliveries (the outbox) and the tasks; any
+failure leaves an exception item with its error class and owner instead."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.errors import SwitchboardError
+from engine.hl7v2 import parse
+from engine.journal import now_utc
+from engine.rule_versions import RuleSetCache, Running
+from engine.rules.exception_policy import ErrorClass
+from engine.rules.rule_set import Outcome
+from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
+
+log = logging.getLogger("switchboard.pipeline")
+STAGES = ("parsed", "normalised", "routed", "minimised", "encoded", "intents_recorded")
+
+
+class Pipeline:
+    def __init__(self, engine: Engine, rule_sets: RuleSetCache | None = None) -> None:
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._rule_sets = rule_sets or RuleSetCache(engine)
+
+    def run_once(self, limit: int = 100) -> int:
+        """Process up to ``limit`` journaled messages, oldest first; returns how many."""
+        running = self._rule_sets.current()
+        done = 0
+        for journal_id in self._waiting(limit):
+            if self._process_one(journal_id, running):
+                done += 1
+        return done
+
+    def run_until(self, stop: threading.Event, idle_wait: float = 0.2) -> None:
+        while not stop.is_set():
+            try:
+                if self.run_once() == 0:
+                    stop.wait(idle_wait)
+            except Exception:  # the store is down: wait and try again, never die
+                log.exception("pipeline pass failed; retrying")
+                stop.wait(1.0)
+
+    def _waiting(self, limit: int) -> list[int]:
+        with Session(self._engine) as session:
+            return list(session.scalars(
+                select(JournalEntry.id).where(JournalEntry.status == "received")
+                .order_by(JournalEntry.id).limit(limit)
+            ))
+
+    def _process_one(self, journal_id: int, running: Running) -> bool:
+        with self._sessions() as session, session.begin():
+            entry = session.scalars(self._claim(journal_id)).first()
+            if entry is None:  # another worker took it
+                return False
+            try:
+                outcome = running.rule_set.process(parse(entry.raw or b""))
+            except SQLAlchemyError:
+                raise  # the store, not the message: leave it waiting
+            except SwitchboardError as error:
+                self._failed(session, entry, running, str(error))
+                return True
+            except Exception as error:  # a defect must not wedge the queue behind it
+                log.exception("processing failed", extra={"message_id": entry.message_id})
+                self._failed(session, entry, running, f"internal error ({type(error).__name__})")
+                return True
+            self._record(session, entry, outcome, running)
+        return True
+
+    def _claim(self, journal_id: int) -> Any:
+        query = select(JournalEntry).where(JournalEntry.id == journal_id,
+                                           JournalEntry.status == "received")
+        if self._engine.dialect.name == "postgresql":
+            # Several engine processes share the journal: each message goes to one.
+            query = query.with_for_update(skip_locked=True)
+        return query
+
+    def _record(self, session: Session, entry: JournalEntry, outcome: Outcome,
+                running: Running) -> None:
+        moment = now_utc()
+        detail = {"issues": [str(i) for i in outcome.conversion.issues],
+                  "covered": outcome.conversion.covered}
+        for stage in STAGES:
+            session.add(StageEvent(journal_id=entry.id, stage=stage, at=moment,
+                                   rule_set_version=running.version,
+                                   detail=detail if stage == "normalised" else None))
+        for delivery in outcome.deliveries:
+            session.add(Delivery(
+                journal_id=entry.id, destination=delivery.destination,
+                patient_key=entry.patient_key, sequence=entry.id,
+                status="held" if delivery.held_by else "pending",
+                idempotency_key=f"{entry.message_id}:{delivery.destination}",
+                payload=delivery.payload, held_by_row=delivery.held_by, attempts=0,
+                created_at=moment, updated_at=moment,
+            ))
+        for task in outcome.tasks:
+            intent = task.intent
+            session.add(Task(journal_id=entry.id, queue=intent.queue, kind=intent.kind,
+                             mode=intent.mode, row_id=intent.row, status="open",
+                             payload=task.payload, created_at=moment))
+        for problem in outcome.problems:
+            self._exception(session, entry, running, f"canonical record: {problem}")
+        if not outcome.decision.rows:
+            self._exception(session, entry, running,
+                            "no route row matched this message: it goes nowhere")
+        entry.status = "routed"
+        entry.rule_set_version = running.version
+
+    def _failed(self, session: Session, entry: JournalEntry, running: Running,
+                reason: str) -> None:
+        entry.status = "failed"
+        entry.status_reason = reason
+        entry.rule_set_version = running.version
+        session.add(StageEvent(journal_id=entry.id, stage="failed", at=now_utc(),
+                               rule_set_version=running.version))
+        self._exception(session, entry, running, reason)
+
+    def _exception(self, session: Session, entry: JournalEntry, running: Running,
+                   summary: str) -> None:
+        """A validation exception on the source connection, owned as its policy says
+        and carrying the catalog's recovery procedure."""
+        rule_set = running.rule_set
+        policy = rule_set.policies.resolve(entry.source, ErrorClass.VALIDATION)
+        connection = rule_set.connections.get(entry.source)
+        session.add(ExceptionItem(
+            journal_id=entry.id, connection_id=entry.source, error_class="validation",
+            owner_role=str(policy.dead_letter.owner_role), status="open", summary=summary,
+            recovery_procedure=connection.recovery_procedure if connection else None,
+            created_at=now_utc(),
+        ))

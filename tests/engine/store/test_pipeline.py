@@ -1,0 +1,102 @@
+"""The pipeline on SQLite and PostgreSQL: journaled messages become stage events,
+deliveries (held or pending, minimised), tasks and, when something is wrong, exception
+items; the example configuration is bootstrapped as published version 1."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.ingest import Ingestor
+from engine.journal import Journal, Received
+from engine.pipeline import STAGES, Pipeline
+from engine.rule_versions import bootstrap, load_published
+from engine.store.migrate import upgrade
+from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
+from tests.samples import CORPUS
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def prepared(engine, root: Path = ROOT) -> Ingestor:
+    upgrade(engine)
+    assert bootstrap(engine, root) == 1
+    assert bootstrap(engine, root) is None  # only the first start imports
+    return Ingestor(Journal(engine))
+
+
+def sample(name: str) -> bytes:
+    return (CORPUS / name).read_bytes()
+
+
+def test_abnormal_result_becomes_held_delivery_task_and_stages(engine):
+    sb = prepared(engine)
+    sb.ingest(Received(sample("fhir-converter/ORU-R01-RMGEAD.hl7"), "ehr-adt-feed"))
+    assert Pipeline(engine).run_once() == 1
+    with Session(engine) as session:
+        entry = session.scalars(select(JournalEntry)).one()
+        assert (entry.status, entry.rule_set_version) == ("routed", 1)
+        stages = session.scalars(select(StageEvent.stage).order_by(StageEvent.id)).all()
+        assert stages == ["journaled", *STAGES]
+        deliveries = {d.destination: d for d in session.scalars(select(Delivery))}
+        assert {k: d.status for k, d in deliveries.items()} == {
+            "ehr-fhir": "held", "clinic-north": "pending", "analytics-warehouse": "pending",
+        }
+        assert deliveries["ehr-fhir"].held_by_row == "abnormal-results-held-for-nurse-review"
+        assert deliveries["analytics-warehouse"].payload["patient"] == {"gender": "female"}
+        assert deliveries["clinic-north"].idempotency_key == f"{entry.message_id}:clinic-north"
+        task = session.scalars(select(Task)).one()
+        assert (task.queue, task.kind, task.mode, task.status) == (
+            "nurse-review", "abnormal-result-review", "hold", "open")
+        assert session.scalars(select(ExceptionItem)).all() == []
+
+
+def test_discharge_fans_out_to_tasks(engine):
+    sb = prepared(engine)
+    sb.ingest(Received(sample("fhir-converter/ADT-A03-01.hl7"), "ehr-adt-feed"))
+    Pipeline(engine).run_once()
+    with Session(engine) as session:
+        kinds = sorted(session.scalars(select(Task.kind)))
+        assert kinds == ["follow-up-appointment", "home-health-referral",
+                         "medication-reconciliation"]
+        assert sorted(session.scalars(select(Delivery.destination))) == [
+            "analytics-warehouse", "bed-board", "patient-outreach"]
+
+
+def test_duplicates_and_rejects_are_not_processed(engine):
+    sb = prepared(engine)
+    raw = sample("fhir-converter/ADT-A01-01.hl7")
+    sb.ingest(Received(raw, "ehr-adt-feed"))
+    sb.ingest(Received(raw, "ehr-adt-feed"))
+    sb.ingest(Received(b"not hl7", "ehr-adt-feed"))
+    assert Pipeline(engine).run_once() == 1
+    with Session(engine) as session:
+        statuses = sorted(session.scalars(select(JournalEntry.status)))
+        assert statuses == ["duplicate", "rejected", "routed"]
+        assert len(session.scalars(select(Delivery)).all()) == 3  # lab, bed board, warehouse
+
+
+def test_unroutable_message_opens_an_owned_exception(engine, tmp_path):
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "catalog", tmp_path / "catalog")
+    (tmp_path / "rules" / "routes" / "analytics.yaml").unlink()
+    sb = prepared(engine, tmp_path)
+    sb.ingest(Received(sample("fhir-converter/VXU-V04-01.hl7"), "ehr-adt-feed"))
+    Pipeline(engine).run_once()
+    with Session(engine) as session:
+        item = session.scalars(select(ExceptionItem)).one()
+        assert item.summary == "no route row matched this message: it goes nowhere"
+        assert (item.error_class, item.owner_role) == ("validation", "analyst")
+        assert item.recovery_procedure and "EHR" in item.recovery_procedure
+        assert session.scalars(select(Delivery)).all() == []
+
+
+def test_the_stored_version_rebuilds_the_same_rule_set(engine):
+    prepared(engine)
+    running = load_published(engine)
+    assert running.version == 1
+    assert {row.id for row in running.rule_set.routes.rows} >= {
+        "abnormal-results-held-for-nurse-review", "all-events-to-analytics"}
