@@ -13,19 +13,15 @@ report gives the median messages per second and the median of the per-round rati
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import re
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hl7
 
+from bench import harness
 from engine.hl7v2 import parse
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "corpus" / "hl7v2"
@@ -102,20 +98,6 @@ CONTENDERS: dict[str, Callable[[bytes], list[object]]] = {
 }
 
 
-def rate(work: Callable[[bytes], list[object]], corpus: list[bytes], seconds: float) -> float:
-    """Messages per second over repeated passes of the corpus for about ``seconds``."""
-    done = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for raw in corpus:
-            work(raw)
-        done += len(corpus)
-        now = time.perf_counter()
-        if now >= deadline:
-            return done / (now - start)
-
-
 def run(rounds: int, seconds: float) -> dict[str, object]:
     corpus = load_corpus()
     for raw in corpus:  # warm caches, and check the splitters read what Switchboard reads
@@ -123,48 +105,32 @@ def run(rounds: int, seconds: float) -> dict[str, object]:
         python_hl7(raw)
         for work in (eager_split, fields_split):
             assert [value or None for value in work(raw)] == expected, work.__name__
-    samples: dict[str, list[float]] = {name: [] for name in CONTENDERS}
-    for _ in range(rounds):
-        for name, work in CONTENDERS.items():
-            samples[name].append(rate(work, corpus, seconds))
+    samples = harness.interleaved_rounds(CONTENDERS, corpus, rounds, seconds)
     ratios = {
-        other: statistics.median(
-            s / o for s, o in zip(samples["switchboard"], samples[other], strict=True)
-        )
+        other: harness.median_ratio(samples, "switchboard", other)
         for other in CONTENDERS
         if other != "switchboard"
     }
     return {
         "benchmark": "parse + 5 field reads per message",
         "messages_in_corpus": len(corpus),
-        "rounds": rounds,
-        "seconds_per_sample": seconds,
-        "python": platform.python_version(),
-        "median_msgs_per_s": {name: statistics.median(v) for name, v in samples.items()},
-        "samples_msgs_per_s": samples,
+        **harness.timing(rounds, seconds, samples),
         "median_ratio_switchboard_over": ratios,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    result = run(args.rounds, args.seconds)
+def report(result: dict[str, object], rounds: int, seconds: float) -> None:
     medians = result["median_msgs_per_s"]
     ratios = result["median_ratio_switchboard_over"]
     assert isinstance(medians, dict) and isinstance(ratios, dict)
     print(f"{result['benchmark']}, {result['messages_in_corpus']} messages, "
-          f"{args.rounds} interleaved rounds of {args.seconds:g} s each")
-    for name, value in medians.items():
-        ratio = "" if name == "switchboard" else f"   switchboard is {ratios[name]:.1f}x"
-        print(f"  {name:12s} {value:12,.0f} msgs/s (median){ratio}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    return 0
+          f"{harness.describe_rounds(rounds, seconds)}")
+    harness.print_medians(medians, 12, lambda name: "" if name == "switchboard"
+                          else f"   switchboard is {ratios[name]:.1f}x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.command_line(__doc__.splitlines()[0], run, report, argv)
 
 
 if __name__ == "__main__":

@@ -15,18 +15,13 @@ second and the median of the per-round ratios.
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import random
-import statistics
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from engine.rules.route_table import RouteDecision, RouteTable, compile_routes
+from bench import harness
+from engine.rules.route_table import RouteTable, compile_routes
 
 SEED = 20240601
 ROWS = 1000
@@ -246,21 +241,6 @@ def documents(rng: random.Random) -> tuple[str, list[dict[str, Any]]]:
 # ---- timing -------------------------------------------------------------------------------
 
 
-def rate(work: Callable[[dict[str, Any]], RouteDecision], records: list[dict[str, Any]],
-         seconds: float) -> float:
-    """Records per second over repeated passes of the stream for about ``seconds``."""
-    done = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for record in records:
-            work(record)
-        done += len(records)
-        now = time.perf_counter()
-        if now >= deadline:
-            return done / (now - start)
-
-
 def build(seed: int = SEED) -> tuple[RouteTable, list[dict[str, Any]]]:
     rng = random.Random(seed)
     table = compile_routes(generate_tables(rng))
@@ -277,13 +257,7 @@ def run(rounds: int, seconds: float) -> dict[str, object]:
         fired += len(decision.rows)
         candidates += len(table.candidates(record))
     contenders = {"compiled": table.evaluate, "naive": table.evaluate_naive}
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, work in contenders.items():
-            samples[name].append(rate(work, records, seconds))
-    ratio = statistics.median(
-        c / n for c, n in zip(samples["compiled"], samples["naive"], strict=True)
-    )
+    samples = harness.interleaved_rounds(contenders, records, rounds, seconds)
     return {
         "benchmark": "route evaluation, collect hit policy",
         "rows": len(table.rows),
@@ -291,38 +265,26 @@ def run(rounds: int, seconds: float) -> dict[str, object]:
         "records_in_stream": len(records),
         "mean_rows_fired": fired / len(records),
         "mean_rows_tested_after_index": candidates / len(records),
-        "rounds": rounds,
-        "seconds_per_sample": seconds,
-        "python": platform.python_version(),
-        "median_msgs_per_s": {name: statistics.median(v) for name, v in samples.items()},
-        "samples_msgs_per_s": samples,
-        "median_ratio_compiled_over_naive": ratio,
+        **harness.timing(rounds, seconds, samples),
+        "median_ratio_compiled_over_naive": harness.median_ratio(samples, "compiled", "naive"),
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    result = run(args.rounds, args.seconds)
+def report(result: dict[str, object], rounds: int, seconds: float) -> None:
     medians = result["median_msgs_per_s"]
     assert isinstance(medians, dict)
     print(f"{result['benchmark']}: {result['rows']} rows over "
           f"{result['type_event_combinations']} type/event combinations, "
-          f"{result['records_in_stream']} records, {args.rounds} interleaved rounds of "
-          f"{args.seconds:g} s each")
+          f"{result['records_in_stream']} records, {harness.describe_rounds(rounds, seconds)}")
     print(f"  rows fired per message {result['mean_rows_fired']:.2f}, rows tested after the "
           f"index {result['mean_rows_tested_after_index']:.1f}")
-    for name, value in medians.items():
-        print(f"  {name:9s} {value:12,.0f} msgs/s (median)")
+    harness.print_medians(medians, 9)
     print(f"  compiled is {result['median_ratio_compiled_over_naive']:.1f}x naive "
           f"(median per-round ratio)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.command_line(__doc__.splitlines()[0], run, report, argv)
 
 
 if __name__ == "__main__":

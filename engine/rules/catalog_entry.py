@@ -19,9 +19,8 @@ from typing import Any, Final, TypeVar
 
 from engine.errors import SwitchboardError
 from engine.model.canonical_path import EVERY, parse_canonical_path
-from engine.rules.exception_policy import DurationError, parse_duration
+from engine.rules.document_reader import IDENTIFIER, DocumentReader
 
-_ID = re.compile(r"[a-z0-9-]+")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -251,6 +250,8 @@ def _admits(entry: tuple[str, ...], identifier: tuple[str, ...]) -> bool:
 
 # -- reading an entry --------------------------------------------------------------------
 
+_reader = DocumentReader(CatalogError)
+
 _REQUIRED: Final = ("id", "name", "direction", "transport", "endpoint", "format")
 _OPTIONAL: Final = (
     "description",
@@ -266,17 +267,17 @@ _OPTIONAL: Final = (
 
 
 def _read_connection(d: Mapping[str, Any]) -> Connection:
-    raw = _mapping(d, "connection")
+    raw = _reader.mapping(d, "connection")
     where = _where(raw)
-    _check_keys(raw, _REQUIRED, _OPTIONAL, where)
-    transport = _enum(Transport, raw["transport"], f"{where}: transport")
+    _reader.check_keys(raw, _REQUIRED, _OPTIONAL, where)
+    transport = _reader.enum(Transport, raw["transport"], f"{where}: transport")
     return Connection(
         id=raw["id"],
         name=_text(raw["name"], f"{where}: name"),
-        direction=_enum(Direction, raw["direction"], f"{where}: direction"),
+        direction=_reader.enum(Direction, raw["direction"], f"{where}: direction"),
         transport=transport,
         endpoint=_read_endpoint(transport, raw["endpoint"], f"{where}: endpoint"),
-        format=_enum(MessageFormat, raw["format"], f"{where}: format"),
+        format=_reader.enum(MessageFormat, raw["format"], f"{where}: format"),
         description=_text(raw.get("description") or "", f"{where}: description"),
         business_owner=_optional(
             raw.get("business_owner"), f"{where}: business_owner", _read_business_owner
@@ -293,50 +294,47 @@ def _read_connection(d: Mapping[str, Any]) -> Connection:
         ),
         sla=_optional(raw.get("sla"), f"{where}: sla", _read_sla),
         agreement=_optional(raw.get("agreement"), f"{where}: agreement", _read_agreement),
-        tags=_strings(raw.get("tags") or [], f"{where}: tags", _ID),
+        tags=_strings(raw.get("tags") or [], f"{where}: tags", IDENTIFIER),
     )
 
 
 def _where(raw: Mapping[str, Any]) -> str:
     """The entry's id, which names it in every error (the loader adds the file)."""
-    connection_id = raw.get("id")
-    if not isinstance(connection_id, str) or _ID.fullmatch(connection_id) is None:
-        raise CatalogError(
-            f"connection: id {connection_id!r} is not lower-case letters, digits and hyphens"
-        )
-    return connection_id
+    return _reader.identifier(raw, "connection")
 
 
 def _read_endpoint(transport: Transport, value: object, where: str) -> Endpoint:
-    raw = _mapping(value, where)
+    raw = _reader.mapping(value, where)
     if transport is Transport.MLLP:
-        _check_keys(raw, ("host", "port"), ("ack_timeout",), where)
+        _reader.check_keys(raw, ("host", "port"), ("ack_timeout",), where)
         return MllpEndpoint(
             host=_text(raw["host"], f"{where}.host"),
             port=_port(raw["port"], f"{where}.port"),
-            ack_timeout=_duration(raw.get("ack_timeout", "30s"), f"{where}.ack_timeout"),
+            ack_timeout=_reader.duration(
+                raw.get("ack_timeout", "30s"), f"{where}.ack_timeout"
+            ),
         )
     if transport in (Transport.HTTP, Transport.FHIR):
         return _read_http_endpoint(raw, where)
     if transport is Transport.FILE:
-        _check_keys(raw, ("directory",), ("pattern",), where)
+        _reader.check_keys(raw, ("directory",), ("pattern",), where)
         return FileEndpoint(
             _text(raw["directory"], f"{where}.directory"),
             _text(raw.get("pattern", "*"), f"{where}.pattern"),
         )
-    _check_keys(raw, ("queue",), (), where)
+    _reader.check_keys(raw, ("queue",), (), where)
     return TaskQueueEndpoint(_text(raw["queue"], f"{where}.queue"))
 
 
 def _read_http_endpoint(raw: Mapping[str, Any], where: str) -> HttpEndpoint:
-    _check_keys(raw, ("url",), ("method", "auth_secret_env", "headers"), where)
+    _reader.check_keys(raw, ("url",), ("method", "auth_secret_env", "headers"), where)
     auth = raw.get("auth_secret_env")
     headers = _read_headers(raw.get("headers", {}), f"{where}.headers")
     if auth is not None and any(name.lower() == "authorization" for name, _ in headers):
         raise CatalogError(f"{where}: Authorization is set by both auth_secret_env and headers")
     return HttpEndpoint(
         url=_text(raw["url"], f"{where}.url"),
-        method=_choice(raw.get("method", "POST"), _HTTP_METHODS, f"{where}.method"),
+        method=_reader.choice(raw.get("method", "POST"), _HTTP_METHODS, f"{where}.method"),
         auth_secret_env=None if auth is None else _env_name(auth, f"{where}.auth_secret_env"),
         headers=headers,
     )
@@ -346,7 +344,7 @@ def _read_headers(value: object, where: str) -> tuple[tuple[str, str], ...]:
     """Header name -> ``{secret_env: NAME}``; a plain value is refused so that a token
     pasted into the catalog is caught before it reaches git."""
     headers: list[tuple[str, str]] = []
-    for name, reference in _mapping(value, where).items():
+    for name, reference in _reader.mapping(value, where).items():
         if not isinstance(reference, Mapping) or set(reference) != {"secret_env"}:
             raise CatalogError(
                 f"{where}.{name}: header values are not written in the catalog",
@@ -364,22 +362,23 @@ def _env_name(value: object, where: str) -> str:
 
 
 def _read_business_owner(raw: Mapping[str, Any], where: str) -> BusinessOwner:
-    _check_keys(raw, (), ("name", "email"), where)
+    _reader.check_keys(raw, (), ("name", "email"), where)
     return BusinessOwner(*_texts(raw, ("name", "email"), where))
 
 
 def _read_technical_owner(raw: Mapping[str, Any], where: str) -> TechnicalOwner:
     keys = ("name", "email", "phone", "pager")
-    _check_keys(raw, (), keys, where)
+    _reader.check_keys(raw, (), keys, where)
     return TechnicalOwner(*_texts(raw, keys, where))
 
 
 def _read_sla(raw: Mapping[str, Any], where: str) -> Sla:
-    _check_keys(raw, (), ("availability", "max_delivery_minutes", "support_hours"), where)
+    keys = ("availability", "max_delivery_minutes", "support_hours")
+    _reader.check_keys(raw, (), keys, where)
     availability = _percentage(raw.get("availability"), f"{where}.availability")
     minutes = raw.get("max_delivery_minutes")
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)):
-        raise CatalogError(f"{where}.max_delivery_minutes: {minutes!r} is not a whole number")
+    if minutes is not None:
+        minutes = _reader.integer(minutes, f"{where}.max_delivery_minutes")
     support = _optional_text(raw.get("support_hours"), f"{where}.support_hours")
     return Sla(availability, minutes, support)
 
@@ -397,12 +396,10 @@ def _percentage(value: object, where: str) -> float | None:
 
 
 def _read_agreement(raw: Mapping[str, Any], where: str) -> Agreement:
-    _check_keys(raw, ("kind",), ("reference", "on_file", "expires"), where)
-    on_file = raw.get("on_file", False)
-    if not isinstance(on_file, bool):
-        raise CatalogError(f"{where}.on_file: {on_file!r} is not true or false")
+    _reader.check_keys(raw, ("kind",), ("reference", "on_file", "expires"), where)
+    on_file = _reader.boolean(raw.get("on_file", False), f"{where}.on_file")
     return Agreement(
-        kind=_enum(AgreementKind, raw["kind"], f"{where}.kind"),
+        kind=_reader.enum(AgreementKind, raw["kind"], f"{where}.kind"),
         on_file=on_file,
         reference=_optional_text(raw.get("reference"), f"{where}.reference"),
         expires=_date(raw.get("expires"), f"{where}.expires"),
@@ -437,11 +434,11 @@ def _date(value: object, where: str) -> dt.date | None:
 
 
 def _optional(value: object, where: str, read: Callable[[Mapping[str, Any], str], _T]) -> _T | None:
-    return None if value is None else read(_mapping(value, where), where)
+    return None if value is None else read(_reader.mapping(value, where), where)
 
 
 def _optional_enum(kind: type[_E], value: object, where: str) -> _E | None:
-    return None if value is None else _enum(kind, value, where)
+    return None if value is None else _reader.enum(kind, value, where)
 
 
 def _optional_text(value: object, where: str) -> str | None:
@@ -471,42 +468,3 @@ def _port(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise CatalogError(f"{where}: {value!r} is not a port number (1-65535)")
     return value
-
-
-def _duration(value: object, where: str) -> float:
-    try:
-        return parse_duration(value)
-    except DurationError as err:
-        raise CatalogError(f"{where}: {err.reason}", hint=err.hint) from None
-
-
-def _choice(value: object, choices: Sequence[str], where: str) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise CatalogError(f"{where}: {value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def _enum(kind: type[_E], value: object, where: str) -> _E:
-    return kind(_choice(value, [member.value for member in kind], where))
-
-
-def _mapping(value: object, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise CatalogError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _check_keys(
-    raw: Mapping[str, Any], required: Sequence[str], optional: Sequence[str], where: str
-) -> None:
-    """Refuse missing and unknown keys: a misspelt ``data_scopes`` must not read as an
-    entry that may carry nothing, nor a misspelt owner as no owner."""
-    missing = [key for key in required if key not in raw]
-    if missing:
-        raise CatalogError(f"{where}: missing {', '.join(missing)}")
-    unknown = [str(key) for key in raw if key not in required and key not in optional]
-    if unknown:
-        raise CatalogError(
-            f"{where}: unknown key {', '.join(map(repr, unknown))}",
-            hint=f"Allowed keys: {', '.join((*required, *optional))}",
-        )

@@ -11,7 +11,6 @@ without an owner. Pure: documents arrive parsed; nothing here reads files or clo
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,11 @@ from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from engine.errors import SwitchboardError
+from engine.rules.document_reader import IDENTIFIER, DocumentReader
+
+# Durations used to be defined here: re-exported so that existing imports keep working.
+from engine.rules.duration import DurationError as DurationError
+from engine.rules.duration import parse_duration as parse_duration
 
 WILDCARD: Final = "*"
 """Stands alone in ``connections`` or ``error_classes`` to mean every one."""
@@ -26,27 +30,11 @@ WILDCARD: Final = "*"
 BUILTIN_DOCUMENT_ID: Final = "built-in-defaults"
 """Document id of the built-in defaults; reserved, so no policy file can take it."""
 
-_ID = re.compile(r"[a-z0-9-]+")
-_DURATION = re.compile(r"(0|[1-9][0-9]*)(ms|s|m|h|d)")
-_UNIT_SECONDS: Final[Mapping[str, float]] = {
-    "ms": 0.001,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-}
-_DURATION_HINT: Final = "Write a whole number followed by ms, s, m, h or d, e.g. 500ms, 30s, 5m"
-
-_E = TypeVar("_E", bound=StrEnum)
 _T = TypeVar("_T")
 
 
 class PolicyError(SwitchboardError):
     """An exception-policy document cannot be used (malformed, or ambiguous with another)."""
-
-
-class DurationError(SwitchboardError):
-    """A duration string is malformed; callers add where it was written."""
 
 
 class ErrorClass(StrEnum):
@@ -73,20 +61,6 @@ class Role(StrEnum):
 
 TRANSIENT_ERROR_CLASSES: Final = frozenset({ErrorClass.TRANSPORT_ERROR, ErrorClass.TIMEOUT})
 """Failures that waiting can fix; only these are retried by the built-in defaults."""
-
-
-def parse_duration(text: object) -> float:
-    """Seconds in ``text``: one whole number and one unit (``500ms``, ``30s``, ``5m``,
-    ``2h``, ``1d``).
-
-    Strict on purpose: ``90`` (seconds or minutes?), ``1.5h`` or ``1h30m`` are refused when
-    the file is saved rather than guessed at when a delivery fails.
-    """
-    if isinstance(text, str):
-        match = _DURATION.fullmatch(text)
-        if match is not None:
-            return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise DurationError(f"{text!r} is not a duration", hint=_DURATION_HINT)
 
 
 def _check_jitter(jitter: float) -> None:
@@ -335,6 +309,8 @@ def _describe(value: str, noun: str) -> str:
 # -- reading documents -------------------------------------------------------------------
 
 
+_reader = DocumentReader(PolicyError)
+
 _POLICY_KEYS: Final = (
     ("connections", "error_classes", "max_attempts", "backoff", "dead_letter"),
     ("escalation", "description"),
@@ -347,19 +323,14 @@ _BACKOFF_KEYS: Final[Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
 
 def _document_id(doc: object, number: int) -> str:
     where = f"policy document {number}"
-    raw = _mapping(doc, where)
-    document_id = raw.get("id")
-    if not isinstance(document_id, str) or _ID.fullmatch(document_id) is None:
-        raise PolicyError(
-            f"{where}: id {document_id!r} is not lower-case letters, digits and hyphens"
-        )
+    document_id = _reader.identifier(_reader.mapping(doc, where), where)
     if document_id == BUILTIN_DOCUMENT_ID:
         raise PolicyError(f"{where}: id {document_id!r} is reserved for the built-in defaults")
     return document_id
 
 
 def _read_document(doc: Mapping[str, Any], document_id: str) -> list[Policy]:
-    _check_keys(doc, ("id", "policies"), ("description",), document_id)
+    _reader.check_keys(doc, ("id", "policies"), ("description",), document_id)
     entries = doc["policies"]
     if not isinstance(entries, list) or not entries:
         raise PolicyError(f"{document_id}: policies must be a non-empty list")
@@ -370,11 +341,11 @@ def _read_document(doc: Mapping[str, Any], document_id: str) -> list[Policy]:
 
 def _read_policy(entry: object, source: PolicySource) -> Policy:
     where = str(source)
-    raw = _mapping(entry, where)
-    _check_keys(raw, *_POLICY_KEYS, where)
+    raw = _reader.mapping(entry, where)
+    _reader.check_keys(raw, *_POLICY_KEYS, where)
     connections = _selection(raw["connections"], f"{where}.connections", _connection_id)
     classes = _selection(raw["error_classes"], f"{where}.error_classes", _error_class)
-    max_attempts = _integer(raw["max_attempts"], f"{where}.max_attempts")
+    max_attempts = _reader.integer(raw["max_attempts"], f"{where}.max_attempts")
     backoff = _read_backoff(raw["backoff"], f"{where}.backoff")
     dead_letter = _read_dead_letter(raw["dead_letter"], f"{where}.dead_letter")
     escalation = raw.get("escalation")
@@ -384,11 +355,11 @@ def _read_policy(entry: object, source: PolicySource) -> Policy:
 
 
 def _read_backoff(value: object, where: str) -> Backoff:
-    raw = _mapping(value, where)
+    raw = _reader.mapping(value, where)
     kind = raw.get("kind")
     if not isinstance(kind, str) or kind not in _BACKOFF_KEYS:
         raise PolicyError(f"{where}.kind: {kind!r} is not fixed or exponential")
-    _check_keys(raw, *_BACKOFF_KEYS[kind], where)
+    _reader.check_keys(raw, *_BACKOFF_KEYS[kind], where)
     jitter = _number(raw.get("jitter", 0.0), f"{where}.jitter")
     if kind == "fixed":
         delay = _duration(raw, "delay", where)
@@ -401,20 +372,20 @@ def _read_backoff(value: object, where: str) -> Backoff:
 
 
 def _read_dead_letter(value: object, where: str) -> DeadLetter:
-    raw = _mapping(value, where)
-    _check_keys(raw, ("owner_role",), (), where)
-    return DeadLetter(_enum(Role, raw["owner_role"], f"{where}.owner_role"))
+    raw = _reader.mapping(value, where)
+    _reader.check_keys(raw, ("owner_role",), (), where)
+    return DeadLetter(_reader.enum(Role, raw["owner_role"], f"{where}.owner_role"))
 
 
 def _read_escalation(value: object, policy_where: str) -> Escalation:
     where = f"{policy_where}.escalation"
-    raw = _mapping(value, where)
-    _check_keys(raw, ("after", "notify_role"), ("page_technical_owner",), where)
-    page = raw.get("page_technical_owner", False)
-    if not isinstance(page, bool):
-        raise PolicyError(f"{where}.page_technical_owner: {page!r} is not true or false")
+    raw = _reader.mapping(value, where)
+    _reader.check_keys(raw, ("after", "notify_role"), ("page_technical_owner",), where)
+    page = _reader.boolean(
+        raw.get("page_technical_owner", False), f"{where}.page_technical_owner"
+    )
     after = _duration(raw, "after", where)
-    notify_role = _enum(Role, raw["notify_role"], f"{where}.notify_role")
+    notify_role = _reader.enum(Role, raw["notify_role"], f"{where}.notify_role")
     with _located(where):
         return Escalation(after, notify_role, page)
 
@@ -434,22 +405,13 @@ def _selection(value: object, where: str, read: Callable[[object], _T]) -> tuple
 
 
 def _connection_id(value: object) -> str:
-    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+    if not isinstance(value, str) or IDENTIFIER.fullmatch(value) is None:
         raise PolicyError(f"{value!r} is not a connection id (lower-case, digits, hyphens)")
     return value
 
 
 def _duration(raw: Mapping[str, Any], key: str, where: str) -> float:
-    try:
-        return parse_duration(raw[key])
-    except DurationError as err:
-        raise PolicyError(f"{where}.{key}: {err.reason}", hint=err.hint) from None
-
-
-def _integer(value: object, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PolicyError(f"{where}: {value!r} is not a whole number")
-    return value
+    return _reader.duration(raw[key], f"{where}.{key}")
 
 
 def _number(value: object, where: str) -> float:
@@ -458,40 +420,12 @@ def _number(value: object, where: str) -> float:
     return float(value)
 
 
-def _enum(kind: type[_E], value: object, where: str) -> _E:
-    if isinstance(value, str) and value in _values(kind):
-        return kind(value)
-    raise PolicyError(f"{where}: {value!r} is not one of {_choices(kind)}")
-
-
 def _values(kind: type[StrEnum]) -> list[str]:
     return [member.value for member in kind]
 
 
 def _choices(kind: type[StrEnum]) -> str:
     return ", ".join(_values(kind))
-
-
-def _mapping(value: object, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise PolicyError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _check_keys(
-    raw: Mapping[str, Any], required: Sequence[str], optional: Sequence[str], where: str
-) -> None:
-    """Refuse missing and unknown keys: a misspelt ``max_atempts`` must not silently fall
-    back to a default that retries for days."""
-    missing = [key for key in required if key not in raw]
-    if missing:
-        raise PolicyError(f"{where}: missing {', '.join(missing)}")
-    unknown = [str(key) for key in raw if key not in required and key not in optional]
-    if unknown:
-        raise PolicyError(
-            f"{where}: unknown key {', '.join(map(repr, unknown))}",
-            hint=f"Allowed keys: {', '.join((*required, *optional))}",
-        )
 
 
 @contextmanager

@@ -12,7 +12,7 @@ that a message meets only the rows that could fire for it:
    want its value plus the rows that do not test that path.
 
 Each bucket is then one generated Python function (``SourceWriter`` in
-``engine.rules.conditions``): the index becomes nested ifs, each row an ``if``, and the
+``engine.rules.condition_codegen``): the index becomes nested ifs, each row an ``if``, and the
 leaves the index proved are left out. The rows that fire are sorted back into table
 order, and the decision for a set of fired rows is built once and shared, since it is
 immutable.
@@ -29,15 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.hl7v2 import Message
+from engine.rules.condition_codegen import SourceWriter, key_function
 from engine.rules.conditions import (
     AllOf,
     Condition,
     Evidence,
     Leaf,
     RuleError,
-    SourceWriter,
     evaluate_condition,
-    key_function,
     parse_condition,
     text_key,
 )

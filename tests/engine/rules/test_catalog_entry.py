@@ -34,6 +34,7 @@ from engine.rules.catalog_entry import (
     Transport,
     direct_identifiers_admitted,
 )
+from tests.schema_checks import assert_documented, schema_properties
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "rules" / "schema"
 SCHEMA: dict[str, Any] = json.loads((SCHEMA_DIR / "connection.schema.json").read_text("utf-8"))
@@ -466,35 +467,15 @@ def test_identifier_paths_exist_in_the_canonical_model(path: str) -> None:
 # -- JSON Schema -------------------------------------------------------------------------
 
 
-def _properties(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
-    """(path, schema) of every property declared anywhere in ``node``; conditions
-    (``if``/``then``/``else``) only refer to properties declared elsewhere."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(node, dict):
-        for name, sub in node.get("properties", {}).items():
-            found.append((f"{path}.{name}", sub))
-        for key, sub in node.items():
-            if key not in ("if", "then", "else"):
-                found.extend(_properties(sub, f"{path}/{key}"))
-    elif isinstance(node, list):
-        for index, sub in enumerate(node):
-            found.extend(_properties(sub, f"{path}[{index}]"))
-    return found
-
-
 def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
     Draft202012Validator.check_schema(SCHEMA)
 
 
-@pytest.mark.parametrize(("path", "prop"), _properties(SCHEMA))
+@pytest.mark.parametrize(("path", "prop"), schema_properties(SCHEMA))
 def test_every_property_has_a_description_and_valid_examples(
     path: str, prop: dict[str, Any]
 ) -> None:
-    assert prop.get("description"), path
-    assert prop.get("examples"), path
-    standalone = Draft202012Validator({**prop, "$defs": SCHEMA["$defs"]})
-    for example in prop["examples"]:
-        assert not list(standalone.iter_errors(example)), (path, example)
+    assert_documented(SCHEMA, path, prop)
 
 
 @pytest.mark.parametrize(
