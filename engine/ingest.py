@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine import metrics
 from engine.errors import FrameTooLargeError, SwitchboardError
 from engine.hl7v2 import Message
 from engine.hl7v2.ack import AckError, accept_ack, ack_modes, original_ack, reject
-from engine.journal import Journal, Journaled, Kind, Received
+from engine.journal import Journal, Journaled, Kind, Received, now_utc
 
 
 class StoreUnavailable(SwitchboardError):
@@ -36,21 +37,44 @@ class Ingestor:
         self._journal = journal
 
     def ingest(self, received: Received) -> IngestResult:
+        source = received.source
+        metrics.RECEIVED.labels(source).inc()
         try:
             journaled = self._journal.record(received)
         except SQLAlchemyError as exc:
+            metrics.REJECTED.labels(source).inc()
             return IngestResult(None, _unavailable(received.raw, exc))
-        return IngestResult(journaled, _ack_for(journaled, received.raw))
+        result = IngestResult(journaled, _ack_for(journaled, received.raw))
+        _count(source, journaled)
+        elapsed = (now_utc() - received.received_at).total_seconds()
+        metrics.INGEST_TO_ACK.labels(source).observe(max(elapsed, 0.0))
+        return result
 
     def oversize(self, source: str, peer: str | None, error: FrameTooLargeError) -> IngestResult:
         """Journal an oversize frame (no content), answer AR when its MSH can be read,
         and ask the listener to close the connection."""
+        metrics.RECEIVED.labels(source).inc()
+        metrics.REJECTED.labels(source).inc()
         try:
             journaled = self._journal.record_oversize(source, peer, error.size)
         except SQLAlchemyError as exc:
             return IngestResult(None, _unavailable(error.head, exc), close=True)
+        metrics.EXCEPTIONS.labels(source).inc()
         ack = reject(error.head, error, "AR")
         return IngestResult(journaled, ack.encode() if ack else None, close=True)
+
+
+def _count(source: str, journaled: Journaled) -> None:
+    if journaled.kind == Kind.REJECTED:
+        metrics.REJECTED.labels(source).inc()
+        metrics.EXCEPTIONS.labels(source).inc()
+        return
+    metrics.ACKNOWLEDGED.labels(source).inc()
+    if journaled.kind == Kind.DUPLICATE:
+        metrics.DUPLICATES.labels(source).inc()
+    elif journaled.kind == Kind.CONFLICT:
+        metrics.CONFLICTS.labels(source).inc()
+        metrics.EXCEPTIONS.labels(source).inc()
 
 
 def _ack_for(journaled: Journaled, raw: bytes) -> bytes | None:

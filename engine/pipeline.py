@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine import metrics
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
 from engine.journal import now_utc
@@ -36,7 +37,9 @@ class Pipeline:
         """Process up to ``limit`` journaled messages, oldest first; returns how many."""
         running = self._rule_sets.current()
         done = 0
-        for journal_id in self._waiting(limit):
+        waiting = self._waiting(limit)
+        metrics.QUEUE_DEPTH.set(len(waiting))
+        for journal_id in waiting:
             if self._process_one(journal_id, running):
                 done += 1
         return done
@@ -114,6 +117,7 @@ class Pipeline:
                             "no route row matched this message: it goes nowhere")
         entry.status = "routed"
         entry.rule_set_version = running.version
+        metrics.ROUTED.labels(entry.source).inc()
 
     def _failed(self, session: Session, entry: JournalEntry, running: Running,
                 reason: str) -> None:
@@ -137,3 +141,4 @@ class Pipeline:
             recovery_procedure=connection.recovery_procedure if connection else None,
             created_at=now_utc(),
         ))
+        metrics.EXCEPTIONS.labels(entry.source).inc()

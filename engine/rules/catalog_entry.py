@@ -72,9 +72,14 @@ class AgreementKind(StrEnum):
 
 @dataclass(frozen=True)
 class MllpEndpoint:
+    """An MLLP endpoint; the last three settings apply to inbound listeners only."""
+
     host: str
     port: int
     ack_timeout: float = 30.0
+    allowed_peers: tuple[str, ...] = ()
+    max_frame_bytes: int | None = None
+    idle_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -306,12 +311,27 @@ def _where(raw: Mapping[str, Any]) -> str:
 def _read_endpoint(transport: Transport, value: object, where: str) -> Endpoint:
     raw = _reader.mapping(value, where)
     if transport is Transport.MLLP:
-        _reader.check_keys(raw, ("host", "port"), ("ack_timeout",), where)
+        _reader.check_keys(
+            raw, ("host", "port"),
+            ("ack_timeout", "allowed_peers", "max_frame_bytes", "idle_timeout"), where,
+        )
         return MllpEndpoint(
             host=_text(raw["host"], f"{where}.host"),
             port=_port(raw["port"], f"{where}.port"),
             ack_timeout=_reader.duration(
                 raw.get("ack_timeout", "30s"), f"{where}.ack_timeout"
+            ),
+            allowed_peers=tuple(
+                _text(peer, f"{where}.allowed_peers[{index}]")
+                for index, peer in enumerate(raw.get("allowed_peers") or [])
+            ),
+            max_frame_bytes=(
+                _reader.integer(raw["max_frame_bytes"], f"{where}.max_frame_bytes")
+                if "max_frame_bytes" in raw else None
+            ),
+            idle_timeout=(
+                _reader.duration(raw["idle_timeout"], f"{where}.idle_timeout")
+                if "idle_timeout" in raw else None
             ),
         )
     if transport in (Transport.HTTP, Transport.FHIR):
