@@ -1,0 +1,179 @@
+"""Users and their API tokens, kept in the store: the first identity source.
+
+A token is shown once, when it is made, and stored only as its hash. Every change is
+written to the audit trail in the same transaction, so a change without its audit
+event cannot be committed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.errors import SwitchboardError
+from engine.security.audit import AuditLog, Clock, now_utc
+from engine.security.identity import Principal
+from engine.security.roles import Role
+from engine.security.tokens import TOKEN_PREFIX, hash_token, new_token
+from engine.store.models import ApiToken, User
+
+SOURCE = "database"
+NAME_PATTERN = re.compile(r"[a-z0-9._-]{2,64}")
+# last_used_at is for people ("is this token still in use?"), not for forensics: a
+# minute's resolution spares the database a write on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class UserError(SwitchboardError):
+    """A user change that cannot be made as asked: a bad name or role, a duplicate or
+    unknown user, or a user in the wrong state."""
+
+
+@dataclass(frozen=True)
+class UserView:
+    """What may be shown about a user: never a token or its hash."""
+
+    name: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+    active_tokens: int
+    last_used_at: datetime | None
+
+
+class UserStore:
+    """Users and tokens in the database; an :class:`~engine.security.identity.IdentitySource`."""
+
+    def __init__(self, engine: Engine, clock: Clock = now_utc) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._audit = AuditLog(engine, clock)
+        self._clock = clock
+
+    def add(self, name: str, role: str, actor: str) -> str:
+        """Create a user with a first token; return the token, which is not kept."""
+        checked = checked_role(role)
+        check_name(name)
+        token = new_token()
+        try:
+            with self._sessions.begin() as session:
+                self._audit.lock(session)
+                if session.scalar(select(User.id).where(User.name == name)) is not None:
+                    raise _duplicate(name)
+                user = User(name=name, role=checked.value, disabled=False,
+                            created_at=self._clock())
+                session.add(user)
+                session.flush()
+                token_id = self._store_token(session, user, token)
+                self._audit.record(session, actor, "user.add", "user", name,
+                                   {"role": checked.value, "token_id": token_id})
+        except IntegrityError:
+            raise _duplicate(name) from None
+        return token
+
+    def list(self) -> builtins.list[UserView]:
+        """Every user, by name, with how many live tokens they hold."""
+        active = func.count(ApiToken.id).filter(ApiToken.revoked_at.is_(None))
+        query = (select(User, active, func.max(ApiToken.last_used_at))
+                 .outerjoin(ApiToken, ApiToken.user_id == User.id)
+                 .group_by(User.id).order_by(User.name))
+        with self._sessions() as session:
+            return [UserView(user.name, Role(user.role), user.disabled, user.created_at,
+                             count, last_used)
+                    for user, count, last_used in session.execute(query)]
+
+    def disable(self, name: str, actor: str) -> int:
+        """Disable a user and revoke their tokens; return how many were revoked."""
+        with self._sessions.begin() as session:
+            self._audit.lock(session)
+            user = _existing(session, name)
+            if user.disabled:
+                raise UserError(f"user {name!r} is already disabled")
+            user.disabled = True
+            revoked_at = self._clock()
+            live = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
+                                                          ApiToken.revoked_at.is_(None)))
+            tokens = live.all()
+            for row in tokens:
+                row.revoked_at = revoked_at
+            self._audit.record(session, actor, "user.disable", "user", name,
+                               {"tokens_revoked": len(tokens)})
+            return len(tokens)
+
+    def issue_token(self, name: str, actor: str) -> str:
+        """Give an enabled user another token; return it, as it is not kept."""
+        token = new_token()
+        with self._sessions.begin() as session:
+            self._audit.lock(session)
+            user = _existing(session, name)
+            if user.disabled:
+                raise UserError(f"user {name!r} is disabled",
+                                hint="A disabled user cannot be given a token")
+            token_id = self._store_token(session, user, token)
+            self._audit.record(session, actor, "token.issue", "user", name,
+                               {"token_id": token_id})
+        return token
+
+    def authenticate_token(self, token: str) -> Principal | None:
+        """The principal a token belongs to; None if unknown, revoked or disabled."""
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        query = (select(ApiToken.id, ApiToken.last_used_at, ApiToken.revoked_at, User.name,
+                        User.role, User.disabled)
+                 .join(User, ApiToken.user_id == User.id)
+                 .where(ApiToken.token_hash == hash_token(token)))
+        with self._sessions() as session:
+            row = session.execute(query).one_or_none()
+            if row is None or row.revoked_at is not None or row.disabled:
+                return None
+            self._note_use(session, row.id, row.last_used_at)
+            return Principal(row.name, frozenset({Role(row.role)}), SOURCE)
+
+    def _store_token(self, session: Session, user: User, token: str) -> int:
+        row = ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=self._clock())
+        session.add(row)
+        session.flush()
+        return row.id
+
+    def _note_use(self, session: Session, token_id: int, last_used: datetime | None) -> None:
+        now = self._clock()
+        if last_used is not None and now - last_used < LAST_USED_RESOLUTION:
+            return
+        # Conditional, so concurrent requests with the same token write it once.
+        session.execute(update(ApiToken)
+                        .where(ApiToken.id == token_id,
+                               or_(ApiToken.last_used_at.is_(None),
+                                   ApiToken.last_used_at <= now - LAST_USED_RESOLUTION))
+                        .values(last_used_at=now))
+        session.commit()
+
+
+def check_name(name: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise UserError(f"user name {name!r} is not allowed",
+                        hint="Use 2 to 64 characters from a-z, 0-9, '.', '_' and '-'")
+
+
+def checked_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        choices = ", ".join(sorted(r.value for r in Role))
+        raise UserError(f"unknown role {role!r}", hint=f"Choose one of: {choices}") from None
+
+
+def _existing(session: Session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise UserError(f"no such user: {name!r}", hint="See `switchboard users list`")
+    return user
+
+
+def _duplicate(name: str) -> UserError:
+    return UserError(f"user {name!r} already exists",
+                     hint="Choose another name, or issue the user a new token")

@@ -1,0 +1,238 @@
+"""Users and API tokens in the store: tokens are shown once and kept only as hashes,
+and only live tokens of enabled users authenticate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from engine.security.audit import AuditLog
+from engine.security.identity import IdentitySource, Principal
+from engine.security.roles import Role
+from engine.security.tokens import hash_token
+from engine.security.users import UserError, UserStore, UserView
+from engine.store.migrate import upgrade
+from engine.store.models import ApiToken, AuditEvent, User
+
+NAME_HINT = "Use 2 to 64 characters from a-z, 0-9, '.', '_' and '-'"
+ROLE_HINT = "Choose one of: admin, analyst, approver, clinician, compliance, operator"
+
+
+class Clock:
+    """A clock the test moves by hand, to see last_used_at throttled."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def store(engine, clock):
+    upgrade(engine)
+    return UserStore(engine, clock)
+
+
+def test_add_returns_a_token_that_authenticates(store):
+    token = store.add("alice", "analyst", "admin")
+    assert token.startswith("sb_") and len(token) == 46
+    assert store.authenticate_token(token) == Principal(
+        "alice", frozenset({Role.ANALYST}), "database")
+
+
+def test_user_store_is_an_identity_source(store):
+    source: IdentitySource = store
+    assert source.authenticate_token("sb_unknown") is None
+
+
+def test_list_shows_users_by_name_without_secrets(store, clock):
+    store.add("bob", "operator", "admin")
+    store.add("alice", "admin", "admin")
+    store.issue_token("alice", "admin")
+    store.disable("bob", "admin")
+    assert store.list() == [
+        UserView("alice", Role.ADMIN, False, clock.now, 2, None),
+        UserView("bob", Role.OPERATOR, True, clock.now, 0, None),
+    ]
+
+
+def test_list_of_an_empty_store(store):
+    assert store.list() == []
+
+
+def test_tokens_are_stored_only_as_their_hashes(engine, store):
+    tokens = [store.add("alice", "analyst", "admin"), store.issue_token("alice", "admin")]
+    tables = ("users", "api_tokens", "audit_events")
+    with engine.connect() as connection:
+        stored = [str(value) for table in tables
+                  for row in connection.exec_driver_sql(f"SELECT * FROM {table}")
+                  for value in row]
+        hashes = set(connection.exec_driver_sql("SELECT token_hash FROM api_tokens").scalars())
+    for token in tokens:
+        assert not [value for value in stored if token in value]
+    assert hashes == {hash_token(token) for token in tokens}
+
+
+def test_every_token_is_new(store):
+    tokens = {store.add("alice", "analyst", "admin")}
+    tokens |= {store.issue_token("alice", "admin") for _ in range(5)}
+    assert len(tokens) == 6
+    assert all(store.authenticate_token(token) for token in tokens)
+
+
+@pytest.mark.parametrize("token", [
+    "", "sb_", "sb_nope", "not-a-token", "Bearer sb_x", "sb_" + "A" * 43,
+])
+def test_unknown_tokens_do_not_authenticate(store, token):
+    store.add("alice", "analyst", "admin")
+    assert store.authenticate_token(token) is None
+
+
+def test_a_revoked_token_does_not_authenticate(engine, store):
+    revoked = store.add("alice", "analyst", "admin")
+    kept = store.issue_token("alice", "admin")
+    with Session(engine) as session, session.begin():
+        session.execute(update(ApiToken).where(ApiToken.token_hash == hash_token(revoked))
+                        .values(revoked_at=datetime.now(UTC)))
+    assert store.authenticate_token(revoked) is None
+    assert store.authenticate_token(kept) is not None
+
+
+def test_disabling_a_user_revokes_every_token(engine, store, clock):
+    tokens = [store.add("alice", "analyst", "admin"), store.issue_token("alice", "admin")]
+    other = store.add("bob", "analyst", "admin")
+    assert store.disable("alice", "admin") == 2
+    assert [store.authenticate_token(token) for token in tokens] == [None, None]
+    assert store.authenticate_token(other) is not None
+    with Session(engine) as session:
+        revoked = session.scalars(select(ApiToken.revoked_at).join(User)
+                                  .where(User.name == "alice")).all()
+    assert revoked == [clock.now, clock.now]
+
+
+def test_a_disabled_user_does_not_authenticate_even_with_a_live_token(engine, store):
+    token = store.add("alice", "analyst", "admin")
+    with Session(engine) as session, session.begin():
+        session.execute(update(User).values(disabled=True))
+    assert store.authenticate_token(token) is None
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(engine, store, clock):
+    token = store.add("alice", "analyst", "admin")
+
+    def last_used():
+        with Session(engine) as session:
+            return session.scalar(select(ApiToken.last_used_at))
+
+    assert last_used() is None
+    store.authenticate_token(token)
+    first = clock.now
+    assert last_used() == first
+    clock.now += timedelta(seconds=59)
+    store.authenticate_token(token)
+    assert last_used() == first
+    clock.now += timedelta(seconds=1)
+    store.authenticate_token(token)
+    assert last_used() == clock.now
+    assert store.list()[0].last_used_at == clock.now
+
+
+@pytest.mark.parametrize("name", [
+    "", "a", "Alice", "al ice", "al/ice", "alice!", "élise", "a" * 65, "alice\n",
+])
+def test_bad_names_are_refused(store, name):
+    with pytest.raises(UserError) as raised:
+        store.add(name, "analyst", "admin")
+    assert str(raised.value) == f"user name {name!r} is not allowed. {NAME_HINT}"
+    assert store.list() == []
+
+
+@pytest.mark.parametrize("name", ["ab", "a" * 64, "j.doe", "ops_bot-2", "0.9"])
+def test_good_names_are_accepted(store, name):
+    store.add(name, "analyst", "admin")
+    assert [user.name for user in store.list()] == [name]
+
+
+@pytest.mark.parametrize("role", ["", "root", "Admin", "admin ", "superuser"])
+def test_bad_roles_are_refused(store, role):
+    with pytest.raises(UserError) as raised:
+        store.add("alice", role, "admin")
+    assert str(raised.value) == f"unknown role {role!r}. {ROLE_HINT}"
+    assert store.list() == []
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_can_be_given(store, role):
+    token = store.add("alice", role.value, "admin")
+    assert store.authenticate_token(token).roles == {role}
+
+
+def test_a_duplicate_user_is_refused(store):
+    first = store.add("alice", "analyst", "admin")
+    with pytest.raises(UserError) as raised:
+        store.add("alice", "admin", "admin")
+    assert str(raised.value) == ("user 'alice' already exists. "
+                                 "Choose another name, or issue the user a new token")
+    assert store.authenticate_token(first).roles == {Role.ANALYST}
+
+
+@pytest.mark.parametrize("change", ["disable", "issue_token"])
+def test_changing_an_unknown_user_is_refused(store, change):
+    with pytest.raises(UserError) as raised:
+        getattr(store, change)("ghost", "admin")
+    assert str(raised.value) == "no such user: 'ghost'. See `switchboard users list`"
+
+
+def test_a_disabled_user_gets_no_new_token(store):
+    store.add("alice", "analyst", "admin")
+    store.disable("alice", "admin")
+    with pytest.raises(UserError) as raised:
+        store.issue_token("alice", "admin")
+    assert str(raised.value) == ("user 'alice' is disabled. "
+                                 "A disabled user cannot be given a token")
+
+
+def test_disabling_twice_is_refused(store):
+    store.add("alice", "analyst", "admin")
+    store.disable("alice", "admin")
+    with pytest.raises(UserError) as raised:
+        store.disable("alice", "admin")
+    assert str(raised.value) == "user 'alice' is already disabled"
+
+
+def test_every_change_is_audited_without_secrets(engine, store):
+    store.add("alice", "analyst", "root")
+    store.issue_token("alice", "root")
+    store.disable("alice", "sec-admin")
+    with pytest.raises(UserError):
+        store.add("alice", "analyst", "root")
+    with Session(engine) as session:
+        events = session.execute(select(AuditEvent.actor, AuditEvent.action,
+                                        AuditEvent.target_type, AuditEvent.target_id,
+                                        AuditEvent.detail).order_by(AuditEvent.id)).all()
+        token_ids = session.scalars(select(ApiToken.id).order_by(ApiToken.id)).all()
+    assert [tuple(event) for event in events] == [
+        ("root", "user.add", "user", "alice", {"role": "analyst", "token_id": token_ids[0]}),
+        ("root", "token.issue", "user", "alice", {"token_id": token_ids[1]}),
+        ("sec-admin", "user.disable", "user", "alice", {"tokens_revoked": 2}),
+    ]
+    assert AuditLog(engine).verify() == []
+
+
+def test_a_refused_change_leaves_no_audit_event(engine, store):
+    for bad in (lambda: store.add("x", "analyst", "admin"),
+                lambda: store.disable("ghost", "admin"),
+                lambda: store.add("alice", "root", "admin")):
+        with pytest.raises(UserError):
+            bad()
+    with Session(engine) as session:
+        assert session.scalars(select(AuditEvent)).all() == []
