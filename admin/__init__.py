@@ -1,2 +1,63 @@
-"""Switchboard's admin GUI and REST API (Flask + Flask-Admin). Its views arrive with
-the engine service and change-control issues; today the package only reserves the name."""
+"""Switchboard's web process: REST API, HTTP ingest, health and metrics (and, with the
+change-control issue, the admin GUI). ``create_app`` follows the Flask tutorial:
+defaults, then an instance file, then ``SWITCHBOARD_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from engine.store.database import default_url
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = _configured(test_config)
+    from admin import api, health, ingest
+
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(ingest.blueprint)
+    return app
+
+
+def create_health_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Only /healthz, /readyz and /metrics: what the engine process serves."""
+    app = _configured(test_config)
+    from admin import health
+
+    app.register_blueprint(health.blueprint)
+    return app
+
+
+def _configured(test_config: dict[str, Any] | None) -> Flask:
+    app = Flask(__name__, instance_path=str(Path(os.environ.get(
+        "SWITCHBOARD_INSTANCE", Path.cwd() / "instance")).resolve()))
+    app.config.from_mapping(
+        DATABASE_URL=os.environ.get("SWITCHBOARD_DATABASE_URL") or default_url(
+            Path(app.instance_path)),
+        CONFIG_ROOT=os.environ.get("SWITCHBOARD_CONFIG", str(Path.cwd())),
+        PAGE_SIZE_MAX=200,
+    )
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env("SWITCHBOARD")
+    else:
+        app.config.from_mapping(test_config)
+
+    from admin.services import Services
+
+    app.extensions["switchboard"] = Services.open(app.config["DATABASE_URL"])
+    app.register_error_handler(HTTPException, _json_error)
+    return app
+
+
+def _json_error(error: HTTPException) -> Any:
+    response = jsonify(error=error.name, reason=error.description)
+    response.status_code = error.code or 500
+    if error.code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="switchboard"'
+    return response

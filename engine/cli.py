@@ -61,19 +61,78 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--database", metavar="URL", help="database URL (default: "
                          "$SWITCHBOARD_DATABASE_URL, else SQLite in ./instance)")
     migrate.set_defaults(run=_db_upgrade)
+    _add_service_commands(commands)
     return parser
 
 
-def _db_upgrade(args: argparse.Namespace) -> int:
+def _add_service_commands(commands: Any) -> None:
+    for name, text in (("serve", "engine and web in one process (the embedded default)"),
+                       ("engine", "MLLP listeners and pipeline workers"),
+                       ("web", "REST API, HTTP ingest, health and metrics")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--config", type=Path, default=Path("."), metavar="DIR",
+                             help="configuration root imported on the first start")
+        command.add_argument("--database", metavar="URL", help="default: "
+                             "$SWITCHBOARD_DATABASE_URL, else SQLite in ./instance")
+        command.add_argument("--host", default="127.0.0.1", help="address for web and health")
+        command.add_argument("--port", type=int, default=8080, help="web port (serve, web)")
+        command.add_argument("--health-port", type=int, default=8081,
+                             help="health and metrics port of the engine process")
+        command.set_defaults(run=_service, part=name)
+    send = commands.add_parser("send", help="send HL7 files over MLLP and print each ACK code")
+    send.add_argument("target", metavar="HOST:PORT")
+    send.add_argument("files", nargs="+", metavar="FILE")
+    send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an ACK")
+    send.set_defaults(run=_send)
+    users = commands.add_parser("users", help="users and their API tokens")
+    users.add_argument("action", choices=["add", "list", "disable"])
+    users.add_argument("name", nargs="?")
+    users.add_argument("--role", choices=["analyst", "approver", "compliance", "operator",
+                                          "admin", "clinician"])
+    users.add_argument("--database", metavar="URL")
+    users.set_defaults(run=_users)
+
+
+def _database_url(args: argparse.Namespace) -> str:
     import os
 
-    from engine.store.database import default_url, open_engine
+    from engine.store.database import default_url
+
+    return str(args.database or os.environ.get("SWITCHBOARD_DATABASE_URL")
+               or default_url(Path("instance")))
+
+
+def _service(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine.log_format import configure_logging
+    from engine.service import Settings, run
+
+    configure_logging()
+    settings = Settings(_database_url(args), args.config.resolve(), args.host, args.port,
+                        args.health_port)
+    asyncio.run(run(settings, engine_part=args.part in ("serve", "engine"),
+                    web_part=args.part in ("serve", "web")))
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from engine.commands.send import send_command
+
+    return send_command(args.target, args.files, args.timeout)
+
+
+def _users(args: argparse.Namespace) -> int:
+    from engine.commands.users import users_command
+
+    return users_command(args.action, args.name, args.role, _database_url(args))
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from engine.store.database import open_engine
     from engine.store.migrate import upgrade
 
-    url = args.database or os.environ.get("SWITCHBOARD_DATABASE_URL") or default_url(
-        Path("instance")
-    )
-    engine = open_engine(url)
+    engine = open_engine(_database_url(args))
     try:
         upgrade(engine)
     finally:

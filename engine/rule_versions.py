@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from engine.journal import now_utc
+from engine.journal import OwnerLookup, now_utc
+from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import RuleSet, compile_rule_set
 from engine.rules.snapshot import content_hash, from_content, to_content
 from engine.rules.source import read_rule_source
@@ -79,3 +80,17 @@ class RuleSetCache:
         if self._running is None or (newest is not None and newest != self._running.version):
             self._running = load_published(self._engine)
         return self._running
+
+
+def exception_owner(rule_sets: RuleSetCache) -> OwnerLookup:
+    """Who owns a failure on a connection, as its exception policy says, and the
+    catalog's recovery procedure for it: what every exception item carries."""
+
+    def owner(source: str, error_class: str) -> tuple[str, str | None]:
+        rule_set = rule_sets.current().rule_set
+        policy = rule_set.policies.resolve(source, ErrorClass(error_class))
+        connection = rule_set.connections.get(source)
+        procedure = connection.recovery_procedure if connection else None
+        return str(policy.dead_letter.owner_role), procedure
+
+    return owner

@@ -1,0 +1,135 @@
+"""The REST API: messages with their stage timeline, routing and exceptions, and the
+exception queue. Read-only here; actions on exceptions arrive with the outbox issue.
+Responses carry identifiers and statuses, never message content."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from engine.security.roles import Role
+from flask import Blueprint, abort, current_app, jsonify, request
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from admin.auth import require
+from admin.services import services
+from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
+
+blueprint = Blueprint("api", __name__, url_prefix="/api")
+READERS = (Role.OPERATOR, Role.ANALYST, Role.COMPLIANCE)
+
+
+@blueprint.get("/messages")
+@require(*READERS)
+def list_messages() -> Any:
+    query = select(JournalEntry)
+    for column, name in ((JournalEntry.control_id, "control_id"),
+                         (JournalEntry.source, "source"), (JournalEntry.status, "status"),
+                         (JournalEntry.message_type, "type"), (JournalEntry.event, "event")):
+        value = request.args.get(name)
+        if value:
+            query = query.where(column == value)
+    patient = request.args.get("patient")
+    if patient:
+        authority = request.args.get("patient_authority", "")
+        key = hashlib.sha256(f"{authority}|{patient}".encode()).hexdigest()[:32]
+        query = query.where(JournalEntry.patient_key == key)
+    for name, compare in (("since", JournalEntry.received_at.__ge__),
+                          ("until", JournalEntry.received_at.__lt__)):
+        if request.args.get(name):
+            query = query.where(compare(_moment(name)))
+    return jsonify(_page(query.order_by(JournalEntry.id.desc()), _message_summary))
+
+
+@blueprint.get("/messages/<message_id>")
+@require(*READERS)
+def show_message(message_id: str) -> Any:
+    with Session(services().engine) as session:
+        entry = session.scalars(
+            select(JournalEntry).where(JournalEntry.message_id == message_id)).first()
+        if entry is None:
+            abort(404, description=f"no message {message_id}")
+        return jsonify(
+            **_message_summary(entry),
+            timeline=[{"stage": e.stage, "at": e.at.isoformat(),
+                       "rule_set_version": e.rule_set_version}
+                      for e in _children(session, StageEvent, entry.id)],
+            deliveries=[{"destination": d.destination, "status": d.status,
+                         "held_by_row": d.held_by_row, "attempts": d.attempts,
+                         "idempotency_key": d.idempotency_key}
+                        for d in _children(session, Delivery, entry.id)],
+            tasks=[{"id": t.id, "queue": t.queue, "kind": t.kind, "mode": t.mode,
+                    "status": t.status} for t in _children(session, Task, entry.id)],
+            exceptions=[_exception_summary(x)
+                        for x in _children(session, ExceptionItem, entry.id)],
+        )
+
+
+@blueprint.get("/exceptions")
+@require(*READERS)
+def list_exceptions() -> Any:
+    query = select(ExceptionItem)
+    for column, name in ((ExceptionItem.status, "status"),
+                         (ExceptionItem.connection_id, "connection"),
+                         (ExceptionItem.error_class, "error_class"),
+                         (ExceptionItem.owner_role, "owner_role")):
+        value = request.args.get(name)
+        if value:
+            query = query.where(column == value)
+    return jsonify(_page(query.order_by(ExceptionItem.id.desc()), _exception_summary))
+
+
+def _children(session: Session, model: Any, journal_id: int) -> list[Any]:
+    return list(session.scalars(
+        select(model).where(model.journal_id == journal_id).order_by(model.id)))
+
+
+def _page(query: Select[Any], render: Any) -> dict[str, Any]:
+    page = _positive_int("page", 1)
+    per_page = min(_positive_int("per_page", 50), current_app.config["PAGE_SIZE_MAX"])
+    with Session(services().engine) as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+        return {"items": [render(row) for row in rows], "page": page, "per_page": per_page,
+                "total": total}
+
+
+def _message_summary(entry: JournalEntry) -> dict[str, Any]:
+    return {
+        "message_id": entry.message_id, "received_at": entry.received_at.isoformat(),
+        "source": entry.source, "control_id": entry.control_id,
+        "type": entry.message_type, "event": entry.event, "status": entry.status,
+        "status_reason": entry.status_reason, "rule_set_version": entry.rule_set_version,
+        "size_bytes": entry.size_bytes,
+    }
+
+
+def _exception_summary(item: ExceptionItem) -> dict[str, Any]:
+    return {
+        "id": item.id, "connection": item.connection_id, "error_class": item.error_class,
+        "owner_role": item.owner_role, "status": item.status, "assignee": item.assignee,
+        "summary": item.summary, "recovery_procedure": item.recovery_procedure,
+        "created_at": item.created_at.isoformat(),
+    }
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        abort(400, description=f"{name} must be a whole number from 1")
+    return int(raw)
+
+
+def _moment(name: str) -> datetime:
+    raw = request.args.get(name, "")
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        abort(400, description=f"{name} must be an ISO 8601 time with an offset")
+    if moment.tzinfo is None:
+        abort(400, description=f"{name} must carry a UTC offset, e.g. 2026-11-24T08:00+00:00")
+    return moment

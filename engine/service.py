@@ -1,0 +1,173 @@
+"""Running Switchboard: ``engine`` (MLLP listeners for the catalog's inbound
+connections, pipeline workers, health on its own port), ``web`` (API, HTTP ingest,
+health) and ``serve`` (both in one process, the embedded default).
+
+Shutdown is graceful on SIGINT/SIGTERM: listeners stop accepting and answer what is in
+flight, the pipeline finishes its current message, then the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from engine.connectors.mllp.listener import MllpListener, MllpListenerConfig
+from engine.errors import SwitchboardError
+from engine.ingest import Ingestor
+from engine.journal import Journal
+from engine.pipeline import Pipeline
+from engine.rule_versions import RuleSetCache, bootstrap, exception_owner
+from engine.rules.catalog_entry import Connection, MllpEndpoint
+from engine.store.database import open_engine
+from engine.store.migrate import upgrade
+
+log = logging.getLogger("switchboard.service")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    config_root: Path
+    host: str = "127.0.0.1"
+    web_port: int = 8080
+    engine_health_port: int = 8081
+    pipeline_workers: int = 2
+    # Test hook: listen on a free port instead of the catalog's.
+    mllp_port_override: int | None = None
+
+
+def prepare_store(settings: Settings) -> Engine:
+    """Open the store, bring its schema up to date and, on the first start, publish
+    the shipped configuration as version 1."""
+    engine = open_engine(settings.database_url, pool_pre_ping=True)
+    upgrade(engine)
+    created = bootstrap(engine, settings.config_root)
+    if created:
+        log.info("published the shipped configuration", extra={"rule_set_version": created})
+    return engine
+
+
+class EngineProcess:
+    """Listeners and pipeline workers over one store."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self.listeners: dict[str, MllpListener] = {}
+
+    async def start(self) -> None:
+        rule_sets = RuleSetCache(self._engine)
+        running = rule_sets.current()
+        ingestor = Ingestor(Journal(self._engine, exception_owner(rule_sets)))
+        for connection in running.rule_set.connections.values():
+            if _is_mllp_source(connection):
+                listener = MllpListener(ingestor, connection.id, self._listener_config(connection))
+                await listener.start()
+                self.listeners[connection.id] = listener
+                log.info("listening", extra={"connection": connection.id, "port": listener.port})
+        for number in range(self._settings.pipeline_workers):
+            worker = threading.Thread(target=Pipeline(self._engine).run_until, args=(self._stop,),
+                                      name=f"pipeline-{number}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def ready(self) -> bool:
+        return all(_listening(listener) for listener in self.listeners.values())
+
+    async def stop(self, grace: float = 10.0) -> None:
+        for listener in self.listeners.values():
+            await listener.stop(grace)
+        self._stop.set()
+        for worker in self._workers:
+            await asyncio.to_thread(worker.join, grace)
+
+    def _listener_config(self, connection: Connection) -> MllpListenerConfig:
+        endpoint = connection.endpoint
+        assert isinstance(endpoint, MllpEndpoint)
+        port = self._settings.mllp_port_override
+        config: dict[str, Any] = {
+            "host": endpoint.host, "port": endpoint.port if port is None else port,
+            "allowed_peers": list(endpoint.allowed_peers),
+        }
+        if endpoint.max_frame_bytes is not None:
+            config["max_frame_bytes"] = endpoint.max_frame_bytes
+        if endpoint.idle_timeout is not None:
+            config["idle_timeout"] = endpoint.idle_timeout
+        return MllpListenerConfig.from_mapping(config)
+
+
+def _listening(listener: MllpListener) -> bool:
+    try:
+        return listener.port > 0
+    except SwitchboardError:
+        return False
+
+
+def _is_mllp_source(connection: Connection) -> bool:
+    return connection.transport == "mllp" and connection.direction in ("inbound",
+                                                                        "bidirectional")
+
+
+def start_web(settings: Settings, port: int, readiness: dict[str, Callable[[], bool]],
+              health_only: bool = False) -> BaseWSGIServer:
+    """Serve the web app (or only its health routes) on a background thread."""
+    from admin import create_app, create_health_app
+
+    factory = create_health_app if health_only else create_app
+    app = factory({"DATABASE_URL": settings.database_url,
+                   "CONFIG_ROOT": str(settings.config_root),
+                   "SWITCHBOARD_READINESS_CHECKS": readiness})
+    server = make_server(settings.host, port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name=f"web-{port}", daemon=True).start()
+    log.info("web listening", extra={"port": server.server_port, "health_only": health_only})
+    return server
+
+
+async def run(settings: Settings, *, engine_part: bool, web_part: bool,
+              started: Callable[[EngineProcess | None, list[BaseWSGIServer]], None] | None = None,
+              stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set or a termination signal arrives."""
+    store = prepare_store(settings)
+    stop = stop or asyncio.Event()
+    _on_signals(stop)
+    process = EngineProcess(store, settings) if engine_part else None
+    servers: list[BaseWSGIServer] = []
+    try:
+        readiness: dict[str, Callable[[], bool]] = {}
+        if process is not None:
+            await process.start()
+            readiness["listeners"] = process.ready
+        if web_part:
+            servers.append(start_web(settings, settings.web_port, readiness))
+        else:
+            servers.append(start_web(settings, settings.engine_health_port, readiness, True))
+        if started:
+            started(process, servers)
+        await stop.wait()
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+            server.app.extensions["switchboard"].engine.dispose()  # type: ignore[attr-defined]
+        if process is not None:
+            await process.stop()
+        store.dispose()
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(number, stop.set)

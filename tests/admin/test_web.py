@@ -1,0 +1,154 @@
+"""The web process over real HTTP on 127.0.0.1, on SQLite and PostgreSQL: bearer-token
+authentication and roles on every API route, HTTP ingest per source connection, the
+message timeline and the exception queue, health and metrics."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from admin import create_app
+from engine.hl7v2 import parse
+from engine.pipeline import Pipeline
+from engine.rule_versions import bootstrap
+from engine.security.users import UserStore
+from engine.store.migrate import upgrade
+from tests.samples import CORPUS
+
+ROOT = Path(__file__).resolve().parents[2]
+PARTNER_TOKEN = "partner-secret-token-for-tests"
+
+
+class Web:
+    def __init__(self, base: str, tokens: dict[str, str]) -> None:
+        self.base = base
+        self.tokens = tokens
+
+    def call(self, method: str, path: str, *, as_user: str | None = None,
+             token: str | None = None, body: bytes | None = None,
+             content_type: str | None = None) -> tuple[int, dict, dict]:
+        request = urllib.request.Request(self.base + path, data=body, method=method)
+        bearer = token or (self.tokens[as_user] if as_user else None)
+        if bearer:
+            request.add_header("Authorization", f"Bearer {bearer}")
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+                return response.status, dict(response.headers), _json(raw)
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), _json(error.read())
+
+
+def _json(raw: bytes) -> dict:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"text": raw.decode()}
+
+
+@pytest.fixture
+def web(engine, monkeypatch) -> Iterator[Web]:
+    upgrade(engine)
+    bootstrap(engine, ROOT)
+    users = UserStore(engine)
+    tokens = {name: users.add(name, role, "test")
+              for name, role in (("olive", "operator"), ("cora", "clinician"),
+                                 ("adam", "admin"))}
+    monkeypatch.setenv("SWITCHBOARD_PARTNER_REFERRALS_TOKEN", PARTNER_TOKEN)
+    url = engine.url.render_as_string(hide_password=False)
+    app = create_app({"DATABASE_URL": url, "CONFIG_ROOT": str(ROOT), "TESTING": True})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Web(f"http://127.0.0.1:{server.server_port}", tokens)
+    finally:
+        server.shutdown()
+        app.extensions["switchboard"].engine.dispose()
+
+
+def post_hl7(web: Web, name: str, token: str = PARTNER_TOKEN):
+    return web.call("POST", "/ingest/partner-referrals", token=token,
+                    body=(CORPUS / name).read_bytes(), content_type="application/hl7-v2")
+
+
+def test_every_api_route_needs_a_token_and_a_role(web):
+    for path in ("/api/messages", "/api/exceptions", "/api/messages/nope"):
+        status, headers, body = web.call("GET", path)
+        assert status == 401 and "Bearer" in headers["WWW-Authenticate"]
+        assert web.call("GET", path, token="sb_not-a-token")[0] == 401
+        status, _, body = web.call("GET", path, as_user="cora")  # clinician
+        assert status == 403 and "operator" in body["reason"]
+    assert web.call("GET", "/api/messages", as_user="olive")[0] == 200
+    assert web.call("GET", "/api/messages", as_user="adam")[0] == 200
+
+
+def test_http_ingest_journals_and_the_api_shows_the_timeline(web, engine):
+    status, _, body = post_hl7(web, "fhir-converter/REF-I12-01.hl7")
+    assert status == 202 and body["status"] == "received"
+    message_id = body["message_id"]
+    again = post_hl7(web, "fhir-converter/REF-I12-01.hl7")
+    assert again[0] == 202 and again[2]["status"] == "duplicate"
+    Pipeline(engine).run_once()
+    status, _, detail = web.call("GET", f"/api/messages/{message_id}", as_user="olive")
+    assert status == 200
+    assert [s["stage"] for s in detail["timeline"]][:2] == ["journaled", "parsed"]
+    assert {d["destination"] for d in detail["deliveries"]} == {
+        "referral-tool", "analytics-warehouse"}
+    assert detail["tasks"][0]["queue"] == "referral-intake"
+    assert "McWILLIAMS" not in json.dumps(detail)  # no message content in the API
+    listed = web.call("GET", "/api/messages?type=REF&status=routed", as_user="olive")[2]
+    assert [m["message_id"] for m in listed["items"]] == [message_id]
+    assert listed["total"] == 1
+
+
+def test_ingest_rejects_with_reasons(web):
+    assert post_hl7(web, "fhir-converter/REF-I12-01.hl7", token="wrong")[0] == 401
+    status, _, body = web.call("POST", "/ingest/partner-referrals", token=PARTNER_TOKEN,
+                               body=b"PID|1||123", content_type="application/hl7-v2")
+    assert status == 400 and "must start with an MSH segment" in body["reason"]
+    assert body["message_id"]
+    status, _, body = web.call("POST", "/ingest/partner-referrals", token=PARTNER_TOKEN,
+                               body=b"x", content_type="text/plain")
+    assert status == 415
+    assert web.call("POST", "/ingest/ehr-fhir", token=PARTNER_TOKEN, body=b"MSH",
+                    content_type="application/hl7-v2")[0] == 404
+    exceptions = web.call("GET", "/api/exceptions?error_class=validation", as_user="olive")[2]
+    assert exceptions["total"] == 1
+    assert exceptions["items"][0]["connection"] == "partner-referrals"
+    assert exceptions["items"][0]["owner_role"] == "analyst"  # the validation policy's
+    assert "Partners retry" in exceptions["items"][0]["recovery_procedure"]
+
+
+def test_pagination_and_bad_parameters(web):
+    for number in range(3):
+        message = parse((CORPUS / "fhir-converter/REF-I12-01.hl7").read_bytes())
+        message.set("MSH-10", f"PAGE{number}")
+        web.call("POST", "/ingest/partner-referrals", token=PARTNER_TOKEN,
+                 body=message.encode(), content_type="application/hl7-v2")
+    first = web.call("GET", "/api/messages?per_page=2&page=1", as_user="olive")[2]
+    second = web.call("GET", "/api/messages?per_page=2&page=2", as_user="olive")[2]
+    assert (first["total"], len(first["items"]), len(second["items"])) == (3, 2, 1)
+    assert [m["control_id"] for m in first["items"] + second["items"]] == [
+        "PAGE2", "PAGE1", "PAGE0"]
+    assert web.call("GET", "/api/messages?page=0", as_user="olive")[0] == 400
+    status, _, body = web.call("GET", "/api/messages?since=2026-01-01", as_user="olive")
+    assert status == 400 and "UTC offset" in body["reason"]
+
+
+def test_health_and_metrics_need_no_token(web):
+    assert web.call("GET", "/healthz")[2] == {"status": "alive"}
+    status, _, body = web.call("GET", "/readyz")
+    assert status == 200 and body["checks"] == {"database": True}
+    post_hl7(web, "fhir-converter/REF-I12-01.hl7")
+    text = web.call("GET", "/metrics")[2]["text"]
+    assert 'switchboard_received_total{connection="partner-referrals"}' in text

@@ -1,0 +1,1 @@
+from tests.engine.store.conftest import engine, postgres_server  # noqa: F401

@@ -1,0 +1,74 @@
+"""switchboard serve, end to end on real sockets: MLLP in, journal, ACK, pipeline,
+REST API out, then a graceful stop. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from engine.connectors.mllp.client import BlockingMllpClient
+from engine.hl7v2 import parse
+from engine.security.users import UserStore
+from engine.service import Settings, run
+from engine.store.database import open_engine
+from tests.samples import CORPUS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_serve_ingests_routes_and_answers_the_api(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    settings = Settings(url, ROOT, web_port=0, engine_health_port=0, mllp_port_override=0)
+    ready = threading.Event()
+    state: dict = {}
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def started(process, servers) -> None:
+        state["mllp"] = process.listeners["ehr-adt-feed"].port
+        state["web"] = servers[0].server_port
+        ready.set()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(run(settings, engine_part=True, web_part=True,
+                                    started=started, stop=stop))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(60), "serve did not start"
+        client = BlockingMllpClient("127.0.0.1", state["mllp"], timeout=30)
+        try:
+            ack = parse(client.send((CORPUS / "fhir-converter/ORU-R01-RMGEAD.hl7").read_bytes()))
+        finally:
+            client.close()
+        assert ack.get("MSA-1") == "AA"
+        users_engine = open_engine(url)
+        token = UserStore(users_engine).add("olive", "operator", "test")
+        users_engine.dispose()
+        routed = _wait_for_routed(state["web"], token)
+        assert routed["status"] == "routed"
+        with urllib.request.urlopen(f"http://127.0.0.1:{state['web']}/readyz") as response:
+            assert json.loads(response.read())["checks"] == {"database": True, "listeners": True}
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(60)
+        loop.close()
+    assert not thread.is_alive()
+
+
+def _wait_for_routed(port: int, token: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/messages",
+                                     headers={"Authorization": f"Bearer {token}"})
+    deadline = time.monotonic() + 30
+    while True:
+        with urllib.request.urlopen(request) as response:
+            items = json.loads(response.read())["items"]
+        if (items and items[0]["status"] == "routed") or time.monotonic() > deadline:
+            return items[0] if items else {}
+        time.sleep(0.1)
