@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,7 +61,7 @@ class Pipeline:
 
     def _process_one(self, journal_id: int, running: Running) -> bool:
         with self._sessions() as session, session.begin():
-            entry = session.scalars(self._claim(journal_id)).first()
+            entry = self._claim(session, journal_id)
             if entry is None:  # another worker took it
                 return False
             try:
@@ -79,13 +78,18 @@ class Pipeline:
             self._record(session, entry, outcome, running)
         return True
 
-    def _claim(self, journal_id: int) -> Any:
-        query = select(JournalEntry).where(JournalEntry.id == journal_id,
-                                           JournalEntry.status == "received")
+    def _claim(self, session: Session, journal_id: int) -> JournalEntry | None:
+        """Take one waiting message for this transaction, or None if another worker has.
+        PostgreSQL skips rows other engines hold; SQLite's conditional update waits for
+        the single writer and then finds the message already taken."""
+        waiting = (JournalEntry.id == journal_id, JournalEntry.status == "received")
         if self._engine.dialect.name == "postgresql":
-            # Several engine processes share the journal: each message goes to one.
-            query = query.with_for_update(skip_locked=True)
-        return query
+            query = select(JournalEntry).where(*waiting).with_for_update(skip_locked=True)
+            return session.scalars(query).first()
+        taken = session.execute(update(JournalEntry).where(*waiting).values(status="routing"))
+        if getattr(taken, "rowcount", 0) != 1:
+            return None
+        return session.get(JournalEntry, journal_id)
 
     def _record(self, session: Session, entry: JournalEntry, outcome: Outcome,
                 running: Running) -> None:

@@ -77,7 +77,9 @@ class EngineProcess:
                 await listener.start()
                 self.listeners[connection.id] = listener
                 log.info("listening", extra={"connection": connection.id, "port": listener.port})
-        for number in range(self._settings.pipeline_workers):
+        # SQLite has one writer at a time: more workers would only wait for each other.
+        workers = 1 if self._engine.dialect.name == "sqlite" else self._settings.pipeline_workers
+        for number in range(workers):
             worker = threading.Thread(target=Pipeline(self._engine).run_until, args=(self._stop,),
                                       name=f"pipeline-{number}", daemon=True)
             worker.start()

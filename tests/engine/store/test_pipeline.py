@@ -5,11 +5,13 @@ items; the example configuration is bootstrapped as published version 1."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.hl7v2 import parse
 from engine.ingest import Ingestor
 from engine.journal import Journal, Received
 from engine.pipeline import STAGES, Pipeline
@@ -100,3 +102,24 @@ def test_the_stored_version_rebuilds_the_same_rule_set(engine):
     assert running.version == 1
     assert {row.id for row in running.rule_set.routes.rows} >= {
         "abnormal-results-held-for-nurse-review", "all-events-to-analytics"}
+
+
+def test_concurrent_workers_process_each_message_once(engine, caplog):
+    sb = prepared(engine)
+    raw = sample("fhir-converter/ADT-A04-01.hl7")
+    for number in range(30):
+        message = parse(raw)
+        message.set("MSH-10", f"CONC{number}")
+        sb.ingest(Received(message.encode(), "ehr-adt-feed"))
+    counts: list[int] = []
+    workers = [threading.Thread(target=lambda: counts.append(Pipeline(engine).run_once()))
+               for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert sum(counts) == 30
+    with Session(engine) as session:
+        assert set(session.scalars(select(JournalEntry.status))) == {"routed"}
+        assert len(session.scalars(select(Delivery)).all()) == 60  # lab + warehouse each
+    assert "pipeline pass failed" not in caplog.text
