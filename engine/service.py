@@ -65,12 +65,14 @@ class EngineProcess:
         self._settings = settings
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
+        self._journal: Journal | None = None
         self.listeners: dict[str, MllpListener] = {}
 
     async def start(self) -> None:
         rule_sets = RuleSetCache(self._engine)
         running = rule_sets.current()
-        ingestor = Ingestor(Journal(self._engine, exception_owner(rule_sets)))
+        self._journal = Journal(self._engine, exception_owner(rule_sets))
+        ingestor = Ingestor(self._journal)
         for connection in running.rule_set.connections.values():
             if _is_mllp_source(connection):
                 listener = MllpListener(ingestor, connection.id, self._listener_config(connection))
@@ -94,6 +96,8 @@ class EngineProcess:
         self._stop.set()
         for worker in self._workers:
             await asyncio.to_thread(worker.join, grace)
+        if self._journal is not None:
+            await asyncio.to_thread(self._journal.close)
 
     def _listener_config(self, connection: Connection) -> MllpListenerConfig:
         endpoint = connection.endpoint
