@@ -10,6 +10,7 @@ when it says NE.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,18 +38,22 @@ class Ingestor:
         self._journal = journal
 
     def ingest(self, received: Received) -> IngestResult:
-        source = received.source
-        metrics.RECEIVED.labels(source).inc()
+        metrics.RECEIVED.labels(received.source).inc()
         try:
             journaled = self._journal.record(received)
         except SQLAlchemyError as exc:
-            metrics.REJECTED.labels(source).inc()
-            return IngestResult(None, _unavailable(received.raw, exc))
-        result = IngestResult(journaled, _ack_for(journaled, received.raw))
-        _count(source, journaled)
-        elapsed = (now_utc() - received.received_at).total_seconds()
-        metrics.INGEST_TO_ACK.labels(source).observe(max(elapsed, 0.0))
-        return result
+            return _unavailable_result(received, exc)
+        return _result(received, journaled)
+
+    async def ingest_async(self, received: Received) -> IngestResult:
+        """``ingest`` for the event loop: waits for the journal's commit without
+        holding a thread, then builds the ACK."""
+        metrics.RECEIVED.labels(received.source).inc()
+        try:
+            journaled = await asyncio.wrap_future(self._journal.submit(received))
+        except SQLAlchemyError as exc:
+            return _unavailable_result(received, exc)
+        return _result(received, journaled)
 
     def oversize(self, source: str, peer: str | None, error: FrameTooLargeError) -> IngestResult:
         """Journal an oversize frame (no content), answer AR when its MSH can be read,
@@ -62,6 +67,19 @@ class Ingestor:
         metrics.EXCEPTIONS.labels(source).inc()
         ack = reject(error.head, error, "AR")
         return IngestResult(journaled, ack.encode() if ack else None, close=True)
+
+
+def _result(received: Received, journaled: Journaled) -> IngestResult:
+    result = IngestResult(journaled, _ack_for(journaled, received.raw))
+    _count(received.source, journaled)
+    elapsed = (now_utc() - received.received_at).total_seconds()
+    metrics.INGEST_TO_ACK.labels(received.source).observe(max(elapsed, 0.0))
+    return result
+
+
+def _unavailable_result(received: Received, exc: Exception) -> IngestResult:
+    metrics.REJECTED.labels(received.source).inc()
+    return IngestResult(None, _unavailable(received.raw, exc))
 
 
 def _count(source: str, journaled: Journaled) -> None:

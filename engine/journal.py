@@ -92,10 +92,15 @@ class Journal:
     def record(self, received: Received) -> Journaled:
         """Commit ``received`` and return what it turned out to be; raises
         SQLAlchemyError when the store cannot commit (nothing was kept)."""
+        return self.submit(received).result()
+
+    def submit(self, received: Received) -> Future[Journaled]:
+        """Queue ``received`` for the writer; the future completes after the commit
+        (asyncio callers await it without tying up a thread)."""
         future: Future[Journaled] = Future()
         self._ensure_writer()
         self._queue.put((received, future))
-        return future.result()
+        return future
 
     def record_oversize(self, source: str, peer: str | None, size: int) -> Journaled:
         """An oversize frame: journaled without its content, and an exception."""

@@ -363,7 +363,8 @@ class MllpListener:
                 self._executor, self._ingestor.oversize, self._source_id, connection.peer, item)
         self.counters.received += 1
         received = Received(item, self._source_id, connection.peer)
-        result = await loop.run_in_executor(self._executor, self._ingestor.ingest, received)
+        # The journal's writer thread does the commit: awaiting its future costs no thread.
+        result = await self._ingestor.ingest_async(received)
         journaled = result.journaled
         if journaled is None or journaled.kind == Kind.REJECTED:
             self.counters.rejected += 1
