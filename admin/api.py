@@ -8,13 +8,13 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from engine.security.roles import Role
 from flask import Blueprint, abort, current_app, jsonify, request
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from admin.auth import require
 from admin.services import services
+from engine.security.roles import Role
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from engine.security.identity import Principal
-from engine.security.roles import Role
 from flask import abort, g, request
 
 from admin.services import services
+from engine.security.identity import Principal
+from engine.security.roles import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 

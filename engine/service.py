@@ -21,13 +21,14 @@ from typing import Any
 from sqlalchemy import Engine
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from engine.connectors.file import DropFolder, DropFolderConfig
 from engine.connectors.mllp.listener import MllpListener, MllpListenerConfig
 from engine.errors import SwitchboardError
 from engine.ingest import Ingestor
 from engine.journal import Journal
 from engine.pipeline import Pipeline
 from engine.rule_versions import RuleSetCache, bootstrap, exception_owner
-from engine.rules.catalog_entry import Connection, MllpEndpoint
+from engine.rules.catalog_entry import Connection, FileEndpoint, MllpEndpoint
 from engine.store.database import open_engine
 from engine.store.migrate import upgrade
 
@@ -67,6 +68,7 @@ class EngineProcess:
         self._workers: list[threading.Thread] = []
         self._journal: Journal | None = None
         self.listeners: dict[str, MllpListener] = {}
+        self.folders: dict[str, DropFolder] = {}
 
     async def start(self) -> None:
         rule_sets = RuleSetCache(self._engine)
@@ -74,11 +76,15 @@ class EngineProcess:
         self._journal = Journal(self._engine, exception_owner(rule_sets))
         ingestor = Ingestor(self._journal)
         for connection in running.rule_set.connections.values():
-            if _is_mllp_source(connection):
+            if _is_source(connection, "mllp"):
                 listener = MllpListener(ingestor, connection.id, self._listener_config(connection))
                 await listener.start()
                 self.listeners[connection.id] = listener
                 log.info("listening", extra={"connection": connection.id, "port": listener.port})
+            elif _is_source(connection, "file"):
+                folder = DropFolder(ingestor, connection.id, _folder_config(connection))
+                await folder.start()
+                self.folders[connection.id] = folder
         # SQLite has one writer at a time: more workers would only wait for each other.
         workers = 1 if self._engine.dialect.name == "sqlite" else self._settings.pipeline_workers
         for number in range(workers):
@@ -93,6 +99,8 @@ class EngineProcess:
     async def stop(self, grace: float = 10.0) -> None:
         for listener in self.listeners.values():
             await listener.stop(grace)
+        for folder in self.folders.values():
+            await folder.stop(grace)
         self._stop.set()
         for worker in self._workers:
             await asyncio.to_thread(worker.join, grace)
@@ -121,9 +129,16 @@ def _listening(listener: MllpListener) -> bool:
         return False
 
 
-def _is_mllp_source(connection: Connection) -> bool:
-    return connection.transport == "mllp" and connection.direction in ("inbound",
-                                                                        "bidirectional")
+def _is_source(connection: Connection, transport: str) -> bool:
+    return connection.transport == transport and connection.direction in (
+        "inbound", "bidirectional")
+
+
+def _folder_config(connection: Connection) -> DropFolderConfig:
+    endpoint = connection.endpoint
+    assert isinstance(endpoint, FileEndpoint)
+    return DropFolderConfig.from_mapping({"directory": endpoint.directory,
+                                          "pattern": endpoint.pattern})
 
 
 def start_web(settings: Settings, port: int, readiness: dict[str, Callable[[], bool]],

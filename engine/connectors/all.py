@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
+import engine.connectors.file
 import engine.connectors.mllp  # noqa: F401

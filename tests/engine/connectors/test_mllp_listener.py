@@ -315,7 +315,7 @@ def test_a_frame_half_sent_when_stop_begins_is_still_acked(sqlite_ingestor):
 
 @pytest.mark.parametrize(("name", "message"), [
     ("mlp", "No such connector: mlp. Did you mean mllp?"),
-    ("kafka", "No such connector: kafka. Known connectors: mllp"),
+    ("kafka", "No such connector: kafka. Known connectors: file, mllp"),
 ])
 def test_unknown_connector_names_the_closest_one(name, message):
     with pytest.raises(ConnectorError) as raised:

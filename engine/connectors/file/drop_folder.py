@@ -1,0 +1,123 @@
+"""A drop folder polled by APScheduler. A file is read whole, every message in it is
+journaled, and only after the last commit does the file move to ``done/`` (or to
+``error/`` when a message in it was rejected). When the store cannot commit, the file
+stays where it is and is tried again on the next poll: nothing is lost, and the
+journal recognises the messages already taken as duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from jsonschema import Draft202012Validator
+
+from engine.connectors import ConnectorError
+from engine.ingest import Ingestor
+from engine.journal import Kind, Received
+
+SCHEMA: dict[str, Any] = json.loads((Path(__file__).parent / "schema.json").read_text())
+_VALIDATOR = Draft202012Validator(SCHEMA)
+_MESSAGE_START = re.compile(rb"(?:\r\n|\r|\n)+(?=MSH)")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DropFolderConfig:
+    directory: Path
+    pattern: str
+    poll_seconds: float
+    settle_seconds: float
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> DropFolderConfig:
+        problems = sorted(e.message for e in _VALIDATOR.iter_errors(dict(config)))
+        if problems:
+            raise ConnectorError(f"file drop folder config is invalid: {'; '.join(problems)}")
+        values = {k: v["default"] for k, v in SCHEMA["properties"].items() if "default" in v}
+        values.update(config)
+        return cls(Path(values["directory"]), str(values["pattern"]),
+                   float(values["poll_seconds"]), float(values["settle_seconds"]))
+
+
+class DropFolder:
+    def __init__(self, ingestor: Ingestor, source_id: str, config: DropFolderConfig) -> None:
+        self._ingestor = ingestor
+        self._source_id = source_id
+        self._config = config
+        self._scheduler: BackgroundScheduler | None = None
+
+    async def start(self) -> None:
+        self._make_folders()
+        scheduler = BackgroundScheduler(daemon=True)
+        scheduler.add_job(self.poll, "interval", seconds=self._config.poll_seconds,
+                          max_instances=1, coalesce=True, id=f"drop-{self._source_id}")
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def stop(self, grace: float = 10.0) -> None:
+        if self._scheduler is not None:
+            scheduler, self._scheduler = self._scheduler, None
+            await asyncio.to_thread(scheduler.shutdown, True)  # lets a poll in flight end
+
+    @property
+    def done(self) -> Path:
+        return self._config.directory / "done"
+
+    @property
+    def error(self) -> Path:
+        return self._config.directory / "error"
+
+    def poll(self) -> int:
+        """Take every settled file once; returns how many files were moved."""
+        self._make_folders()
+        moved = 0
+        now = time.time()
+        files = sorted(self._config.directory.glob(self._config.pattern),
+                       key=lambda p: (p.stat().st_mtime, p.name))
+        for path in files:
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if now - path.stat().st_mtime < self._config.settle_seconds:
+                continue  # still being written
+            if self._take(path):
+                moved += 1
+        return moved
+
+    def _make_folders(self) -> None:
+        for folder in (self._config.directory, self.done, self.error):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def _take(self, path: Path) -> bool:
+        data = path.read_bytes()
+        messages = [m for m in _MESSAGE_START.split(data) if m.strip()] or [data]
+        rejected = False
+        for raw in messages:
+            result = self._ingestor.ingest(Received(raw, self._source_id, str(path.name)))
+            if result.journaled is None:
+                log.warning("store unavailable; file left for the next poll",
+                            extra={"connection": self._source_id, "file": path.name})
+                return False
+            rejected = rejected or result.journaled.kind == Kind.REJECTED
+        target = (self.error if rejected else self.done) / path.name
+        os.replace(path, _unused(target))
+        log.info("file taken", extra={"connection": self._source_id, "file": path.name,
+                                      "messages": len(messages), "rejected": rejected})
+        return True
+
+
+def _unused(target: Path) -> Path:
+    """``target``, or a numbered variant when a file of that name was taken before."""
+    candidate, number = target, 1
+    while candidate.exists():
+        candidate = target.with_name(f"{target.stem}.{number}{target.suffix}")
+        number += 1
+    return candidate

@@ -1,0 +1,81 @@
+"""The file drop folder on a real folder and a real database (SQLite and PostgreSQL):
+files move only after their messages are committed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.connectors import ConnectorError, source_factory
+from engine.connectors.file import DropFolder, DropFolderConfig
+from engine.ingest import Ingestor
+from engine.journal import Journal
+from engine.store.migrate import upgrade
+from engine.store.models import JournalEntry
+from tests.samples import CORPUS
+
+
+def folder_source(engine, directory: Path, settle: float = 0.0) -> DropFolder:
+    upgrade(engine)
+    return DropFolder(Ingestor(Journal(engine)), "lab-drop",
+                      DropFolderConfig.from_mapping({"directory": str(directory),
+                                                     "settle_seconds": settle}))
+
+
+def old(path: Path) -> None:
+    past = time.time() - 60
+    os.utime(path, (past, past))
+
+
+def test_file_with_two_messages_is_journaled_then_moved_to_done(engine, tmp_path):
+    source = folder_source(engine, tmp_path)
+    asyncio.run(source.start())
+    try:
+        two = (CORPUS / "fhir-converter/ADT-A01-01.hl7").read_bytes() + b"\n" + (
+            CORPUS / "python-hl7/sample_oru.hl7").read_bytes()
+        (tmp_path / "batch.hl7").write_bytes(two)
+        assert source.poll() == 1
+    finally:
+        asyncio.run(source.stop())
+    assert (tmp_path / "done" / "batch.hl7").read_bytes() == two
+    assert not (tmp_path / "batch.hl7").exists()
+    with Session(engine) as session:
+        rows = session.scalars(select(JournalEntry)).all()
+        assert sorted(r.message_type for r in rows) == ["ADT", "ORU"]
+        assert {r.source for r in rows} == {"lab-drop"}
+
+
+def test_rejected_content_moves_to_error(engine, tmp_path):
+    source = folder_source(engine, tmp_path)
+    (tmp_path / "junk.hl7").write_bytes(b"this is not HL7")
+    assert source.poll() == 1
+    assert (tmp_path / "error" / "junk.hl7").exists()
+
+
+def test_a_file_still_being_written_waits(engine, tmp_path):
+    source = folder_source(engine, tmp_path, settle=30)
+    fresh = tmp_path / "fresh.hl7"
+    fresh.write_bytes((CORPUS / "python-hl7/sample_oru.hl7").read_bytes())
+    assert source.poll() == 0 and fresh.exists()
+    old(fresh)
+    assert source.poll() == 1
+
+
+def test_same_name_again_does_not_overwrite_done(engine, tmp_path):
+    source = folder_source(engine, tmp_path)
+    for _ in range(2):
+        (tmp_path / "a.hl7").write_bytes((CORPUS / "python-hl7/sample_oru.hl7").read_bytes())
+        source.poll()
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["a.1.hl7", "a.hl7"]
+
+
+def test_registered_by_name_and_config_checked(tmp_path):
+    assert source_factory("file")
+    with pytest.raises(ConnectorError, match="'directory' is a required property"):
+        DropFolderConfig.from_mapping({})
