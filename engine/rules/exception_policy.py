@@ -23,6 +23,7 @@ from engine.rules.document_reader import IDENTIFIER, DocumentReader
 # Durations used to be defined here: re-exported so that existing imports keep working.
 from engine.rules.duration import DurationError as DurationError
 from engine.rules.duration import parse_duration as parse_duration
+from engine.security.roles import Role
 
 WILDCARD: Final = "*"
 """Stands alone in ``connections`` or ``error_classes`` to mean every one."""
@@ -46,17 +47,6 @@ class ErrorClass(StrEnum):
     VALIDATION = "validation"
     UNKNOWN_PATIENT = "unknown_patient"
     CONFLICT = "conflict"
-
-
-class Role(StrEnum):
-    """Who owns or hears about a failure; the same roles the admin GUI grants."""
-
-    ANALYST = "analyst"
-    APPROVER = "approver"
-    COMPLIANCE = "compliance"
-    OPERATOR = "operator"
-    ADMIN = "admin"
-    CLINICIAN = "clinician"
 
 
 TRANSIENT_ERROR_CLASSES: Final = frozenset({ErrorClass.TRANSPORT_ERROR, ErrorClass.TIMEOUT})
