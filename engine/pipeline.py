@@ -27,8 +27,10 @@ STAGES = ("parsed", "normalised", "routed", "minimised", "encoded", "intents_rec
 
 
 class Pipeline:
-    def __init__(self, engine: Engine, rule_sets: RuleSetCache | None = None) -> None:
+    def __init__(self, engine: Engine, rule_sets: RuleSetCache | None = None,
+                 batch: int = 50) -> None:
         self._engine = engine
+        self._batch = batch
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._rule_sets = rule_sets or RuleSetCache(engine)
 
@@ -38,9 +40,12 @@ class Pipeline:
         done = 0
         waiting = self._waiting(limit)
         metrics.QUEUE_DEPTH.set(len(waiting))
-        for journal_id in waiting:
-            if self._process_one(journal_id, running):
-                done += 1
+        for start in range(0, len(waiting), self._batch):
+            # One transaction per batch: one fsync and one hold of SQLite's write lock
+            # for many messages, so the journal's writer gets its turn more often.
+            with self._sessions() as session, session.begin():
+                for journal_id in waiting[start:start + self._batch]:
+                    done += self._process_one(session, journal_id, running)
         return done
 
     def run_until(self, stop: threading.Event, idle_wait: float = 0.2) -> None:
@@ -59,23 +64,22 @@ class Pipeline:
                 .order_by(JournalEntry.id).limit(limit)
             ))
 
-    def _process_one(self, journal_id: int, running: Running) -> bool:
-        with self._sessions() as session, session.begin():
-            entry = self._claim(session, journal_id)
-            if entry is None:  # another worker took it
-                return False
-            try:
-                outcome = running.rule_set.process(parse(entry.raw or b""))
-            except SQLAlchemyError:
-                raise  # the store, not the message: leave it waiting
-            except SwitchboardError as error:
-                self._failed(session, entry, running, str(error))
-                return True
-            except Exception as error:  # a defect must not wedge the queue behind it
-                log.exception("processing failed", extra={"message_id": entry.message_id})
-                self._failed(session, entry, running, f"internal error ({type(error).__name__})")
-                return True
-            self._record(session, entry, outcome, running)
+    def _process_one(self, session: Session, journal_id: int, running: Running) -> bool:
+        entry = self._claim(session, journal_id)
+        if entry is None:  # another worker took it
+            return False
+        try:
+            outcome = running.rule_set.process(parse(entry.raw or b""))
+        except SQLAlchemyError:
+            raise  # the store, not the message: leave the batch waiting
+        except SwitchboardError as error:
+            self._failed(session, entry, running, str(error))
+            return True
+        except Exception as error:  # a defect must not wedge the queue behind it
+            log.exception("processing failed", extra={"message_id": entry.message_id})
+            self._failed(session, entry, running, f"internal error ({type(error).__name__})")
+            return True
+        self._record(session, entry, outcome, running)
         return True
 
     def _claim(self, session: Session, journal_id: int) -> JournalEntry | None:
