@@ -200,18 +200,9 @@ class Journal:
     def _originals(self, session: Session, keys: set[Key]) -> dict[Key, tuple[str, str]]:
         """(message id, content hash) of the committed original for each key."""
         found: dict[Key, tuple[str, str]] = {}
-        control_ids = sorted({key[3] for key in keys})
-        for start in range(0, len(control_ids), 500):
-            rows = session.execute(select(
-                JournalEntry.source, JournalEntry.sending_application,
-                JournalEntry.sending_facility, JournalEntry.control_id,
-                JournalEntry.message_id, JournalEntry.content_hash,
-            ).where(JournalEntry.is_original.is_(True),
-                    JournalEntry.control_id.in_(control_ids[start:start + 500])))
-            for source, app, facility, control_id, message_id, digest in rows:
-                key = (source, app, facility, control_id)
-                if key in keys:
-                    found[key] = (message_id, digest or "")
+        for query in originals_queries(keys):
+            for source, app, facility, control_id, message_id, digest in session.execute(query):
+                found[(source, app, facility, control_id)] = (message_id, digest or "")
         return found
 
     @staticmethod
@@ -255,6 +246,29 @@ class _Prepared:
     received: Received
     message: Message | None
     error: SwitchboardError | None
+
+
+def originals_queries(keys: set[Key]) -> list[Any]:
+    """Queries for the originals of ``keys``, one per (source, MSH-3, MSH-4), so that
+    each walks the dedupe index from its leading columns: a lookup by control id alone
+    would scan the whole journal on every commit, slower as the journal grows."""
+    groups: dict[tuple[str, str | None, str | None], list[str]] = {}
+    for source, app, facility, control_id in keys:
+        groups.setdefault((source, app, facility), []).append(control_id)
+    queries = []
+    for (source, app, facility), control_ids in sorted(groups.items(), key=str):
+        for start in range(0, len(control_ids), 500):
+            queries.append(select(
+                JournalEntry.source, JournalEntry.sending_application,
+                JournalEntry.sending_facility, JournalEntry.control_id,
+                JournalEntry.message_id, JournalEntry.content_hash,
+            ).where(
+                JournalEntry.is_original.is_(True), JournalEntry.source == source,
+                JournalEntry.sending_application == app,
+                JournalEntry.sending_facility == facility,
+                JournalEntry.control_id.in_(sorted(control_ids)[start:start + 500]),
+            ))
+    return queries
 
 
 def _prepare(received: Received) -> _Prepared:

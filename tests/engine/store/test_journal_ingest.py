@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from engine.errors import FrameTooLargeError
 from engine.hl7v2 import parse
 from engine.ingest import Ingestor
-from engine.journal import Journal, Kind, Received, content_hash
+from engine.journal import Journal, Kind, Received, content_hash, originals_queries
+from engine.store.database import open_engine
 from engine.store.migrate import upgrade
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent
 
@@ -129,3 +130,20 @@ def test_content_hash_ignores_msh7_and_line_endings():
     assert content_hash(parse(ADT)) == content_hash(parse(other_time))
     assert content_hash(parse(ADT)) == content_hash(parse(ADT.replace("\r", "\r\n")))
     assert content_hash(parse(ADT)) != content_hash(parse(ADT.replace("JANE", "JOAN")))
+
+
+def test_the_duplicate_lookup_uses_the_dedupe_index(tmp_path):
+    """Regression: looking originals up by control id alone scanned the whole journal
+    on every commit, so ingest slowed down as the journal grew. (SQLite's plan is
+    checked: PostgreSQL picks plans by table statistics.)"""
+    engine = open_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    upgrade(engine)
+    keys = {("ehr-adt-feed", "EHR", "RIVERSIDE", "CTL1"), ("ehr-adt-feed", "EHR", "RIVERSIDE",
+                                                           "CTL2")}
+    (query,) = originals_queries(keys)
+    compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in
+                        connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    engine.dispose()
+    assert "USING INDEX" in plan and "SCAN journal" not in plan, plan
