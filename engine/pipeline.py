@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from prometheus_client import Counter
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +32,7 @@ class Pipeline:
                  batch: int = 50) -> None:
         self._engine = engine
         self._batch = batch
+        self._counts: list[tuple[Counter, str]] = []
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._rule_sets = rule_sets or RuleSetCache(engine)
 
@@ -43,9 +45,13 @@ class Pipeline:
         for start in range(0, len(waiting), self._batch):
             # One transaction per batch: one fsync and one hold of SQLite's write lock
             # for many messages, so the journal's writer gets its turn more often.
+            self._counts = []
             with self._sessions() as session, session.begin():
                 for journal_id in waiting[start:start + self._batch]:
                     done += self._process_one(session, journal_id, running)
+            # Counted only once committed: a batch that rolls back is processed again.
+            for counter, source in self._counts:
+                counter.labels(source).inc()
         return done
 
     def run_until(self, stop: threading.Event, idle_wait: float = 0.2) -> None:
@@ -125,7 +131,7 @@ class Pipeline:
                             "no route row matched this message: it goes nowhere")
         entry.status = "routed"
         entry.rule_set_version = running.version
-        metrics.ROUTED.labels(entry.source).inc()
+        self._counts.append((metrics.ROUTED, entry.source))
 
     def _failed(self, session: Session, entry: JournalEntry, running: Running,
                 reason: str) -> None:
@@ -149,4 +155,4 @@ class Pipeline:
             recovery_procedure=connection.recovery_procedure if connection else None,
             created_at=now_utc(),
         ))
-        metrics.EXCEPTIONS.labels(entry.source).inc()
+        self._counts.append((metrics.EXCEPTIONS, entry.source))
