@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import SwitchboardError
-from engine.hl7v2 import parse
+from engine.hl7v2 import Message, parse
 from engine.model.canonical import canonical_errors
 from engine.rules.conditions import Evidence
 from engine.rules.lint import lint
@@ -52,25 +52,19 @@ def convert_command(files: list[str], root: Path, out: TextIO | None = None,
     out = out or sys.stdout
     err = err or sys.stderr
     rule_set = compile_rule_set(read_rule_source(root))
-    status = OK
-    for name, index, raw in _messages(files):
-        try:
-            conversion = rule_set.convert(parse(raw))
-        except SwitchboardError as exc:
-            print(f"{name} message {index}: {exc}", file=err)
-            status = FINDINGS
-            continue
+    failures: list[str] = []
+    for label, message in _parsed(files, err, failures):
+        conversion = rule_set.convert(message)
         for issue in conversion.issues:
-            print(f"{name} message {index}: {issue}", file=err)
+            print(f"{label}: {issue}", file=err)
         for where, problem in canonical_errors(conversion.record):
-            print(f"{name} message {index}: invalid canonical record at {where}: {problem}",
-                  file=err)
-            status = FINDINGS
+            print(f"{label}: invalid canonical record at {where}: {problem}", file=err)
+            failures.append(label)
         if not conversion.covered:
-            print(f"{name} message {index}: this message type is not covered by the "
-                  "mappings; the record holds what could be mapped", file=err)
+            print(f"{label}: this message type is not covered by the mappings; the record "
+                  "holds what could be mapped", file=err)
         print(json.dumps(conversion.record, sort_keys=True, ensure_ascii=False), file=out)
-    return status
+    return FINDINGS if failures else OK
 
 
 def route_command(files: list[str], root: Path, as_json: bool = False,
@@ -78,19 +72,28 @@ def route_command(files: list[str], root: Path, as_json: bool = False,
     out = out or sys.stdout
     err = err or sys.stderr
     rule_set = compile_rule_set(read_rule_source(root))
-    status = OK
-    for name, index, raw in _messages(files):
-        try:
-            outcome = rule_set.process(parse(raw), explain=True)
-        except SwitchboardError as exc:
-            print(f"{name} message {index}: {exc}", file=err)
-            status = FINDINGS
-            continue
+    failures: list[str] = []
+    for label, message in _parsed(files, err, failures):
+        outcome = rule_set.process(message, explain=True)
         if as_json:
             print(json.dumps(_outcome_json(outcome), sort_keys=True, ensure_ascii=False), file=out)
         else:
-            _print_outcome(f"{name} message {index}", outcome, rule_set, out)
-    return status
+            _print_outcome(label, outcome, rule_set, out)
+    return FINDINGS if failures else OK
+
+
+def _parsed(files: list[str], err: TextIO, failures: list[str]) -> Iterator[tuple[str, Message]]:
+    """Every readable message with its label ('FILE message N'); each unreadable one
+    is reported on ``err`` and added to ``failures``."""
+    for name, index, raw in _messages(files):
+        label = f"{name} message {index}"
+        try:
+            message = parse(raw)
+        except SwitchboardError as exc:
+            print(f"{label}: {exc}", file=err)
+            failures.append(label)
+            continue
+        yield label, message
 
 
 def _messages(files: list[str]) -> Iterator[tuple[str, int, bytes]]:
