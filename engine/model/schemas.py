@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 
 from engine.errors import SwitchboardError
@@ -36,6 +38,15 @@ def schema(name: str) -> dict[str, Any]:
 def validator(name: str) -> Draft202012Validator:
     Draft202012Validator.check_schema(schema(name))
     return Draft202012Validator(schema(name))
+
+
+@cache
+def fast_check(name: str) -> Any:
+    """The schema compiled to Python by fastjsonschema: it only says valid or not, ten
+    times faster than jsonschema, which the pipeline needs for every message. The
+    schemas use only keywords both libraries read alike (a test checks they agree)."""
+    # fastjsonschema rewrites the schema it is given; the shared one must stay intact.
+    return fastjsonschema.compile(copy.deepcopy(schema(name)))
 
 
 def schema_errors(name: str, document: Any) -> list[tuple[str, str]]:
