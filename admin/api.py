@@ -46,7 +46,7 @@ def list_messages() -> Any:
 @blueprint.get("/messages/<message_id>")
 @require(*READERS)
 def show_message(message_id: str) -> Any:
-    with Session(services().engine) as session:
+    with Session(services().reads) as session:
         entry = session.scalars(
             select(JournalEntry).where(JournalEntry.message_id == message_id)).first()
         if entry is None:
@@ -89,7 +89,7 @@ def _children(session: Session, model: Any, journal_id: int) -> list[Any]:
 def _page(query: Select[Any], render: Any) -> dict[str, Any]:
     page = _positive_int("page", 1)
     per_page = min(_positive_int("per_page", 50), current_app.config["PAGE_SIZE_MAX"])
-    with Session(services().engine) as session:
+    with Session(services().reads) as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
         return {"items": [render(row) for row in rows], "page": page, "per_page": per_page,

@@ -44,7 +44,7 @@ def metrics() -> Response:
 
 def _database_up() -> bool:
     try:
-        with services().engine.connect() as connection:
+        with services().reads.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception:  # any failure means not ready; the reason goes to the log
         current_app.logger.warning("readiness: database unreachable")

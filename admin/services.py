@@ -11,12 +11,13 @@ from engine.ingest import Ingestor
 from engine.journal import Journal
 from engine.rule_versions import RuleSetCache, exception_owner
 from engine.security.users import UserStore
-from engine.store.database import open_engine
+from engine.store.database import open_engine, reader
 
 
 @dataclass
 class Services:
     engine: Engine
+    reads: Engine  # the same store, for transactions that only read
     users: UserStore
     ingestor: Ingestor
     rule_sets: RuleSetCache
@@ -26,7 +27,7 @@ class Services:
         engine = open_engine(url, pool_pre_ping=True)
         rule_sets = RuleSetCache(engine)
         journal = Journal(engine, exception_owner(rule_sets))
-        return cls(engine, UserStore(engine), Ingestor(journal), rule_sets)
+        return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets)
 
 
 def services() -> Services:

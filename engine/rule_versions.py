@@ -14,6 +14,7 @@ from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import RuleSet, compile_rule_set
 from engine.rules.snapshot import content_hash, from_content, to_content
 from engine.rules.source import read_rule_source
+from engine.store.database import reader
 from engine.store.models import CatalogConnection, RuleSetVersion
 
 SYSTEM = "system"
@@ -43,7 +44,7 @@ def bootstrap(engine: Engine, root: Path) -> int | None:
 
 
 def published_version(engine: Engine) -> int | None:
-    with Session(engine) as session:
+    with Session(reader(engine)) as session:
         return session.scalar(
             select(func.max(RuleSetVersion.version)).where(RuleSetVersion.status == "published")
         )
@@ -57,7 +58,7 @@ class Running:
 
 def load_published(engine: Engine) -> Running:
     """The newest published version, compiled."""
-    with Session(engine) as session:
+    with Session(reader(engine)) as session:
         row = session.scalars(
             select(RuleSetVersion).where(RuleSetVersion.status == "published")
             .order_by(RuleSetVersion.version.desc()).limit(1)

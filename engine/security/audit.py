@@ -58,12 +58,9 @@ class AuditLog:
         if dialect == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                {"key": AUDIT_CHAIN_LOCK})
-        elif dialect == "sqlite":
-            # pysqlite begins a transaction only before a write, which already holds the
-            # write lock; otherwise take it now, before the tail is read.
-            if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
+        elif dialect != "sqlite":
+            # On SQLite, a writing transaction holds the write lock from its start (see
+            # engine.store.database.reader), so the tail cannot change under it.
             raise AuditError(f"the audit chain cannot be serialised on {dialect}",
                              hint="Use SQLite or PostgreSQL")
 

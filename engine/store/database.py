@@ -3,10 +3,17 @@
 An ACK promises the message survives a power loss, so SQLite runs in WAL mode with
 ``synchronous=FULL`` (every commit is fsynced); foreign keys are on, and writers wait
 for each other instead of failing at once.
+
+Writers queue on a file lock beside the database before they begin: SQLite's own busy
+handler polls with sleeps of up to 100 ms, so a journal commit (and the ACKs waiting on
+it) that met a pipeline worker's transaction would stall for far longer than that
+transaction lasts. The kernel wakes a waiter on a file lock the moment it is released.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +37,84 @@ def open_engine(url: str, **options: Any) -> Engine:
     engine = create_engine(parsed, **options)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _durable_sqlite)
+        event.listen(engine, "begin", _begin)
+        if parsed.database and parsed.database != ":memory:":
+            _queue_writers(engine, f"{parsed.database}.writers")
     return engine
 
 
+def _queue_writers(engine: Engine, lock_path: str) -> None:
+    """Take the lock file before a writing transaction begins; give it back once the
+    transaction has ended (after SQLite's COMMIT, not before, or the next writer would
+    meet SQLite's own lock and poll), or when its connection is closed or lost."""
+
+    def lock_fd(info: dict[str, Any]) -> int:
+        fd: int | None = info.get("writer_lock_fd")
+        if fd is None:
+            # One open file per connection: flock excludes other open files, so the
+            # connections of one process queue on it as well as other processes.
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            info["writer_lock_fd"] = fd
+        return fd
+
+    def acquire(connection: Any) -> None:
+        if connection.get_execution_options().get("sqlite_begin") != "DEFERRED":
+            fcntl.flock(lock_fd(connection.connection.info), fcntl.LOCK_EX)
+
+    def release(info: dict[str, Any]) -> None:
+        fd = info.get("writer_lock_fd")
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(_dbapi: Any, record: Any, *_: Any) -> None:
+        fd = record.info.pop("writer_lock_fd", None)
+        if fd is not None:
+            os.close(fd)  # closing releases the lock too
+
+    dialect = engine.dialect
+    for name in ("do_commit", "do_rollback"):
+        setattr(dialect, name, _then_release(getattr(dialect, name), release))
+    # Registered before _begin, so the lock is held before BEGIN IMMEDIATE is sent.
+    event.listen(engine, "begin", acquire, insert=True)
+    event.listen(engine.pool, "checkin", lambda _dbapi, record: release(record.info))
+    event.listen(engine.pool, "close", close)
+    event.listen(engine.pool, "invalidate", close)
+
+
+def _then_release(end: Any, release: Any) -> Any:
+    def ended(connection: Any) -> None:
+        try:
+            end(connection)
+        finally:
+            try:
+                info = connection.info
+            except (AttributeError, NotImplementedError):  # a bare driver connection
+                info = None
+            if info is not None:
+                release(info)
+
+    return ended
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read. On SQLite every other transaction
+    takes the write lock when it begins (BEGIN IMMEDIATE): one that read first and wrote
+    later could not upgrade while another writer holds the lock, and would fail instead
+    of waiting. Readers in WAL mode need no lock and must not take it."""
+    return engine.execution_options(sqlite_begin="DEFERRED")
+
+
+def _begin(connection: Any) -> None:
+    # The driver's own transaction handling is off (see below): SQLAlchemy's begin is
+    # the only one, so SAVEPOINTs (begin_nested) behave as documented.
+    mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
 def _durable_sqlite(connection: Any, _record: Any) -> None:
+    # pysqlite would open transactions lazily on its own and breaks SAVEPOINT; hand
+    # transaction control to SQLAlchemy (its documented recipe for SQLite).
+    connection.isolation_level = None
     cursor = connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
