@@ -20,13 +20,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import SwitchboardError
 from engine.hl7v2 import Message, parse
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent
+
+# Core tables: the writer is the bottleneck, so it spends its time on inserts, not on
+# the ORM.
+_JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
+_STAGES: Table = StageEvent.__table__  # type: ignore[assignment]
+_EXCEPTIONS: Table = ExceptionItem.__table__  # type: ignore[assignment]
 
 
 class Kind(StrEnum):
@@ -82,6 +88,7 @@ class Journal:
     def __init__(self, engine: Engine, owner: OwnerLookup = default_owner,
                  *, max_batch: int = 256) -> None:
         # Results are read after the commit, so committed objects must stay readable.
+        self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._owner = owner
         self._max_batch = max_batch
@@ -177,13 +184,13 @@ class Journal:
         """One transaction for the whole batch, in Core bulk statements: the writer is
         the bottleneck, so it spends its time on inserts, not on the ORM."""
         plans = [_Plan.of(item) for item in prepared]
-        with self._sessions() as session, session.begin():
-            known = self._originals(session, {p.key for p in plans if p.key is not None})
+        with self._engine.begin() as connection:
+            known = self._originals(connection, {p.key for p in plans if p.key is not None})
             for plan in plans:
                 self._classify(plan, known)
             rows = [plan.row for plan in plans]
-            ids = session.execute(
-                insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
+            ids = connection.execute(
+                _JOURNAL.insert().returning(_JOURNAL.c.id, sort_by_parameter_order=True),
                 rows,
             ).scalars().all()
             stages = [{"journal_id": journal_id, "stage": "journaled", "at": plan.row[
@@ -192,16 +199,18 @@ class Journal:
             exceptions = [self._exception_row(plan, journal_id)
                           for plan, journal_id in zip(plans, ids, strict=True) if plan.problem]
             if stages:
-                session.execute(insert(StageEvent), stages)
+                connection.execute(_STAGES.insert(), stages)
             if exceptions:
-                session.execute(insert(ExceptionItem), exceptions)
+                connection.execute(_EXCEPTIONS.insert(), exceptions)
         return [plan.result(journal_id) for plan, journal_id in zip(plans, ids, strict=True)]
 
-    def _originals(self, session: Session, keys: set[Key]) -> dict[Key, tuple[str, str]]:
+    def _originals(self, connection: Connection,
+                   keys: set[Key]) -> dict[Key, tuple[str, str]]:
         """(message id, content hash) of the committed original for each key."""
         found: dict[Key, tuple[str, str]] = {}
-        for query in originals_queries(keys):
-            for source, app, facility, control_id, message_id, digest in session.execute(query):
+        for query, parameters in originals_queries(keys):
+            for source, app, facility, control_id, message_id, digest in connection.execute(
+                    query, parameters):
                 found[(source, app, facility, control_id)] = (message_id, digest or "")
         return found
 
@@ -248,26 +257,32 @@ class _Prepared:
     error: SwitchboardError | None
 
 
-def originals_queries(keys: set[Key]) -> list[Any]:
-    """Queries for the originals of ``keys``, one per (source, MSH-3, MSH-4), so that
-    each walks the dedupe index from its leading columns: a lookup by control id alone
-    would scan the whole journal on every commit, slower as the journal grows."""
+_ORIGINALS = select(
+    _JOURNAL.c.source, _JOURNAL.c.sending_application, _JOURNAL.c.sending_facility,
+    _JOURNAL.c.control_id, _JOURNAL.c.message_id, _JOURNAL.c.content_hash,
+).where(
+    _JOURNAL.c.is_original.is_(True), _JOURNAL.c.source == bindparam("source"),
+    _JOURNAL.c.sending_application == bindparam("application"),
+    _JOURNAL.c.sending_facility == bindparam("facility"),
+    _JOURNAL.c.control_id.in_(bindparam("control_ids", expanding=True)),
+)
+
+
+def originals_queries(keys: set[Key]) -> list[tuple[Any, dict[str, Any]]]:
+    """(statement, parameters) for the originals of ``keys``, one per (source, MSH-3,
+    MSH-4), so that each walks the dedupe index from its leading columns: a lookup by
+    control id alone would scan the whole journal on every commit, slower as the
+    journal grows. The statement is built once: this runs on every commit."""
     groups: dict[tuple[str, str | None, str | None], list[str]] = {}
     for source, app, facility, control_id in keys:
         groups.setdefault((source, app, facility), []).append(control_id)
     queries = []
     for (source, app, facility), control_ids in sorted(groups.items(), key=str):
-        for start in range(0, len(control_ids), 500):
-            queries.append(select(
-                JournalEntry.source, JournalEntry.sending_application,
-                JournalEntry.sending_facility, JournalEntry.control_id,
-                JournalEntry.message_id, JournalEntry.content_hash,
-            ).where(
-                JournalEntry.is_original.is_(True), JournalEntry.source == source,
-                JournalEntry.sending_application == app,
-                JournalEntry.sending_facility == facility,
-                JournalEntry.control_id.in_(sorted(control_ids)[start:start + 500]),
-            ))
+        ordered = sorted(control_ids)
+        for start in range(0, len(ordered), 500):
+            queries.append((_ORIGINALS, {
+                "source": source, "application": app, "facility": facility,
+                "control_ids": ordered[start:start + 500]}))
     return queries
 
 

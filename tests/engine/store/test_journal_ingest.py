@@ -140,8 +140,8 @@ def test_the_duplicate_lookup_uses_the_dedupe_index(tmp_path):
     upgrade(engine)
     keys = {("ehr-adt-feed", "EHR", "RIVERSIDE", "CTL1"), ("ehr-adt-feed", "EHR", "RIVERSIDE",
                                                            "CTL2")}
-    (query,) = originals_queries(keys)
-    compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+    ((query, parameters),) = originals_queries(keys)
+    compiled = query.params(**parameters).compile(engine, compile_kwargs={"literal_binds": True})
     with engine.connect() as connection:
         plan = " ".join(str(row[-1]) for row in
                         connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
