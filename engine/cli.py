@@ -78,6 +78,8 @@ def _add_service_commands(commands: Any) -> None:
         command.add_argument("--port", type=int, default=8080, help="web port (serve, web)")
         command.add_argument("--health-port", type=int, default=8081,
                              help="health and metrics port of the engine process")
+        command.add_argument("--pipeline-workers", type=int, default=2, metavar="N",
+                             help="pipeline worker processes (0: a thread in this process)")
         command.set_defaults(run=_service, part=name)
     send = commands.add_parser("send", help="send HL7 files over MLLP and print each ACK code")
     send.add_argument("target", metavar="HOST:PORT")
@@ -110,7 +112,7 @@ def _service(args: argparse.Namespace) -> int:
 
     configure_logging()
     settings = Settings(_database_url(args), args.config.resolve(), args.host, args.port,
-                        args.health_port)
+                        args.health_port, pipeline_workers=max(0, args.pipeline_workers))
     asyncio.run(run(settings, engine_part=args.part in ("serve", "engine"),
                     web_part=args.part in ("serve", "web")))
     return 0

@@ -1,18 +1,21 @@
 """The pipeline: journal -> parse -> normalise -> route -> minimise -> encode ->
 delivery intents, run by workers apart from the listeners so a slow stage never slows
-ingest. Each message is processed in one transaction that records every stage with
-its time and the rule-set version, the deliveries (the outbox) and the tasks; any
-failure leaves an exception item with its error class and owner instead."""
+ingest. Messages are taken in batches: the pure stages run for each message, then one
+transaction claims the batch and records every stage with its time and the rule-set
+version, the deliveries (the outbox) and the tasks; any failure leaves an exception
+item with its error class and owner instead."""
 
 from __future__ import annotations
 
 import logging
-import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
-from prometheus_client import Counter
-from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 
 from engine import metrics
 from engine.errors import SwitchboardError
@@ -21,40 +24,77 @@ from engine.journal import now_utc
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import Outcome
+from engine.store.database import reader
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
 
 log = logging.getLogger("switchboard.pipeline")
 STAGES = ("parsed", "normalised", "routed", "minimised", "encoded", "intents_recorded")
 
+# What a worker reports once a batch has committed: (counter, connection, how many).
+# In one process it goes straight to the metrics; a worker process sends it to its parent.
+Report = Callable[[str, str, int], None]
+COUNTERS = {"routed": metrics.ROUTED, "exceptions": metrics.EXCEPTIONS}
+
+_JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
+_WAITING = (_JOURNAL.c.id, _JOURNAL.c.message_id, _JOURNAL.c.source, _JOURNAL.c.patient_key,
+            _JOURNAL.c.raw)
+
+
+class Stop(Protocol):
+    """A threading.Event, or a multiprocessing one in a worker process."""
+
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def report_to_metrics(counter: str, connection: str, count: int) -> None:
+    COUNTERS[counter].labels(connection).inc(count)
+
+
+@dataclass
+class _Result:
+    """One message through the pure stages: its outcome or why it failed, and when each
+    stage ended."""
+
+    journal_id: int
+    message_id: str
+    source: str
+    patient_key: str | None
+    outcome: Outcome | None = None
+    failure: str | None = None
+    stage_times: list[tuple[str, datetime]] = field(default_factory=list)
+
 
 class Pipeline:
     def __init__(self, engine: Engine, rule_sets: RuleSetCache | None = None,
-                 batch: int = 50) -> None:
+                 batch: int = 50, report: Report = report_to_metrics,
+                 lane: tuple[int, int] | None = None) -> None:
+        """``lane`` (k, n): take only the messages of lane k out of n. Lanes split the
+        journal by patient, so that workers never race for a message and one patient's
+        messages are routed in order by one worker."""
         self._engine = engine
         self._batch = batch
-        self._counts: list[tuple[Counter, str]] = []
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._report = report
         self._rule_sets = rule_sets or RuleSetCache(engine)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._waiting = _JOURNAL.c.status == "received"
+        if lane is not None and lane[1] > 1:
+            self._waiting = self._waiting & (_lane_key(self._postgres) % lane[1] == lane[0])
 
     def run_once(self, limit: int = 100) -> int:
-        """Process up to ``limit`` journaled messages, oldest first; returns how many."""
+        """Process up to ``limit`` journaled messages, oldest first; returns how many
+        this worker processed (others may take some of the same batch)."""
         running = self._rule_sets.current()
         done = 0
-        waiting = self._waiting(limit)
-        metrics.QUEUE_DEPTH.set(len(waiting))
-        for start in range(0, len(waiting), self._batch):
-            # One transaction per batch: one fsync and one hold of SQLite's write lock
-            # for many messages, so the journal's writer gets its turn more often.
-            self._counts = []
-            with self._sessions() as session, session.begin():
-                for journal_id in waiting[start:start + self._batch]:
-                    done += self._process_one(session, journal_id, running)
-            # Counted only once committed: a batch that rolls back is processed again.
-            for counter, source in self._counts:
-                counter.labels(source).inc()
+        while done < limit:
+            size = min(self._batch, limit - done)
+            taken, seen = self._run_batch(running, size)
+            done += taken
+            if seen < size:  # the queue is drained
+                break
         return done
 
-    def run_until(self, stop: threading.Event, idle_wait: float = 0.2) -> None:
+    def run_until(self, stop: Stop, idle_wait: float = 0.2) -> None:
         while not stop.is_set():
             try:
                 if self.run_once() == 0:
@@ -63,96 +103,202 @@ class Pipeline:
                 log.exception("pipeline pass failed; retrying")
                 stop.wait(1.0)
 
-    def _waiting(self, limit: int) -> list[int]:
-        with Session(self._engine) as session:
-            return list(session.scalars(
-                select(JournalEntry.id).where(JournalEntry.status == "received")
-                .order_by(JournalEntry.id).limit(limit)
-            ))
+    # ---- one batch -------------------------------------------------------------------
 
-    def _process_one(self, session: Session, journal_id: int, running: Running) -> bool:
-        entry = self._claim(session, journal_id)
-        if entry is None:  # another worker took it
-            return False
+    def _run_batch(self, running: Running, size: int) -> tuple[int, int]:
+        """(messages processed here, messages seen waiting)."""
+        if self._postgres:
+            # Row locks, not a database lock: hold them while the pure stages run, and
+            # other engines skip these rows instead of waiting.
+            with self._engine.begin() as connection:
+                rows = connection.execute(
+                    select(*_WAITING).where(self._waiting)
+                    .order_by(_JOURNAL.c.id).limit(size).with_for_update(skip_locked=True)
+                ).all()
+                results = [self._process(running, row) for row in rows]
+                self._record(connection, results, running)
+        else:
+            # SQLite has one writer for the whole file: run the pure stages before taking
+            # it, so the journal's writer (and the ACKs waiting on it) never waits for them.
+            with reader(self._engine).connect() as connection:
+                rows = connection.execute(
+                    select(*_WAITING).where(self._waiting)
+                    .order_by(_JOURNAL.c.id).limit(size)
+                ).all()
+            results = [self._process(running, row) for row in rows]
+            with self._engine.begin() as connection:
+                claimed = self._claim(connection, [r.journal_id for r in results])
+                results = [r for r in results if r.journal_id in claimed]
+                self._record(connection, results, running)
+        self._count(results)
+        return len(results), len(rows)
+
+    def _claim(self, connection: Connection, ids: Sequence[int]) -> set[int]:
+        """The ids no other worker has taken since they were read, now taken."""
+        if not ids:
+            return set()
+        taken = connection.execute(
+            update(_JOURNAL).where(_JOURNAL.c.id.in_(ids), _JOURNAL.c.status == "received")
+            .values(status="routing").returning(_JOURNAL.c.id)
+        )
+        return set(taken.scalars())
+
+    def _process(self, running: Running, row: Any) -> _Result:
+        result = _Result(row.id, row.message_id, row.source, row.patient_key)
         try:
-            outcome = running.rule_set.process(parse(entry.raw or b""))
-        except SQLAlchemyError:
-            raise  # the store, not the message: leave the batch waiting
+            message = parse(row.raw or b"")
+            result.stage_times.append(("parsed", now_utc()))
+            result.outcome = running.rule_set.process(message)
+            moment = now_utc()
+            result.stage_times.extend((stage, moment) for stage in STAGES[1:5])
         except SwitchboardError as error:
-            self._failed(session, entry, running, str(error))
-            return True
+            result.failure = str(error)
         except Exception as error:  # a defect must not wedge the queue behind it
-            log.exception("processing failed", extra={"message_id": entry.message_id})
-            self._failed(session, entry, running, f"internal error ({type(error).__name__})")
-            return True
-        self._record(session, entry, outcome, running)
-        return True
+            log.exception("processing failed", extra={"message_id": row.message_id})
+            result.failure = f"internal error ({type(error).__name__})"
+        return result
 
-    def _claim(self, session: Session, journal_id: int) -> JournalEntry | None:
-        """Take one waiting message for this transaction, or None if another worker has.
-        PostgreSQL skips rows other engines hold; SQLite's conditional update waits for
-        the single writer and then finds the message already taken."""
-        waiting = (JournalEntry.id == journal_id, JournalEntry.status == "received")
-        if self._engine.dialect.name == "postgresql":
-            query = select(JournalEntry).where(*waiting).with_for_update(skip_locked=True)
-            return session.scalars(query).first()
-        taken = session.execute(update(JournalEntry).where(*waiting).values(status="routing"))
-        if getattr(taken, "rowcount", 0) != 1:
-            return None
-        return session.get(JournalEntry, journal_id)
+    # ---- recording -------------------------------------------------------------------
 
-    def _record(self, session: Session, entry: JournalEntry, outcome: Outcome,
+    def _record(self, connection: Connection, results: list[_Result],
                 running: Running) -> None:
+        if not results:
+            return
+        rows = _Rows(running)
+        for result in results:
+            rows.add(result)
+        try:
+            with connection.begin_nested():
+                rows.write(connection)
+        except (IntegrityError, DataError):
+            # One message's outcome the store refuses must not hold back the batch (or
+            # wedge the queue): record the others, and that one as failed.
+            log.exception("recording a batch failed; recording its messages one by one")
+            for result in results:
+                single = _Rows(running)
+                single.add(result)
+                try:
+                    with connection.begin_nested():
+                        single.write(connection)
+                except (IntegrityError, DataError) as error:
+                    result.outcome = None
+                    result.failure = f"could not store the outcome ({type(error).__name__})"
+                    fallback = _Rows(running)
+                    fallback.add(result)
+                    fallback.write(connection)
+
+    def _count(self, results: list[_Result]) -> None:
+        """Counted only once committed: a batch that rolls back is processed again."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for result in results:
+            if result.outcome is not None:
+                counts["routed", result.source] += 1
+            counts["exceptions", result.source] += _exception_count(result)
+        for (counter, source), count in counts.items():
+            if count:
+                self._report(counter, source, count)
+
+
+def _lane_key(postgres: bool) -> Any:
+    """A number per patient: the code of the last character of the patient key (a hex
+    digest, so the lanes come out even), or the message's id when it names no patient."""
+    code = func.ascii if postgres else func.unicode
+    return func.coalesce(code(func.substr(_JOURNAL.c.patient_key, 32, 1)), _JOURNAL.c.id)
+
+
+def _exception_count(result: _Result) -> int:
+    outcome = result.outcome
+    if outcome is None:
+        return 1
+    return len(outcome.problems) + (0 if outcome.decision.rows else 1)
+
+
+class _Rows:
+    """The rows one batch adds to the store, gathered so each table gets one
+    executemany statement."""
+
+    def __init__(self, running: Running) -> None:
+        self.running = running
+        self.version = running.version
+        self.journal: list[dict[str, Any]] = []
+        self.stages: list[dict[str, Any]] = []
+        self.deliveries: list[dict[str, Any]] = []
+        self.tasks: list[dict[str, Any]] = []
+        self.exceptions: list[dict[str, Any]] = []
+
+    def add(self, result: _Result) -> None:
         moment = now_utc()
-        detail = {"issues": [str(i) for i in outcome.conversion.issues],
-                  "covered": outcome.conversion.covered}
-        for stage in STAGES:
-            session.add(StageEvent(journal_id=entry.id, stage=stage, at=moment,
-                                   rule_set_version=running.version,
-                                   detail=detail if stage == "normalised" else None))
+        for stage, at in result.stage_times:
+            self.stage(result, stage, at)
+        outcome = result.outcome
+        if outcome is None:
+            self.stage(result, "failed", moment)
+            self.journal.append(self._status(result, "failed", result.failure))
+            self.exception(result, str(result.failure), moment)
+            return
+        self.stage(result, "intents_recorded", moment)
         for delivery in outcome.deliveries:
-            session.add(Delivery(
-                journal_id=entry.id, destination=delivery.destination,
-                patient_key=entry.patient_key, sequence=entry.id,
-                status="held" if delivery.held_by else "pending",
-                idempotency_key=f"{entry.message_id}:{delivery.destination}",
-                payload=delivery.payload, held_by_row=delivery.held_by, attempts=0,
-                created_at=moment, updated_at=moment,
-            ))
+            self.deliveries.append({
+                "journal_id": result.journal_id, "destination": delivery.destination,
+                "patient_key": result.patient_key, "sequence": result.journal_id,
+                "status": "held" if delivery.held_by else "pending",
+                "idempotency_key": f"{result.message_id}:{delivery.destination}",
+                "payload": delivery.payload, "held_by_row": delivery.held_by, "attempts": 0,
+                "next_attempt_at": None, "created_at": moment, "updated_at": moment,
+            })
         for task in outcome.tasks:
             intent = task.intent
-            session.add(Task(journal_id=entry.id, queue=intent.queue, kind=intent.kind,
-                             mode=intent.mode, row_id=intent.row, status="open",
-                             payload=task.payload, created_at=moment))
+            self.tasks.append({
+                "journal_id": result.journal_id, "queue": intent.queue, "kind": intent.kind,
+                "mode": intent.mode, "row_id": intent.row, "status": "open",
+                "assignee": None, "due_at": None, "payload": task.payload,
+                "created_at": moment, "completed_at": None,
+            })
         for problem in outcome.problems:
-            self._exception(session, entry, running, f"canonical record: {problem}")
+            self.exception(result, f"canonical record: {problem}", moment)
         if not outcome.decision.rows:
-            self._exception(session, entry, running,
-                            "no route row matched this message: it goes nowhere")
-        entry.status = "routed"
-        entry.rule_set_version = running.version
-        self._counts.append((metrics.ROUTED, entry.source))
+            self.exception(result, "no route row matched this message: it goes nowhere",
+                           moment)
+        self.journal.append(self._status(result, "routed", None))
 
-    def _failed(self, session: Session, entry: JournalEntry, running: Running,
-                reason: str) -> None:
-        entry.status = "failed"
-        entry.status_reason = reason
-        entry.rule_set_version = running.version
-        session.add(StageEvent(journal_id=entry.id, stage="failed", at=now_utc(),
-                               rule_set_version=running.version))
-        self._exception(session, entry, running, reason)
+    def stage(self, result: _Result, stage: str, at: datetime) -> None:
+        detail = None
+        if stage == "normalised" and result.outcome is not None:
+            conversion = result.outcome.conversion
+            detail = {"issues": [str(i) for i in conversion.issues],
+                      "covered": conversion.covered}
+        self.stages.append({"journal_id": result.journal_id, "stage": stage, "at": at,
+                            "rule_set_version": self.version, "detail": detail})
 
-    def _exception(self, session: Session, entry: JournalEntry, running: Running,
-                   summary: str) -> None:
+    def exception(self, result: _Result, summary: str, moment: datetime) -> None:
         """A validation exception on the source connection, owned as its policy says
         and carrying the catalog's recovery procedure."""
-        rule_set = running.rule_set
-        policy = rule_set.policies.resolve(entry.source, ErrorClass.VALIDATION)
-        connection = rule_set.connections.get(entry.source)
-        session.add(ExceptionItem(
-            journal_id=entry.id, connection_id=entry.source, error_class="validation",
-            owner_role=str(policy.dead_letter.owner_role), status="open", summary=summary,
-            recovery_procedure=connection.recovery_procedure if connection else None,
-            created_at=now_utc(),
-        ))
-        self._counts.append((metrics.EXCEPTIONS, entry.source))
+        rule_set = self.running.rule_set
+        policy = rule_set.policies.resolve(result.source, ErrorClass.VALIDATION)
+        connection = rule_set.connections.get(result.source)
+        self.exceptions.append({
+            "journal_id": result.journal_id, "delivery_id": None,
+            "connection_id": result.source, "error_class": "validation",
+            "owner_role": str(policy.dead_letter.owner_role), "status": "open",
+            "assignee": None, "summary": summary, "detail": None,
+            "recovery_procedure": connection.recovery_procedure if connection else None,
+            "created_at": moment, "resolved_at": None,
+        })
+
+    def _status(self, result: _Result, status: str, reason: str | None) -> dict[str, Any]:
+        return {"journal_key": result.journal_id, "new_status": status,
+                "new_reason": reason, "new_version": self.version}
+
+    def write(self, connection: Connection) -> None:
+        for model, rows in ((StageEvent, self.stages), (Delivery, self.deliveries),
+                            (Task, self.tasks), (ExceptionItem, self.exceptions)):
+            if rows:
+                table: Table = model.__table__  # type: ignore[assignment]
+                connection.execute(table.insert(), rows)
+        if self.journal:
+            connection.execute(
+                update(_JOURNAL).where(_JOURNAL.c.id == bindparam("journal_key")).values(
+                    status=bindparam("new_status"), status_reason=bindparam("new_reason"),
+                    rule_set_version=bindparam("new_version")),
+                self.journal,
+            )

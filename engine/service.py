@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import threading
 from collections.abc import Callable
@@ -18,19 +19,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from engine import metrics
 from engine.connectors.file import DropFolder, DropFolderConfig
 from engine.connectors.mllp.listener import MllpListener, MllpListenerConfig
 from engine.errors import SwitchboardError
 from engine.ingest import Ingestor
 from engine.journal import Journal
 from engine.pipeline import Pipeline
+from engine.pipeline_workers import WorkerPool
 from engine.rule_versions import RuleSetCache, bootstrap, exception_owner
 from engine.rules.catalog_entry import Connection, FileEndpoint, MllpEndpoint
-from engine.store.database import open_engine
+from engine.store.database import open_engine, reader
 from engine.store.migrate import upgrade
+from engine.store.models import JournalEntry
 
 log = logging.getLogger("switchboard.service")
 
@@ -42,6 +47,7 @@ class Settings:
     host: str = "127.0.0.1"
     web_port: int = 8080
     engine_health_port: int = 8081
+    # Worker processes for the pipeline; 0 runs it on a thread of this process.
     pipeline_workers: int = 2
     # Test hook: listen on a free port instead of the catalog's.
     mllp_port_override: int | None = None
@@ -66,6 +72,7 @@ class EngineProcess:
         self._settings = settings
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
+        self._pool: WorkerPool | None = None
         self._journal: Journal | None = None
         self.listeners: dict[str, MllpListener] = {}
         self.folders: dict[str, DropFolder] = {}
@@ -85,16 +92,23 @@ class EngineProcess:
                 folder = DropFolder(ingestor, connection.id, _folder_config(connection))
                 await folder.start()
                 self.folders[connection.id] = folder
-        # SQLite has one writer at a time: more workers would only wait for each other.
-        workers = 1 if self._engine.dialect.name == "sqlite" else self._settings.pipeline_workers
-        for number in range(workers):
+        metrics.QUEUE_DEPTH.set_function(lambda: waiting_count(self._engine))
+        if self._settings.pipeline_workers > 0:
+            self._pool = WorkerPool(self._settings.database_url, self._settings.pipeline_workers)
+            self._pool.start()
+        else:
             worker = threading.Thread(target=Pipeline(self._engine).run_until, args=(self._stop,),
-                                      name=f"pipeline-{number}", daemon=True)
+                                      name="pipeline", daemon=True)
             worker.start()
             self._workers.append(worker)
 
     def ready(self) -> bool:
         return all(_listening(listener) for listener in self.listeners.values())
+
+    def pipeline_alive(self) -> bool:
+        if self._pool is not None:
+            return self._pool.alive()
+        return all(worker.is_alive() for worker in self._workers)
 
     async def stop(self, grace: float = 10.0) -> None:
         for listener in self.listeners.values():
@@ -104,6 +118,8 @@ class EngineProcess:
         self._stop.set()
         for worker in self._workers:
             await asyncio.to_thread(worker.join, grace)
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.stop, grace)
         if self._journal is not None:
             await asyncio.to_thread(self._journal.close)
 
@@ -120,6 +136,18 @@ class EngineProcess:
         if endpoint.idle_timeout is not None:
             config["idle_timeout"] = endpoint.idle_timeout
         return MllpListenerConfig.from_mapping(config)
+
+
+def waiting_count(engine: Engine) -> float:
+    """Journaled messages the pipeline has not taken yet; NaN when the store is down, so
+    /metrics still answers during an outage."""
+    try:
+        with reader(engine).connect() as connection:
+            return float(connection.scalar(
+                select(func.count()).select_from(JournalEntry).where(
+                    JournalEntry.status == "received")) or 0)
+    except SQLAlchemyError:
+        return math.nan
 
 
 def _listening(listener: MllpListener) -> bool:
@@ -170,6 +198,7 @@ async def run(settings: Settings, *, engine_part: bool, web_part: bool,
         if process is not None:
             await process.start()
             readiness["listeners"] = process.ready
+            readiness["pipeline"] = process.pipeline_alive
         if web_part:
             servers.append(start_web(settings, settings.web_port, readiness))
         else:

@@ -42,6 +42,7 @@ def test_serve_ingests_routes_and_answers_the_api(engine):
     thread.start()
     try:
         assert ready.wait(60), "serve did not start"
+        routed_before = _routed_metric(state["web"])
         client = BlockingMllpClient("127.0.0.1", state["mllp"], timeout=30)
         try:
             ack = parse(client.send((CORPUS / "fhir-converter/ORU-R01-RMGEAD.hl7").read_bytes()))
@@ -54,12 +55,26 @@ def test_serve_ingests_routes_and_answers_the_api(engine):
         routed = _wait_for_routed(state["web"], token)
         assert routed["status"] == "routed"
         with urllib.request.urlopen(f"http://127.0.0.1:{state['web']}/readyz") as response:
-            assert json.loads(response.read())["checks"] == {"database": True, "listeners": True}
+            assert json.loads(response.read())["checks"] == {
+                "database": True, "listeners": True, "pipeline": True}
+        # The pipeline runs in worker processes; their counts reach this one's /metrics.
+        deadline = time.monotonic() + 10  # the report crosses a process boundary
+        while _routed_metric(state["web"]) < routed_before + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _routed_metric(state["web"]) == routed_before + 1
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(60)
         loop.close()
     assert not thread.is_alive()
+
+
+def _routed_metric(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+        lines = response.read().decode().splitlines()
+    assert "switchboard_queue_depth 0.0" in lines
+    prefix = 'switchboard_routed_total{connection="ehr-adt-feed"} '
+    return sum(float(line[len(prefix):]) for line in lines if line.startswith(prefix))
 
 
 def _wait_for_routed(port: int, token: str) -> dict:

@@ -123,3 +123,28 @@ def test_concurrent_workers_process_each_message_once(engine, caplog):
         assert set(session.scalars(select(JournalEntry.status))) == {"routed"}
         assert len(session.scalars(select(Delivery)).all()) == 60  # lab + warehouse each
     assert "pipeline pass failed" not in caplog.text
+
+
+def test_lanes_split_the_journal_by_patient(engine):
+    sb = prepared(engine)
+    raw = sample("fhir-converter/ADT-A04-01.hl7")
+    for number in range(40):
+        message = parse(raw)
+        message.set("MSH-10", f"LANE{number}")
+        message.set("PID-3.1", f"P{number % 8}")  # 8 patients, 5 messages each
+        sb.ingest(Received(message.encode(), "ehr-adt-feed"))
+    first = Pipeline(engine, lane=(0, 2)).run_once(limit=1000)
+    second = Pipeline(engine, lane=(1, 2)).run_once(limit=1000)
+    assert first + second == 40 and first and second
+    with Session(engine) as session:
+        assert set(session.scalars(select(JournalEntry.status))) == {"routed"}
+        # Each patient's messages were taken by one worker, in the order they arrived.
+        stages = session.execute(
+            select(JournalEntry.patient_key, JournalEntry.id, StageEvent.id)
+            .join(StageEvent, StageEvent.journal_id == JournalEntry.id)
+            .where(StageEvent.stage == "intents_recorded").order_by(StageEvent.id)).all()
+    by_patient: dict[str, list[int]] = {}
+    for patient_key, journal_id, _ in stages:
+        by_patient.setdefault(patient_key, []).append(journal_id)
+    assert len(by_patient) == 8
+    assert all(ids == sorted(ids) for ids in by_patient.values())

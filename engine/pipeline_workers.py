@@ -1,0 +1,140 @@
+"""Pipeline workers in processes of their own, so that the pure stages (parse,
+normalise, route, minimise, encode) never compete with the listeners and the journal
+for one interpreter lock: ingest keeps its pace however slow a stage gets.
+
+Each worker owns a lane, a share of the journal picked by patient (see
+``Pipeline(lane=...)``), so workers never take the same message and the messages of
+one patient are routed in the order they arrived. A worker that dies is started again.
+Workers report their counts to this process, which serves /metrics.
+
+Nothing is shared between processes that a killed worker could leave locked: each
+worker has its own pipe for reports, and it is stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnProcess
+
+from engine.pipeline import report_to_metrics
+
+log = logging.getLogger("switchboard.pipeline")
+RESTART_CHECK_SECONDS = 1.0
+PARENT_CHECK_SECONDS = 1.0
+_SPAWN = multiprocessing.get_context("spawn")  # no fork: the parent runs threads
+
+
+def worker_main(database_url: str, lane: int, lanes: int, reports: Connection) -> None:
+    """A worker process: route its lane until SIGTERM, or until its parent is gone."""
+    from engine.log_format import configure_logging
+    from engine.pipeline import Pipeline
+    from engine.store.database import open_engine
+
+    stop = threading.Event()
+    # The parent decides when to stop: Ctrl-C reaches the whole process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _number, _frame: stop.set())
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        while not stop.wait(PARENT_CHECK_SECONDS):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    configure_logging()
+    engine = open_engine(database_url, pool_pre_ping=True)
+
+    def report(counter: str, connection: str, count: int) -> None:
+        reports.send((counter, connection, count))
+
+    try:
+        Pipeline(engine, report=report, lane=(lane, lanes)).run_until(stop)
+    finally:
+        engine.dispose()
+        reports.close()
+
+
+class WorkerPool:
+    """``count`` worker processes over one store, kept running until ``stop``."""
+
+    def __init__(self, database_url: str, count: int) -> None:
+        self._url = database_url
+        self._count = count
+        self._processes: list[SpawnProcess | None] = [None] * count
+        self._readers: dict[Connection, int] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        for lane in range(self._count):
+            self._spawn(lane)
+        for target, name in ((self._drain, "pipeline-reports"),
+                             (self._supervise, "pipeline-supervisor")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def alive(self) -> bool:
+        return all(p is not None and p.is_alive() for p in self._processes)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Ask every worker to finish its batch and exit; kill those that do not."""
+        self._stopping.set()
+        for process in self._processes:
+            if process is not None and process.is_alive():
+                process.terminate()  # SIGTERM: the worker finishes its batch
+        for process in self._processes:
+            if process is None:
+                continue
+            process.join(grace)
+            if process.is_alive():
+                log.warning("pipeline worker did not stop in time; killing it",
+                            extra={"pid": process.pid})
+                process.kill()
+                process.join(5)
+        for thread in self._threads:
+            thread.join(grace)
+
+    def _spawn(self, lane: int) -> None:
+        reader, writer = _SPAWN.Pipe(duplex=False)
+        process = _SPAWN.Process(target=worker_main, name=f"switchboard-pipeline-{lane}",
+                                 args=(self._url, lane, self._count, writer), daemon=True)
+        process.start()
+        writer.close()  # the worker holds the only writer: its exit ends the pipe
+        with self._lock:
+            self._readers[reader] = lane
+        self._processes[lane] = process
+        log.info("pipeline worker started", extra={"lane": lane, "pid": process.pid})
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(RESTART_CHECK_SECONDS):
+            for lane, process in enumerate(self._processes):
+                if process is not None and not process.is_alive() and not self._stopping.is_set():
+                    log.error("pipeline worker exited; starting it again",
+                              extra={"lane": lane, "exit_code": process.exitcode})
+                    self._spawn(lane)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                readers = list(self._readers)
+            if not readers:
+                if self._stopping.is_set():
+                    return
+                self._stopping.wait(0.1)
+                continue
+            for reader in wait(readers, timeout=0.5):
+                assert isinstance(reader, Connection)
+                try:
+                    report_to_metrics(*reader.recv())
+                except (EOFError, OSError):  # that worker has exited
+                    with self._lock:
+                        self._readers.pop(reader, None)
+                    reader.close()
