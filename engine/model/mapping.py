@@ -29,6 +29,7 @@ Problems with the data become issues that name HL7 paths, never values (PHI).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -347,6 +348,8 @@ def _number(value: Any, source: str, context: _Context) -> Any:
     try:
         number = float(text)
     except ValueError:
+        number = math.nan
+    if not math.isfinite(number):  # "NaN" and "inf" parse, but JSON has no such numbers
         context.issues.append(Issue(source, context.target, "not a number; kept as text"))
         return text
     return int(number) if number.is_integer() and "." not in text else number

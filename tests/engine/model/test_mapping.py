@@ -140,3 +140,17 @@ def test_bad_mappings_name_document_and_key(fields, fragment):
         Mapper([{"id": "doc", "fields": fields}], TABLES)
     assert fragment in str(caught.value)
     assert str(caught.value).startswith("doc: fields.")
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "inf", "-Infinity"])
+def test_non_finite_numbers_stay_text(text):
+    """Regression: float() reads "NaN" and "inf", which JSON cannot carry, so a result
+    valued NaN broke every JSON payload built from its record."""
+    message = parse("MSH|^~\\&|LAB|H|EHR|H|20240102||ORU^R01|C1|P|2.5.1\r"
+                    f"OBX|1|NM|GLU^Glucose^L||{text}|mmol/L\r")
+    mapper = Mapper([{"id": "t", "fields": {"results": {
+        "each": "OBX[*]", "fields": {"value": {"from": "-5", "transform": "number"}}}}}],
+        TABLES, ["ORU^R01"])
+    result = mapper.convert(message)
+    assert result.record["results"] == [{"value": text}]
+    assert [i.problem for i in result.issues] == ["not a number; kept as text"]
