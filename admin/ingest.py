@@ -1,42 +1,44 @@
 """HTTP ingest: POST /ingest/<connection> with HL7 v2 (application/hl7-v2) or FHIR R4
-JSON (application/fhir+json). Each inbound http connection in the catalog names the
-environment variable that holds its token (endpoint.auth_secret_env); the sender
-presents it as a bearer token. 202 with the message id when journaled, a 4xx with a
-JSON error otherwise, 503 when the store cannot commit."""
+JSON (application/fhir+json), whichever the connection's catalog entry names. Each
+inbound http connection in the catalog names the environment variable that holds its
+token (endpoint.auth_secret_env); the sender presents it as a bearer token. 202 with
+the message id when journaled, a 4xx with a JSON error otherwise, 503 when the store
+cannot commit."""
 
 from __future__ import annotations
 
 import hmac
-import json
 import os
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 
 from admin.services import services
-from engine.journal import Kind, Received
+from engine.journal import FHIR_R4, HL7V2, Kind, Received
+from engine.rules.catalog_entry import Connection
 
 blueprint = Blueprint("ingest", __name__, url_prefix="/ingest")
-HL7_TYPES = {"application/hl7-v2", "x-application/hl7-v2+er7", "application/edi-hl7"}
-FHIR_TYPES = {"application/fhir+json", "application/json"}
+# What each catalog format may be posted as.
+MEDIA_TYPES = {
+    HL7V2: frozenset({"application/hl7-v2", "x-application/hl7-v2+er7", "application/edi-hl7"}),
+    FHIR_R4: frozenset({"application/fhir+json", "application/json"}),
+}
 MAX_BODY = 16 * 1024 * 1024
 
 
 @blueprint.post("/<connection_id>")
 def ingest(connection_id: str) -> Any:
-    _authenticate_source(connection_id)
+    connection = _authenticate_source(connection_id)
     if (request.content_length or 0) > MAX_BODY:
         abort(413, description=f"messages over {MAX_BODY} bytes are not accepted")
-    mimetype = request.mimetype
+    expected = str(connection.format)
+    media_types = MEDIA_TYPES.get(expected)
+    if media_types is None or request.mimetype not in media_types:
+        abort(415, description=f"connection '{connection_id}' takes {expected}: send it as "
+              f"{' or '.join(sorted(media_types or ()))}")
     body = request.get_data(cache=False)
-    if mimetype in FHIR_TYPES:
-        _check_fhir(body)
-        abort(415, description="FHIR R4 input is not mapped to the canonical model yet; "
-              "send HL7 v2 for now")
-    if mimetype not in HL7_TYPES:
-        abort(415, description="send HL7 v2 as application/hl7-v2 or FHIR R4 as "
-              "application/fhir+json")
-    result = services().ingestor.ingest(Received(body, connection_id, request.remote_addr))
+    result = services().ingestor.ingest(
+        Received(body, connection_id, request.remote_addr, format=expected))
     if result.journaled is None:
         abort(503, description="Switchboard cannot store the message right now; send it again")
     journaled = result.journaled
@@ -51,7 +53,7 @@ def ingest(connection_id: str) -> Any:
     return response
 
 
-def _authenticate_source(connection_id: str) -> None:
+def _authenticate_source(connection_id: str) -> Connection:
     connection = services().rule_sets.current().rule_set.connections.get(connection_id)
     if connection is None or connection.direction == "outbound" or connection.transport != "http":
         abort(404, description=f"no inbound HTTP connection '{connection_id}' in the catalog")
@@ -63,12 +65,4 @@ def _authenticate_source(connection_id: str) -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
         abort(401, description="send this connection's token: Authorization: Bearer <token>")
-
-
-def _check_fhir(body: bytes) -> None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        abort(400, description="the body is not JSON")
-    if not isinstance(document, dict) or "resourceType" not in document:
-        abort(400, description="a FHIR R4 resource needs a resourceType")
+    return connection

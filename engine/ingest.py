@@ -101,7 +101,8 @@ def _ack_for(journaled: Journaled, raw: bytes) -> bytes | None:
         ack = reject(raw, journaled.error, "AR")
         return ack.encode() if ack else None
     message = journaled.message
-    assert message is not None
+    if message is None:  # FHIR over HTTP: the HTTP status is the answer
+        return None
     warning = None
     if journaled.kind == Kind.CONFLICT:
         warning = AckError(

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import SwitchboardError
+from engine.fhir import FhirInput, read_fhir
 from engine.hl7v2 import Message, parse
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent
 
@@ -47,14 +48,20 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+HL7V2, FHIR_R4 = "hl7v2", "fhir-r4"
+CONTROL_ID_LENGTH = 199
+
+
 @dataclass(frozen=True)
 class Received:
-    """Bytes as they arrived (MLLP framing removed), from which source connection."""
+    """Bytes as they arrived (MLLP framing removed), from which source connection, in
+    which format (``hl7v2`` or ``fhir-r4``)."""
 
     raw: bytes
     source: str
     peer: str | None = None
     received_at: datetime = field(default_factory=now_utc)
+    format: str = HL7V2
 
 
 @dataclass(frozen=True)
@@ -255,6 +262,7 @@ class _Prepared:
     received: Received
     message: Message | None
     error: SwitchboardError | None
+    fhir: FhirInput | None = None
 
 
 _ORIGINALS = select(
@@ -288,6 +296,8 @@ def originals_queries(keys: set[Key]) -> list[tuple[Any, dict[str, Any]]]:
 
 def _prepare(received: Received) -> _Prepared:
     try:
+        if received.format == FHIR_R4:
+            return _Prepared(received, None, None, read_fhir(received.raw))
         return _Prepared(received, parse(received.raw), None)
     except SwitchboardError as error:
         return _Prepared(received, None, error)
@@ -315,12 +325,21 @@ class _Plan:
             "message_id": str(uuid.uuid4()), "received_at": received.received_at,
             "source": received.source, "peer": received.peer, "status": Kind.NEW.value,
             "size_bytes": len(received.raw), "raw": received.raw, "is_original": False,
+            "format": received.format,
             "sending_application": None, "sending_facility": None, "control_id": None,
             "content_hash": None, "message_type": None, "event": None, "patient_key": None,
             "status_reason": None,
         }
+        if prepared.fhir is not None:
+            # FHIR REST names no sending application: the resource's own ids are the key.
+            fhir = prepared.fhir
+            row.update(sending_application="", sending_facility="",
+                       control_id=_fits(fhir.control_id), content_hash=fhir.content_hash,
+                       message_type=fhir.resource_type, patient_key=fhir.patient_key)
         if message is None:
-            return cls(prepared, row, None)
+            key = None if row["control_id"] is None else (
+                row["source"], "", "", row["control_id"])
+            return cls(prepared, row, key)
         row.update(
             sending_application=message.get_raw("MSH-3") or "",
             sending_facility=message.get_raw("MSH-4") or "",
@@ -355,6 +374,13 @@ class _Plan:
     def result(self, journal_id: int) -> Journaled:
         return Journaled(self.kind, self.row["message_id"], journal_id, self.prepared.message,
                          self.prepared.error, self.original_message_id)
+
+
+def _fits(control_id: str | None) -> str | None:
+    """A key that fits its column: a FHIR identifier can be longer than any MSH-10."""
+    if control_id is None or len(control_id) <= CONTROL_ID_LENGTH:
+        return control_id
+    return "sha256:" + hashlib.sha256(control_id.encode()).hexdigest()
 
 
 def content_hash(message: Message) -> str:

@@ -18,14 +18,18 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, select, updat
 from sqlalchemy.exc import DataError, IntegrityError
 
 from engine import metrics
+from engine.encoders import Delivery, Encoded, encode
 from engine.errors import SwitchboardError
+from engine.fhir import read_fhir, to_canonical
 from engine.hl7v2 import parse
-from engine.journal import now_utc
+from engine.journal import FHIR_R4, now_utc
+from engine.model.mapping import Conversion
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import Outcome
 from engine.store.database import reader
-from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
+from engine.store.models import Delivery as DeliveryRow
+from engine.store.models import ExceptionItem, JournalEntry, StageEvent, Task
 
 log = logging.getLogger("switchboard.pipeline")
 STAGES = ("parsed", "normalised", "routed", "minimised", "encoded", "intents_recorded")
@@ -37,7 +41,7 @@ COUNTERS = {"routed": metrics.ROUTED, "exceptions": metrics.EXCEPTIONS}
 
 _JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
 _WAITING = (_JOURNAL.c.id, _JOURNAL.c.message_id, _JOURNAL.c.source, _JOURNAL.c.patient_key,
-            _JOURNAL.c.raw)
+            _JOURNAL.c.raw, _JOURNAL.c.format, _JOURNAL.c.received_at)
 
 
 class Stop(Protocol):
@@ -63,6 +67,8 @@ class _Result:
     outcome: Outcome | None = None
     failure: str | None = None
     stage_times: list[tuple[str, datetime]] = field(default_factory=list)
+    # Per destination: the encoded body, or why it could not be encoded.
+    encoded: dict[str, Encoded | str] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -145,18 +151,45 @@ class Pipeline:
 
     def _process(self, running: Running, row: Any) -> _Result:
         result = _Result(row.id, row.message_id, row.source, row.patient_key)
+        rule_set = running.rule_set
         try:
-            message = parse(row.raw or b"")
-            result.stage_times.append(("parsed", now_utc()))
-            result.outcome = running.rule_set.process(message)
+            if row.format == FHIR_R4:
+                fhir = read_fhir(row.raw or b"")
+                result.stage_times.append(("parsed", now_utc()))
+                record = to_canonical(fhir, received_at=row.received_at)
+                conversion = Conversion(record, (), True, (FHIR_R4,))
+                result.outcome = rule_set.outcome(conversion)
+            else:
+                message = parse(row.raw or b"")
+                result.stage_times.append(("parsed", now_utc()))
+                result.outcome = rule_set.process(message)
             moment = now_utc()
-            result.stage_times.extend((stage, moment) for stage in STAGES[1:5])
+            result.stage_times.extend((stage, moment) for stage in STAGES[1:4])
+            self._encode(result, running)
+            result.stage_times.append(("encoded", now_utc()))
         except SwitchboardError as error:
             result.failure = str(error)
         except Exception as error:  # a defect must not wedge the queue behind it
             log.exception("processing failed", extra={"message_id": row.message_id})
             result.failure = f"internal error ({type(error).__name__})"
         return result
+
+    @staticmethod
+    def _encode(result: _Result, running: Running) -> None:
+        """Each delivery's payload in its destination's catalog format. One destination
+        that cannot be encoded fails alone: the others still get their message."""
+        assert result.outcome is not None
+        sent_at = now_utc()
+        for delivery in result.outcome.deliveries:
+            connection = running.rule_set.connections.get(delivery.destination)
+            try:
+                if connection is None:
+                    raise SwitchboardError(f"'{delivery.destination}' is not in the catalog")
+                result.encoded[delivery.destination] = encode(
+                    str(connection.format), delivery.payload,
+                    Delivery(result.message_id, delivery.destination, sent_at))
+            except SwitchboardError as error:
+                result.encoded[delivery.destination] = str(error)
 
     # ---- recording -------------------------------------------------------------------
 
@@ -210,7 +243,8 @@ def _exception_count(result: _Result) -> int:
     outcome = result.outcome
     if outcome is None:
         return 1
-    return len(outcome.problems) + (0 if outcome.decision.rows else 1)
+    unencoded = sum(1 for value in result.encoded.values() if not isinstance(value, Encoded))
+    return len(outcome.problems) + (0 if outcome.decision.rows else 1) + unencoded
 
 
 class _Rows:
@@ -238,12 +272,20 @@ class _Rows:
             return
         self.stage(result, "intents_recorded", moment)
         for delivery in outcome.deliveries:
+            encoded = result.encoded.get(delivery.destination)
+            status = "held" if delivery.held_by else "pending"
+            if not isinstance(encoded, Encoded):
+                status = "failed"
+                self.exception(result, f"cannot encode for {delivery.destination}: "
+                               f"{encoded or 'not encoded'}", moment)
             self.deliveries.append({
                 "journal_id": result.journal_id, "destination": delivery.destination,
                 "patient_key": result.patient_key, "sequence": result.journal_id,
-                "status": "held" if delivery.held_by else "pending",
+                "status": status,
                 "idempotency_key": f"{result.message_id}:{delivery.destination}",
                 "payload": delivery.payload, "held_by_row": delivery.held_by, "attempts": 0,
+                "media_type": encoded.media_type if isinstance(encoded, Encoded) else None,
+                "body": encoded.body if isinstance(encoded, Encoded) else None,
                 "next_attempt_at": None, "created_at": moment, "updated_at": moment,
             })
         for task in outcome.tasks:
@@ -290,7 +332,7 @@ class _Rows:
                 "new_reason": reason, "new_version": self.version}
 
     def write(self, connection: Connection) -> None:
-        for model, rows in ((StageEvent, self.stages), (Delivery, self.deliveries),
+        for model, rows in ((StageEvent, self.stages), (DeliveryRow, self.deliveries),
                             (Task, self.tasks), (ExceptionItem, self.exceptions)):
             if rows:
                 table: Table = model.__table__  # type: ignore[assignment]

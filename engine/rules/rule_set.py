@@ -95,7 +95,12 @@ class RuleSet:
         return scope.project(record) if scope is not None else {}
 
     def process(self, message: Message, *, explain: bool = False) -> Outcome:
-        conversion = self.convert(message)
+        return self.outcome(self.convert(message), message, explain=explain)
+
+    def outcome(self, conversion: Conversion, message: Message | None = None, *,
+                explain: bool = False) -> Outcome:
+        """Route a converted record (from HL7 v2, or FHIR with no ``message``: route
+        conditions on raw HL7 v2 paths then find nothing) and minimise it."""
         problems = tuple(f"{where}: {what}" for where, what in canonical_errors(conversion.record))
         decision = self.route(conversion.record, message, explain=explain)
         held = _held_destinations(decision)

@@ -77,12 +77,14 @@ class JournalEntry(Base):
     message_id: Mapped[str] = mapped_column(String(36), unique=True)
     received_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(64))
+    # hl7v2 or fhir-r4: how the pipeline reads ``raw``.
+    format: Mapped[str] = mapped_column(String(16), server_default="hl7v2")
     peer: Mapped[str | None] = mapped_column(String(128))
     sending_application: Mapped[str | None] = mapped_column(String(227))
     sending_facility: Mapped[str | None] = mapped_column(String(227))
     control_id: Mapped[str | None] = mapped_column(String(199))
     content_hash: Mapped[str | None] = mapped_column(String(64))
-    message_type: Mapped[str | None] = mapped_column(String(16))
+    message_type: Mapped[str | None] = mapped_column(String(40))  # FHIR resource types
     event: Mapped[str | None] = mapped_column(String(16))
     patient_key: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16))
@@ -130,6 +132,10 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
     payload: Mapped[dict[str, Any]]
+    # The payload encoded in the destination's catalog format, sent as it is stored,
+    # so a retry sends the same bytes (and the same HL7 control id).
+    media_type: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str | None] = mapped_column(Text)
     held_by_row: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from admin import create_app
@@ -20,10 +22,31 @@ from engine.pipeline import Pipeline
 from engine.rule_versions import bootstrap
 from engine.security.users import UserStore
 from engine.store.migrate import upgrade
+from engine.store.models import Delivery, JournalEntry
 from tests.samples import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTNER_TOKEN = "partner-secret-token-for-tests"
+PORTAL_TOKEN = "portal-secret-token-for-tests"
+PORTAL_BUNDLE = {
+    "resourceType": "Bundle", "type": "collection",
+    "identifier": {"system": "urn:portal:submissions", "value": "S-1001"},
+    "meta": {"lastUpdated": "2026-11-24T09:00:00+00:00"},
+    "entry": [
+        {"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111", "resource": {
+            "resourceType": "Patient",
+            "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": "MRN-7731"}],
+            "name": [{"family": "Quintero", "given": ["Rosa"]}],
+            "gender": "female", "birthDate": "1961-04-02"}},
+        {"fullUrl": "urn:uuid:22222222-2222-4222-8222-222222222222", "resource": {
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4",
+                                 "display": "Heart rate"}]},
+            "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
+            "effectiveDateTime": "2026-11-24T08:55:00+00:00",
+            "valueQuantity": {"value": 128, "unit": "/min"}}},
+    ],
+}
 
 
 class Web:
@@ -64,6 +87,7 @@ def web(engine, monkeypatch) -> Iterator[Web]:
               for name, role in (("olive", "operator"), ("cora", "clinician"),
                                  ("adam", "admin"))}
     monkeypatch.setenv("SWITCHBOARD_PARTNER_REFERRALS_TOKEN", PARTNER_TOKEN)
+    monkeypatch.setenv("SWITCHBOARD_PORTAL_FHIR_TOKEN", PORTAL_TOKEN)
     url = engine.url.render_as_string(hide_password=False)
     app = create_app({"DATABASE_URL": url, "CONFIG_ROOT": str(ROOT), "TESTING": True})
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -109,6 +133,64 @@ def test_http_ingest_journals_and_the_api_shows_the_timeline(web, engine):
     listed = web.call("GET", "/api/messages?type=REF&status=routed", as_user="olive")[2]
     assert [m["message_id"] for m in listed["items"]] == [message_id]
     assert listed["total"] == 1
+
+
+def post_fhir(web: Web, document: dict, content_type: str = "application/fhir+json"):
+    return web.call("POST", "/ingest/portal-fhir", token=PORTAL_TOKEN,
+                    body=json.dumps(document).encode(), content_type=content_type)
+
+
+def test_fhir_ingest_journals_normalises_routes_and_encodes(web, engine):
+    status, _, body = post_fhir(web, PORTAL_BUNDLE)
+    assert status == 202 and body["status"] == "received"
+    message_id = body["message_id"]
+    resent = json.loads(json.dumps(PORTAL_BUNDLE))
+    resent["meta"]["lastUpdated"] = "2026-11-24T09:05:00+00:00"  # a re-send, not new
+    again = post_fhir(web, resent)
+    assert again[0] == 202 and again[2]["status"] == "duplicate"
+    changed = json.loads(json.dumps(PORTAL_BUNDLE))
+    changed["entry"][1]["resource"]["valueQuantity"]["value"] = 64
+    conflict = post_fhir(web, changed)
+    assert conflict[0] == 202 and conflict[2]["status"] == "conflict"
+    assert Pipeline(engine).run_once() == 1
+    detail = web.call("GET", f"/api/messages/{message_id}", as_user="olive")[2]
+    assert detail["status"] == "routed"
+    assert [s["stage"] for s in detail["timeline"]] == [
+        "journaled", "parsed", "normalised", "routed", "minimised", "encoded",
+        "intents_recorded"]
+    deliveries = {d["destination"]: d for d in detail["deliveries"]}
+    assert "analytics-warehouse" in deliveries
+    with Session(engine) as session:
+        row = session.scalars(select(Delivery).where(
+            Delivery.destination == "analytics-warehouse")).one()
+        entry = session.scalars(select(JournalEntry).where(
+            JournalEntry.message_id == message_id)).one()
+    assert (entry.format, entry.message_type) == ("fhir-r4", "Bundle")
+    assert row.media_type == "application/json"
+    encoded = json.loads(row.body)
+    assert encoded == row.payload  # canonical JSON of the minimised record
+    assert encoded["results"][0]["code"] == "8867-4"
+    assert "MRN-7731" not in row.body and "Quintero" not in row.body  # de-identified
+
+
+def test_fhir_ingest_rejects_with_reasons_and_no_content(web):
+    broken = json.loads(json.dumps(PORTAL_BUNDLE))
+    broken["entry"][0]["resource"]["birthDate"] = "02/04/1961-SECRET"
+    status, _, body = post_fhir(web, broken)
+    assert status == 400 and body["message_id"]
+    assert "birthDate" in body["reason"] and "SECRET" not in body["reason"]
+    status, _, body = post_fhir(web, {"resourceType": "Medication"})
+    assert status == 400 and "Medication" in body["reason"]
+    status, _, body = web.call("POST", "/ingest/portal-fhir", token=PORTAL_TOKEN,
+                               body=b"{not json", content_type="application/fhir+json")
+    assert status == 400 and "not JSON" in body["reason"]
+    status, _, body = web.call("POST", "/ingest/portal-fhir", token=PORTAL_TOKEN,
+                               body=b"MSH|^~\\&|", content_type="application/hl7-v2")
+    assert status == 415 and "fhir-r4" in body["reason"]
+    exceptions = web.call("GET", "/api/exceptions", as_user="olive")[2]
+    assert exceptions["total"] == 3
+    assert {item["connection"] for item in exceptions["items"]} == {"portal-fhir"}
+    assert "SECRET" not in json.dumps(exceptions)
 
 
 def test_ingest_rejects_with_reasons(web):

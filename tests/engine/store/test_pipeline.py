@@ -4,13 +4,16 @@ items; the example configuration is bootstrapped as published version 1."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from pathlib import Path
 
+from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.encoders import outbound_control_id
 from engine.hl7v2 import parse
 from engine.ingest import Ingestor
 from engine.journal import Journal, Received
@@ -50,6 +53,15 @@ def test_abnormal_result_becomes_held_delivery_task_and_stages(engine):
         assert deliveries["ehr-fhir"].held_by_row == "abnormal-results-held-for-nurse-review"
         assert deliveries["analytics-warehouse"].payload["patient"] == {"gender": "female"}
         assert deliveries["clinic-north"].idempotency_key == f"{entry.message_id}:clinic-north"
+        # Encoded for each destination's catalog format, from its minimised payload.
+        north = deliveries["clinic-north"]
+        assert north.media_type == "application/fhir+json"
+        bundle = Bundle.model_validate(json.loads(north.body))
+        assert bundle.type == "transaction"
+        assert "address" not in north.body  # outside clinic-north's data scope
+        warehouse = deliveries["analytics-warehouse"]
+        assert (warehouse.media_type, json.loads(warehouse.body)) == (
+            "application/json", warehouse.payload)
         task = session.scalars(select(Task)).one()
         assert (task.queue, task.kind, task.mode, task.status) == (
             "nurse-review", "abnormal-result-review", "hold", "open")
@@ -79,6 +91,13 @@ def test_duplicates_and_rejects_are_not_processed(engine):
         statuses = sorted(session.scalars(select(JournalEntry.status)))
         assert statuses == ["duplicate", "rejected", "routed"]
         assert len(session.scalars(select(Delivery)).all()) == 3  # lab, bed board, warehouse
+        lab = session.scalars(select(Delivery).where(Delivery.destination == "lab-system")).one()
+        message_id = session.scalars(select(JournalEntry.message_id).where(
+            JournalEntry.status == "routed")).one()
+    assert lab.media_type == "application/hl7-v2"
+    outbound = parse(lab.body)
+    assert outbound.get("MSH-10") == outbound_control_id(message_id, "lab-system")
+    assert outbound.get("MSH-9.1") == "ADT" and outbound.get("PID-3.1")
 
 
 def test_unroutable_message_opens_an_owned_exception(engine, tmp_path):
