@@ -10,7 +10,6 @@ when it says NE.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -50,7 +49,7 @@ class Ingestor:
         holding a thread, then builds the ACK."""
         metrics.RECEIVED.labels(received.source).inc()
         try:
-            journaled = await asyncio.wrap_future(self._journal.submit(received))
+            journaled = await self._journal.submit_async(received)
         except SQLAlchemyError as exc:
             return _unavailable_result(received, exc)
         return _result(received, journaled)

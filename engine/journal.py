@@ -9,6 +9,8 @@ on two connections cannot both be processed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import queue
 import threading
@@ -78,6 +80,35 @@ class Journaled:
 OwnerLookup = Callable[[str, str], tuple[str, str | None]]
 
 
+Waiter = Future[Journaled] | asyncio.Future[Journaled]
+
+
+def _settle(waiters: list[Waiter], outcomes: list[Journaled | BaseException]) -> None:
+    """Hand each waiter its outcome: thread futures at once, loop futures in one call
+    per loop (each call wakes that loop through a socket write)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+    for waiter, outcome in zip(waiters, outcomes, strict=True):
+        if isinstance(waiter, asyncio.Future):
+            by_loop.setdefault(waiter.get_loop(), []).append((waiter, outcome))
+        elif isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+            loop.call_soon_threadsafe(_settle_on_loop, items)
+
+
+def _settle_on_loop(items: list[tuple[Any, Any]]) -> None:
+    for future, outcome in items:
+        if future.done():  # the caller gave up (cancelled)
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
 def default_owner(_source: str, _error_class: str) -> tuple[str, str | None]:
     return "operator", None
 
@@ -99,7 +130,7 @@ class Journal:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._owner = owner
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Received, Future[Journaled]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Received, Waiter]] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
 
@@ -109,9 +140,16 @@ class Journal:
         return self.submit(received).result()
 
     def submit(self, received: Received) -> Future[Journaled]:
-        """Queue ``received`` for the writer; the future completes after the commit
-        (asyncio callers await it without tying up a thread)."""
+        """Queue ``received`` for the writer; the future completes after the commit."""
         future: Future[Journaled] = Future()
+        self._ensure_writer()
+        self._queue.put((received, future))
+        return future
+
+    def submit_async(self, received: Received) -> asyncio.Future[Journaled]:
+        """``submit`` for a caller on an event loop: its future is settled on that
+        loop, with one wake-up for all of a commit's messages rather than one each."""
+        future: asyncio.Future[Journaled] = asyncio.get_running_loop().create_future()
         self._ensure_writer()
         self._queue.put((received, future))
         return future
@@ -166,26 +204,21 @@ class Journal:
                 batch.append(item)
             self._write(batch)
 
-    def _write(self, batch: list[tuple[Received, Future[Journaled]]]) -> None:
+    def _write(self, batch: list[tuple[Received, Waiter]]) -> None:
         prepared = [_prepare(received) for received, _ in batch]
+        outcomes: list[Journaled | BaseException]
         for attempt in range(3):
             try:
-                results = self._commit(prepared)
-            except IntegrityError:
+                outcomes = list(self._commit(prepared))
+                break
+            except IntegrityError as error:
                 # Another process committed the same key since we looked: look again.
-                if attempt < 2:
-                    continue
-                results = None
+                if attempt == 2:
+                    outcomes = [error] * len(batch)
             except Exception as error:  # the store is down: every caller must know
-                for _, future in batch:
-                    future.set_exception(error)
-                return
-            if results is not None:
-                for (_, future), result in zip(batch, results, strict=True):
-                    future.set_result(result)
-                return
-        for _, future in batch:
-            future.set_exception(IntegrityError("journal", None, Exception("key race")))
+                outcomes = [error] * len(batch)
+                break
+        _settle([waiter for _, waiter in batch], outcomes)
 
     def _commit(self, prepared: list[_Prepared]) -> list[Journaled]:
         """One transaction for the whole batch, in Core bulk statements: the writer is
