@@ -26,6 +26,7 @@ from engine.pipeline import report_to_metrics
 log = logging.getLogger("switchboard.pipeline")
 RESTART_CHECK_SECONDS = 1.0
 PARENT_CHECK_SECONDS = 1.0
+WORKER_NICENESS = 10
 _SPAWN = multiprocessing.get_context("spawn")  # no fork: the parent runs threads
 
 
@@ -35,6 +36,9 @@ def worker_main(database_url: str, lane: int, lanes: int, reports: Connection) -
     from engine.pipeline import Pipeline
     from engine.store.database import open_engine
 
+    # Ingest first: a sender waits for its ACK, while the pipeline's queue only grows
+    # for a while. On a busy machine the listeners and the journal get the CPU first.
+    os.nice(WORKER_NICENESS)
     stop = threading.Event()
     # The parent decides when to stop: Ctrl-C reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
