@@ -25,6 +25,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from engine import metrics
 from engine.connectors.file import DropFolder, DropFolderConfig
+from engine.connectors.mllp.application_ack import ApplicationAcks
 from engine.connectors.mllp.listener import MllpListener, MllpListenerConfig
 from engine.errors import SwitchboardError
 from engine.ingest import Ingestor
@@ -73,6 +74,7 @@ class EngineProcess:
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
         self._pool: WorkerPool | None = None
+        self._application_acks = ApplicationAcks(engine)
         self._journal: Journal | None = None
         self.listeners: dict[str, MllpListener] = {}
         self.folders: dict[str, DropFolder] = {}
@@ -82,9 +84,11 @@ class EngineProcess:
         running = rule_sets.current()
         self._journal = Journal(self._engine, exception_owner(rule_sets))
         ingestor = Ingestor(self._journal)
+        self._application_acks.start()
         for connection in running.rule_set.connections.values():
             if _is_source(connection, "mllp"):
-                listener = MllpListener(ingestor, connection.id, self._listener_config(connection))
+                listener = MllpListener(ingestor, connection.id, self._listener_config(connection),
+                                        application_acks=self._application_acks)
                 await listener.start()
                 self.listeners[connection.id] = listener
                 log.info("listening", extra={"connection": connection.id, "port": listener.port})
@@ -113,6 +117,7 @@ class EngineProcess:
     async def stop(self, grace: float = 10.0) -> None:
         for listener in self.listeners.values():
             await listener.stop(grace)
+        await self._application_acks.stop()
         for folder in self.folders.values():
             await folder.stop(grace)
         self._stop.set()

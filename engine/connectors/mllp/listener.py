@@ -30,6 +30,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from engine.connectors import ConnectorError
+from engine.connectors.mllp.application_ack import ApplicationAcks
 from engine.errors import FrameTooLargeError
 from engine.hl7v2.mllp import Decoded, FrameDecoder, encode_frame
 from engine.ingest import Ingestor, IngestResult
@@ -179,8 +180,10 @@ class MllpListener:
         config: MllpListenerConfig,
         *,
         ingest_workers: int = DEFAULT_INGEST_WORKERS,
+        application_acks: ApplicationAcks | None = None,
     ) -> None:
         self._ingestor = ingestor
+        self._application_acks = application_acks
         self._source_id = source_id
         self._config = config
         self._workers = ingest_workers
@@ -350,6 +353,11 @@ class MllpListener:
             async with asyncio.timeout(self._config.idle_timeout):
                 await connection.writer.drain()
             self.counters.acked += 1
+        journaled = result.journaled
+        if (self._application_acks is not None and journaled is not None
+                and journaled.kind == Kind.NEW and journaled.message is not None):
+            self._application_acks.expect(journaled.message_id, journaled.message,
+                                          connection.writer)
         return not result.close
 
     async def _journal(self, connection: _Connection, item: Decoded) -> IngestResult:

@@ -72,10 +72,11 @@ def journal_rows(database: Engine) -> list[JournalEntry]:
 
 
 @asynccontextmanager
-async def listening(ingestor: Ingestor, **config: Any) -> AsyncIterator[MllpListener]:
+async def listening(ingestor: Ingestor, application_acks: Any = None,
+                    **config: Any) -> AsyncIterator[MllpListener]:
     """A started listener on 127.0.0.1 and a free port, stopped afterwards."""
     settings = MllpListenerConfig.from_mapping({"host": "127.0.0.1", "port": 0, **config})
-    listener = MllpListener(ingestor, SOURCE, settings)
+    listener = MllpListener(ingestor, SOURCE, settings, application_acks=application_acks)
     await listener.start()
     try:
         yield listener
@@ -113,6 +114,18 @@ class Peer:
         frame = self._frames.popleft()
         assert isinstance(frame, bytes)
         return parse(frame)
+
+    async def nothing_more(self, wait: float = 0.2) -> bool:
+        """True when no further frame arrives within ``wait`` seconds."""
+        if self._frames:
+            return False
+        try:
+            async with asyncio.timeout(wait):
+                data = await self.reader.read(65536)
+        except TimeoutError:
+            return True
+        self._frames.extend(self._decoder.feed(data))
+        return not self._frames
 
     async def closed_by_listener(self, timeout: float = 5.0) -> bool:
         """True once the listener ends the connection (EOF or reset) within ``timeout``."""
