@@ -37,9 +37,10 @@ def open_engine(url: str, **options: Any) -> Engine:
     engine = create_engine(parsed, **options)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _durable_sqlite)
-        event.listen(engine, "begin", _begin)
         if parsed.database and parsed.database != ":memory:":
             _queue_writers(engine, f"{parsed.database}.writers")
+        else:
+            event.listen(engine, "begin", _begin)
     return engine
 
 
@@ -74,8 +75,13 @@ def _queue_writers(engine: Engine, lock_path: str) -> None:
     dialect = engine.dialect
     for name in ("do_commit", "do_rollback"):
         setattr(dialect, name, _then_release(getattr(dialect, name), release))
-    # Registered before _begin, so the lock is held before BEGIN IMMEDIATE is sent.
-    event.listen(engine, "begin", acquire, insert=True)
+    def begin(connection: Any) -> None:
+        # One listener, so the order is certain: the lock first, then BEGIN IMMEDIATE
+        # (the other way round, a writer would meet SQLite's lock and poll for it).
+        acquire(connection)
+        _begin(connection)
+
+    event.listen(engine, "begin", begin)
     event.listen(engine.pool, "checkin", lambda _dbapi, record: release(record.info))
     event.listen(engine.pool, "close", close)
     event.listen(engine.pool, "invalidate", close)

@@ -69,3 +69,45 @@ def test_savepoints_roll_back_only_their_part(tmp_path):
     with reader(engine).connect() as connection:
         assert connection.execute(text("SELECT n FROM t ORDER BY n")).scalars().all() == [1, 3]
     engine.dispose()
+
+
+def test_a_writer_queues_on_the_lock_file_before_it_takes_sqlite_s_lock(tmp_path):
+    """Regression: the queue listener ran after BEGIN IMMEDIATE, so writers met SQLite's
+    own lock and polled for it with sleeps (the ingest p99). While another writer holds
+    the queue, a waiting writer must not hold SQLite's write lock."""
+    import fcntl
+    import os
+    import sqlite3
+    import time
+
+    path = tmp_path / "store.db"
+    engine = open_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    queue = os.open(f"{path}.writers", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(queue, fcntl.LOCK_EX)  # another writer's turn
+    finished = threading.Event()
+
+    def write() -> None:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (1)"))
+        finished.set()
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        time.sleep(0.3)  # let it reach the queue
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            # 'database is locked' here: the writer took SQLite's lock out of turn.
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert not finished.is_set()
+    finally:
+        fcntl.flock(queue, fcntl.LOCK_UN)
+        os.close(queue)
+    writer.join(30)
+    assert finished.is_set()
+    engine.dispose()
