@@ -100,11 +100,16 @@ class Pipeline:
                 break
         return done
 
-    def run_until(self, stop: Stop, idle_wait: float = 0.2) -> None:
+    def run_until(self, stop: Stop, idle_wait: float = 0.2, gather_wait: float = 0.02) -> None:
         while not stop.is_set():
             try:
-                if self.run_once() == 0:
+                done = self.run_once()
+                if done == 0:
                     stop.wait(idle_wait)
+                elif done < self._batch // 2:
+                    # A thin pass pays a whole transaction for a few messages: let the
+                    # next one gather more (routing waits ``gather_wait`` longer).
+                    stop.wait(gather_wait)
             except Exception:  # the store is down: wait and try again, never die
                 log.exception("pipeline pass failed; retrying")
                 stop.wait(1.0)

@@ -3,6 +3,8 @@ as version 1, and engines run the newest published version."""
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,14 +74,22 @@ class RuleSetCache:
     """The compiled version an engine runs; ``current()`` recompiles only when a newer
     version has been published, and a message in flight keeps the one it started with."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, recheck_after: float = 1.0) -> None:
         self._engine = engine
         self._running: Running | None = None
+        # Asking the store on every pipeline pass cost a query per batch; a version
+        # published now is picked up within ``recheck_after`` seconds.
+        self._recheck_after = recheck_after
+        self._checked_at = -math.inf
 
     def current(self) -> Running:
+        now = time.monotonic()
+        if self._running is not None and now - self._checked_at < self._recheck_after:
+            return self._running
         newest = published_version(self._engine)
         if self._running is None or (newest is not None and newest != self._running.version):
             self._running = load_published(self._engine)
+        self._checked_at = now
         return self._running
 
 
