@@ -87,3 +87,17 @@ def test_compiling_the_check_leaves_the_shared_schema_intact():
     fast_check.cache_clear()
     fast_check("canonical")
     assert schema("canonical") == before
+
+
+def test_local_references_are_inlined_for_the_compiled_check():
+    import json
+
+    import pytest
+
+    from engine.model.schemas import SchemaMissingError, inline_local_refs, schema
+
+    inlined = inline_local_refs(schema("canonical"))
+    assert "$ref" not in json.dumps(inlined) and "$defs" not in inlined
+    looped = {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}
+    with pytest.raises(SchemaMissingError):
+        inline_local_refs(looped)
