@@ -80,6 +80,11 @@ class CompiledMapping:
     requires_segment: str | None
     excludes_segment: str | None
     fields: tuple[tuple[tuple[str, ...], Getter], ...]
+    targets: tuple[str, ...] = ()  # each field's target as text, for issues
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            object.__setattr__(self, "targets", tuple(".".join(t) for t, _ in self.fields))
 
     def applies(self, message_type: str, event: str, message: Message) -> bool:
         ids = message.segment_ids
@@ -122,12 +127,15 @@ class Mapper:
         message_type, event = message.message_type, message.trigger_event
         issues: list[Issue] = []
         used = []
+        # One context for the top-level fields: getters only read it (an ``each``
+        # makes its own per item), and building one per field cost more than reading.
+        context = _Context(message, issues)
         for mapping in self.mappings:
             if not mapping.applies(message_type, event, message):
                 continue
             used.append(mapping.id)
-            for target, getter in mapping.fields:
-                context = _Context(message, issues, target=".".join(target))
+            for (target, getter), text in zip(mapping.fields, mapping.targets, strict=True):
+                context.target = text
                 value = getter(context)
                 if not _is_empty(value):
                     _assign(record, target, value)
@@ -452,16 +460,17 @@ def _compile_fields(
     fields: Mapping[str, Any], tables: Tables, where: str
 ) -> Getter:
     compiled = [
-        (tuple(str(key).split(".")), _compile_spec(spec, tables, f"{where}.fields.{key}"))
+        (tuple(str(key).split(".")), "[*]." + str(key),
+         _compile_spec(spec, tables, f"{where}.fields.{key}"))
         for key, spec in fields.items()
     ]
 
     def build(context: _Context) -> Any:
         item: dict[str, Any] = {}
         list_target = context.target
-        for target, getter in compiled:
+        for target, suffix, getter in compiled:
             # Issues name the field they are about: results[*].status, not results.
-            context.target = f"{list_target}[*].{'.'.join(target)}"
+            context.target = list_target + suffix
             value = getter(context)
             if not _is_empty(value):
                 _assign(item, target, value)
