@@ -173,9 +173,10 @@ class Pipeline:
             self._encode(result, running)
             result.stage_times.append(("encoded", now_utc()))
         except SwitchboardError as error:
-            result.failure = str(error)
+            result.outcome, result.failure = None, str(error)
         except Exception as error:  # a defect must not wedge the queue behind it
             log.exception("processing failed", extra={"message_id": row.message_id})
+            result.outcome = None
             result.failure = f"internal error ({type(error).__name__})"
         return result
 

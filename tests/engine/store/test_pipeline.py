@@ -167,3 +167,24 @@ def test_lanes_split_the_journal_by_patient(engine):
         by_patient.setdefault(patient_key, []).append(journal_id)
     assert len(by_patient) == 8
     assert all(ids == sorted(ids) for ids in by_patient.values())
+
+
+def test_a_defect_in_a_stage_fails_the_message_with_an_owned_exception(engine, monkeypatch):
+    """Regression: a defect raised after routing (here, in an encoder) left the message
+    recorded as routed, its deliveries half made. It must fail as a whole, visibly."""
+    from engine import encoders
+
+    def broken(_record, _delivery):
+        raise KeyError("a defect")
+
+    monkeypatch.setitem(encoders.ENCODERS, "canonical-json", broken)
+    sb = prepared(engine)
+    sb.ingest(Received(sample("fhir-converter/ADT-A01-01.hl7"), "ehr-adt-feed"))
+    assert Pipeline(engine).run_once() == 1
+    with Session(engine) as session:
+        entry = session.scalars(select(JournalEntry)).one()
+        assert (entry.status, entry.status_reason) == ("failed", "internal error (KeyError)")
+        assert session.scalars(select(Delivery)).all() == []
+        item = session.scalars(select(ExceptionItem)).one()
+        assert item.summary == "internal error (KeyError)"
+        assert item.owner_role == "analyst"
