@@ -18,6 +18,7 @@ from engine.fhir import FhirError, FhirInput, read_fhir
 from engine.hl7v2 import parse
 from engine.journal import patient_key as hl7_patient_key
 from tests.engine.fhir.corpus import SAMPLE_NAMES, body, sample
+from tests.json_positions import positions
 
 MRN_SYSTEM = "urn:oid:2.16.840.1.113883.3.4242.1"
 
@@ -368,23 +369,12 @@ def test_random_json_raises_only_fhir_error_without_quoting_it(resource_type, fi
     read_or_reject(body(document))
 
 
-def paths(node, prefix=()):
-    """Every position in a JSON document, as key/index steps."""
-    found = [prefix]
-    if isinstance(node, dict):
-        for name, item in node.items():
-            found.extend(paths(item, (*prefix, name)))
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            found.extend(paths(item, (*prefix, index)))
-    return found
-
-
 @st.composite
 def damaged_documents(draw):
     """A sample document with one of its elements replaced by marked random JSON."""
     document = copy.deepcopy(draw(st.sampled_from(DOCUMENTS)))
-    where = draw(st.sampled_from([p for p in paths(document) if p and p[-1] != "resourceType"]))
+    where = draw(st.sampled_from(
+        [p for p in positions(document) if p and p[-1] != "resourceType"]))
     node = document
     for step in where[:-1]:
         node = node[step]
