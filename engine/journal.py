@@ -22,14 +22,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Dialect, Engine, Table, bindparam, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import SwitchboardError
 from engine.fhir import FhirInput, read_fhir
 from engine.hl7v2 import Message, parse
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent
+from engine.store.prepared import Prepared
 
 # Core tables: the writer is the bottleneck, so it spends its time on inserts, not on
 # the ORM.
@@ -133,6 +134,10 @@ class Journal:
         self._queue: queue.SimpleQueue[tuple[Received, Waiter]] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        self._statements = JournalStatements(engine.dialect)
+        # The writer keeps one connection between commits: checking one out of the pool
+        # (with its liveness ping) for every commit cost as much as the inserts.
+        self._connection: Connection | None = None
 
     def record(self, received: Received) -> Journaled:
         """Commit ``received`` and return what it turned out to be; raises
@@ -186,6 +191,7 @@ class Journal:
             self._queue.put(_STOP)
             self._writer.join()
             self._writer = None
+        self._drop_connection()
 
     def _write_forever(self) -> None:
         while True:
@@ -215,44 +221,50 @@ class Journal:
                 # Another process committed the same key since we looked: look again.
                 if attempt == 2:
                     outcomes = [error] * len(batch)
+            except DBAPIError as error:
+                self._drop_connection()  # the next try starts from the pool's check
+                if error.connection_invalidated and attempt == 0:
+                    continue  # the server closed the idle connection: one more try
+                outcomes = [error] * len(batch)
+                break
             except Exception as error:  # the store is down: every caller must know
                 outcomes = [error] * len(batch)
+                self._drop_connection()
                 break
         _settle([waiter for _, waiter in batch], outcomes)
 
+    def _writer_connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # it may be the thing that broke
+                connection.close()
+
     def _commit(self, prepared: list[_Prepared]) -> list[Journaled]:
-        """One transaction for the whole batch, in Core bulk statements: the writer is
-        the bottleneck, so it spends its time on inserts, not on the ORM."""
+        """One transaction for the whole batch, in statements prepared once and run on
+        the driver's cursor: the writer is the bottleneck, so it spends its time on
+        inserts, not on building statements."""
         plans = [_Plan.of(item) for item in prepared]
-        with self._engine.begin() as connection:
-            known = self._originals(connection, {p.key for p in plans if p.key is not None})
+        statements = self._statements
+        connection = self._writer_connection()
+        with connection.begin():
+            known = statements.originals(connection,
+                                         {p.key for p in plans if p.key is not None})
             for plan in plans:
                 self._classify(plan, known)
-            rows = [plan.row for plan in plans]
-            ids = connection.execute(
-                _JOURNAL.insert().returning(_JOURNAL.c.id, sort_by_parameter_order=True),
-                rows,
-            ).scalars().all()
-            stages = [{"journal_id": journal_id, "stage": "journaled", "at": plan.row[
-                "received_at"]} for plan, journal_id in zip(plans, ids, strict=True)
-                if plan.kind == Kind.NEW]
-            exceptions = [self._exception_row(plan, journal_id)
-                          for plan, journal_id in zip(plans, ids, strict=True) if plan.problem]
-            if stages:
-                connection.execute(_STAGES.insert(), stages)
-            if exceptions:
-                connection.execute(_EXCEPTIONS.insert(), exceptions)
+            ids = statements.insert_journal(connection, [plan.row for plan in plans])
+            statements.stages.execute_many(connection, [
+                {"journal_id": journal_id, "stage": "journaled",
+                 "at": plan.row["received_at"]}
+                for plan, journal_id in zip(plans, ids, strict=True) if plan.kind == Kind.NEW])
+            statements.exceptions.execute_many(connection, [
+                self._exception_row(plan, journal_id)
+                for plan, journal_id in zip(plans, ids, strict=True) if plan.problem])
         return [plan.result(journal_id) for plan, journal_id in zip(plans, ids, strict=True)]
-
-    def _originals(self, connection: Connection,
-                   keys: set[Key]) -> dict[Key, tuple[str, str]]:
-        """(message id, content hash) of the committed original for each key."""
-        found: dict[Key, tuple[str, str]] = {}
-        for query, parameters in originals_queries(keys):
-            for source, app, facility, control_id, message_id, digest in connection.execute(
-                    query, parameters):
-                found[(source, app, facility, control_id)] = (message_id, digest or "")
-        return found
 
     @staticmethod
     def _classify(plan: _Plan, known: dict[Key, tuple[str, str]]) -> None:
@@ -298,33 +310,77 @@ class _Prepared:
     fhir: FhirInput | None = None
 
 
-_ORIGINALS = select(
+_ORIGINAL_COLUMNS = (
     _JOURNAL.c.source, _JOURNAL.c.sending_application, _JOURNAL.c.sending_facility,
     _JOURNAL.c.control_id, _JOURNAL.c.message_id, _JOURNAL.c.content_hash,
-).where(
-    _JOURNAL.c.is_original.is_(True), _JOURNAL.c.source == bindparam("source"),
-    _JOURNAL.c.sending_application == bindparam("application"),
-    _JOURNAL.c.sending_facility == bindparam("facility"),
-    _JOURNAL.c.control_id.in_(bindparam("control_ids", expanding=True)),
 )
+_JOURNAL_COLUMNS = [column.name for column in _JOURNAL.c if column.name != "id"]
+_EXCEPTION_COLUMNS = ("journal_id", "connection_id", "error_class", "owner_role", "status",
+                      "summary", "detail", "recovery_procedure", "created_at")
+ORIGINALS_PER_QUERY = 500
 
 
-def originals_queries(keys: set[Key]) -> list[tuple[Any, dict[str, Any]]]:
-    """(statement, parameters) for the originals of ``keys``, one per (source, MSH-3,
-    MSH-4), so that each walks the dedupe index from its leading columns: a lookup by
-    control id alone would scan the whole journal on every commit, slower as the
-    journal grows. The statement is built once: this runs on every commit."""
-    groups: dict[tuple[str, str | None, str | None], list[str]] = {}
-    for source, app, facility, control_id in keys:
-        groups.setdefault((source, app, facility), []).append(control_id)
-    queries = []
-    for (source, app, facility), control_ids in sorted(groups.items(), key=str):
-        ordered = sorted(control_ids)
-        for start in range(0, len(ordered), 500):
-            queries.append((_ORIGINALS, {
-                "source": source, "application": app, "facility": facility,
-                "control_ids": ordered[start:start + 500]}))
-    return queries
+class JournalStatements:
+    """The writer's statements, prepared once for the store's dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self.stages = Prepared.insert(_STAGES, ("journal_id", "stage", "at"), dialect)
+        self.exceptions = Prepared.insert(_EXCEPTIONS, _EXCEPTION_COLUMNS, dialect)
+        # SQLite reports each new id as lastrowid; PostgreSQL returns them all from one
+        # multi-row INSERT ... RETURNING, which Core builds.
+        self._journal = (Prepared.insert(_JOURNAL, _JOURNAL_COLUMNS, dialect)
+                         if dialect.name == "sqlite" else None)
+        self._originals: dict[int, Prepared] = {}
+
+    def insert_journal(self, connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        if self._journal is None:
+            return list(connection.execute(
+                _JOURNAL.insert().returning(_JOURNAL.c.id, sort_by_parameter_order=True),
+                rows).scalars())
+        return [self._journal.execute(connection, row).lastrowid for row in rows]
+
+    def originals(self, connection: Connection, keys: set[Key]) -> dict[Key, tuple[str, str]]:
+        """(message id, content hash) of the committed original for each key."""
+        found: dict[Key, tuple[str, str]] = {}
+        for prepared, parameters in self.originals_queries(keys):
+            cursor = prepared.execute(connection, parameters)
+            for source, app, facility, control_id, message_id, digest in cursor.fetchall():
+                found[(source, app, facility, control_id)] = (message_id, digest or "")
+            cursor.close()
+        return found
+
+    def originals_queries(self, keys: set[Key]) -> list[tuple[Prepared, dict[str, Any]]]:
+        """One query per (source, MSH-3, MSH-4), so that each walks the dedupe index
+        from its leading columns: a lookup by control id alone would scan the whole
+        journal on every commit, slower as the journal grows."""
+        groups: dict[tuple[str, str | None, str | None], list[str]] = {}
+        for source, app, facility, control_id in keys:
+            groups.setdefault((source, app, facility), []).append(control_id)
+        queries = []
+        for (source, app, facility), control_ids in sorted(groups.items(), key=str):
+            ordered = sorted(control_ids)
+            for start in range(0, len(ordered), ORIGINALS_PER_QUERY):
+                chunk = ordered[start:start + ORIGINALS_PER_QUERY]
+                parameters: dict[str, Any] = {f"control_id_{n}": control_id
+                                              for n, control_id in enumerate(chunk)}
+                parameters.update(source=source, application=app, facility=facility)
+                queries.append((self._originals_for(len(chunk)), parameters))
+        return queries
+
+    def _originals_for(self, count: int) -> Prepared:
+        """The lookup for ``count`` control ids, prepared the first time it is needed."""
+        prepared = self._originals.get(count)
+        if prepared is None:
+            statement = select(*_ORIGINAL_COLUMNS).where(
+                _JOURNAL.c.is_original.is_(True), _JOURNAL.c.source == bindparam("source"),
+                _JOURNAL.c.sending_application == bindparam("application"),
+                _JOURNAL.c.sending_facility == bindparam("facility"),
+                _JOURNAL.c.control_id.in_(
+                    [bindparam(f"control_id_{n}") for n in range(count)]),
+            )
+            prepared = self._originals[count] = Prepared(statement, self._dialect)
+        return prepared
 
 
 def _prepare(received: Received) -> _Prepared:
@@ -361,7 +417,7 @@ class _Plan:
             "format": received.format,
             "sending_application": None, "sending_facility": None, "control_id": None,
             "content_hash": None, "message_type": None, "event": None, "patient_key": None,
-            "status_reason": None,
+            "status_reason": None, "rule_set_version": None,
         }
         if prepared.fhir is not None:
             # FHIR REST names no sending application: the resource's own ids are the key.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Dialect, Engine, Select, Table, bindparam, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from engine import metrics
@@ -30,6 +30,7 @@ from engine.rules.rule_set import Outcome
 from engine.store.database import reader
 from engine.store.models import Delivery as DeliveryRow
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent, Task
+from engine.store.prepared import Prepared
 
 log = logging.getLogger("switchboard.pipeline")
 STAGES = ("parsed", "normalised", "routed", "minimised", "encoded", "intents_recorded")
@@ -83,6 +84,7 @@ class Pipeline:
         self._report = report
         self._rule_sets = rule_sets or RuleSetCache(engine)
         self._postgres = engine.dialect.name == "postgresql"
+        self._statements = PipelineStatements(engine.dialect)
         self._waiting = _JOURNAL.c.status == "received"
         if lane is not None and lane[1] > 1:
             self._waiting = self._waiting & (_lane_key(self._postgres) % lane[1] == lane[0])
@@ -123,19 +125,14 @@ class Pipeline:
             # other engines skip these rows instead of waiting.
             with self._engine.begin() as connection:
                 rows = connection.execute(
-                    select(*_WAITING).where(self._waiting)
-                    .order_by(_JOURNAL.c.id).limit(size).with_for_update(skip_locked=True)
-                ).all()
+                    self.waiting_query(size).with_for_update(skip_locked=True)).all()
                 results = [self._process(running, row) for row in rows]
                 self._record(connection, results, running)
         else:
             # SQLite has one writer for the whole file: run the pure stages before taking
             # it, so the journal's writer (and the ACKs waiting on it) never waits for them.
             with reader(self._engine).connect() as connection:
-                rows = connection.execute(
-                    select(*_WAITING).where(self._waiting)
-                    .order_by(_JOURNAL.c.id).limit(size)
-                ).all()
+                rows = connection.execute(self.waiting_query(size)).all()
             results = [self._process(running, row) for row in rows]
             with self._engine.begin() as connection:
                 claimed = self._claim(connection, [r.journal_id for r in results])
@@ -143,6 +140,10 @@ class Pipeline:
                 self._record(connection, results, running)
         self._count(results)
         return len(results), len(rows)
+
+    def waiting_query(self, size: int) -> Select[Any]:
+        """This worker's oldest ``size`` waiting messages."""
+        return select(*_WAITING).where(self._waiting).order_by(_JOURNAL.c.id).limit(size)
 
     def _claim(self, connection: Connection, ids: Sequence[int]) -> set[int]:
         """The ids no other worker has taken since they were read, now taken."""
@@ -208,7 +209,7 @@ class Pipeline:
             rows.add(result)
         try:
             with connection.begin_nested():
-                rows.write(connection)
+                rows.write(connection, self._statements)
         except (IntegrityError, DataError):
             # One message's outcome the store refuses must not hold back the batch (or
             # wedge the queue): record the others, and that one as failed.
@@ -218,13 +219,13 @@ class Pipeline:
                 single.add(result)
                 try:
                     with connection.begin_nested():
-                        single.write(connection)
+                        single.write(connection, self._statements)
                 except (IntegrityError, DataError) as error:
                     result.outcome = None
                     result.failure = f"could not store the outcome ({type(error).__name__})"
                     fallback = _Rows(running)
                     fallback.add(result)
-                    fallback.write(connection)
+                    fallback.write(connection, self._statements)
 
     def _count(self, results: list[_Result]) -> None:
         """Counted only once committed: a batch that rolls back is processed again."""
@@ -337,16 +338,40 @@ class _Rows:
         return {"journal_key": result.journal_id, "new_status": status,
                 "new_reason": reason, "new_version": self.version}
 
-    def write(self, connection: Connection) -> None:
-        for model, rows in ((StageEvent, self.stages), (DeliveryRow, self.deliveries),
-                            (Task, self.tasks), (ExceptionItem, self.exceptions)):
-            if rows:
-                table: Table = model.__table__  # type: ignore[assignment]
-                connection.execute(table.insert(), rows)
-        if self.journal:
-            connection.execute(
-                update(_JOURNAL).where(_JOURNAL.c.id == bindparam("journal_key")).values(
-                    status=bindparam("new_status"), status_reason=bindparam("new_reason"),
-                    rule_set_version=bindparam("new_version")),
-                self.journal,
-            )
+    def write(self, connection: Connection, statements: PipelineStatements) -> None:
+        statements.stages.execute_many(connection, self.stages)
+        statements.deliveries.execute_many(connection, self.deliveries)
+        statements.tasks.execute_many(connection, self.tasks)
+        statements.exceptions.execute_many(connection, self.exceptions)
+        statements.journal_status.execute_many(connection, self.journal)
+
+
+_STAGE_COLUMNS = ("journal_id", "stage", "at", "rule_set_version", "detail")
+_DELIVERY_COLUMNS = (
+    "journal_id", "destination", "patient_key", "sequence", "status", "idempotency_key",
+    "payload", "held_by_row", "attempts", "media_type", "body", "next_attempt_at",
+    "created_at", "updated_at")
+_TASK_COLUMNS = ("journal_id", "queue", "kind", "mode", "row_id", "status", "assignee",
+                 "due_at", "payload", "created_at", "completed_at")
+_EXCEPTION_COLUMNS = (
+    "journal_id", "delivery_id", "connection_id", "error_class", "owner_role", "status",
+    "assignee", "summary", "detail", "recovery_procedure", "created_at", "resolved_at")
+
+
+class PipelineStatements:
+    """The statements that record a batch, prepared once for the store's dialect: run
+    through Core, building them cost a worker more than the database's work."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        def insert(model: Any, columns: Sequence[str]) -> Prepared:
+            return Prepared.insert(model.__table__, columns, dialect)
+
+        self.stages = insert(StageEvent, _STAGE_COLUMNS)
+        self.deliveries = insert(DeliveryRow, _DELIVERY_COLUMNS)
+        self.tasks = insert(Task, _TASK_COLUMNS)
+        self.exceptions = insert(ExceptionItem, _EXCEPTION_COLUMNS)
+        self.journal_status = Prepared(
+            update(_JOURNAL).where(_JOURNAL.c.id == bindparam("journal_key")).values(
+                status=bindparam("new_status"), status_reason=bindparam("new_reason"),
+                rule_set_version=bindparam("new_version")),
+            dialect)

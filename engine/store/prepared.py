@@ -1,0 +1,111 @@
+"""Statements compiled once and run on the driver's own cursor.
+
+The journal's writer and the pipeline run the same few statements thousands of times a
+second. Through ``Connection.execute`` each run pays for a cache-key walk, a fresh
+execution context and a result object, several times what SQLite takes to do the work:
+it was the larger part of a journal commit. A prepared statement compiles its SQL for
+one dialect once and converts each row with the bound columns' own bind processors, so
+the values stored are exactly those SQLAlchemy would store; driver errors are raised as
+SQLAlchemy's, so callers handle one family of exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Row = Mapping[str, Any]
+_Convert = Callable[[Any], Any] | None
+
+
+class Prepared:
+    """``statement`` compiled for ``dialect``. Rows are mappings from bind name (a
+    column name for an insert) to value, and must name every bind the statement does
+    not fix itself: unlike ``Connection.execute``, nothing here applies column
+    defaults."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect,
+                 column_keys: Sequence[str] | None = None) -> None:
+        compiled = statement.compile(
+            dialect=dialect, column_keys=list(column_keys) if column_keys else None)
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError(f"not a SQL statement: {type(statement).__name__}")
+        self.sql = compiled.string
+        self._dialect = dialect
+        self._positional = bool(compiled.positional)
+        names = list(compiled.positiontup or []) if self._positional else list(compiled.binds)
+        self._names = names
+        self._convert: list[_Convert] = [
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in names
+        ]
+        # Values a statement carries itself (``.values(status="routing")``).
+        self._fixed = {name: bind.value for name, bind in compiled.binds.items()
+                       if bind.value is not None and not bind.required}
+
+    @classmethod
+    def insert(cls, table: Table, columns: Sequence[str], dialect: Dialect) -> Prepared:
+        return cls(table.insert(), dialect, columns)
+
+    def parameters(self, row: Row) -> Any:
+        fixed = self._fixed
+        values = [
+            (convert(value) if convert is not None else value)
+            for name, convert in zip(self._names, self._convert, strict=True)
+            for value in ((row[name] if name not in fixed else fixed[name]),)
+        ]
+        return tuple(values) if self._positional else dict(zip(self._names, values,
+                                                               strict=True))
+
+    def execute(self, connection: Connection, row: Row) -> Any:
+        """Run once; returns the driver's cursor (for ``lastrowid`` or fetching)."""
+        parameters = self.parameters(row)
+        cursor = connection.connection.cursor()
+        with self._translated(connection, parameters):
+            cursor.execute(self.sql, parameters)
+        return cursor
+
+    def execute_many(self, connection: Connection, rows: Iterable[Row]) -> None:
+        batch = [self.parameters(row) for row in rows]
+        if not batch:
+            return
+        cursor = connection.connection.cursor()
+        with self._translated(connection, batch):
+            cursor.executemany(self.sql, batch)
+        cursor.close()
+
+    def _translated(self, connection: Connection, parameters: Any) -> _Translate:
+        return _Translate(self, connection, parameters)
+
+
+class _Translate:
+    """Raise a driver error as SQLAlchemy's, and drop a connection the database has
+    gone from, as ``Connection.execute`` would."""
+
+    def __init__(self, prepared: Prepared, connection: Connection, parameters: Any) -> None:
+        self._prepared = prepared
+        self._connection = connection
+        self._parameters = parameters
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: BaseException | None, _trace: Any) -> None:
+        dialect = self._prepared._dialect
+        dbapi_error = dialect.loaded_dbapi.Error
+        if error is None or not isinstance(error, dbapi_error):
+            return
+        disconnected = dialect.is_disconnect(
+            error, self._connection.connection.dbapi_connection, None)
+        if disconnected:
+            self._connection.invalidate(error)  # type: ignore[arg-type]
+        # Parameters hold message content: never let them into an error's text.
+        raise DBAPIError.instance(
+            self._prepared.sql, self._parameters, error,  # type: ignore[arg-type]
+            dbapi_error, hide_parameters=True, connection_invalidated=disconnected,
+        ) from error
