@@ -103,6 +103,8 @@ class JournalEntry(Base):
               "control_id", unique=True, sqlite_where=text("is_original"),
               postgresql_where=text("is_original")),
         Index("ix_journal_status_received_at", "status", "received_at"),
+        # The pipeline's queue: the oldest waiting messages, without sorting them all.
+        Index("ix_journal_status_id", "status", "id"),
         Index("ix_journal_patient_key", "patient_key"),
     )
 

@@ -188,3 +188,21 @@ def test_a_defect_in_a_stage_fails_the_message_with_an_owned_exception(engine, m
         item = session.scalars(select(ExceptionItem)).one()
         assert item.summary == "internal error (KeyError)"
         assert item.owner_role == "analyst"
+
+
+def test_the_queue_query_walks_the_status_index_without_sorting(tmp_path):
+    """Regression: with only (status, received_at) to go on, every batch sorted the whole
+    backlog to take its first few messages, so a pipeline that fell behind slowed down
+    the further behind it was. (SQLite's plan is checked: PostgreSQL picks plans by
+    table statistics.)"""
+    from engine.store.database import open_engine
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    upgrade(engine)
+    query = Pipeline(engine, lane=(1, 2)).waiting_query(50)
+    compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in
+                        connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    engine.dispose()
+    assert "ix_journal_status_id" in plan and "TEMP B-TREE" not in plan, plan
