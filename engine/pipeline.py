@@ -134,10 +134,15 @@ class Pipeline:
             with reader(self._engine).connect() as connection:
                 rows = connection.execute(self.waiting_query(size)).all()
             results = [self._process(running, row) for row in rows]
+            # The rows are built and bound (payloads to JSON) before the lock is taken:
+            # a worker holding it stalls every journal commit, and with it every ACK.
+            bound = self._bind(results, running)
             with self._engine.begin() as connection:
                 claimed = self._claim(connection, [r.journal_id for r in results])
-                results = [r for r in results if r.journal_id in claimed]
-                self._record(connection, results, running)
+                if len(claimed) < len(results):  # another engine took some since
+                    results = [r for r in results if r.journal_id in claimed]
+                    bound = self._bind(results, running)
+                self._record(connection, results, running, bound)
         self._count(results)
         return len(results), len(rows)
 
@@ -200,16 +205,19 @@ class Pipeline:
 
     # ---- recording -------------------------------------------------------------------
 
-    def _record(self, connection: Connection, results: list[_Result],
-                running: Running) -> None:
-        if not results:
-            return
+    def _bind(self, results: list[_Result], running: Running) -> _Bound:
         rows = _Rows(running)
         for result in results:
             rows.add(result)
+        return rows.bind(self._statements)
+
+    def _record(self, connection: Connection, results: list[_Result],
+                running: Running, bound: _Bound | None = None) -> None:
+        if not results:
+            return
         try:
             with connection.begin_nested():
-                rows.write(connection, self._statements)
+                (bound or self._bind(results, running)).write(connection)
         except (IntegrityError, DataError):
             # One message's outcome the store refuses must not hold back the batch (or
             # wedge the queue): record the others, and that one as failed.
@@ -339,11 +347,25 @@ class _Rows:
                 "new_reason": reason, "new_version": self.version}
 
     def write(self, connection: Connection, statements: PipelineStatements) -> None:
-        statements.stages.execute_many(connection, self.stages)
-        statements.deliveries.execute_many(connection, self.deliveries)
-        statements.tasks.execute_many(connection, self.tasks)
-        statements.exceptions.execute_many(connection, self.exceptions)
-        statements.journal_status.execute_many(connection, self.journal)
+        self.bind(statements).write(connection)
+
+    def bind(self, statements: PipelineStatements) -> _Bound:
+        return _Bound([
+            (statement, statement.bind_many(rows)) for statement, rows in (
+                (statements.stages, self.stages), (statements.deliveries, self.deliveries),
+                (statements.tasks, self.tasks), (statements.exceptions, self.exceptions),
+                (statements.journal_status, self.journal))])
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """A batch's rows as the driver's parameters, statement by statement, in order."""
+
+    statements: list[tuple[Prepared, list[Any]]]
+
+    def write(self, connection: Connection) -> None:
+        for statement, parameters in self.statements:
+            statement.execute_bound(connection, parameters)
 
 
 _STAGE_COLUMNS = ("journal_id", "stage", "at", "rule_set_version", "detail")

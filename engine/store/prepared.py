@@ -71,7 +71,16 @@ class Prepared:
         return cursor
 
     def execute_many(self, connection: Connection, rows: Iterable[Row]) -> None:
-        batch = [self.parameters(row) for row in rows]
+        self.execute_bound(connection, self.bind_many(rows))
+
+    def bind_many(self, rows: Iterable[Row]) -> list[Any]:
+        """The driver's parameters for ``rows``: converting them (JSON, times) can be
+        done before the transaction, so that a writer holds the database's lock only
+        for the database's work."""
+        return [self.parameters(row) for row in rows]
+
+    def execute_bound(self, connection: Connection, batch: list[Any]) -> None:
+        """Run once for each of ``bind_many``'s parameters."""
         if not batch:
             return
         cursor = connection.connection.cursor()
