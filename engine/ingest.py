@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine import metrics
 from engine.errors import FrameTooLargeError, SwitchboardError
 from engine.hl7v2 import Message
-from engine.hl7v2.ack import AckError, accept_ack, ack_modes, original_ack, reject
+from engine.hl7v2.ack import AckError, accept_ack_bytes, ack_modes, original_ack_bytes, reject
 from engine.journal import Journal, Journaled, Kind, Received, now_utc
 
 
@@ -113,9 +113,8 @@ def _ack_for(journaled: Journaled, raw: bytes) -> bytes | None:
 
 def _positive(message: Message, warning: AckError | None) -> bytes | None:
     if ack_modes(message).enhanced:
-        ack = accept_ack(message, "CA", warning)
-        return ack.encode() if ack else None
-    return original_ack(message, "AA", warning).encode()
+        return accept_ack_bytes(message, "CA", warning)
+    return original_ack_bytes(message, "AA", warning)
 
 
 def _unavailable(raw: bytes, exc: Exception) -> bytes | None:

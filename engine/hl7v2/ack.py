@@ -20,7 +20,7 @@ from datetime import datetime
 
 from engine.errors import ParseError, SwitchboardError
 from engine.hl7v2.escape import escape
-from engine.hl7v2.message import Message, parse, read_header
+from engine.hl7v2.message import Message, header_codec, parse, read_header
 from engine.hl7v2.separators import Separators
 
 TABLE_0357 = {
@@ -158,7 +158,39 @@ def reject(
     return build_ack(header, code, AckError.from_error(error), enhanced=modes.enhanced)
 
 
-def build_ack(
+def original_ack_bytes(
+    message: Message, code: str = "AA", error: AckError | None = None, **options: str
+) -> bytes:
+    """``original_ack(...).encode()``, without building the ACK as a message: ingest
+    answers every message received with one."""
+    _check_code(code, ORIGINAL_CODES)
+    return _encoded(build_ack_text(message, code, error, enhanced=False, **options))
+
+
+def accept_ack_bytes(
+    message: Message, code: str = "CA", error: AckError | None = None, **options: str
+) -> bytes | None:
+    """``accept_ack(...).encode()`` (None when MSH-15 says not to send one), without
+    building the ACK as a message."""
+    _check_code(code, ACCEPT_CODES)
+    if not ack_modes(message).wants_accept_ack(code):
+        return None
+    return _encoded(build_ack_text(message, code, error, enhanced=True, **options))
+
+
+def _encoded(text: str) -> bytes:
+    # What parse(text).encode() gives: the text in the character set its MSH-18 names.
+    return text.encode(header_codec(text[:text.find("\r")]), "surrogateescape")
+
+
+def build_ack(message: Message, code: str, error: AckError | None = None, *,
+              enhanced: bool, **options: str | None) -> Message:
+    """Assemble an ACK for ``message``: MSH addressed back to its sender, MSA echoing
+    MSH-10, and an ERR when there is an error."""
+    return parse(build_ack_text(message, code, error, enhanced=enhanced, **options))
+
+
+def build_ack_text(
     message: Message,
     code: str,
     error: AckError | None = None,
@@ -168,9 +200,8 @@ def build_ack(
     sending_facility: str | None = None,
     control_id: str | None = None,
     timestamp: str | None = None,
-) -> Message:
-    """Assemble an ACK for ``message``: MSH addressed back to its sender, MSA echoing
-    MSH-10, and an ERR when there is an error."""
+) -> str:
+    """An ACK's text (see :func:`build_ack`)."""
     seps = message.separators
     fs = seps.field
     version = message.get_raw("MSH-12") or DEFAULT_VERSION
@@ -204,7 +235,7 @@ def build_ack(
     segments = [fs.join(msh).rstrip(fs), fs.join(msa).rstrip(fs)]
     if error is not None:
         segments.append(_err_segment(error, seps, old=old))
-    return parse("\r".join(segments) + "\r")
+    return "\r".join(segments) + "\r"
 
 
 def _ack_type(message: Message, version: tuple[int, ...], seps: Separators) -> str:
@@ -289,8 +320,22 @@ def _base36(number: int) -> str:
 
 def hl7_timestamp(now: datetime | None = None) -> str:
     """``YYYYMMDDHHMMSS.FFFF+ZZZZ``: local time with its UTC offset, as TS/DTM allow."""
-    moment = now or datetime.now()
+    global _SECOND
+    if now is None:
+        # Every ACK carries one: the seconds and the zone are formatted once a second
+        # (an offset changes only on a whole second), only the fraction each time.
+        second, nanos = divmod(time.time_ns(), 1_000_000_000)
+        cached = _SECOND  # one tuple, replaced whole: safe across threads
+        if cached[0] != second:
+            moment = datetime.fromtimestamp(second).astimezone()
+            cached = _SECOND = (second, moment.strftime("%Y%m%d%H%M%S"),
+                                moment.strftime("%z"))
+        return f"{cached[1]}.{nanos // 100_000:04d}{cached[2]}"
+    moment = now
     if moment.tzinfo is None:
         moment = moment.astimezone()
     fraction = f"{moment.microsecond // 100:04d}"
     return moment.strftime("%Y%m%d%H%M%S") + "." + fraction + moment.strftime("%z")
+
+
+_SECOND: tuple[int | None, str, str] = (None, "", "")

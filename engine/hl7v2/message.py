@@ -104,6 +104,15 @@ def _first_line(text: AnyStr) -> AnyStr:
 _LINE_ENDS: dict[type, tuple[Any, Any]] = {str: ("\r", "\n"), bytes: (b"\r", b"\n")}
 
 
+def header_codec(header: str) -> str:
+    """The codec for the character set MSH-18 of ``header`` (an MSH segment's text)
+    names, as parsing would choose it: the default when it names none or an unknown
+    one."""
+    if len(header) < 4 or header.count(header[3]) < 17:
+        return DEFAULT_CODEC
+    return _codec_from_header(header, [])
+
+
 def _codec_from_header(header: str, warnings: list[ParseWarning]) -> str:
     if len(header) < 4:
         return DEFAULT_CODEC

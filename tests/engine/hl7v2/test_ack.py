@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,14 +13,16 @@ from engine.hl7v2 import parse
 from engine.hl7v2.ack import (
     AckError,
     accept_ack,
+    accept_ack_bytes,
     ack_modes,
     application_ack,
     hl7_timestamp,
     new_control_id,
     original_ack,
+    original_ack_bytes,
     reject,
 )
-from tests.samples import read
+from tests.samples import CORPUS_FILES, read
 
 TIMESTAMP = re.compile(r"^\d{14}\.\d{4}[+-]\d{4}$")
 
@@ -168,6 +171,51 @@ def test_timestamp_carries_the_offset(offset):
     assert stamp == "20240301123005.1234" + expected_zone
 
 
+def test_the_current_timestamp_is_now_in_local_time():
+    """The current time is formatted from a per-second cache: it must still be now, in
+    the machine's zone, to the tenth of a millisecond."""
+    for _ in range(3):
+        before = datetime.now().astimezone()
+        stamp = hl7_timestamp()
+        after = datetime.now().astimezone()
+        assert TIMESTAMP.match(stamp)
+        read = datetime.strptime(stamp, "%Y%m%d%H%M%S.%f%z")
+        assert before - timedelta(microseconds=100) <= read <= after
+        assert stamp.endswith(before.strftime("%z")) or stamp.endswith(after.strftime("%z"))
+        time.sleep(0.4)  # across a second boundary at least once
+
+
 def test_ack_escapes_error_text():
     ack = original_ack(parse(V23), "AE", AckError(207, "a|b^c"))
     assert parse(ack.encode()).get("MSA-3") == "a|b^c"
+
+
+LATIN1 = ("MSH|^~\\&|\u00c5RHUS|B|C|D|20240101||ADT^A01|7|P|2.5|||AL|NE||8859/1\r"
+          "PID|1||1^^^H||DOE^JANE\r").encode("latin-1")
+
+
+def _readable(path):
+    try:
+        return parse(path.read_bytes())
+    except ParseError:
+        return None
+
+
+@pytest.mark.parametrize("code", ["AA", "AE", "AR"])
+def test_ack_bytes_are_the_encoded_ack(code):
+    """The ACK built straight to bytes (ingest's path) is byte for byte the ACK built
+    as a message and encoded, for every corpus message and a Latin-1 one."""
+    fixed = {"control_id": "ACK1", "timestamp": "20260101120000"}
+    warning = AckError(205, "held for review", "MSH", 1, 10, severity="W")
+    messages = [m for m in map(_readable, CORPUS_FILES) if m is not None]
+    messages.append(parse(LATIN1))
+    assert len(messages) > 50
+    for message in messages:
+        for error in (None, warning):
+            assert original_ack_bytes(message, code, error, **fixed) == original_ack(
+                message, code, error, **fixed).encode()
+            accept = {"AA": "CA", "AE": "CE", "AR": "CR"}[code]
+            built = accept_ack(message, accept, error, **fixed)
+            assert accept_ack_bytes(message, accept, error, **fixed) == (
+                built.encode() if built is not None else None)
+    assert b"\xc5RHUS" in original_ack_bytes(parse(LATIN1), code, **fixed)
