@@ -37,6 +37,7 @@ def open_engine(url: str, **options: Any) -> Engine:
     engine = create_engine(parsed, **options)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _durable_sqlite)
+        engine.dialect.do_begin = _do_begin  # type: ignore[method-assign]
         if parsed.database and parsed.database != ":memory:":
             _queue_writers(engine, f"{parsed.database}.writers")
         else:
@@ -112,9 +113,22 @@ def reader(engine: Engine) -> Engine:
 
 def _begin(connection: Any) -> None:
     # The driver's own transaction handling is off (see below): SQLAlchemy's begin is
-    # the only one, so SAVEPOINTs (begin_nested) behave as documented.
+    # the only one, so SAVEPOINTs (begin_nested) behave as documented. The listener
+    # only chooses the mode; the dialect's do_begin runs it.
     mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-    connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+    connection.connection.info["sqlite_begin"] = (
+        "BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+def _do_begin(dbapi_connection: Any) -> None:
+    # On the driver's cursor rather than through exec_driver_sql: every journal commit
+    # begins one, and SQLAlchemy still wraps a failure here as its own error.
+    statement = dbapi_connection.info.pop("sqlite_begin", "BEGIN IMMEDIATE")
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
 
 
 def _durable_sqlite(connection: Any, _record: Any) -> None:
