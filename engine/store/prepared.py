@@ -11,7 +11,8 @@ SQLAlchemy's, so callers handle one family of exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table
@@ -25,9 +26,8 @@ _Convert = Callable[[Any], Any] | None
 
 class Prepared:
     """``statement`` compiled for ``dialect``. Rows are mappings from bind name (a
-    column name for an insert) to value, and must name every bind the statement does
-    not fix itself: unlike ``Connection.execute``, nothing here applies column
-    defaults."""
+    column name for an insert) to value, and must name every bind: unlike
+    ``Connection.execute``, nothing here applies column defaults."""
 
     def __init__(self, statement: ClauseElement, dialect: Dialect,
                  column_keys: Sequence[str] | None = None) -> None:
@@ -44,20 +44,15 @@ class Prepared:
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in names
         ]
-        # Values a statement carries itself (``.values(status="routing")``).
-        self._fixed = {name: bind.value for name, bind in compiled.binds.items()
-                       if bind.value is not None and not bind.required}
 
     @classmethod
     def insert(cls, table: Table, columns: Sequence[str], dialect: Dialect) -> Prepared:
         return cls(table.insert(), dialect, columns)
 
     def parameters(self, row: Row) -> Any:
-        fixed = self._fixed
         values = [
-            (convert(value) if convert is not None else value)
+            (row[name] if convert is None else convert(row[name]))
             for name, convert in zip(self._names, self._convert, strict=True)
-            for value in ((row[name] if name not in fixed else fixed[name]),)
         ]
         return tuple(values) if self._positional else dict(zip(self._names, values,
                                                                strict=True))
@@ -88,33 +83,20 @@ class Prepared:
             cursor.executemany(self.sql, batch)
         cursor.close()
 
-    def _translated(self, connection: Connection, parameters: Any) -> _Translate:
-        return _Translate(self, connection, parameters)
-
-
-class _Translate:
-    """Raise a driver error as SQLAlchemy's, and drop a connection the database has
-    gone from, as ``Connection.execute`` would."""
-
-    def __init__(self, prepared: Prepared, connection: Connection, parameters: Any) -> None:
-        self._prepared = prepared
-        self._connection = connection
-        self._parameters = parameters
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: BaseException | None, _trace: Any) -> None:
-        dialect = self._prepared._dialect
-        dbapi_error = dialect.loaded_dbapi.Error
-        if error is None or not isinstance(error, dbapi_error):
-            return
-        disconnected = dialect.is_disconnect(
-            error, self._connection.connection.dbapi_connection, None)
-        if disconnected:
-            self._connection.invalidate(error)  # type: ignore[arg-type]
-        # Parameters hold message content: never let them into an error's text.
-        raise DBAPIError.instance(
-            self._prepared.sql, self._parameters, error,  # type: ignore[arg-type]
-            dbapi_error, hide_parameters=True, connection_invalidated=disconnected,
-        ) from error
+    @contextlib.contextmanager
+    def _translated(self, connection: Connection, parameters: Any) -> Iterator[None]:
+        """Raise a driver error as SQLAlchemy's, and drop a connection the database
+        has gone from, as ``Connection.execute`` would."""
+        dbapi_error = self._dialect.loaded_dbapi.Error
+        try:
+            yield
+        except dbapi_error as error:
+            disconnected = self._dialect.is_disconnect(
+                error, connection.connection.dbapi_connection, None)
+            if disconnected:
+                connection.invalidate(error)
+            # Parameters hold message content: never let them into an error's text.
+            raise DBAPIError.instance(
+                self.sql, parameters, error, dbapi_error, hide_parameters=True,
+                connection_invalidated=disconnected,
+            ) from error
