@@ -15,6 +15,7 @@ from engine.journal import Journal, JournalStatements, Kind, Received, content_h
 from engine.store.database import open_engine
 from engine.store.migrate import upgrade
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent
+from tests.engine.store.query_plan import sqlite_plan
 
 ADT = (
     "MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500-0500||ADT^A01^ADT_A01|CTL1|P|2.5.1\r"
@@ -141,8 +142,6 @@ def test_the_duplicate_lookup_uses_the_dedupe_index(tmp_path):
     keys = {("ehr-adt-feed", "EHR", "RIVERSIDE", "CTL1"), ("ehr-adt-feed", "EHR", "RIVERSIDE",
                                                            "CTL2")}
     ((query, parameters),) = JournalStatements(engine.dialect).originals_queries(keys)
-    with engine.connect() as connection:
-        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
-            f"EXPLAIN QUERY PLAN {query.sql}", query.parameters(parameters)))
+    plan = sqlite_plan(engine, query.sql, query.parameters(parameters))
     engine.dispose()
     assert "USING INDEX" in plan and "SCAN journal" not in plan, plan

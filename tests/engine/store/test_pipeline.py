@@ -21,6 +21,7 @@ from engine.pipeline import STAGES, Pipeline
 from engine.rule_versions import bootstrap, load_published
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
+from tests.engine.store.query_plan import sqlite_plan
 from tests.samples import CORPUS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -200,9 +201,7 @@ def test_the_queue_query_walks_the_status_index_without_sorting(tmp_path):
     engine = open_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     upgrade(engine)
     query = Pipeline(engine, lane=(1, 2)).waiting_query(50)
-    compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
-    with engine.connect() as connection:
-        plan = " ".join(str(row[-1]) for row in
-                        connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    plan = sqlite_plan(engine, str(query.compile(engine, compile_kwargs={
+        "literal_binds": True})))
     engine.dispose()
     assert "ix_journal_status_id" in plan and "TEMP B-TREE" not in plan, plan
