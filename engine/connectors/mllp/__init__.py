@@ -13,6 +13,8 @@ from engine.connectors.mllp.listener import (
     MllpListener,
     MllpListenerConfig,
 )
+from engine.connectors.mllp.sender import mllp_sender
+from engine.connectors.sink import register_sink
 from engine.ingest import Ingestor
 
 __all__ = ["SCHEMA", "ListenerCounters", "MllpListener", "MllpListenerConfig"]
@@ -26,3 +28,4 @@ def listener_source(
 
 
 register_source("mllp", SCHEMA, listener_source)
+register_sink("mllp", mllp_sender)
