@@ -140,13 +140,20 @@ class Delivery(Base):
     body: Mapped[str | None] = mapped_column(Text)
     held_by_row: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When a retry is due; while in flight, when the claim lapses (its worker died).
     next_attempt_at: Mapped[datetime | None]
+    # Why the last attempt failed: the policy's error class and a reason without content.
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
     __table_args__ = (
         Index("ix_deliveries_claim", "status", "next_attempt_at"),
         Index("ix_deliveries_order", "destination", "patient_key", "sequence"),
+        # The oldest pending deliveries, in order, without sorting the backlog.
+        Index("ix_deliveries_pending", "status", "sequence", "id"),
     )
 
 
@@ -168,6 +175,11 @@ class ExceptionItem(Base):
     recovery_procedure: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+    # The policy's escalation, fixed when the item is raised: still open at
+    # ``escalate_at``, the ``escalate_to`` role is told, once (``escalated_at``).
+    escalate_at: Mapped[datetime | None]
+    escalate_to: Mapped[str | None] = mapped_column(String(16))
+    escalated_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_exceptions_status_created_at", "status", "created_at"),)
 
@@ -188,6 +200,9 @@ class Task(Base):
     payload: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
+    # Set on a task a delivery created: a retried delivery finds it instead of adding one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_tasks_queue_status", "queue", "status"),)
 

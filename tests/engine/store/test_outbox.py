@@ -1,0 +1,239 @@
+"""The outbox on SQLite and PostgreSQL: claims keep order per (destination, patient),
+failures follow the exception policy (retry with backoff, then dead letter with owner,
+recovery procedure and escalation), lapsed claims are taken again."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from engine.connectors.sink import DeliveryFailed
+from engine.journal import now_utc
+from engine.outbox import Attempt, Outbox
+from engine.rules.exception_policy import ErrorClass
+from engine.rules.rule_set import compile_rule_set
+from engine.rules.source import read_rule_source
+from engine.store.migrate import upgrade
+from engine.store.models import Delivery, ExceptionItem, JournalEntry
+
+ROOT = Path(__file__).resolve().parents[3]
+RULES = compile_rule_set(read_rule_source(ROOT))
+
+
+def journal(engine, count: int, patient: str | None, status: str = "routed") -> list[int]:
+    """``count`` journaled messages for ``patient``; their ids, oldest first."""
+    ids = []
+    with engine.begin() as connection:
+        for _ in range(count):
+            result = connection.execute(insert(JournalEntry).values(
+                message_id=str(uuid.uuid4()), received_at=now_utc(), source="ehr-adt-feed",
+                patient_key=patient, status=status, size_bytes=10, raw=b"x"))
+            ids.append(result.inserted_primary_key[0])
+    return ids
+
+
+def deliveries(engine, journal_ids: list[int], destination: str = "clinic-north",
+               patient: str | None = "p1", status: str = "pending") -> list[int]:
+    ids = []
+    moment = now_utc()
+    with engine.begin() as connection:
+        for journal_id in journal_ids:
+            result = connection.execute(insert(Delivery).values(
+                journal_id=journal_id, destination=destination, patient_key=patient,
+                sequence=journal_id, status=status,
+                idempotency_key=f"{journal_id}:{destination}", payload={}, attempts=0,
+                media_type="application/json", body="{}", created_at=moment,
+                updated_at=moment))
+            ids.append(result.inserted_primary_key[0])
+    return ids
+
+
+def store(engine):
+    upgrade(engine)
+    return Outbox(engine, lease=60, rng=random.Random(7))
+
+
+def ids(chains) -> list[list[int]]:
+    return [[c.id for c in chain] for chain in chains]
+
+
+def statuses(engine) -> dict[int, str]:
+    with Session(engine) as session:
+        return dict(session.execute(select(Delivery.id, Delivery.status)).all())
+
+
+def test_claims_chains_in_order_and_marks_them_in_flight(engine):
+    outbox = store(engine)
+    p1 = deliveries(engine, journal(engine, 3, "p1"), patient="p1")
+    p2 = deliveries(engine, journal(engine, 2, "p2"), patient="p2")
+    chains = outbox.claim(limit=10)
+    assert sorted(ids(chains)) == sorted([p1, p2])
+    assert set(statuses(engine).values()) == {"in_flight"}
+    assert outbox.claim(limit=10) == []  # nothing twice
+
+
+def test_a_retrying_or_held_head_blocks_its_chain_only(engine):
+    outbox = store(engine)
+    later = now_utc() + timedelta(hours=1)
+    blocked_head = deliveries(engine, journal(engine, 1, "p1"), patient="p1")
+    blocked_tail = deliveries(engine, journal(engine, 2, "p1"), patient="p1")
+    held = deliveries(engine, journal(engine, 1, "p2"), patient="p2", status="held")
+    held_tail = deliveries(engine, journal(engine, 1, "p2"), patient="p2")
+    free = deliveries(engine, journal(engine, 2, "p3"), patient="p3")
+    other_destination = deliveries(engine, journal(engine, 1, "p1"), destination="ehr-fhir",
+                                   patient="p1")
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id == blocked_head[0])
+                           .values(status="retrying", next_attempt_at=later))
+    claimed = sorted(ids(outbox.claim(limit=50)))
+    assert claimed == sorted([free, other_destination])
+    assert not {*blocked_tail, *held_tail, *held} & {i for chain in claimed for i in chain}
+
+
+def test_a_due_retry_leads_its_chain_again(engine):
+    outbox = store(engine)
+    head, *tail = deliveries(engine, journal(engine, 3, "p1"))
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id == head)
+                           .values(status="retrying", next_attempt_at=now_utc(), attempts=2))
+    (chain,) = outbox.claim(limit=10)
+    assert [c.id for c in chain] == [head, *tail]
+    assert chain[0].attempts == 2
+
+
+def test_no_delivery_overtakes_a_message_still_waiting_to_be_routed(engine):
+    outbox = store(engine)
+    first = deliveries(engine, journal(engine, 1, "p1"))
+    journal(engine, 1, "p1", status="received")  # its deliveries do not exist yet
+    behind = deliveries(engine, journal(engine, 1, "p1"))
+    (chain,) = outbox.claim(limit=10)
+    assert [c.id for c in chain] == first
+    outbox.record([Attempt(chain[0], now_utc())], [], RULES)
+    assert outbox.claim(limit=10) == []
+    with engine.begin() as connection:
+        connection.execute(update(JournalEntry).where(JournalEntry.status == "received")
+                           .values(status="routed"))
+    assert ids(outbox.claim(limit=10)) == [behind]
+
+
+def test_deliveries_for_no_patient_stand_alone(engine):
+    outbox = store(engine)
+    loose = deliveries(engine, journal(engine, 3, None), patient=None)
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id == loose[0])
+                           .values(status="retrying",
+                                   next_attempt_at=now_utc() + timedelta(hours=1)))
+    assert sorted(ids(outbox.claim(limit=10))) == [[loose[1]], [loose[2]]]
+
+
+def test_delivered_unsent_and_retry_are_recorded(engine):
+    outbox = store(engine)
+    first, second, third = deliveries(engine, journal(engine, 3, "p1"), destination="ehr-fhir")
+    (chain,) = outbox.claim(limit=10)
+    moment = now_utc()
+    failure = DeliveryFailed(ErrorClass.TRANSPORT_ERROR, "HTTP 503 from ehr-fhir")
+    recorded = outbox.record([Attempt(chain[0], moment), Attempt(chain[1], moment, failure)],
+                             [chain[2]], RULES)
+    assert [a.claimed.id for a in recorded.delivered] == [first]
+    assert [a.claimed.id for a in recorded.retried] == [second]
+    with Session(engine) as session:
+        rows = {d.id: d for d in session.scalars(select(Delivery))}
+        assert (rows[first].status, rows[first].attempts) == ("delivered", 1)
+        assert rows[first].delivered_at is not None
+        retry = rows[second]
+        assert (retry.status, retry.attempts, retry.error_class) == (
+            "retrying", 1, "transport_error")
+        assert retry.last_error == "HTTP 503 from ehr-fhir"
+        # ehr-write-back: exponential from 10 s with 20 % jitter.
+        wait = (retry.next_attempt_at - moment).total_seconds()
+        assert 8.0 <= wait <= 12.0
+        assert (rows[third].status, rows[third].next_attempt_at) == ("pending", None)
+    # The retry blocks the one behind it until it is due.
+    assert outbox.claim(limit=10) == []
+
+
+def test_retries_run_out_into_a_dead_letter_with_owner_and_procedure(engine):
+    outbox = store(engine)
+    (delivery,) = deliveries(engine, journal(engine, 1, "p1"), destination="clinic-north")
+    failure = DeliveryFailed(ErrorClass.REJECTED, "HTTP 422 from clinic-north")
+    (chain,) = outbox.claim(limit=10)
+    moment = now_utc()
+    recorded = outbox.record([Attempt(chain[0], moment, failure)], [], RULES)
+    assert [a.claimed.id for a in recorded.dead_lettered] == [delivery]
+    assert statuses(engine)[delivery] == "dead"
+    with Session(engine) as session:
+        item = session.scalars(select(ExceptionItem)).one()
+    assert (item.delivery_id, item.connection_id, item.error_class, item.owner_role) == (
+        delivery, "clinic-north", "rejected", "operator")
+    assert item.summary == ("delivery to clinic-north failed after 1 attempt: "
+                            "HTTP 422 from clinic-north")
+    assert item.recovery_procedure == RULES.connections["clinic-north"].recovery_procedure
+    # default-delivery: rejected escalates to admin after 4 h.
+    assert item.escalate_to == "admin"
+    assert abs((item.escalate_at - moment).total_seconds() - 4 * 3600) < 1
+    # A dead letter ends its chain's wait: the next delivery may go.
+    behind = deliveries(engine, journal(engine, 1, "p1"), destination="clinic-north")
+    assert ids(outbox.claim(limit=10)) == [behind]
+
+
+def test_the_last_allowed_attempt_dead_letters(engine):
+    outbox = store(engine)
+    deliveries(engine, journal(engine, 1, "p1"), destination="ehr-fhir")
+    failure = DeliveryFailed(ErrorClass.TIMEOUT, "no answer from ehr-fhir in 30 s")
+    for attempt in range(1, 41):  # ehr-write-back allows 40 attempts
+        with engine.begin() as connection:
+            connection.execute(update(Delivery).values(next_attempt_at=now_utc()))
+        (chain,) = outbox.claim(limit=10)
+        assert chain[0].attempts == attempt - 1
+        outbox.record([Attempt(chain[0], now_utc(), failure)], [], RULES)
+    assert set(statuses(engine).values()) == {"dead"}
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(ExceptionItem)) == 1
+
+
+def test_a_lapsed_claim_is_taken_again_and_release_frees_claims(engine):
+    outbox = store(engine)
+    (delivery,) = deliveries(engine, journal(engine, 1, "p1"))
+    assert ids(outbox.claim(limit=10)) == [[delivery]]
+    assert outbox.claim(limit=10) == []
+    assert ids(outbox.claim(limit=10, now=now_utc() + timedelta(seconds=61))) == [[delivery]]
+    assert outbox.release_claims() == 1
+    assert statuses(engine)[delivery] == "pending"
+
+
+def test_concurrent_claimers_never_share_or_reorder_a_chain(engine):
+    store(engine)
+    for patient in ("p1", "p2", "p3", "p4"):
+        deliveries(engine, journal(engine, 10, patient), patient=patient)
+    taken: list[list[int]] = []
+    lock = threading.Lock()
+
+    def claimer() -> None:
+        worker = Outbox(engine, lease=60)
+        deadline = time.monotonic() + 30
+        while sum(map(len, taken)) < 40 and time.monotonic() < deadline:
+            for chain in worker.claim(limit=3):
+                with lock:
+                    taken.append([c.id for c in chain])
+                worker.record([Attempt(c, now_utc()) for c in chain], [], RULES)
+
+    threads = [threading.Thread(target=claimer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    flat = [i for chain in taken for i in chain]
+    assert len(taken) >= 4  # several claims, not one worker taking everything at once
+    assert sorted(flat) == sorted(statuses(engine))  # each once
+    with Session(engine) as session:
+        patient_of = dict(session.execute(select(Delivery.id, Delivery.patient_key)).all())
+    for patient in ("p1", "p2", "p3", "p4"):
+        mine = [i for i in flat if patient_of[i] == patient]
+        assert mine == sorted(mine)
