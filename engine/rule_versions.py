@@ -1,14 +1,25 @@
 """Rule-set versions in the store: the first start imports the shipped configuration
-as version 1, and engines run the newest published version."""
+as version 1, and engines run the newest published version.
+
+A publish reaches running engines without a restart. On PostgreSQL it is announced
+with NOTIFY in the publishing transaction, and each process LISTENs on one connection
+of its own, so the next pipeline or delivery pass loads the new version at once. On
+SQLite, which has no such channel, engines ask the store for the newest version at
+most once a second. A message in flight keeps the version it started with: callers
+take ``current()`` once per batch."""
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from engine.journal import OwnerLookup, now_utc
@@ -20,6 +31,18 @@ from engine.store.database import reader
 from engine.store.models import CatalogConnection, RuleSetVersion
 
 SYSTEM = "system"
+CHANNEL = "switchboard_rule_sets"
+# With announcements, polling is only the safety net for a lost LISTEN connection.
+POLL_SECONDS = {"sqlite": 1.0, "postgresql": 30.0}
+log = logging.getLogger("switchboard.rules")
+
+
+def announce_published(connection: Connection, version: int) -> None:
+    """Tell running engines, once ``connection``'s transaction commits, that
+    ``version`` is published (PostgreSQL only: NOTIFY is delivered at commit)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_notify(:channel, :payload)"),
+                           {"channel": CHANNEL, "payload": str(version)})
 
 
 def bootstrap(engine: Engine, root: Path) -> int | None:
@@ -74,23 +97,85 @@ class RuleSetCache:
     """The compiled version an engine runs; ``current()`` recompiles only when a newer
     version has been published, and a message in flight keeps the one it started with."""
 
-    def __init__(self, engine: Engine, recheck_after: float = 1.0) -> None:
+    def __init__(self, engine: Engine, recheck_after: float | None = None) -> None:
         self._engine = engine
         self._running: Running | None = None
         # Asking the store on every pipeline pass cost a query per batch; a version
-        # published now is picked up within ``recheck_after`` seconds.
-        self._recheck_after = recheck_after
+        # published now is picked up within ``recheck_after`` seconds, or at once when
+        # the store announces it.
+        self._recheck_after = (POLL_SECONDS.get(engine.dialect.name, 1.0)
+                               if recheck_after is None else recheck_after)
         self._checked_at = -math.inf
+        self._announcements = Announcements.of(engine)
+        self._heard = self._announcements.heard if self._announcements else 0
 
     def current(self) -> Running:
         now = time.monotonic()
-        if self._running is not None and now - self._checked_at < self._recheck_after:
+        heard = self._announcements.heard if self._announcements else 0
+        if (self._running is not None and heard == self._heard
+                and now - self._checked_at < self._recheck_after):
             return self._running
+        self._heard = heard
         newest = published_version(self._engine)
         if self._running is None or (newest is not None and newest != self._running.version):
             self._running = load_published(self._engine)
         self._checked_at = now
         return self._running
+
+
+class Announcements:
+    """One LISTEN connection per process and database, counting the publishes heard.
+    It reconnects after a lost connection (meanwhile the caches poll), and closes once
+    no cache uses it."""
+
+    _lock: ClassVar = threading.Lock()
+    _by_url: ClassVar[weakref.WeakValueDictionary[str, Announcements]] = (
+        weakref.WeakValueDictionary())
+
+    def __init__(self, url: str) -> None:
+        self.heard = 0
+        threading.Thread(target=_listen, args=(url, weakref.ref(self)),
+                         name="rule-set-announcements", daemon=True).start()
+
+    @classmethod
+    def of(cls, engine: Engine) -> Announcements | None:
+        if engine.dialect.name != "postgresql":
+            return None
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with cls._lock:
+            found = cls._by_url.get(url)
+            if found is None:
+                found = cls(url)
+                cls._by_url[url] = found
+            return found
+
+
+def _listen(url: str, announcements: weakref.ref[Announcements]) -> None:
+    import psycopg
+
+    def heard() -> bool:
+        listener = announcements()
+        if listener is None:
+            return False
+        listener.heard += 1
+        return True
+
+    while announcements() is not None:
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+                connection.execute(f"LISTEN {CHANNEL}")
+                # Whatever was published while nobody listened: look once more.
+                if not heard():
+                    return
+                while announcements() is not None:
+                    for _notice in connection.notifies(timeout=1.0):
+                        if not heard():
+                            return
+        except psycopg.Error:
+            if announcements() is None:
+                return
+            log.warning("rule-set announcements lost; listening again in 5 s")
+            time.sleep(5.0)
 
 
 def exception_owner(rule_sets: RuleSetCache) -> OwnerLookup:
