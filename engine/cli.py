@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.commands.queue_args import add_queue_commands
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
 from engine.hl7v2.ack import accept_ack, ack_modes, original_ack
@@ -80,6 +81,11 @@ def _add_service_commands(commands: Any) -> None:
                              help="health and metrics port of the engine process")
         command.add_argument("--pipeline-workers", type=int, default=2, metavar="N",
                              help="pipeline worker processes (0: a thread in this process)")
+        command.add_argument("--delivery-workers", type=int, default=2, metavar="N",
+                             help="delivery worker threads (engine, serve); 0 delivers nothing")
+        command.add_argument("--delivery-lease", type=float, default=120.0, metavar="SECONDS",
+                             help="how long a claimed delivery waits for its outcome before "
+                                  "another worker may send it again (PostgreSQL)")
         command.set_defaults(run=_service, part=name)
     send = commands.add_parser("send", help="send HL7 files over MLLP and print each ACK code")
     send.add_argument("target", metavar="HOST:PORT")
@@ -93,6 +99,7 @@ def _add_service_commands(commands: Any) -> None:
                                           "admin", "clinician"])
     users.add_argument("--database", metavar="URL")
     users.set_defaults(run=_users)
+    add_queue_commands(commands)
 
 
 def _database_url(args: argparse.Namespace) -> str:
@@ -112,7 +119,9 @@ def _service(args: argparse.Namespace) -> int:
 
     configure_logging()
     settings = Settings(_database_url(args), args.config.resolve(), args.host, args.port,
-                        args.health_port, pipeline_workers=max(0, args.pipeline_workers))
+                        args.health_port, pipeline_workers=max(0, args.pipeline_workers),
+                        delivery_workers=max(0, args.delivery_workers),
+                        delivery_lease=args.delivery_lease)
     asyncio.run(run(settings, engine_part=args.part in ("serve", "engine"),
                     web_part=args.part in ("serve", "web")))
     return 0

@@ -27,3 +27,26 @@ INGEST_TO_ACK = Histogram(
     ["connection"], registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+DELIVERED = Counter("switchboard_delivered", "Deliveries the destination took", ["connection"],
+                    registry=REGISTRY)
+RETRIED = Counter("switchboard_retried", "Failed deliveries scheduled for a retry",
+                  ["connection"], registry=REGISTRY)
+DEAD_LETTERED = Counter("switchboard_dead_lettered",
+                        "Deliveries whose retries ran out, now exception items",
+                        ["connection"], registry=REGISTRY)
+HELD = Counter("switchboard_held", "Deliveries held for a review task", ["connection"],
+               registry=REGISTRY)
+RECEIVE_TO_DELIVERED = Histogram(
+    "switchboard_receive_to_delivered_seconds", "From receipt to the destination's taking it",
+    ["connection"], registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+_TASK_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
+RECEIVE_TO_TASK_CREATED = Histogram(
+    "switchboard_receive_to_task_created_seconds", "From receipt to the task's creation",
+    ["queue"], registry=REGISTRY, buckets=_TASK_BUCKETS)
+RECEIVE_TO_TASK_COMPLETED = Histogram(
+    "switchboard_receive_to_task_completed_seconds", "From receipt to the task's completion",
+    ["queue"], registry=REGISTRY, buckets=_TASK_BUCKETS)
+TASKS_CREATED = Counter("switchboard_tasks_created", "Tasks created", ["queue"],
+                        registry=REGISTRY)

@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Dialect, Engine, Select, Table, bindparam, func, select, update
@@ -35,10 +35,13 @@ from engine.store.prepared import Prepared
 log = logging.getLogger("switchboard.pipeline")
 STAGES = ("parsed", "normalised", "routed", "minimised", "encoded", "intents_recorded")
 
-# What a worker reports once a batch has committed: (counter, connection, how many).
-# In one process it goes straight to the metrics; a worker process sends it to its parent.
-Report = Callable[[str, str, int], None]
-COUNTERS = {"routed": metrics.ROUTED, "exceptions": metrics.EXCEPTIONS}
+# What a worker reports once a batch has committed: (metric, label, how many) for a
+# counter, (metric, label, seconds) for a histogram. In one process it goes straight to
+# the metrics; a worker process sends it to its parent.
+Report = Callable[[str, str, float], None]
+COUNTERS = {"routed": metrics.ROUTED, "exceptions": metrics.EXCEPTIONS, "held": metrics.HELD,
+            "tasks_created": metrics.TASKS_CREATED}
+HISTOGRAMS = {"receive_to_task_created": metrics.RECEIVE_TO_TASK_CREATED}
 
 _JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
 _WAITING = (_JOURNAL.c.id, _JOURNAL.c.message_id, _JOURNAL.c.source, _JOURNAL.c.patient_key,
@@ -52,8 +55,12 @@ class Stop(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
 
-def report_to_metrics(counter: str, connection: str, count: int) -> None:
-    COUNTERS[counter].labels(connection).inc(count)
+def report_to_metrics(metric: str, label: str, value: float) -> None:
+    histogram = HISTOGRAMS.get(metric)
+    if histogram is not None:
+        histogram.labels(label).observe(value)
+    else:
+        COUNTERS[metric].labels(label).inc(value)
 
 
 @dataclass
@@ -65,6 +72,7 @@ class _Result:
     message_id: str
     source: str
     patient_key: str | None
+    received_at: datetime
     outcome: Outcome | None = None
     failure: str | None = None
     stage_times: list[tuple[str, datetime]] = field(default_factory=list)
@@ -161,7 +169,7 @@ class Pipeline:
         return set(taken.scalars())
 
     def _process(self, running: Running, row: Any) -> _Result:
-        result = _Result(row.id, row.message_id, row.source, row.patient_key)
+        result = _Result(row.id, row.message_id, row.source, row.patient_key, row.received_at)
         rule_set = running.rule_set
         try:
             if row.format == FHIR_R4:
@@ -238,9 +246,17 @@ class Pipeline:
     def _count(self, results: list[_Result]) -> None:
         """Counted only once committed: a batch that rolls back is processed again."""
         counts: Counter[tuple[str, str]] = Counter()
+        moment = now_utc()
         for result in results:
             if result.outcome is not None:
                 counts["routed", result.source] += 1
+                for delivery in result.outcome.deliveries:
+                    if delivery.held_by:
+                        counts["held", delivery.destination] += 1
+                for task in result.outcome.tasks:
+                    counts["tasks_created", task.intent.queue] += 1
+                    self._report("receive_to_task_created", task.intent.queue,
+                                 max(0.0, (moment - result.received_at).total_seconds()))
             counts["exceptions", result.source] += _exception_count(result)
         for (counter, source), count in counts.items():
             if count:
@@ -333,6 +349,7 @@ class _Rows:
         rule_set = self.running.rule_set
         policy = rule_set.policies.resolve(result.source, ErrorClass.VALIDATION)
         connection = rule_set.connections.get(result.source)
+        escalation = policy.escalation
         self.exceptions.append({
             "journal_id": result.journal_id, "delivery_id": None,
             "connection_id": result.source, "error_class": "validation",
@@ -340,6 +357,8 @@ class _Rows:
             "assignee": None, "summary": summary, "detail": None,
             "recovery_procedure": connection.recovery_procedure if connection else None,
             "created_at": moment, "resolved_at": None,
+            "escalate_at": moment + timedelta(seconds=escalation.after) if escalation else None,
+            "escalate_to": str(escalation.notify_role) if escalation else None,
         })
 
     def _status(self, result: _Result, status: str, reason: str | None) -> dict[str, Any]:
@@ -377,7 +396,8 @@ _TASK_COLUMNS = ("journal_id", "queue", "kind", "mode", "row_id", "status", "ass
                  "due_at", "payload", "created_at", "completed_at")
 _EXCEPTION_COLUMNS = (
     "journal_id", "delivery_id", "connection_id", "error_class", "owner_role", "status",
-    "assignee", "summary", "detail", "recovery_procedure", "created_at", "resolved_at")
+    "assignee", "summary", "detail", "recovery_procedure", "created_at", "resolved_at",
+    "escalate_at", "escalate_to")
 
 
 class PipelineStatements:

@@ -54,8 +54,8 @@ def worker_main(database_url: str, lane: int, lanes: int, reports: Connection) -
     configure_logging()
     engine = open_engine(database_url, pool_pre_ping=True)
 
-    def report(counter: str, connection: str, count: int) -> None:
-        reports.send((counter, connection, count))
+    def report(metric: str, label: str, value: float) -> None:
+        reports.send((metric, label, value))
 
     try:
         Pipeline(engine, report=report, lane=(lane, lanes)).run_until(stop)

@@ -27,9 +27,12 @@ from engine import metrics
 from engine.connectors.file import DropFolder, DropFolderConfig
 from engine.connectors.mllp.application_ack import ApplicationAcks
 from engine.connectors.mllp.listener import MllpListener, MllpListenerConfig
+from engine.delivery_workers import DeliveryThreads, DeliveryWorker
 from engine.errors import SwitchboardError
+from engine.escalation import Escalator
 from engine.ingest import Ingestor
 from engine.journal import Journal
+from engine.outbox import Outbox
 from engine.pipeline import Pipeline
 from engine.pipeline_workers import WorkerPool
 from engine.rule_versions import RuleSetCache, bootstrap, exception_owner
@@ -50,6 +53,10 @@ class Settings:
     engine_health_port: int = 8081
     # Worker processes for the pipeline; 0 runs it on a thread of this process.
     pipeline_workers: int = 2
+    # Threads that send the outbox's deliveries; 0 leaves them queued.
+    delivery_workers: int = 2
+    # Seconds a claimed delivery waits for its outcome before it may be sent again.
+    delivery_lease: float = 120.0
     # Test hook: listen on a free port instead of the catalog's.
     mllp_port_override: int | None = None
 
@@ -74,6 +81,8 @@ class EngineProcess:
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
         self._pool: WorkerPool | None = None
+        self._delivery: DeliveryThreads | None = None
+        self._escalator = Escalator(engine)
         self._application_acks = ApplicationAcks(engine)
         self._journal: Journal | None = None
         self.listeners: dict[str, MllpListener] = {}
@@ -105,9 +114,30 @@ class EngineProcess:
                                       name="pipeline", daemon=True)
             worker.start()
             self._workers.append(worker)
+        self._start_delivery()
+        self._escalator.start()
+
+    def _start_delivery(self) -> None:
+        if self._settings.delivery_workers <= 0:
+            return
+        outbox = Outbox(self._engine, lease=self._settings.delivery_lease)
+        if self._engine.dialect.name == "sqlite":
+            # One engine per SQLite file: a claim still open was this engine's own,
+            # cut off by a crash, and it waits for no lease to lapse.
+            released = outbox.release_claims()
+            if released:
+                log.warning("deliveries in flight at the last stop go again",
+                            extra={"count": released})
+        self._delivery = DeliveryThreads(
+            self._engine, self._settings.delivery_workers,
+            lambda engine: DeliveryWorker(engine, outbox=outbox))
+        self._delivery.start()
 
     def ready(self) -> bool:
         return all(_listening(listener) for listener in self.listeners.values())
+
+    def delivery_alive(self) -> bool:
+        return self._delivery is None or self._delivery.alive()
 
     def pipeline_alive(self) -> bool:
         if self._pool is not None:
@@ -123,6 +153,9 @@ class EngineProcess:
         self._stop.set()
         for worker in self._workers:
             await asyncio.to_thread(worker.join, grace)
+        if self._delivery is not None:
+            await asyncio.to_thread(self._delivery.stop, grace)
+        await asyncio.to_thread(self._escalator.stop)
         if self._pool is not None:
             await asyncio.to_thread(self._pool.stop, grace)
         if self._journal is not None:
@@ -204,6 +237,7 @@ async def run(settings: Settings, *, engine_part: bool, web_part: bool,
             await process.start()
             readiness["listeners"] = process.ready
             readiness["pipeline"] = process.pipeline_alive
+            readiness["delivery"] = process.delivery_alive
         if web_part:
             servers.append(start_web(settings, settings.web_port, readiness))
         else:

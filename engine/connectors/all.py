@@ -2,5 +2,8 @@
 
 from __future__ import annotations
 
+import engine.connectors.fhir
 import engine.connectors.file
-import engine.connectors.mllp  # noqa: F401
+import engine.connectors.http
+import engine.connectors.mllp
+import engine.connectors.task_queue  # noqa: F401

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_serve_ingests_routes_and_answers_the_api(engine):
     url = engine.url.render_as_string(hide_password=False)
-    settings = Settings(url, ROOT, web_port=0, engine_health_port=0, mllp_port_override=0)
+    # Its catalog names hosts that do not exist here: nothing to deliver to.
+    settings = Settings(url, ROOT, web_port=0, engine_health_port=0, mllp_port_override=0,
+                        delivery_workers=0)
     ready = threading.Event()
     state: dict = {}
     loop = asyncio.new_event_loop()
@@ -56,7 +58,7 @@ def test_serve_ingests_routes_and_answers_the_api(engine):
         assert routed["status"] == "routed"
         with urllib.request.urlopen(f"http://127.0.0.1:{state['web']}/readyz") as response:
             assert json.loads(response.read())["checks"] == {
-                "database": True, "listeners": True, "pipeline": True}
+                "database": True, "listeners": True, "pipeline": True, "delivery": True}
         # The pipeline runs in worker processes; their counts reach this one's /metrics.
         deadline = time.monotonic() + 10  # the report crosses a process boundary
         while _routed_metric(state["web"]) < routed_before + 1 and time.monotonic() < deadline:

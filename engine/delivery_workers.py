@@ -1,0 +1,181 @@
+"""Delivery workers: threads that claim deliveries from the outbox, send each chain
+through its destination's sink, and record the outcomes.
+
+A worker keeps one sink per destination (an HTTP keep-alive connection, an MLLP
+connection), built from the catalog entry of the rule-set version it runs; when a new
+version is published, the old sinks are closed and new ones built. An outcome that cannot
+be recorded (the store is down) is kept and recorded again until it is: the destination
+has the message, and forgetting that would send it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine import metrics
+from engine.connectors import ConnectorError
+from engine.connectors.sink import DeliveryFailed, Sink, sink_factory
+from engine.journal import now_utc
+from engine.outbox import Attempt, Claimed, Outbox, Recorded
+from engine.pipeline import Stop
+from engine.rule_versions import RuleSetCache, Running
+from engine.rules.exception_policy import ErrorClass
+
+log = logging.getLogger("switchboard.delivery")
+RECORD_RETRY_SECONDS = 1.0
+
+
+class Sinks:
+    """The sinks of one worker, by destination, for one rule-set version at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._version: int | None = None
+        self._sinks: dict[str, Sink] = {}
+
+    def for_destination(self, running: Running, destination: str) -> Sink:
+        if running.version != self._version:
+            self.close()
+            self._version = running.version
+        sink = self._sinks.get(destination)
+        if sink is None:
+            connection = running.rule_set.connections.get(destination)
+            if connection is None:
+                raise DeliveryFailed(
+                    ErrorClass.VALIDATION,
+                    f"'{destination}' is not in the catalog of rule-set version "
+                    f"{running.version}", hint="Add it to the catalog, then retry the item")
+            try:
+                sink = sink_factory(str(connection.transport))(connection, self._engine)
+            except ConnectorError as error:
+                raise DeliveryFailed(ErrorClass.VALIDATION, str(error)) from None
+            self._sinks[destination] = sink
+        return sink
+
+    def close(self) -> None:
+        for sink in self._sinks.values():
+            sink.close()
+        self._sinks.clear()
+
+
+@dataclass
+class _Batch:
+    attempts: list[Attempt]
+    unsent: list[Claimed]
+
+
+class DeliveryWorker:
+    def __init__(self, engine: Engine, rule_sets: RuleSetCache | None = None,
+                 outbox: Outbox | None = None, batch: int = 100) -> None:
+        self._outbox = outbox or Outbox(engine)
+        self._rule_sets = rule_sets or RuleSetCache(engine)
+        self._sinks = Sinks(engine)
+        self._batch = batch
+
+    def run_once(self, stop: Stop | None = None) -> int:
+        """Claim, send and record one batch; returns how many deliveries were tried."""
+        running = self._rule_sets.current()
+        chains = self._outbox.claim(self._batch)
+        if not chains:
+            return 0
+        batch = _Batch([], [])
+        for chain in chains:
+            self._send_chain(running, chain, batch)
+        recorded = self._record(batch, running, stop)
+        if recorded is not None:
+            _count(recorded)
+        return len(batch.attempts)
+
+    def run_until(self, stop: Stop, idle_wait: float = 0.05) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    if self.run_once(stop) == 0:
+                        stop.wait(idle_wait)
+                except SQLAlchemyError:  # the store is down: claims wait for it
+                    log.warning("delivery pass failed; retrying", exc_info=True)
+                    stop.wait(RECORD_RETRY_SECONDS)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the sinks' connections."""
+        self._sinks.close()
+
+    def _send_chain(self, running: Running, chain: list[Claimed], batch: _Batch) -> None:
+        """Send in order; after a failure, the rest of the chain goes back untried."""
+        for index, claimed in enumerate(chain):
+            failure = self._send(running, claimed)
+            batch.attempts.append(Attempt(claimed, now_utc(), failure))
+            if failure is not None:
+                batch.unsent.extend(chain[index + 1:])
+                return
+
+    def _send(self, running: Running, claimed: Claimed) -> DeliveryFailed | None:
+        try:
+            self._sinks.for_destination(running, claimed.destination).send(claimed.outbound())
+        except DeliveryFailed as failure:
+            return failure
+        except Exception as error:  # a defect in a sink must not kill the worker
+            log.exception("sink failed", extra={"connection": claimed.destination})
+            return DeliveryFailed(ErrorClass.TRANSPORT_ERROR,
+                                  f"internal error in the sink ({type(error).__name__})")
+        return None
+
+    def _record(self, batch: _Batch, running: Running, stop: Stop | None) -> Recorded | None:
+        while True:
+            try:
+                return self._outbox.record(batch.attempts, batch.unsent, running.rule_set)
+            except SQLAlchemyError:
+                log.warning("recording delivery outcomes failed; trying again", exc_info=True)
+                if stop is not None and stop.wait(RECORD_RETRY_SECONDS):
+                    # Shutting down with the store away: the claims lapse, and the
+                    # deliveries are sent again (same keys) by the next engine.
+                    return None
+
+
+def _count(recorded: Recorded) -> None:
+    for attempt in recorded.delivered:
+        claimed = attempt.claimed
+        metrics.DELIVERED.labels(claimed.destination).inc()
+        metrics.RECEIVE_TO_DELIVERED.labels(claimed.destination).observe(
+            max(0.0, (attempt.at - claimed.received_at).total_seconds()))
+    for attempt in recorded.retried:
+        metrics.RETRIED.labels(attempt.claimed.destination).inc()
+    for attempt in recorded.dead_lettered:
+        metrics.DEAD_LETTERED.labels(attempt.claimed.destination).inc()
+        metrics.EXCEPTIONS.labels(attempt.claimed.destination).inc()
+
+
+class DeliveryThreads:
+    """``count`` delivery workers on threads of this process."""
+
+    def __init__(self, engine: Engine, count: int,
+                 make: Callable[[Engine], DeliveryWorker] = DeliveryWorker) -> None:
+        self._engine = engine
+        self._count = count
+        self._make = make
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for number in range(self._count):
+            worker = self._make(self._engine)
+            thread = threading.Thread(target=worker.run_until, args=(self._stop,),
+                                      name=f"delivery-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def alive(self) -> bool:
+        return all(thread.is_alive() for thread in self._threads)
+
+    def stop(self, grace: float = 10.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(grace)

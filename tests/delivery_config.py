@@ -1,0 +1,54 @@
+"""A small configuration for delivery tests: the shipped mappings and schemas, the
+inbound ``ehr-adt-feed`` listener, and one route that sends every message to the
+HTTP destination ``test-sink``, under an exception policy fast enough to watch."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SINK = "test-sink"
+FAST_POLICY = {"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "1s"}}
+
+
+def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | None = None,
+                    mllp_port: int | None = None) -> Path:
+    """Write the configuration into ``folder`` and return it; ``sink_url`` receives
+    every message (POST, canonical JSON); ``mllp_port`` moves the listener."""
+    rules = folder / "rules"
+    shutil.copytree(ROOT / "rules" / "mappings", rules / "mappings")
+    shutil.copytree(ROOT / "rules" / "schema", rules / "schema")
+    _write(rules / "routes" / "everything.yaml", {
+        "id": "everything", "description": "Every message to the test sink.",
+        "rows": [{"id": "all-to-test-sink", "to": [SINK]}]})
+    rules_policy = {**FAST_POLICY, **(policy or {})}
+    _write(rules / "policies" / "test.yaml", {"id": "test-delivery", "policies": [
+        {"connections": ["*"], "error_classes": ["*"], **rules_policy,
+         "dead_letter": {"owner_role": "operator"},
+         "escalation": {"after": "1h", "notify_role": "admin"}}]})
+    connections = folder / "catalog" / "connections"
+    feed = yaml.safe_load((ROOT / "catalog" / "connections" / "ehr-adt-feed.yaml").read_text())
+    if mllp_port is not None:
+        feed["endpoint"]["port"] = mllp_port
+    _write(connections / "ehr-adt-feed.yaml", feed)
+    endpoint: dict[str, Any] = {"url": sink_url, "method": "POST"}
+    _write(connections / f"{SINK}.yaml", {
+        "id": SINK, "name": "Test sink", "description": "Records what it receives.",
+        "direction": "outbound", "transport": "http", "endpoint": endpoint,
+        "format": "canonical-json",
+        "business_owner": {"name": "Test Owner", "email": "owner@example.org"},
+        "technical_owner": {"name": "Test Tech", "email": "tech@example.org",
+                            "pager": "test-pager"},
+        "data_scope": ["message", "patient", "encounter", "orders", "results"],
+        "classification": "phi", "recovery_procedure": "Start the test sink again.",
+    })
+    return folder
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,78 @@
+"""``switchboard serve`` as a process of its own, for tests that kill it: started on
+free ports with a given configuration and store, ready once /readyz says so."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServeProcess:
+    """One ``switchboard serve``; ``start()`` again after ``kill()`` restarts it on the
+    same ports, configuration and store."""
+
+    def __init__(self, config: Path, database_url: str, log: Path, *args: str) -> None:
+        self.config = config
+        self.database_url = database_url
+        self.web_port = free_port()
+        self._log = log
+        self._args = args
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, limit: float = 60.0) -> None:
+        command = [sys.executable, "-m", "engine.cli", "serve", "--config", str(self.config),
+                   "--database", self.database_url, "--port", str(self.web_port),
+                   *self._args]
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                             start_new_session=True)
+        self._wait_ready(limit)
+
+    def _wait_ready(self, limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise AssertionError(f"serve exited with {self._process.returncode}; "
+                                     f"see {self._log}")
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"serve was not ready in {limit} s; see {self._log}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the engine and its pipeline workers."""
+        assert self._process is not None
+        os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait(30)
+
+    def stop(self, limit: float = 30.0) -> int:
+        """SIGTERM, as an operator's stop; returns the exit code."""
+        if self._process is None or self._process.poll() is not None:
+            return self._process.returncode if self._process else 0
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            return self._process.wait(limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(30)
+            raise AssertionError("serve did not stop on SIGTERM") from None
