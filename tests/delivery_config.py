@@ -16,9 +16,10 @@ FAST_POLICY = {"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "1s"}}
 
 
 def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | None = None,
-                    mllp_port: int | None = None) -> Path:
+                    mllp_port: int | None = None, mllp_sink: int | None = None) -> Path:
     """Write the configuration into ``folder`` and return it; ``sink_url`` receives
-    every message (POST, canonical JSON); ``mllp_port`` moves the listener."""
+    every message (POST, canonical JSON), or with ``mllp_sink`` an MLLP destination on
+    that port (HL7 v2); ``mllp_port`` moves the listener."""
     rules = folder / "rules"
     shutil.copytree(ROOT / "rules" / "mappings", rules / "mappings")
     shutil.copytree(ROOT / "rules" / "schema", rules / "schema")
@@ -36,10 +37,14 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
         feed["endpoint"]["port"] = mllp_port
     _write(connections / "ehr-adt-feed.yaml", feed)
     endpoint: dict[str, Any] = {"url": sink_url, "method": "POST"}
+    transport, form = "http", "canonical-json"
+    if mllp_sink is not None:
+        endpoint = {"host": "127.0.0.1", "port": mllp_sink, "ack_timeout": "5s"}
+        transport, form = "mllp", "hl7v2"
     _write(connections / f"{SINK}.yaml", {
         "id": SINK, "name": "Test sink", "description": "Records what it receives.",
-        "direction": "outbound", "transport": "http", "endpoint": endpoint,
-        "format": "canonical-json",
+        "direction": "outbound", "transport": transport, "endpoint": endpoint,
+        "format": form,
         "business_owner": {"name": "Test Owner", "email": "owner@example.org"},
         "technical_owner": {"name": "Test Tech", "email": "tech@example.org",
                             "pager": "test-pager"},

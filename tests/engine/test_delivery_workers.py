@@ -5,20 +5,25 @@ patient, and failures follow the policy into the exception queue."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.delivery_workers import DeliveryWorker
+from engine.encoders import outbound_control_id
+from engine.hl7v2 import parse
+from engine.hl7v2.ack import AckError
 from engine.ingest import Ingestor
 from engine.journal import Journal, Received, now_utc
 from engine.pipeline import Pipeline
 from engine.rule_versions import bootstrap
 from engine.store.migrate import upgrade
-from engine.store.models import Delivery, ExceptionItem
+from engine.store.models import Delivery, ExceptionItem, JournalEntry
 from tests.delivery_config import SINK, delivery_config
 from tests.engine.connectors.http_recorder import Reply, running
+from tests.engine.connectors.test_mllp_sender import acknowledge, destination
 
 
 def message(control_id: str, patient: str) -> bytes:
@@ -39,9 +44,9 @@ def workers(engine, tmp_path, sink):
     """Start the pieces for a sink at a URL; the workers' connections close after."""
     made: list[DeliveryWorker] = []
 
-    def start(url: str) -> tuple[Ingestor, Pipeline, DeliveryWorker]:
+    def start(url: str, **options: Any) -> tuple[Ingestor, Pipeline, DeliveryWorker]:
         upgrade(engine)
-        bootstrap(engine, delivery_config(tmp_path / "config", url))
+        bootstrap(engine, delivery_config(tmp_path / "config", url, **options))
         made.append(DeliveryWorker(engine, batch=10))
         return Ingestor(Journal(engine)), Pipeline(engine), made[-1]
 
@@ -104,3 +109,32 @@ def test_a_failing_destination_retries_then_dead_letters_and_blocks_nothing_else
     assert len(sink.requests) == 4
     # Nothing of the message is in what operators read.
     assert "DOE" not in item.summary and "MRN1" not in item.summary
+
+
+def test_an_mllp_destination_answering_ar_is_rejected_and_routed_by_policy(
+        engine, workers):
+    with destination(acknowledge("AR", AckError(103, "Table value not found"))) as lis:
+        # This policy retries nothing: what the destination refused goes to a person.
+        sb, pipeline, worker = workers("http://127.0.0.1:9/unused", mllp_sink=lis.port,
+                                       policy={"max_attempts": 1})
+        sb.ingest(Received(message("C1", "MRN1"), "ehr-adt-feed"))
+        sb.ingest(Received(message("C2", "MRN1"), "ehr-adt-feed"))
+        drain(pipeline, worker)
+        worker.close()  # the destination waits for its connections to end
+        sent = [parse(frame).get("MSH-10") for frame in lis.received]
+    first, second = deliveries(engine)
+    assert (first.status, first.error_class, first.attempts) == ("dead", "rejected", 1)
+    assert first.last_error.startswith(f"{SINK} answered AR: error 103")
+    assert second.status == "delivered"
+    assert sent == [outbound_control_id(first_message_id(engine, first), SINK),
+                    outbound_control_id(first_message_id(engine, second), SINK)]
+    with Session(engine) as session:
+        item = session.scalars(select(ExceptionItem)).one()
+    assert (item.delivery_id, item.error_class, item.owner_role) == (
+        first.id, "rejected", "operator")
+
+
+def first_message_id(engine, delivery: Delivery) -> str:
+    with Session(engine) as session:
+        return session.scalars(select(JournalEntry.message_id)
+                               .where(JournalEntry.id == delivery.journal_id)).one()
