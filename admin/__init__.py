@@ -16,10 +16,12 @@ from engine.store.database import default_url
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = _configured(test_config)
-    from admin import api, health, ingest
+    from admin import api, exceptions_api, health, ingest, tasks_api
 
     app.register_blueprint(health.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(exceptions_api.blueprint)
+    app.register_blueprint(tasks_api.blueprint)
     app.register_blueprint(ingest.blueprint)
     return app
 

@@ -1,6 +1,6 @@
-"""The REST API: messages with their stage timeline, routing and exceptions, and the
-exception queue. Read-only here; actions on exceptions arrive with the outbox issue.
-Responses carry identifiers and statuses, never message content."""
+"""The REST API: messages with their stage timeline, routing and exceptions. Read-only;
+the exception queue and the work queue have blueprints of their own (exceptions_api,
+tasks_api). Responses carry identifiers and statuses, never message content."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from admin.auth import require
 from admin.services import services
+from engine.exception_queue import exception_summary
 from engine.security.roles import Role
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
 
@@ -62,23 +63,9 @@ def show_message(message_id: str) -> Any:
                         for d in _children(session, Delivery, entry.id)],
             tasks=[{"id": t.id, "queue": t.queue, "kind": t.kind, "mode": t.mode,
                     "status": t.status} for t in _children(session, Task, entry.id)],
-            exceptions=[_exception_summary(x)
+            exceptions=[exception_summary(x)
                         for x in _children(session, ExceptionItem, entry.id)],
         )
-
-
-@blueprint.get("/exceptions")
-@require(*READERS)
-def list_exceptions() -> Any:
-    query = select(ExceptionItem)
-    for column, name in ((ExceptionItem.status, "status"),
-                         (ExceptionItem.connection_id, "connection"),
-                         (ExceptionItem.error_class, "error_class"),
-                         (ExceptionItem.owner_role, "owner_role")):
-        value = request.args.get(name)
-        if value:
-            query = query.where(column == value)
-    return jsonify(_page(query.order_by(ExceptionItem.id.desc()), _exception_summary))
 
 
 def _children(session: Session, model: Any, journal_id: int) -> list[Any]:
@@ -103,15 +90,6 @@ def _message_summary(entry: JournalEntry) -> dict[str, Any]:
         "type": entry.message_type, "event": entry.event, "status": entry.status,
         "status_reason": entry.status_reason, "rule_set_version": entry.rule_set_version,
         "size_bytes": entry.size_bytes,
-    }
-
-
-def _exception_summary(item: ExceptionItem) -> dict[str, Any]:
-    return {
-        "id": item.id, "connection": item.connection_id, "error_class": item.error_class,
-        "owner_role": item.owner_role, "status": item.status, "assignee": item.assignee,
-        "summary": item.summary, "recovery_procedure": item.recovery_procedure,
-        "created_at": item.created_at.isoformat(),
     }
 
 

@@ -1,4 +1,5 @@
-"""What the web process talks to: the store, the journal and the identity source."""
+"""What the web process talks to: the store, the journal, the identity source and the
+exception and work queues."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import Engine
 
+from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
 from engine.journal import Journal
 from engine.rule_versions import RuleSetCache, exception_owner
+from engine.security.audit import AuditLog
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
+from engine.work_queue import WorkQueue
 
 
 @dataclass
@@ -21,13 +25,17 @@ class Services:
     users: UserStore
     ingestor: Ingestor
     rule_sets: RuleSetCache
+    exceptions: ExceptionQueue
+    tasks: WorkQueue
 
     @classmethod
     def open(cls, url: str) -> Services:
         engine = open_engine(url, pool_pre_ping=True)
         rule_sets = RuleSetCache(engine)
         journal = Journal(engine, exception_owner(rule_sets))
-        return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets)
+        audit = AuditLog(engine)
+        return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets,
+                   ExceptionQueue(engine, audit), WorkQueue(engine, audit))
 
 
 def services() -> Services:

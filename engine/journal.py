@@ -465,6 +465,14 @@ class _Plan:
                          self.prepared.error, self.original_message_id)
 
 
+def entry_fields(received: Received) -> tuple[dict[str, Any], SwitchboardError | None]:
+    """The journal row ``received`` would make (status received, not an original), with
+    why it cannot be read if it cannot: for a message entered by hand, such as an edit
+    that replaces one, which must not take the original's place in the dedupe index."""
+    plan = _Plan.of(_prepare(received))
+    return plan.row, plan.error
+
+
 def _fits(control_id: str | None) -> str | None:
     """A key that fits its column: a FHIR identifier can be longer than any MSH-10."""
     if control_id is None or len(control_id) <= CONTROL_ID_LENGTH:

@@ -134,6 +134,16 @@ class UserStore:
             self._note_use(session, row.id, row.last_used_at)
             return Principal(row.name, frozenset({Role(row.role)}), SOURCE)
 
+    def principal(self, name: str) -> Principal | None:
+        """The principal of an enabled user, by name: for the command line, whose caller
+        holds the store's own credentials and names who acts, for the role check and
+        the audit trail."""
+        with self._sessions() as session:
+            user = session.scalar(select(User).where(User.name == name))
+            if user is None or user.disabled:
+                return None
+            return Principal(user.name, frozenset({Role(user.role)}), SOURCE)
+
     def _store_token(self, session: Session, user: User, token: str) -> int:
         row = ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=self._clock())
         session.add(row)

@@ -1,0 +1,62 @@
+"""The exception queue over REST: list and show for the readers (operator, analyst,
+compliance), assign, resolve and retry for operators, reprocess for operators and
+analysts. The rules live in engine.exception_queue; this module only speaks HTTP.
+Every action is audited there, named by the caller's principal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+
+from admin.auth import require
+from admin.queue_requests import answer_queue_errors, json_object, page_args, text_field
+from admin.services import services
+from engine.exception_queue import FILTERS
+from engine.security.permissions import roles_for
+
+blueprint = Blueprint("exceptions_api", __name__, url_prefix="/api/exceptions")
+answer_queue_errors(blueprint)
+
+
+@blueprint.get("")
+@require(*roles_for("exception.read"))
+def list_exceptions() -> Any:
+    page, per_page = page_args()
+    filters = {name: request.args.get(name) for name in FILTERS}
+    return jsonify(services().exceptions.list(filters, page, per_page).as_dict())
+
+
+@blueprint.get("/<int:item_id>")
+@require(*roles_for("exception.read"))
+def show_exception(item_id: int) -> Any:
+    return jsonify(services().exceptions.show(item_id))
+
+
+@blueprint.post("/<int:item_id>/assign")
+@require(*roles_for("exception.assign"))
+def assign_exception(item_id: int) -> Any:
+    assignee = text_field(json_object(), "assignee") or ""
+    return jsonify(services().exceptions.assign(item_id, assignee, g.principal.name))
+
+
+@blueprint.post("/<int:item_id>/resolve")
+@require(*roles_for("exception.resolve"))
+def resolve_exception(item_id: int) -> Any:
+    note = text_field(json_object(), "note") or ""
+    return jsonify(services().exceptions.resolve(item_id, note, g.principal.name))
+
+
+@blueprint.post("/<int:item_id>/retry")
+@require(*roles_for("exception.retry"))
+def retry_exception(item_id: int) -> Any:
+    return jsonify(services().exceptions.retry(item_id, g.principal.name))
+
+
+@blueprint.post("/<int:item_id>/reprocess")
+@require(*roles_for("exception.reprocess"))
+def reprocess_exception(item_id: int) -> Any:
+    """``{"body": "..."}``: the edited delivery body, or for a message exception the
+    edited message (HL7 v2 text, or FHIR JSON for a FHIR source)."""
+    edited = text_field(json_object(), "body") or ""
+    return jsonify(services().exceptions.reprocess(item_id, edited, g.principal.name))

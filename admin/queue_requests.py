@@ -1,0 +1,65 @@
+"""What the exception and task APIs share: reading a JSON body and the page
+arguments, and answering the queues' errors as JSON (404 unknown id, 409 a state that
+does not allow the action, 400 bad input), each saying what to do next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+from werkzeug.http import HTTP_STATUS_CODES
+
+from engine.errors import SwitchboardError
+from engine.queues import Invalid, NotFound, Refused
+
+_STATUS = ((NotFound, 404), (Refused, 409), (Invalid, 400))
+
+
+def answer_queue_errors(blueprint: Blueprint) -> None:
+    """Answer the queues' errors raised in ``blueprint``'s views as JSON."""
+    for error_type, code in _STATUS:
+        blueprint.register_error_handler(error_type, _handler(code))
+
+
+def _handler(code: int) -> Any:
+    def answer(error: SwitchboardError) -> tuple[Response, int]:
+        return jsonify(error=HTTP_STATUS_CODES[code], reason=str(error),
+                       hint=error.hint), code
+
+    return answer
+
+
+def json_object() -> dict[str, Any]:
+    """The request's JSON object; an empty one when no body was sent."""
+    if not request.get_data(cache=True):
+        return {}
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        abort(400, description='Send a JSON object, e.g. {"assignee": "olive"}')
+    return body
+
+
+def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    """A string member of the body; 400 when it is required and missing or blank."""
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        abort(400, description=f'Send "{name}" as a non-empty string')
+    return value
+
+
+def page_args() -> tuple[int, int]:
+    """(page, per_page) from the query string, per_page capped by PAGE_SIZE_MAX."""
+    page = _positive_int("page", 1)
+    per_page = min(_positive_int("per_page", 50), current_app.config["PAGE_SIZE_MAX"])
+    return page, per_page
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        abort(400, description=f"{name} must be a whole number from 1")
+    return int(raw)

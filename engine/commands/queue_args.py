@@ -1,0 +1,80 @@
+"""The arguments of ``switchboard exceptions`` and ``switchboard tasks``. Only argparse
+here: the handlers (and the store they open) are imported when a command runs, so
+other commands start fast."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+FILE_HELP = "the edited message or body; - reads stdin"
+
+
+def add_queue_commands(commands: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--as", dest="actor", required=True, metavar="NAME",
+                        help="an enabled user whose role allows the action; named in the "
+                             "audit trail")
+    common.add_argument("--database", metavar="URL", help="default: "
+                        "$SWITCHBOARD_DATABASE_URL, else SQLite in ./instance")
+    common.add_argument("--json", action="store_true", help="JSON, one object per line")
+    _exception_commands(commands, common)
+    _task_commands(commands, common)
+
+
+def _exception_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    command = commands.add_parser("exceptions", help="the exception queue")
+    command.set_defaults(run=_run_exceptions)
+    actions = command.add_subparsers(required=True, metavar="ACTION", dest="action")
+    listing = actions.add_parser("list", parents=[common], help="exception items, newest first")
+    for option in ("status", "connection", "error-class", "owner-role", "assignee"):
+        listing.add_argument(f"--{option}")
+    _paging(listing)
+    _with_id(actions, common, "show", "one item with its delivery and message ids")
+    _with_id(actions, common, "assign", "give an open item to a user").add_argument("assignee")
+    _with_id(actions, common, "resolve", "close an item by hand").add_argument(
+        "--note", required=True, help="what was done (kept on the item, not audited)")
+    _with_id(actions, common, "retry", "send the dead delivery or failed message again")
+    _with_id(actions, common, "reprocess", "send an edited copy; the original is kept"
+             ).add_argument("--file", required=True, metavar="PATH", help=FILE_HELP)
+
+
+def _task_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    command = commands.add_parser("tasks", help="the work queue")
+    command.set_defaults(run=_run_tasks)
+    actions = command.add_subparsers(required=True, metavar="ACTION", dest="action")
+    listing = actions.add_parser("list", parents=[common], help="tasks, oldest first")
+    for option in ("queue", "status", "assignee", "kind"):
+        listing.add_argument(f"--{option}")
+    _paging(listing)
+    _with_id(actions, common, "show", "one task with its payload (audited)")
+    _with_id(actions, common, "assign", "give an open task to a user").add_argument("assignee")
+    _with_id(actions, common, "approve", "release the deliveries a hold task keeps"
+             ).add_argument("--note", help="kept on the task, not audited")
+    _with_id(actions, common, "reject", "cancel the deliveries a hold task keeps"
+             ).add_argument("--reason", required=True, help="kept on the task, not audited")
+    _with_id(actions, common, "complete", "mark a notify or work task done")
+
+
+def _with_id(actions: Any, common: argparse.ArgumentParser, name: str,
+             text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = actions.add_parser(name, parents=[common], help=text)
+    parser.add_argument("id", type=int)
+    return parser
+
+
+def _paging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--page", type=int, default=1)
+    parser.add_argument("--per-page", type=int, default=50)
+
+
+def _run_exceptions(args: argparse.Namespace) -> int:
+    from engine.commands.exceptions import exceptions_command
+
+    return exceptions_command(args)
+
+
+def _run_tasks(args: argparse.Namespace) -> int:
+    from engine.commands.tasks import tasks_command
+
+    return tasks_command(args)

@@ -1,0 +1,201 @@
+"""The exception queue: list, show, assign, resolve, retry and reprocess the failures
+people own. The REST API and the command line both act through this one class, so
+the rules (what may happen to an item in which state) live in one place.
+
+Every action checks the item's state and changes it in one transaction that holds the
+audit chain's lock from its start (on SQLite, the database's write lock), and appends
+its audit event in that transaction: two people acting at once are serialised, and a
+change without its audit event cannot be committed. Views carry ids and statuses,
+never message bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from engine import exception_recovery as recovery
+from engine.journal import now_utc
+from engine.queues import OPEN, Invalid, NotFound, Page, Refused, check_page, iso, settled
+from engine.security.audit import AuditLog
+from engine.security.permissions import check_assignee
+from engine.store.database import reader
+from engine.store.models import Delivery, ExceptionItem, JournalEntry
+
+FILTERS = {"status": ExceptionItem.status, "connection": ExceptionItem.connection_id,
+           "error_class": ExceptionItem.error_class, "owner_role": ExceptionItem.owner_role,
+           "assignee": ExceptionItem.assignee}
+# Who may be handed an item: whoever may act on it.
+_ACTING = ("exception.resolve", "exception.retry", "exception.reprocess")
+
+Recover = Callable[[Session, ExceptionItem, datetime], dict[str, Any]]
+
+
+class ExceptionQueue:
+    """The exception items in the store behind ``engine``."""
+
+    def __init__(self, engine: Engine, audit: AuditLog | None = None) -> None:
+        self._engine = engine
+        self._reads = reader(engine)
+        self._audit = audit or AuditLog(engine)
+
+    def list(self, filters: Mapping[str, str | None] | None = None, page: int = 1,
+             per_page: int = 50) -> Page:
+        """Items matching every filter given (see FILTERS), newest first."""
+        check_page(page, per_page)
+        query = select(ExceptionItem)
+        for name, value in (filters or {}).items():
+            if name not in FILTERS:
+                raise Invalid(f"unknown filter {name!r}",
+                              hint=f"Filter by: {', '.join(FILTERS)}")
+            if value:
+                query = query.where(FILTERS[name] == value)
+        with Session(self._reads) as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(query.order_by(ExceptionItem.id.desc())
+                                   .limit(per_page).offset((page - 1) * per_page)).all()
+            return Page([exception_summary(row) for row in rows], page, per_page, total)
+
+    def show(self, item_id: int) -> dict[str, Any]:
+        """The item, its delivery's state, its message id and any replacement made."""
+        with Session(self._reads) as session:
+            item = _found(session.get(ExceptionItem, item_id), item_id)
+            message_id = None if item.journal_id is None else session.scalar(
+                select(JournalEntry.message_id).where(JournalEntry.id == item.journal_id))
+            delivery = (None if item.delivery_id is None
+                        else session.get(Delivery, item.delivery_id))
+            return {**exception_summary(item), "message_id": message_id,
+                    "detail": item.detail, "resolved_at": iso(item.resolved_at),
+                    "escalate_at": iso(item.escalate_at), "escalate_to": item.escalate_to,
+                    "escalated_at": iso(item.escalated_at),
+                    "delivery": None if delivery is None else _delivery_view(delivery),
+                    "replacement": _replacement(session, item.detail or {})}
+
+    def assign(self, item_id: int, assignee: str, actor: str) -> dict[str, Any]:
+        """Give an open item to someone who may act on it."""
+        with self._changing(item_id) as (session, item):
+            check_assignee(session, assignee, _ACTING)
+            item.assignee, item.status = assignee, "assigned"
+            self._record(session, actor, "exception.assign", item, {"assignee": assignee})
+        return self.show(item_id)
+
+    def resolve(self, item_id: int, note: str, actor: str) -> dict[str, Any]:
+        """Close an item by hand. The note is kept on the item, not in the audit trail:
+        free text may name a patient."""
+        if not note or not note.strip():
+            raise Invalid("a resolution needs a note", hint="Say what was done about it")
+        with self._changing(item_id) as (session, item):
+            now = now_utc()
+            item.status, item.resolved_at = "resolved", now
+            item.detail = {**(item.detail or {}),
+                           "resolution": {"note": note, "by": actor, "at": now.isoformat()}}
+            self._record(session, actor, "exception.resolve", item, {})
+        return self.show(item_id)
+
+    def retry(self, item_id: int, actor: str) -> dict[str, Any]:
+        """Send the dead delivery again, or route the failed message again, unchanged."""
+        return self._recover(item_id, actor, "retried", recovery.requeue_delivery,
+                             recovery.requeue_message)
+
+    def reprocess(self, item_id: int, edited: bytes | str, actor: str) -> dict[str, Any]:
+        """Send an edited copy in place of the failed delivery or message; both kept."""
+        def delivery(session: Session, item: ExceptionItem, now: datetime) -> dict[str, Any]:
+            body = edited if isinstance(edited, str) else _text(edited)
+            return recovery.replace_delivery(session, item, body, now)
+
+        def message(session: Session, item: ExceptionItem, now: datetime) -> dict[str, Any]:
+            entry_format = session.scalar(
+                select(JournalEntry.format).where(JournalEntry.id == item.journal_id))
+            raw = recovery.message_bytes(entry_format or "", edited)
+            return recovery.replace_message(session, item, raw, now)
+
+        return self._recover(item_id, actor, "reprocessed", delivery, message)
+
+    # ---- one transaction per action ----------------------------------------------------
+
+    def _recover(self, item_id: int, actor: str, status: str, for_delivery: Recover,
+                 for_message: Recover) -> dict[str, Any]:
+        with self._changing(item_id) as (session, item):
+            now = now_utc()
+            if item.delivery_id is not None:
+                outcome = for_delivery(session, item, now)
+            elif item.journal_id is not None:
+                outcome = for_message(session, item, now)
+            else:
+                raise Refused(f"exception {item.id} names no message or delivery",
+                              hint="Resolve it once the failure is handled")
+            item.status, item.resolved_at = status, now
+            replacement = {k: v for k, v in outcome.items() if k.startswith("replacement_")}
+            if replacement:
+                item.detail = {**(item.detail or {}), **replacement}
+            verb = "exception.retry" if status == "retried" else "exception.reprocess"
+            self._record(session, actor, verb, item, outcome)
+        return self.show(item_id)
+
+    @contextmanager
+    def _changing(self, item_id: int) -> Iterator[tuple[Session, ExceptionItem]]:
+        """A writing transaction holding the audit lock and the open item."""
+        with Session(self._engine) as session, session.begin():
+            self._audit.lock(session)
+            item = _found(session.get(ExceptionItem, item_id, with_for_update=True), item_id)
+            if item.status not in OPEN:
+                raise settled("exception", item_id, item.status)
+            yield session, item
+
+    def _record(self, session: Session, actor: str, action: str, item: ExceptionItem,
+                detail: dict[str, Any]) -> None:
+        session.flush()
+        self._audit.record(session, actor, action, "exception", str(item.id),
+                           {"status": item.status, **detail})
+
+
+def exception_summary(item: ExceptionItem) -> dict[str, Any]:
+    """What a listing shows of an item."""
+    return {
+        "id": item.id, "connection": item.connection_id, "error_class": item.error_class,
+        "owner_role": item.owner_role, "status": item.status, "assignee": item.assignee,
+        "summary": item.summary, "recovery_procedure": item.recovery_procedure,
+        "created_at": item.created_at.isoformat(), "delivery_id": item.delivery_id,
+    }
+
+
+def _delivery_view(delivery: Delivery) -> dict[str, Any]:
+    return {"id": delivery.id, "destination": delivery.destination,
+            "status": delivery.status, "attempts": delivery.attempts,
+            "error_class": delivery.error_class, "last_error": delivery.last_error,
+            "idempotency_key": delivery.idempotency_key}
+
+
+def _replacement(session: Session, detail: dict[str, Any]) -> dict[str, Any] | None:
+    """The delivery or message a reprocess made, with its state now."""
+    delivery_id = detail.get("replacement_delivery_id")
+    if delivery_id is not None:
+        status = session.scalar(select(Delivery.status).where(Delivery.id == delivery_id))
+        return {"delivery_id": delivery_id, "status": status}
+    message_id = detail.get("replacement_message_id")
+    if message_id is not None:
+        status = session.scalar(
+            select(JournalEntry.status).where(JournalEntry.message_id == message_id))
+        return {"message_id": message_id, "status": status}
+    return None
+
+
+def _found(item: ExceptionItem | None, item_id: int) -> ExceptionItem:
+    if item is None:
+        raise NotFound(f"no exception {item_id}",
+                       hint="See the exception queue (GET /api/exceptions) for ids")
+    return item
+
+
+def _text(edited: bytes) -> str:
+    try:
+        return edited.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid("the edited body is not UTF-8 text",
+                      hint="Save the edit as UTF-8") from None
+

@@ -1,0 +1,211 @@
+"""The work queue: tasks for people, as the pipeline's checkpoints, the task-queue
+sink and escalations create them. A ``hold`` task keeps its route row's deliveries
+waiting (status ``held``) until a clinician or approver decides: approval releases
+them to the outbox, rejection cancels them (the review decided they must not go).
+``notify`` and ``work`` tasks are completed.
+
+Every action checks the task's state and changes it in one transaction that holds the
+audit chain's lock from its start, with its audit event. Task payloads may hold PHI:
+only ``show`` returns them, and each showing is audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from engine import metrics
+from engine.journal import now_utc
+from engine.queues import OPEN, Invalid, NotFound, Page, Refused, check_page, iso, settled
+from engine.security.audit import AuditLog
+from engine.security.permissions import check_assignee
+from engine.store.database import reader
+from engine.store.models import Delivery, JournalEntry, Task
+
+FILTERS = {"queue": Task.queue, "status": Task.status, "assignee": Task.assignee,
+           "kind": Task.kind}
+
+
+class WorkQueue:
+    """The tasks in the store behind ``engine``."""
+
+    def __init__(self, engine: Engine, audit: AuditLog | None = None) -> None:
+        self._engine = engine
+        self._reads = reader(engine)
+        self._audit = audit or AuditLog(engine)
+
+    def list(self, queue: str | None = None, status: str | None = None,
+             assignee: str | None = None, kind: str | None = None, page: int = 1,
+             per_page: int = 50) -> Page:
+        """Tasks matching every filter given, oldest first: the order to work them in."""
+        check_page(page, per_page)
+        query = select(Task)
+        for name, value in (("queue", queue), ("status", status), ("assignee", assignee),
+                            ("kind", kind)):
+            if value:
+                query = query.where(FILTERS[name] == value)
+        with Session(self._reads) as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(query.order_by(Task.id)
+                                   .limit(per_page).offset((page - 1) * per_page)).all()
+            return Page([task_summary(row) for row in rows], page, per_page, total)
+
+    def show(self, task_id: int, actor: str) -> dict[str, Any]:
+        """The task with its payload and the deliveries it holds; the view is audited,
+        as the payload may hold PHI."""
+        with Session(self._engine) as session, session.begin():
+            task = _found(session.get(Task, task_id), task_id)
+            view = {**task_summary(task), "message_id": _message_id(session, task),
+                    "holds": _holds(session, task), "payload": task.payload}
+            self._audit.record(session, actor, "task.view", "task", str(task_id), None)
+        return view
+
+    def assign(self, task_id: int, assignee: str, actor: str) -> dict[str, Any]:
+        """Give an open task to someone who may act on it."""
+        with self._changing(task_id) as (session, task):
+            check_assignee(session, assignee, _acting(task))
+            task.assignee, task.status = assignee, "assigned"
+            self._record(session, actor, "task.assign", task, {"assignee": assignee})
+        return self.summary(task_id)
+
+    def approve(self, task_id: int, actor: str, note: str | None = None) -> dict[str, Any]:
+        """Approve a hold task: its held deliveries go to the outbox."""
+        return self._decide(task_id, actor, "approved", "pending", note)
+
+    def reject(self, task_id: int, actor: str, reason: str) -> dict[str, Any]:
+        """Reject a hold task: its held deliveries are cancelled, for good. The reason is
+        kept on the task, not in the audit trail: free text may name a patient."""
+        if not reason or not reason.strip():
+            raise Invalid("a rejection needs a reason",
+                          hint="Say why the deliveries must not go")
+        return self._decide(task_id, actor, "rejected", "cancelled", reason)
+
+    def complete(self, task_id: int, actor: str) -> dict[str, Any]:
+        """Mark a notify or work task done."""
+        with self._changing(task_id) as (session, task):
+            if task.mode == "hold":
+                raise Refused(f"task {task_id} holds deliveries: it is decided, not "
+                              "completed", hint="Approve or reject it")
+            self._finish(task, "completed", actor)
+            self._record(session, actor, "task.complete", task, {})
+            received_at = _received_at(session, task)
+        self._observe(task, received_at)
+        return self.summary(task_id)
+
+    def summary(self, task_id: int) -> dict[str, Any]:
+        """The task as listed, without its payload."""
+        with Session(self._reads) as session:
+            return task_summary(_found(session.get(Task, task_id), task_id))
+
+    # ---- one transaction per action ----------------------------------------------------
+
+    def _decide(self, task_id: int, actor: str, outcome: str, delivery_status: str,
+                text: str | None) -> dict[str, Any]:
+        with self._changing(task_id) as (session, task):
+            if task.mode != "hold":
+                raise Refused(f"task {task_id} is a {task.mode} task and holds nothing",
+                              hint="Complete it instead")
+            changed = _release_holds(session, task, delivery_status)
+            self._finish(task, outcome, actor)
+            decision: dict[str, Any] = {"outcome": outcome, "by": actor,
+                                        "at": iso(task.completed_at)}
+            if text:
+                decision["note" if outcome == "approved" else "reason"] = text
+            task.payload = {**(task.payload or {}), "decision": decision}
+            action = "task.approve" if outcome == "approved" else "task.reject"
+            self._record(session, actor, action, task,
+                         {"deliveries": changed, "delivery_status": delivery_status})
+            received_at = _received_at(session, task)
+        self._observe(task, received_at)
+        return self.summary(task_id)
+
+    @contextmanager
+    def _changing(self, task_id: int) -> Iterator[tuple[Session, Task]]:
+        """A writing transaction holding the audit lock and the open task."""
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            self._audit.lock(session)
+            task = _found(session.get(Task, task_id, with_for_update=True), task_id)
+            if task.status not in OPEN:
+                raise settled("task", task_id, task.status)
+            yield session, task
+
+    @staticmethod
+    def _finish(task: Task, status: str, actor: str) -> None:
+        task.status, task.completed_at, task.decided_by = status, now_utc(), actor
+
+    def _record(self, session: Session, actor: str, action: str, task: Task,
+                detail: dict[str, Any]) -> None:
+        session.flush()
+        self._audit.record(session, actor, action, "task", str(task.id),
+                           {"status": task.status, **detail})
+
+    @staticmethod
+    def _observe(task: Task, received_at: datetime | None) -> None:
+        """Receipt to completion, per queue; counted once committed. A task with no
+        message (none received) has no such time."""
+        if received_at is not None and task.completed_at is not None:
+            seconds = max(0.0, (task.completed_at - received_at).total_seconds())
+            metrics.RECEIVE_TO_TASK_COMPLETED.labels(task.queue).observe(seconds)
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    """What a listing shows of a task: no payload."""
+    return {"id": task.id, "queue": task.queue, "kind": task.kind, "mode": task.mode,
+            "status": task.status, "assignee": task.assignee, "due_at": iso(task.due_at),
+            "created_at": task.created_at.isoformat(), "completed_at": iso(task.completed_at),
+            "decided_by": task.decided_by, "row_id": task.row_id}
+
+
+def _release_holds(session: Session, task: Task, status: str) -> list[int]:
+    """Move the deliveries this task holds (its message's, held by its route row) to
+    ``status``; their ids. Only ``held`` ones: nothing else is this task's to decide."""
+    if task.journal_id is None or task.row_id is None:
+        return []
+    result = session.execute(
+        update(Delivery).where(Delivery.journal_id == task.journal_id,
+                               Delivery.held_by_row == task.row_id,
+                               Delivery.status == "held")
+        .values(status=status, updated_at=now_utc()).returning(Delivery.id)
+        .execution_options(synchronize_session=False))
+    return sorted(result.scalars())
+
+
+def _holds(session: Session, task: Task) -> list[dict[str, Any]]:
+    if task.mode != "hold" or task.journal_id is None or task.row_id is None:
+        return []
+    rows = session.execute(
+        select(Delivery.id, Delivery.destination, Delivery.status)
+        .where(Delivery.journal_id == task.journal_id, Delivery.held_by_row == task.row_id)
+        .order_by(Delivery.id)).all()
+    return [{"delivery_id": row.id, "destination": row.destination, "status": row.status}
+            for row in rows]
+
+
+def _message_id(session: Session, task: Task) -> str | None:
+    if task.journal_id is None:
+        return None
+    return session.scalar(select(JournalEntry.message_id)
+                          .where(JournalEntry.id == task.journal_id))
+
+
+def _received_at(session: Session, task: Task) -> datetime | None:
+    if task.journal_id is None:
+        return None
+    return session.scalar(select(JournalEntry.received_at)
+                          .where(JournalEntry.id == task.journal_id))
+
+
+def _acting(task: Task) -> tuple[str, ...]:
+    """The actions of whoever may be handed ``task``."""
+    return ("task.approve",) if task.mode == "hold" else ("task.complete",)
+
+
+def _found(task: Task | None, task_id: int) -> Task:
+    if task is None:
+        raise NotFound(f"no task {task_id}", hint="See the work queue (GET /api/tasks) for ids")
+    return task

@@ -1,0 +1,148 @@
+"""``switchboard exceptions`` and ``switchboard tasks`` on SQLite and PostgreSQL: the
+``--as`` user's role is checked as the REST API checks it and named in the audit trail;
+exit codes 0 ok, 1 refused, 2 usage."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.cli import main
+from engine.security.audit import AuditLog
+from engine.store.models import AuditEvent, Delivery
+from tests.queue_rows import (
+    delivery,
+    delivery_statuses,
+    entry,
+    exception_item,
+    held_review,
+    prepared,
+    task,
+)
+
+
+@pytest.fixture
+def url(engine) -> str:
+    prepared(engine)
+    return engine.url.render_as_string(hide_password=False)
+
+
+def run(url: str, *argv: str) -> int:
+    return main([*argv, "--database", url])
+
+
+def dead_item(engine) -> tuple[int, int]:
+    journal_id, _ = entry(engine)
+    delivery_id = delivery(engine, journal_id)
+    return exception_item(engine, journal_id, delivery_id), delivery_id
+
+
+def actors(engine) -> list[tuple[str, str]]:
+    with Session(engine) as session:
+        return [(e.actor, e.action) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.target_type.in_(("exception", "task")))
+            .order_by(AuditEvent.id))]
+
+
+def test_list_as_a_table_and_as_json_lines(engine, url, capsys):
+    item_id, _ = dead_item(engine)
+    assert run(url, "exceptions", "list", "--as", "carl") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "ERROR_CLASS", "CONNECTION", "ASSIGNEE",
+                                "SUMMARY"]
+    assert lines[1].split()[:5] == [str(item_id), "open", "transport_error",
+                                    "clinic-north", "-"]
+    assert run(url, "exceptions", "list", "--as", "olive", "--json",
+               "--status", "open") == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["id"] == item_id
+    assert run(url, "exceptions", "list", "--as", "olive", "--assignee", "x") == 0
+    assert capsys.readouterr().out == "no exception items match\n"
+
+
+def test_the_as_user_must_exist_and_hold_a_role_that_may(engine, url, capsys):
+    item_id, _ = dead_item(engine)
+    assert run(url, "exceptions", "retry", str(item_id), "--as", "nobody") == 1
+    assert "no enabled user 'nobody'" in capsys.readouterr().err
+    assert run(url, "exceptions", "retry", str(item_id), "--as", "anna") == 1
+    err = capsys.readouterr().err
+    assert "may not do this (exception.retry)" in err and "operator" in err
+    assert run(url, "tasks", "list", "--as", "carl") == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["exceptions", "retry", str(item_id)])  # no --as
+    assert exit_.value.code == 2
+    assert actors(engine) == []
+
+
+def test_retry_resolve_and_assign(engine, url, capsys):
+    item_id, delivery_id = dead_item(engine)
+    assert run(url, "exceptions", "retry", str(item_id), "--as", "olive") == 0
+    assert capsys.readouterr().out == (
+        f"exception {item_id} retried: delivery {delivery_id} pending\n")
+    assert run(url, "exceptions", "retry", str(item_id), "--as", "olive") == 1
+    assert "is retried, no longer open" in capsys.readouterr().err
+    other, _ = dead_item(engine)
+    assert run(url, "exceptions", "assign", str(other), "anna", "--as", "olive") == 0
+    assert run(url, "exceptions", "assign", str(other), "cora", "--as", "olive") == 2
+    assert "may not act" in capsys.readouterr().err
+    assert run(url, "exceptions", "resolve", str(other), "--note", "done", "--as",
+               "adam", "--json") == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["status"] == "resolved"
+    assert run(url, "exceptions", "show", "999", "--as", "olive") == 1
+    assert actors(engine) == [("olive", "exception.retry"), ("olive", "exception.assign"),
+                              ("adam", "exception.resolve")]
+
+
+def test_reprocess_from_a_file_or_stdin(engine, url, capsys, tmp_path, monkeypatch):
+    item_id, delivery_id = dead_item(engine)
+    edit = tmp_path / "edit.json"
+    edit.write_text('{"a": 2}')
+    assert run(url, "exceptions", "reprocess", str(item_id), "--file", str(edit),
+               "--as", "anna") == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"exception {item_id} reprocessed: replacement delivery ")
+    assert out.endswith(" pending\n")
+    with Session(engine) as session:
+        bodies = dict(session.execute(select(Delivery.id, Delivery.body)).all())
+    assert bodies[delivery_id] == '{"a": 1}' and '{"a": 2}' in bodies.values()
+    journal_id, _ = entry(engine, status="failed")
+    message_item = exception_item(engine, journal_id)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"PID|1||123")))
+    assert run(url, "exceptions", "reprocess", str(message_item), "--file", "-",
+               "--as", "anna") == 2
+    assert "must start with an MSH segment" in capsys.readouterr().err
+    assert run(url, "exceptions", "reprocess", str(message_item), "--file",
+               str(tmp_path / "missing.hl7"), "--as", "anna") == 2
+
+
+def test_tasks_show_approve_reject_and_complete(engine, url, capsys):
+    task_id, journal_id = held_review(engine)
+    assert run(url, "tasks", "list", "--as", "olive", "--queue", "nurse-review") == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:5] == [
+        str(task_id), "nurse-review", "abnormal-result-review", "hold", "open"]
+    assert run(url, "tasks", "show", str(task_id), "--as", "olive") == 1
+    assert run(url, "tasks", "show", str(task_id), "--as", "cora", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["holds"][0]["status"] == "held" and shown["payload"]
+    assert run(url, "tasks", "approve", str(task_id), "--as", "olive") == 1
+    assert run(url, "tasks", "approve", str(task_id), "--as", "abe", "--note", "ok") == 0
+    assert "held" not in delivery_statuses(engine, journal_id).values()
+    assert run(url, "tasks", "reject", str(task_id), "--as", "cora", "--reason", "no") == 1
+    notify = task(engine, journal_id, mode="notify", queue="escalations")
+    assert run(url, "tasks", "complete", str(notify), "--as", "olive") == 0
+    assert capsys.readouterr().out.endswith(f"task {notify} completed\n")
+    assert actors(engine) == [("cora", "task.view"), ("abe", "task.approve"),
+                              ("olive", "task.complete")]
+    assert AuditLog(engine).verify() == []
+
+
+def test_a_store_without_tables_is_a_usage_error(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert main(["tasks", "list", "--as", "cora", "--database", url]) == 2
+    assert "switchboard db upgrade" in capsys.readouterr().err

@@ -1,0 +1,300 @@
+"""The exception queue on SQLite and PostgreSQL: listing and showing without message
+content; assign, resolve, retry and reprocess, each checked against the item's state
+in its own transaction and audited with ids and statuses only."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import encoders
+from engine.exception_queue import ExceptionQueue
+from engine.hl7v2 import parse
+from engine.journal import Journal, Received
+from engine.pipeline import Pipeline
+from engine.queues import Invalid, NotFound, Refused
+from engine.security.audit import AuditLog
+from engine.store.models import AuditEvent, Delivery, ExceptionItem, JournalEntry, StageEvent
+from tests.queue_rows import delivery, entry, exception_item, ingest, prepared, sample
+
+ADMISSION = "fhir-converter/ADT-A01-01.hl7"
+
+
+@pytest.fixture
+def queue(engine) -> ExceptionQueue:
+    prepared(engine)
+    return ExceptionQueue(engine)
+
+
+def dead_delivery_item(engine, **options) -> tuple[int, int]:
+    """An open item for a dead delivery: (item id, delivery id)."""
+    journal_id, _ = entry(engine)
+    delivery_id = delivery(engine, journal_id, **options)
+    return exception_item(engine, journal_id, delivery_id), delivery_id
+
+
+def failed_message(engine, monkeypatch) -> tuple[int, str]:
+    """A message the pipeline failed on (a defect in an encoder), with its exception:
+    (item id, message id). The defect is gone again when this returns."""
+    def broken(_record, _delivery):
+        raise KeyError("a defect")
+
+    monkeypatch.setitem(encoders.ENCODERS, "canonical-json", broken)
+    message_id = ingest(engine, sample(ADMISSION))
+    assert Pipeline(engine).run_once() == 1
+    monkeypatch.undo()
+    with Session(engine) as session:
+        item = session.scalars(select(ExceptionItem)).one()
+    return item.id, message_id
+
+
+def audit_events(engine) -> list[AuditEvent]:
+    with Session(engine) as session:
+        return list(session.scalars(select(AuditEvent).where(
+            AuditEvent.target_type == "exception").order_by(AuditEvent.id)))
+
+
+def journal_status(engine, message_id: str) -> str:
+    with Session(engine) as session:
+        return session.scalars(select(JournalEntry.status).where(
+            JournalEntry.message_id == message_id)).one()
+
+
+def test_list_filters_pages_and_refuses_unknown_filters(engine, queue):
+    journal_id, _ = entry(engine)
+    first = exception_item(engine, journal_id)
+    second = exception_item(engine, journal_id, assignee="olive", status="assigned")
+    exception_item(engine, journal_id, status="resolved", connection_id="lab-system")
+    listed = queue.list({"status": "assigned"})
+    assert [item["id"] for item in listed.items] == [second]
+    assert [i["id"] for i in queue.list({"assignee": "olive"}).items] == [second]
+    assert queue.list({"connection": "lab-system"}).total == 1
+    page = queue.list({}, page=2, per_page=2)
+    assert (page.total, [i["id"] for i in page.items]) == (3, [first])
+    with pytest.raises(Invalid, match="unknown filter 'patient'"):
+        queue.list({"patient": "x"})
+    with pytest.raises(Invalid, match="page and per_page"):
+        queue.list({}, page=0)
+
+
+def test_show_names_the_delivery_and_message_without_content(engine, queue):
+    item_id, delivery_id = dead_delivery_item(engine, body='{"name": "SECRET-NAME"}')
+    view = queue.show(item_id)
+    assert view["delivery"] == {
+        "id": delivery_id, "destination": "clinic-north", "status": "dead", "attempts": 5,
+        "error_class": "transport_error", "last_error": "connection refused",
+        "idempotency_key": view["delivery"]["idempotency_key"]}
+    assert view["message_id"] and view["replacement"] is None
+    assert "SECRET-NAME" not in json.dumps(view)
+    with pytest.raises(NotFound, match="no exception 999"):
+        queue.show(999)
+
+
+def test_assign_to_someone_who_may_act_and_audit_it(engine, queue):
+    item_id, _ = dead_delivery_item(engine)
+    view = queue.assign(item_id, "anna", "olive")
+    assert (view["status"], view["assignee"]) == ("assigned", "anna")
+    assert queue.assign(item_id, "olive", "olive")["assignee"] == "olive"  # re-assigned
+    with pytest.raises(Invalid, match="'cora' \\(clinician\\) may not act"):
+        queue.assign(item_id, "cora", "olive")
+    with pytest.raises(Invalid, match="no such user: 'nobody'"):
+        queue.assign(item_id, "nobody", "olive")
+    events = audit_events(engine)
+    assert [(e.actor, e.action, e.target_id, e.detail) for e in events] == [
+        ("olive", "exception.assign", str(item_id), {"status": "assigned", "assignee": "anna"}),
+        ("olive", "exception.assign", str(item_id), {"status": "assigned", "assignee": "olive"})]
+    assert AuditLog(engine).verify() == []
+
+
+def test_resolve_keeps_the_note_on_the_item_not_in_the_audit_trail(engine, queue):
+    item_id, _ = dead_delivery_item(engine)
+    with pytest.raises(Invalid, match="needs a note"):
+        queue.resolve(item_id, "  ", "olive")
+    view = queue.resolve(item_id, "phoned the clinic about SECRET-NAME", "olive")
+    assert view["status"] == "resolved" and view["resolved_at"]
+    assert view["detail"]["resolution"]["note"] == "phoned the clinic about SECRET-NAME"
+    (event,) = audit_events(engine)
+    assert (event.action, event.detail) == ("exception.resolve", {"status": "resolved"})
+    with pytest.raises(Refused, match=f"exception {item_id} is resolved"):
+        queue.resolve(item_id, "again", "olive")
+    with pytest.raises(Refused):
+        queue.assign(item_id, "olive", "olive")
+
+
+def test_retry_puts_a_dead_delivery_back_in_the_outbox(engine, queue):
+    item_id, delivery_id = dead_delivery_item(engine)
+    view = queue.retry(item_id, "olive")
+    assert (view["status"], view["delivery"]["status"]) == ("retried", "pending")
+    with Session(engine) as session:
+        row = session.get(Delivery, delivery_id)
+        assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 0, None)
+        assert session.get(ExceptionItem, item_id).resolved_at is not None
+    (event,) = audit_events(engine)
+    assert (event.action, event.detail) == ("exception.retry", {
+        "status": "retried", "delivery_id": delivery_id, "delivery_status": "pending"})
+    with pytest.raises(Refused, match="is retried, no longer open"):
+        queue.retry(item_id, "olive")
+
+
+@pytest.mark.parametrize(("status", "body", "refusal"), [
+    ("delivered", '{"a": 1}', "was delivered; there is nothing to retry"),
+    ("retrying", '{"a": 1}', "is retrying, not dead: the outbox still has it"),
+    ("failed", None, r"has no encoded body to send again\. Use reprocess"),
+])
+def test_retry_refuses_a_delivery_it_cannot_send_again(engine, queue, status, body, refusal):
+    item_id, _ = dead_delivery_item(engine, status=status, body=body)
+    with pytest.raises(Refused, match=refusal):
+        queue.retry(item_id, "olive")
+    assert queue.show(item_id)["status"] == "open"
+    assert audit_events(engine) == []
+
+
+def test_retry_routes_a_failed_message_again(engine, queue, monkeypatch):
+    item_id, message_id = failed_message(engine, monkeypatch)
+    view = queue.retry(item_id, "olive")
+    assert (view["status"], view["message_id"]) == ("retried", message_id)
+    assert journal_status(engine, message_id) == "received"
+    assert Pipeline(engine).run_once() == 1  # with the defect gone, it is routed
+    assert journal_status(engine, message_id) == "routed"
+    with Session(engine) as session:
+        stages = session.scalars(select(StageEvent.stage).join(JournalEntry).where(
+            JournalEntry.message_id == message_id).order_by(StageEvent.id)).all()
+    assert "requeued" in stages and stages[-1] == "intents_recorded"
+    assert audit_events(engine)[0].detail == {
+        "status": "retried", "message_id": message_id, "journal_status": "received"}
+
+
+def test_retry_refuses_a_routed_message_and_says_to_reprocess(engine, queue):
+    journal_id, message_id = entry(engine, status="routed")
+    item_id = exception_item(engine, journal_id)
+    with pytest.raises(Refused, match=f"message {message_id} was routed.*Use reprocess"):
+        queue.retry(item_id, "olive")
+    rejected, _ = entry(engine, status="rejected")
+    with pytest.raises(Refused, match="same bytes would fail again"):
+        queue.retry(exception_item(engine, rejected), "olive")
+
+
+def test_reprocess_a_delivery_keeps_the_original_and_adds_the_edit(engine, queue):
+    item_id, delivery_id = dead_delivery_item(engine, body='{"a": 1}')
+    view = queue.reprocess(item_id, '{"a": 2}', "anna")
+    replacement_id = view["replacement"]["delivery_id"]
+    assert (view["status"], view["replacement"]["status"]) == ("reprocessed", "pending")
+    assert view["detail"]["replacement_delivery_id"] == replacement_id
+    with Session(engine) as session:
+        original = session.get(Delivery, delivery_id)
+        edit = session.get(Delivery, replacement_id)
+        assert (original.status, original.body) == ("dead", '{"a": 1}')
+        assert (edit.status, edit.body, edit.attempts) == ("pending", '{"a": 2}', 0)
+        assert edit.idempotency_key == f"{original.idempotency_key}:edit1"
+        assert (edit.journal_id, edit.destination, edit.sequence, edit.payload) == (
+            original.journal_id, original.destination, original.sequence, original.payload)
+    # Another item on the same delivery makes the second edit.
+    again = exception_item(engine, original.journal_id, delivery_id)
+    second = queue.reprocess(again, b'{"a": 3}', "olive")["replacement"]["delivery_id"]
+    with Session(engine) as session:
+        assert session.get(Delivery, second).idempotency_key.endswith(":edit2")
+    first_event, _ = audit_events(engine)
+    assert first_event.detail == {"status": "reprocessed", "delivery_id": delivery_id,
+                                  "replacement_delivery_id": replacement_id}
+    assert '"a": 2' not in json.dumps(first_event.detail)
+
+
+def test_reprocess_refuses_a_body_its_destination_cannot_read(engine, queue):
+    item_id, _ = dead_delivery_item(engine)
+    with pytest.raises(Invalid, match="not JSON \\(Expecting value, line 1 column 1\\)"):
+        queue.reprocess(item_id, "not json", "olive")
+    hl7_item, _ = dead_delivery_item(engine, media_type="application/hl7-v2", body="MSH|")
+    with pytest.raises(Invalid, match=r"not HL7 v2: .*must start with an MSH segment"):
+        queue.reprocess(hl7_item, "PID|1", "olive")
+    with pytest.raises(Invalid, match="empty"):
+        queue.reprocess(item_id, "", "olive")
+    assert {queue.show(i)["status"] for i in (item_id, hl7_item)} == {"open"}
+
+
+def test_reprocess_a_failed_message_journals_the_edit_beside_it(engine, queue, monkeypatch):
+    item_id, message_id = failed_message(engine, monkeypatch)
+    edited = parse(sample(ADMISSION))
+    edited.set("EVN-1", "A01")  # same MSH-10: the edit must not meet the dedupe index
+    view = queue.reprocess(item_id, edited.encode().decode(), "anna")
+    new_id = view["replacement"]["message_id"]
+    assert (view["status"], view["replacement"]["status"]) == ("reprocessed", "received")
+    assert Pipeline(engine).run_once() == 1
+    with Session(engine) as session:
+        original = session.scalars(select(JournalEntry).where(
+            JournalEntry.message_id == message_id)).one()
+        copy = session.scalars(select(JournalEntry).where(
+            JournalEntry.message_id == new_id)).one()
+        first_stage = session.scalars(select(StageEvent).where(
+            StageEvent.journal_id == copy.id).order_by(StageEvent.id)).first()
+    assert (original.status, original.raw) == ("failed", sample(ADMISSION))
+    assert (copy.status, copy.is_original, copy.source) == ("routed", False, "ehr-adt-feed")
+    assert (copy.control_id, copy.message_type, copy.event) == (
+        original.control_id, "ADT", "A01")
+    assert copy.patient_key == original.patient_key
+    assert (first_stage.stage, first_stage.detail["message_id"]) == (
+        "reprocessed_from", message_id)
+    assert audit_events(engine)[0].detail == {
+        "status": "reprocessed", "message_id": message_id, "replacement_message_id": new_id}
+
+
+def test_reprocess_refuses_an_unreadable_message_or_one_already_sent(engine, queue,
+                                                                    monkeypatch):
+    item_id, _ = failed_message(engine, monkeypatch)
+    with pytest.raises(Invalid, match=r"cannot be read: .*must start with an MSH segment"):
+        queue.reprocess(item_id, "PID|1||123", "anna")
+    assert queue.show(item_id)["status"] == "open"
+    journal_id, message_id = entry(engine)
+    delivery(engine, journal_id, status="delivered")
+    delivery(engine, journal_id, destination="lab-system", status="pending")
+    sent = exception_item(engine, journal_id)
+    with pytest.raises(Refused, match=f"message {message_id} already has deliveries "
+                                      "\\(1 delivered, 1 pending\\)"):
+        queue.reprocess(sent, sample(ADMISSION), "anna")
+
+
+def test_reprocess_a_rejected_fhir_resource_with_its_fix(engine, queue):
+    patient = {"resourceType": "Patient", "gender": "female", "birthDate": "02/04/1961",
+               "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": "M-1"}]}
+    journal = Journal(engine)
+    try:
+        journal.record(Received(json.dumps(patient).encode(), "portal-fhir",
+                                format="fhir-r4"))
+    finally:
+        journal.close()
+    item_id = queue.list({"connection": "portal-fhir"}).items[0]["id"]
+    with pytest.raises(Refused, match="was rejected when received"):
+        queue.retry(item_id, "olive")
+    with pytest.raises(Invalid, match=r"cannot be read: Patient\.birthDate"):
+        queue.reprocess(item_id, json.dumps(patient), "anna")
+    patient["birthDate"] = "1961-04-02"
+    new_id = queue.reprocess(item_id, json.dumps(patient), "anna")["replacement"]["message_id"]
+    with Session(engine) as session:
+        copy = session.scalars(select(JournalEntry).where(
+            JournalEntry.message_id == new_id)).one()
+    assert (copy.format, copy.message_type, copy.status) == ("fhir-r4", "Patient", "received")
+    assert copy.patient_key
+
+
+def test_two_people_retrying_at_once_retry_once(engine, queue):
+    item_id, _ = dead_delivery_item(engine)
+    outcomes: list[str] = []
+
+    def retry() -> None:
+        try:
+            queue.retry(item_id, "olive")
+            outcomes.append("retried")
+        except Refused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=retry) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["refused"] * 3 + ["retried"]
+    assert len(audit_events(engine)) == 1
+    assert AuditLog(engine).verify() == []

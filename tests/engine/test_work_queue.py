@@ -1,0 +1,194 @@
+"""The work queue on SQLite and PostgreSQL: a hold task's approval releases exactly the
+deliveries it holds, its rejection cancels them; notify and work tasks are completed;
+each decision is made once, audited, and timed from the message's receipt."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import metrics
+from engine.queues import Invalid, NotFound, Refused
+from engine.security.audit import AuditLog
+from engine.store.models import AuditEvent, Delivery, Task
+from engine.work_queue import WorkQueue
+from tests.queue_rows import (
+    HELD_ROW,
+    delivery,
+    delivery_statuses,
+    entry,
+    held_review,
+    prepared,
+    task,
+)
+
+
+@pytest.fixture
+def work(engine) -> WorkQueue:
+    prepared(engine)
+    return WorkQueue(engine)
+
+
+def completed_count(queue: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "switchboard_receive_to_task_completed_seconds_count", {"queue": queue})
+    return value or 0.0
+
+
+def task_events(engine) -> list[AuditEvent]:
+    with Session(engine) as session:
+        return list(session.scalars(select(AuditEvent).where(
+            AuditEvent.target_type == "task").order_by(AuditEvent.id)))
+
+
+def two_holds(engine) -> tuple[int, int, dict[str, int]]:
+    """One message with two hold rows, each keeping one delivery, and a delivery no row
+    holds: (task a, task b, delivery ids by name)."""
+    journal_id, _ = entry(engine)
+    ids = {"a": delivery(engine, journal_id, "ehr-fhir", "held", held_by="row-a"),
+           "b": delivery(engine, journal_id, "clinic-north", "held", held_by="row-b"),
+           "free": delivery(engine, journal_id, "lab-system", "pending")}
+    return task(engine, journal_id, row_id="row-a"), task(engine, journal_id,
+                                                         row_id="row-b"), ids
+
+
+def test_approving_the_pipelines_review_releases_its_held_delivery(engine, work):
+    task_id, journal_id = held_review(engine)
+    before = delivery_statuses(engine, journal_id)
+    counted = completed_count("nurse-review")
+    view = work.approve(task_id, "cora", note="looked fine")
+    assert (view["status"], view["decided_by"]) == ("approved", "cora")
+    assert view["completed_at"]
+    after = delivery_statuses(engine, journal_id)
+    changed = {i: (before[i], after[i]) for i in after if before[i] != after[i]}
+    with Session(engine) as session:
+        held_id = session.scalars(select(Delivery.id).where(
+            Delivery.held_by_row == HELD_ROW)).one()
+        decision = session.get(Task, task_id).payload["decision"]
+    assert changed == {held_id: ("held", "pending")}
+    assert (decision["outcome"], decision["note"], decision["by"]) == (
+        "approved", "looked fine", "cora")
+    assert completed_count("nurse-review") == counted + 1
+    (event,) = task_events(engine)
+    assert (event.actor, event.action, event.detail) == ("cora", "task.approve", {
+        "status": "approved", "deliveries": [held_id], "delivery_status": "pending"})
+    assert AuditLog(engine).verify() == []
+
+
+def test_each_task_decides_only_the_deliveries_its_row_holds(engine, work):
+    first, second, ids = two_holds(engine)
+    work.approve(first, "abe")
+    assert delivery_statuses(engine) == {ids["a"]: "pending", ids["b"]: "held",
+                                         ids["free"]: "pending"}
+    work.reject(second, "cora", "results belong to another patient")
+    assert delivery_statuses(engine) == {ids["a"]: "pending", ids["b"]: "cancelled",
+                                         ids["free"]: "pending"}
+
+
+def test_reject_keeps_the_reason_on_the_task_not_in_the_audit_trail(engine, work):
+    task_id, journal_id = held_review(engine)
+    with pytest.raises(Invalid, match="needs a reason"):
+        work.reject(task_id, "cora", " ")
+    view = work.reject(task_id, "cora", "SECRET-NAME: wrong patient")
+    assert view["status"] == "rejected"
+    assert "cancelled" in delivery_statuses(engine, journal_id).values()
+    with Session(engine) as session:
+        decision = session.get(Task, task_id).payload["decision"]
+    assert (decision["outcome"], decision["reason"]) == (
+        "rejected", "SECRET-NAME: wrong patient")
+    (event,) = task_events(engine)
+    assert event.action == "task.reject" and "SECRET-NAME" not in str(event.detail)
+
+
+def test_a_task_is_decided_once(engine, work):
+    task_id, journal_id = held_review(engine)
+    work.approve(task_id, "cora")
+    with pytest.raises(Refused, match=f"task {task_id} is approved, no longer open"):
+        work.reject(task_id, "abe", "too late")
+    with pytest.raises(Refused):
+        work.approve(task_id, "abe")
+    assert "cancelled" not in delivery_statuses(engine, journal_id).values()
+    assert len(task_events(engine)) == 1
+
+
+def test_notify_and_work_tasks_are_completed_not_decided(engine, work):
+    journal_id, _ = entry(engine)
+    notify = task(engine, journal_id, mode="notify", queue="discharge-follow-up")
+    hold = task(engine, journal_id)
+    with pytest.raises(Refused, match=r"is a notify task and holds nothing\. Complete it"):
+        work.approve(notify, "cora")
+    with pytest.raises(Refused, match=r"holds deliveries.*Approve or reject it"):
+        work.complete(hold, "cora")
+    counted = completed_count("discharge-follow-up")
+    view = work.complete(notify, "olive")
+    assert (view["status"], view["decided_by"]) == ("completed", "olive")
+    assert completed_count("discharge-follow-up") == counted + 1
+    # A task for no message (nothing was received) completes, untimed.
+    orphan = task(engine, None, mode="work", row_id=None, queue="outreach")
+    assert work.complete(orphan, "olive")["status"] == "completed"
+    assert completed_count("outreach") == 0
+
+
+def test_assign_only_to_someone_who_may_act_on_the_task(engine, work):
+    journal_id, _ = entry(engine)
+    hold = task(engine, journal_id)
+    notify = task(engine, journal_id, mode="notify")
+    with pytest.raises(Invalid, match=r"'olive' \(operator\) may not act.*clinician"):
+        work.assign(hold, "olive", "abe")
+    assert work.assign(hold, "cora", "abe")["assignee"] == "cora"
+    assert work.assign(notify, "olive", "abe")["status"] == "assigned"
+    assert work.approve(hold, "cora")["status"] == "approved"  # assigned is still open
+    assert [e.action for e in task_events(engine)] == [
+        "task.assign", "task.assign", "task.approve"]
+
+
+def test_show_gives_the_payload_and_holds_and_audits_the_view(engine, work):
+    task_id, _ = held_review(engine)
+    view = work.show(task_id, "cora")
+    assert view["message_id"] and view["payload"]
+    assert view["holds"] == [{"delivery_id": view["holds"][0]["delivery_id"],
+                              "destination": "ehr-fhir", "status": "held"}]
+    (event,) = task_events(engine)
+    assert (event.actor, event.action, event.target_id, event.detail) == (
+        "cora", "task.view", str(task_id), None)
+    with pytest.raises(NotFound, match="no task 999"):
+        work.show(999, "cora")
+
+
+def test_list_filters_oldest_first_without_payloads(engine, work):
+    journal_id, _ = entry(engine)
+    first = task(engine, journal_id, queue="nurse-review")
+    task(engine, journal_id, queue="outreach", mode="work", kind="delivery")
+    third = task(engine, journal_id, queue="nurse-review", status="approved")
+    listed = work.list(queue="nurse-review")
+    assert [t["id"] for t in listed.items] == [first, third]
+    assert "payload" not in listed.items[0]
+    assert work.list(kind="delivery").total == 1
+    assert [t["id"] for t in work.list(status="open", queue="nurse-review").items] == [first]
+
+
+def test_approve_and_reject_at_once_decide_once(engine, work):
+    task_id, journal_id = held_review(engine)
+    outcomes: list[str] = []
+
+    def decide(action) -> None:
+        try:
+            outcomes.append(action()["status"])
+        except Refused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=decide, args=(lambda: work.approve(task_id, "cora"),)),
+               threading.Thread(target=decide,
+                                args=(lambda: work.reject(task_id, "abe", "no"),))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes.count("refused") == 1
+    assert {"approved", "rejected"} & set(outcomes)
+    statuses = set(delivery_statuses(engine, journal_id).values())
+    assert ("cancelled" in statuses) == ("rejected" in outcomes)
+    assert AuditLog(engine).verify() == []
