@@ -79,10 +79,15 @@ def _add_service_commands(commands: Any) -> None:
         command.add_argument("--port", type=int, default=8080, help="web port (serve, web)")
         command.add_argument("--health-port", type=int, default=8081,
                              help="health and metrics port of the engine process")
+        command.add_argument("--mllp-port", type=int, metavar="PORT",
+                             help="MLLP listener port instead of the catalog's (several "
+                                  "engines on one host, behind a TCP load balancer)")
         command.add_argument("--pipeline-workers", type=int, default=2, metavar="N",
                              help="pipeline worker processes (0: a thread in this process)")
         command.add_argument("--delivery-workers", type=int, default=2, metavar="N",
                              help="delivery worker threads (engine, serve); 0 delivers nothing")
+        command.add_argument("--delivery-batch", type=int, default=100, metavar="N",
+                             help="deliveries one worker claims at a time")
         command.add_argument("--delivery-lease", type=float, default=120.0, metavar="SECONDS",
                              help="how long a claimed delivery waits for its outcome before "
                                   "another worker may send it again (PostgreSQL)")
@@ -121,7 +126,9 @@ def _service(args: argparse.Namespace) -> int:
     settings = Settings(_database_url(args), args.config.resolve(), args.host, args.port,
                         args.health_port, pipeline_workers=max(0, args.pipeline_workers),
                         delivery_workers=max(0, args.delivery_workers),
-                        delivery_lease=args.delivery_lease)
+                        delivery_lease=args.delivery_lease,
+                        delivery_batch=max(1, args.delivery_batch),
+                        mllp_port_override=args.mllp_port)
     asyncio.run(run(settings, engine_part=args.part in ("serve", "engine"),
                     web_part=args.part in ("serve", "web")))
     return 0

@@ -57,7 +57,9 @@ class Settings:
     delivery_workers: int = 2
     # Seconds a claimed delivery waits for its outcome before it may be sent again.
     delivery_lease: float = 120.0
-    # Test hook: listen on a free port instead of the catalog's.
+    # Deliveries a worker claims at once: fewer spread a small backlog over more engines.
+    delivery_batch: int = 100
+    # Listen here instead of on the catalog's port (several engines on one host).
     mllp_port_override: int | None = None
 
 
@@ -130,7 +132,8 @@ class EngineProcess:
                             extra={"count": released})
         self._delivery = DeliveryThreads(
             self._engine, self._settings.delivery_workers,
-            lambda engine: DeliveryWorker(engine, outbox=outbox))
+            lambda engine: DeliveryWorker(engine, outbox=outbox,
+                                          batch=self._settings.delivery_batch))
         self._delivery.start()
 
     def ready(self) -> bool:

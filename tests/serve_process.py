@@ -21,21 +21,24 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """One ``switchboard serve``; ``start()`` again after ``kill()`` restarts it on the
-    same ports, configuration and store."""
+    """One ``switchboard serve`` (or ``engine``); ``start()`` again after ``kill()``
+    restarts it on the same ports, configuration and store."""
 
-    def __init__(self, config: Path, database_url: str, log: Path, *args: str) -> None:
+    def __init__(self, config: Path, database_url: str, log: Path, *args: str,
+                 command: str = "serve") -> None:
         self.config = config
         self.database_url = database_url
-        self.web_port = free_port()
+        self.web_port = free_port()  # the health port, for ``engine``
         self._log = log
         self._args = args
+        self._command = command
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, limit: float = 60.0) -> None:
-        command = [sys.executable, "-m", "engine.cli", "serve", "--config", str(self.config),
-                   "--database", self.database_url, "--port", str(self.web_port),
-                   *self._args]
+        port = "--port" if self._command == "serve" else "--health-port"
+        command = [sys.executable, "-m", "engine.cli", self._command,
+                   "--config", str(self.config), "--database", self.database_url,
+                   port, str(self.web_port), *self._args]
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                              env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -1,0 +1,89 @@
+"""A destination that is down, end to end with real processes and sockets: ``switchboard
+serve`` retries each delivery as the policy says (three attempts, a second apart), then
+raises an exception item with its owner and recovery procedure; once the destination is
+back, an operator's retry through the REST API delivers every message. Nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+from engine.connectors.mllp.client import BlockingMllpClient
+from engine.hl7v2 import parse
+from engine.security.users import UserStore
+from engine.store.database import open_engine
+from tests.delivery_config import SINK, delivery_config
+from tests.recording_sink import RecordingSink
+from tests.serve_process import ServeProcess, free_port
+
+
+def message(number: int) -> bytes:
+    return ("MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^A08^ADT_A01|"
+            f"D{number}|P|2.5.1\rEVN|A08|20261124101500\r"
+            f"PID|1||MRN{number}^^^RIVERSIDE^MR||DOE^JANE||19800101|F\rPV1|1|O\r").encode()
+
+
+class Api:
+    def __init__(self, port: int, token: str) -> None:
+        self.base = f"http://127.0.0.1:{port}/api"
+        self.token = token
+
+    def call(self, path: str, method: str = "GET") -> Any:
+        request = urllib.request.Request(
+            self.base + path, method=method, data=b"{}" if method == "POST" else None,
+            headers={"Authorization": f"Bearer {self.token}",
+                     "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def open_exceptions(self) -> list[dict[str, Any]]:
+        return self.call(f"/exceptions?status=open&connection={SINK}")["items"]
+
+
+def wait(check, limit: float, what: str) -> Any:
+    deadline = time.monotonic() + limit
+    while not (found := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    return found
+
+
+def test_a_destination_down_is_retried_then_dead_lettered_then_recovered(tmp_path):
+    sink = RecordingSink()  # not started: the destination is down
+    mllp = free_port()
+    url = f"sqlite:///{tmp_path / 'switchboard.db'}"
+    serve = ServeProcess(delivery_config(tmp_path / "config", sink.url, mllp_port=mllp), url,
+                         tmp_path / "serve.log", "--pipeline-workers", "0")
+    serve.start()
+    try:
+        users = open_engine(url)
+        token = UserStore(users).add("olive", "operator", "test")
+        users.dispose()
+        api = Api(serve.web_port, token)
+        with BlockingMllpClient("127.0.0.1", mllp, timeout=30) as client:
+            for number in range(3):
+                assert parse(client.send(message(number))).get("MSA-1") == "AA"
+        started = time.monotonic()
+        items = wait(lambda: len(api.open_exceptions()) == 3 and api.open_exceptions(),
+                     limit=60, what="no exception items for the deliveries")
+        # Three attempts a second apart (fixed 1 s, ±0 jitter) before the dead letter.
+        assert time.monotonic() - started >= 2.0
+        for item in items:
+            assert (item["error_class"], item["owner_role"]) == ("transport_error", "operator")
+            assert item["recovery_procedure"] == "Start the test sink again."
+            detail = api.call(f"/exceptions/{item['id']}")
+            assert detail["delivery"]["attempts"] == 3
+            assert detail["delivery"]["status"] == "dead"
+        assert sink.received == []
+        sink.start()  # the destination is back
+        for item in items:
+            api.call(f"/exceptions/{item['id']}/retry", method="POST")
+        sink.wait_for(lambda s: len(set(s.keys())) == 3, limit=30)
+        assert sorted(r.body["message"]["control_id"] for r in sink.received) == [
+            "D0", "D1", "D2"]
+        assert api.open_exceptions() == []
+    finally:
+        serve.stop()
+        sink.stop()
