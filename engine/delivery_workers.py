@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from engine.connectors import ConnectorError
 from engine.connectors.sink import DeliveryFailed, Sink, sink_factory
 from engine.journal import now_utc
 from engine.outbox import Attempt, Claimed, Outbox, Recorded
-from engine.pipeline import Stop
+from engine.pipeline import Report, Stop
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
 
@@ -72,11 +73,13 @@ class _Batch:
 
 class DeliveryWorker:
     def __init__(self, engine: Engine, rule_sets: RuleSetCache | None = None,
-                 outbox: Outbox | None = None, batch: int = 100) -> None:
+                 outbox: Outbox | None = None, batch: int = 100,
+                 report: Report = metrics.report) -> None:
         self._outbox = outbox or Outbox(engine)
         self._rule_sets = rule_sets or RuleSetCache(engine)
         self._sinks = Sinks(engine)
         self._batch = batch
+        self._report = report
 
     def run_once(self, stop: Stop | None = None) -> int:
         """Claim, send and record one batch; returns how many deliveries were tried."""
@@ -89,7 +92,7 @@ class DeliveryWorker:
             self._send_chain(running, chain, batch)
         recorded = self._record(batch, running, stop)
         if recorded is not None:
-            _count(recorded)
+            _count(recorded, self._report)
         return len(batch.attempts)
 
     def run_until(self, stop: Stop, idle_wait: float = 0.05) -> None:
@@ -140,17 +143,20 @@ class DeliveryWorker:
                     return None
 
 
-def _count(recorded: Recorded) -> None:
+def _count(recorded: Recorded, report: Report) -> None:
+    counts: Counter[tuple[str, str]] = Counter()
     for attempt in recorded.delivered:
         claimed = attempt.claimed
-        metrics.DELIVERED.labels(claimed.destination).inc()
-        metrics.RECEIVE_TO_DELIVERED.labels(claimed.destination).observe(
-            max(0.0, (attempt.at - claimed.received_at).total_seconds()))
+        counts["delivered", claimed.destination] += 1
+        report("receive_to_delivered", claimed.destination,
+               max(0.0, (attempt.at - claimed.received_at).total_seconds()))
     for attempt in recorded.retried:
-        metrics.RETRIED.labels(attempt.claimed.destination).inc()
+        counts["retried", attempt.claimed.destination] += 1
     for attempt in recorded.dead_lettered:
-        metrics.DEAD_LETTERED.labels(attempt.claimed.destination).inc()
-        metrics.EXCEPTIONS.labels(attempt.claimed.destination).inc()
+        counts["dead_lettered", attempt.claimed.destination] += 1
+        counts["exceptions", attempt.claimed.destination] += 1
+    for (metric, destination), count in counts.items():
+        report(metric, destination, count)
 
 
 class DeliveryThreads:

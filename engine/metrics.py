@@ -50,3 +50,22 @@ RECEIVE_TO_TASK_COMPLETED = Histogram(
     ["queue"], registry=REGISTRY, buckets=_TASK_BUCKETS)
 TASKS_CREATED = Counter("switchboard_tasks_created", "Tasks created", ["queue"],
                         registry=REGISTRY)
+
+
+# What a worker process reports to the process that serves /metrics: (metric, label,
+# how many) for a counter, (metric, label, seconds) for a histogram.
+_REPORTED_COUNTERS = {
+    "routed": ROUTED, "exceptions": EXCEPTIONS, "held": HELD, "tasks_created": TASKS_CREATED,
+    "delivered": DELIVERED, "retried": RETRIED, "dead_lettered": DEAD_LETTERED}
+_REPORTED_HISTOGRAMS = {
+    "receive_to_task_created": RECEIVE_TO_TASK_CREATED,
+    "receive_to_delivered": RECEIVE_TO_DELIVERED}
+
+
+def report(metric: str, label: str, value: float) -> None:
+    """Count or observe ``metric`` for ``label`` in this process's registry."""
+    histogram = _REPORTED_HISTOGRAMS.get(metric)
+    if histogram is not None:
+        histogram.labels(label).observe(value)
+    else:
+        _REPORTED_COUNTERS[metric].labels(label).inc(value)

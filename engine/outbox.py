@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
 
 from engine.connectors.sink import DeliveryFailed, Outbound
 from engine.journal import now_utc
@@ -37,6 +37,9 @@ BLOCKING = ("pending", "retrying", "in_flight", "held")
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
 _EXCEPTIONS: Table = ExceptionItem.__table__  # type: ignore[assignment]
+_DELIVERED = update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_key")).values(
+    status="delivered", attempts=bindparam("made"), delivered_at=bindparam("at"),
+    next_attempt_at=None, updated_at=bindparam("at"))
 _CLAIM_COLUMNS = (
     _DELIVERIES.c.id, _DELIVERIES.c.journal_id, _DELIVERIES.c.destination,
     _DELIVERIES.c.patient_key, _DELIVERIES.c.sequence, _DELIVERIES.c.idempotency_key,
@@ -180,13 +183,17 @@ class Outbox:
                rule_set: RuleSet) -> Recorded:
         """Record ``attempts`` and give back ``unsent`` (claimed, not tried: behind a
         failure in their chain) in one transaction."""
-        recorded = Recorded([], [], [])
+        recorded = Recorded([a for a in attempts if a.failure is None], [], [])
         with self._engine.begin() as connection:
+            if recorded.delivered:
+                # One statement for the batch: most outcomes are deliveries.
+                connection.execute(_DELIVERED, [
+                    {"delivery_key": a.claimed.id, "made": a.claimed.attempts + 1, "at": a.at}
+                    for a in recorded.delivered])
             for attempt in attempts:
                 if attempt.failure is None:
-                    self._delivered(connection, attempt)
-                    recorded.delivered.append(attempt)
-                elif self._failed(connection, attempt, rule_set):
+                    continue
+                if self._failed(connection, attempt, rule_set):
                     recorded.retried.append(attempt)
                 else:
                     recorded.dead_lettered.append(attempt)
@@ -196,13 +203,6 @@ class Outbox:
                                               _DELIVERIES.c.status == "in_flight")
                     .values(status="pending", next_attempt_at=None, updated_at=now_utc()))
         return recorded
-
-    @staticmethod
-    def _delivered(connection: Connection, attempt: Attempt) -> None:
-        connection.execute(
-            update(_DELIVERIES).where(_DELIVERIES.c.id == attempt.claimed.id).values(
-                status="delivered", attempts=attempt.claimed.attempts + 1,
-                delivered_at=attempt.at, next_attempt_at=None, updated_at=attempt.at))
 
     def _failed(self, connection: Connection, attempt: Attempt, rule_set: RuleSet) -> bool:
         """Schedule a retry, or dead-letter the delivery; True when it will be retried."""

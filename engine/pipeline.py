@@ -35,13 +35,9 @@ from engine.store.prepared import Prepared
 log = logging.getLogger("switchboard.pipeline")
 STAGES = ("parsed", "normalised", "routed", "minimised", "encoded", "intents_recorded")
 
-# What a worker reports once a batch has committed: (metric, label, how many) for a
-# counter, (metric, label, seconds) for a histogram. In one process it goes straight to
-# the metrics; a worker process sends it to its parent.
+# What a worker reports once a batch has committed (see engine.metrics.report). In one
+# process it goes straight to the metrics; a worker process sends it to its parent.
 Report = Callable[[str, str, float], None]
-COUNTERS = {"routed": metrics.ROUTED, "exceptions": metrics.EXCEPTIONS, "held": metrics.HELD,
-            "tasks_created": metrics.TASKS_CREATED}
-HISTOGRAMS = {"receive_to_task_created": metrics.RECEIVE_TO_TASK_CREATED}
 
 _JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
 _WAITING = (_JOURNAL.c.id, _JOURNAL.c.message_id, _JOURNAL.c.source, _JOURNAL.c.patient_key,
@@ -53,14 +49,6 @@ class Stop(Protocol):
 
     def is_set(self) -> bool: ...
     def wait(self, timeout: float | None = None) -> bool: ...
-
-
-def report_to_metrics(metric: str, label: str, value: float) -> None:
-    histogram = HISTOGRAMS.get(metric)
-    if histogram is not None:
-        histogram.labels(label).observe(value)
-    else:
-        COUNTERS[metric].labels(label).inc(value)
 
 
 @dataclass
@@ -82,7 +70,7 @@ class _Result:
 
 class Pipeline:
     def __init__(self, engine: Engine, rule_sets: RuleSetCache | None = None,
-                 batch: int = 50, report: Report = report_to_metrics,
+                 batch: int = 50, report: Report = metrics.report,
                  lane: tuple[int, int] | None = None) -> None:
         """``lane`` (k, n): take only the messages of lane k out of n. Lanes split the
         journal by patient, so that workers never race for a message and one patient's

@@ -1,10 +1,12 @@
-"""Pipeline workers in processes of their own, so that the pure stages (parse,
-normalise, route, minimise, encode) never compete with the listeners and the journal
-for one interpreter lock: ingest keeps its pace however slow a stage gets.
+"""Pipeline and delivery workers in processes of their own, so that the pure stages
+(parse, normalise, route, minimise, encode) and the sinks never compete with the
+listeners and the journal for one interpreter lock: ingest keeps its pace however slow
+a stage or a destination gets.
 
-Each worker owns a lane, a share of the journal picked by patient (see
+Each pipeline worker owns a lane, a share of the journal picked by patient (see
 ``Pipeline(lane=...)``), so workers never take the same message and the messages of
-one patient are routed in the order they arrived. A worker that dies is started again.
+one patient are routed in the order they arrived. A delivery process runs the delivery
+threads; the outbox's claims keep their order. A worker that dies is started again.
 Workers report their counts to this process, which serves /metrics.
 
 Nothing is shared between processes that a killed worker could leave locked: each
@@ -18,10 +20,11 @@ import multiprocessing
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnProcess
 
-from engine.pipeline import report_to_metrics
+from engine import metrics
 
 log = logging.getLogger("switchboard.pipeline")
 RESTART_CHECK_SECONDS = 1.0
@@ -30,9 +33,23 @@ WORKER_NICENESS = 10
 _SPAWN = multiprocessing.get_context("spawn")  # no fork: the parent runs threads
 
 
-def worker_main(database_url: str, lane: int, lanes: int, reports: Connection) -> None:
-    """A worker process: route its lane until SIGTERM, or until its parent is gone."""
+@dataclass(frozen=True)
+class DeliveryJob:
+    """What a delivery process runs: ``threads`` workers claiming ``batch`` at a time,
+    with claims lasting ``lease`` seconds."""
+
+    threads: int
+    batch: int
+    lease: float
+
+
+def worker_main(database_url: str, lane: int, lanes: int, reports: Connection,
+                delivery: DeliveryJob | None = None) -> None:
+    """A worker process: route its lane (or deliver, given ``delivery``) until SIGTERM,
+    or until its parent is gone."""
+    from engine.delivery_workers import DeliveryWorker
     from engine.log_format import configure_logging
+    from engine.outbox import Outbox
     from engine.pipeline import Pipeline
     from engine.store.database import open_engine
 
@@ -58,18 +75,33 @@ def worker_main(database_url: str, lane: int, lanes: int, reports: Connection) -
         reports.send((metric, label, value))
 
     try:
-        Pipeline(engine, report=report, lane=(lane, lanes)).run_until(stop)
+        if delivery is None:
+            Pipeline(engine, report=report, lane=(lane, lanes)).run_until(stop)
+        else:
+            outbox = Outbox(engine, lease=delivery.lease)
+            threads = [threading.Thread(
+                target=DeliveryWorker(engine, outbox=outbox, batch=delivery.batch,
+                                      report=report).run_until,
+                args=(stop,), name=f"delivery-{n}") for n in range(delivery.threads)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
     finally:
         engine.dispose()
         reports.close()
 
 
 class WorkerPool:
-    """``count`` worker processes over one store, kept running until ``stop``."""
+    """``count`` worker processes over one store, kept running until ``stop``: pipeline
+    lanes, or with ``delivery`` that many delivery processes."""
 
-    def __init__(self, database_url: str, count: int) -> None:
+    def __init__(self, database_url: str, count: int,
+                 delivery: DeliveryJob | None = None) -> None:
         self._url = database_url
         self._count = count
+        self._delivery = delivery
+        self._kind = "pipeline" if delivery is None else "delivery"
         self._processes: list[SpawnProcess | None] = [None] * count
         self._readers: dict[Connection, int] = {}
         self._lock = threading.Lock()
@@ -99,7 +131,7 @@ class WorkerPool:
                 continue
             process.join(grace)
             if process.is_alive():
-                log.warning("pipeline worker did not stop in time; killing it",
+                log.warning(f"{self._kind} worker did not stop in time; killing it",
                             extra={"pid": process.pid})
                 process.kill()
                 process.join(5)
@@ -108,20 +140,21 @@ class WorkerPool:
 
     def _spawn(self, lane: int) -> None:
         reader, writer = _SPAWN.Pipe(duplex=False)
-        process = _SPAWN.Process(target=worker_main, name=f"switchboard-pipeline-{lane}",
-                                 args=(self._url, lane, self._count, writer), daemon=True)
+        process = _SPAWN.Process(target=worker_main, name=f"switchboard-{self._kind}-{lane}",
+                                 args=(self._url, lane, self._count, writer, self._delivery),
+                                 daemon=True)
         process.start()
         writer.close()  # the worker holds the only writer: its exit ends the pipe
         with self._lock:
             self._readers[reader] = lane
         self._processes[lane] = process
-        log.info("pipeline worker started", extra={"lane": lane, "pid": process.pid})
+        log.info(f"{self._kind} worker started", extra={"lane": lane, "pid": process.pid})
 
     def _supervise(self) -> None:
         while not self._stopping.wait(RESTART_CHECK_SECONDS):
             for lane, process in enumerate(self._processes):
                 if process is not None and not process.is_alive() and not self._stopping.is_set():
-                    log.error("pipeline worker exited; starting it again",
+                    log.error(f"{self._kind} worker exited; starting it again",
                               extra={"lane": lane, "exit_code": process.exitcode})
                     self._spawn(lane)
 
@@ -137,7 +170,7 @@ class WorkerPool:
             for reader in wait(readers, timeout=0.5):
                 assert isinstance(reader, Connection)
                 try:
-                    report_to_metrics(*reader.recv())
+                    metrics.report(*reader.recv())
                 except (EOFError, OSError):  # that worker has exited
                     with self._lock:
                         self._readers.pop(reader, None)

@@ -34,7 +34,7 @@ from engine.ingest import Ingestor
 from engine.journal import Journal
 from engine.outbox import Outbox
 from engine.pipeline import Pipeline
-from engine.pipeline_workers import WorkerPool
+from engine.pipeline_workers import DeliveryJob, WorkerPool
 from engine.rule_versions import RuleSetCache, bootstrap, exception_owner
 from engine.rules.catalog_entry import Connection, FileEndpoint, MllpEndpoint
 from engine.store.database import open_engine, reader
@@ -84,6 +84,7 @@ class EngineProcess:
         self._workers: list[threading.Thread] = []
         self._pool: WorkerPool | None = None
         self._delivery: DeliveryThreads | None = None
+        self._delivery_pool: WorkerPool | None = None
         self._escalator = Escalator(engine)
         self._application_acks = ApplicationAcks(engine)
         self._journal: Journal | None = None
@@ -120,9 +121,10 @@ class EngineProcess:
         self._escalator.start()
 
     def _start_delivery(self) -> None:
-        if self._settings.delivery_workers <= 0:
+        settings = self._settings
+        if settings.delivery_workers <= 0:
             return
-        outbox = Outbox(self._engine, lease=self._settings.delivery_lease)
+        outbox = Outbox(self._engine, lease=settings.delivery_lease)
         if self._engine.dialect.name == "sqlite":
             # One engine per SQLite file: a claim still open was this engine's own,
             # cut off by a crash, and it waits for no lease to lapse.
@@ -130,16 +132,23 @@ class EngineProcess:
             if released:
                 log.warning("deliveries in flight at the last stop go again",
                             extra={"count": released})
+        if settings.pipeline_workers > 0:
+            # Like the pipeline, in a process of its own: sinks never slow ingest.
+            self._delivery_pool = WorkerPool(settings.database_url, 1, DeliveryJob(
+                settings.delivery_workers, settings.delivery_batch, settings.delivery_lease))
+            self._delivery_pool.start()
+            return
         self._delivery = DeliveryThreads(
-            self._engine, self._settings.delivery_workers,
-            lambda engine: DeliveryWorker(engine, outbox=outbox,
-                                          batch=self._settings.delivery_batch))
+            self._engine, settings.delivery_workers,
+            lambda engine: DeliveryWorker(engine, outbox=outbox, batch=settings.delivery_batch))
         self._delivery.start()
 
     def ready(self) -> bool:
         return all(_listening(listener) for listener in self.listeners.values())
 
     def delivery_alive(self) -> bool:
+        if self._delivery_pool is not None:
+            return self._delivery_pool.alive()
         return self._delivery is None or self._delivery.alive()
 
     def pipeline_alive(self) -> bool:
@@ -158,6 +167,8 @@ class EngineProcess:
             await asyncio.to_thread(worker.join, grace)
         if self._delivery is not None:
             await asyncio.to_thread(self._delivery.stop, grace)
+        if self._delivery_pool is not None:
+            await asyncio.to_thread(self._delivery_pool.stop, grace)
         await asyncio.to_thread(self._escalator.stop)
         if self._pool is not None:
             await asyncio.to_thread(self._pool.stop, grace)
