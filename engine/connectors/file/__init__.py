@@ -1,4 +1,5 @@
-"""The file drop folder source."""
+"""Files: the drop folder source and the atomic file writer sink, both registered as
+``file``."""
 
 from __future__ import annotations
 

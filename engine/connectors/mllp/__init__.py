@@ -1,5 +1,5 @@
-"""MLLP (HL7 v2 over TCP): the listener source, registered as ``mllp``, and a client
-for sending messages to any MLLP listener."""
+"""MLLP (HL7 v2 over TCP): the listener source and the sender sink, both registered as
+``mllp``, and a client for sending messages to any MLLP listener."""
 
 from __future__ import annotations
 
