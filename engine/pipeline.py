@@ -312,7 +312,9 @@ class _Rows:
             self.tasks.append({
                 "journal_id": result.journal_id, "queue": intent.queue, "kind": intent.kind,
                 "mode": intent.mode, "row_id": intent.row, "status": "open",
-                "assignee": None, "due_at": None, "payload": task.payload,
+                "assignee": None, "payload": task.payload,
+                "due_at": None if intent.due_after is None
+                else moment + timedelta(seconds=intent.due_after),
                 "created_at": moment, "completed_at": None,
             })
         for problem in outcome.problems:

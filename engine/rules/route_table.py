@@ -40,6 +40,7 @@ from engine.rules.conditions import (
     parse_condition,
     text_key,
 )
+from engine.rules.duration import DurationError, parse_duration
 
 __all__ = [
     "Checkpoint", "Evidence", "FiredRow", "Match", "RouteDecision", "RouteRow", "RouteTable",
@@ -65,6 +66,8 @@ class Checkpoint:
     queue: str
     kind: str
     description: str | None = None
+    # Seconds from the task's creation until it is due (``due: 2h`` in the rule).
+    due_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class TaskIntent:
     mode: str
     destinations: tuple[str, ...]
     description: str | None
+    due_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,8 @@ class RouteRow:
         if checkpoint is None:
             return None
         return TaskIntent(self.id, checkpoint.queue, checkpoint.kind, checkpoint.mode,
-                          self.destinations, checkpoint.description or self.description)
+                          self.destinations, checkpoint.description or self.description,
+                          checkpoint.due_after)
 
 
 # ---- compiling ---------------------------------------------------------------------------
@@ -249,8 +254,15 @@ def _checkpoint(data: Any, where: str) -> Checkpoint | None:
             raise RuleError(f"checkpoint.{key} is required", where=where,
                             hint="Name the work queue and the kind of task to create")
     description = data.get("description")
+    due = None
+    if "due" in data:
+        try:
+            due = parse_duration(data["due"])
+        except DurationError as error:
+            raise RuleError(f"checkpoint.due: {error.reason}", where=where,
+                            hint=error.hint) from None
     return Checkpoint(data["mode"], data["queue"], data["kind"],
-                      description if isinstance(description, str) else None)
+                      description if isinstance(description, str) else None, due)
 
 
 def _destinations(data: Any, checkpoint: Checkpoint | None, where: str) -> tuple[str, ...]:

@@ -333,6 +333,17 @@ def test_semantic_errors_name_the_table_row_and_fix(tables, fragment):
     assert fragment in str(caught.value)
 
 
+def test_a_checkpoint_may_say_when_its_task_is_due():
+    checkpoint = {"mode": "hold", "queue": "q", "kind": "k"}
+    table = compile_routes([{"id": "t", "rows": [
+        {"id": "due", "to": ["d"], "checkpoint": {**checkpoint, "due": "2h"}},
+        {"id": "open-ended", "to": ["e"], "checkpoint": checkpoint}]}])
+    assert [task.due_after for task in table.evaluate(record()).tasks] == [7200.0, None]
+    with pytest.raises(RuleError, match=r"row 'r' \(rows\[0\]\): checkpoint.due: '2 hours'"):
+        compile_routes([{"id": "t", "rows": [
+            {"id": "r", "to": ["d"], "checkpoint": {**checkpoint, "due": "2 hours"}}]}])
+
+
 def test_duplicate_row_error_says_what_to_do():
     with pytest.raises(RuleError, match="Row ids are unique across every route table"):
         compile_routes([{"id": "a", "rows": [row(), row()]}])

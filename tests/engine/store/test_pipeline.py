@@ -66,6 +66,8 @@ def test_abnormal_result_becomes_held_delivery_task_and_stages(engine):
         task = session.scalars(select(Task)).one()
         assert (task.queue, task.kind, task.mode, task.status) == (
             "nurse-review", "abnormal-result-review", "hold", "open")
+        # The rule says the review is due two hours after the task is created.
+        assert (task.due_at - task.created_at).total_seconds() == 7200
         assert session.scalars(select(ExceptionItem)).all() == []
 
 
