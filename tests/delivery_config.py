@@ -15,6 +15,13 @@ SINK = "test-sink"
 FAST_POLICY = {"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "1s"}}
 
 
+def update(control_id: str, patient: str) -> bytes:
+    """A small ADT^A08 (patient update) with MSH-10 ``control_id`` for MRN ``patient``."""
+    return ("MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^A08^ADT_A01|"
+            f"{control_id}|P|2.5.1\rEVN|A08|20261124101500\r"
+            f"PID|1||{patient}^^^RIVERSIDE^MR||DOE^JANE||19800101|F\rPV1|1|O\r").encode()
+
+
 def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | None = None,
                     mllp_port: int | None = None, mllp_sink: int | None = None) -> Path:
     """Write the configuration into ``folder`` and return it; ``sink_url`` receives

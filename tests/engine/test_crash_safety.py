@@ -17,7 +17,7 @@ from engine.connectors.mllp.client import AckTimeout, BlockingMllpClient, MllpCo
 from engine.hl7v2 import parse
 from engine.store.database import open_engine
 from engine.store.models import Delivery
-from tests.delivery_config import delivery_config
+from tests.delivery_config import delivery_config, update
 from tests.postgres_cluster import PrivateCluster
 from tests.recording_sink import RecordingSink
 from tests.serve_process import ServeProcess, free_port
@@ -26,10 +26,7 @@ PATIENTS = 5
 
 
 def message(number: int) -> bytes:
-    return ("MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^A08^ADT_A01|"
-            f"S{number}|P|2.5.1\rEVN|A08|20261124101500\r"
-            f"PID|1||MRN{number % PATIENTS}^^^RIVERSIDE^MR||DOE^JANE||19800101|F\r"
-            "PV1|1|O\r").encode()
+    return update(f"S{number}", f"MRN{number % PATIENTS}")
 
 
 class Sender(threading.Thread):

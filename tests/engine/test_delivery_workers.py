@@ -22,15 +22,9 @@ from engine.rule_versions import bootstrap
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, ExceptionItem, JournalEntry
 from tests.delivery_config import SINK, delivery_config
+from tests.delivery_config import update as message
 from tests.engine.connectors.http_recorder import Reply, running
 from tests.engine.connectors.test_mllp_sender import acknowledge, destination
-
-
-def message(control_id: str, patient: str) -> bytes:
-    text = ("MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^A08^ADT_A01|"
-            f"{control_id}|P|2.5.1\rEVN|A08|20261124101500\r"
-            f"PID|1||{patient}^^^RIVERSIDE^MR||DOE^JANE||19800101|F\rPV1|1|O\r")
-    return text.encode()
 
 
 @pytest.fixture

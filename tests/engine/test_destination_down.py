@@ -14,15 +14,13 @@ from engine.connectors.mllp.client import BlockingMllpClient
 from engine.hl7v2 import parse
 from engine.security.users import UserStore
 from engine.store.database import open_engine
-from tests.delivery_config import SINK, delivery_config
+from tests.delivery_config import SINK, delivery_config, update
 from tests.recording_sink import RecordingSink
 from tests.serve_process import ServeProcess, free_port
 
 
 def message(number: int) -> bytes:
-    return ("MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^A08^ADT_A01|"
-            f"D{number}|P|2.5.1\rEVN|A08|20261124101500\r"
-            f"PID|1||MRN{number}^^^RIVERSIDE^MR||DOE^JANE||19800101|F\rPV1|1|O\r").encode()
+    return update(f"D{number}", f"MRN{number}")
 
 
 class Api:

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from engine.connectors.mllp.client import BlockingMllpClient
 from engine.hl7v2 import parse
-from tests.delivery_config import SINK, delivery_config
+from tests.delivery_config import SINK, delivery_config, update
 from tests.engine.store.conftest import _fresh_database
 from tests.recording_sink import RecordingSink
 from tests.serve_process import ServeProcess, free_port
@@ -21,10 +21,7 @@ ENGINES = 3
 
 
 def message(number: int) -> bytes:
-    return ("MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^A08^ADT_A01|"
-            f"X{number}|P|2.5.1\rEVN|A08|20261124101500\r"
-            f"PID|1||MRN{number % PATIENTS}^^^RIVERSIDE^MR||DOE^JANE||19800101|F\r"
-            "PV1|1|O\r").encode()
+    return update(f"X{number}", f"MRN{number % PATIENTS}")
 
 
 def metric(port: int, name: str) -> float:
