@@ -585,7 +585,7 @@ def report(result: dict[str, Any]) -> None:
                   f"p99 {num(figures['histogram_p99_ms'], 1)} ms")
     print(f"  CPU: Switchboard's serve and pipeline worker processes "
           f"({result['pipeline_workers']} pipeline workers, {result['delivery_workers']} "
-          "delivery threads); Node-RED's process")
+          "chains sent at once by the delivery process); Node-RED's process")
     for name, ratio in result["median_ratios"].items():
         inverse = "" if not ratio else f" (the other is {1 / ratio:,.2f}x)"
         print(f"  {name}: {num(ratio, 3)}{inverse}")
@@ -616,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="messages sent to Node-RED once before measuring (as run.sh)")
     parser.add_argument("--pipeline-workers", type=int, default=2,
                         help="switchboard serve --pipeline-workers")
-    parser.add_argument("--delivery-workers", type=int, default=2,
+    parser.add_argument("--delivery-workers", type=int, default=4,
                         help="switchboard serve --delivery-workers")
     parser.add_argument("--keep", action="store_true", help="keep the logs and stores")
     args = parser.parse_args(argv)

@@ -84,8 +84,10 @@ def _add_service_commands(commands: Any) -> None:
                                   "engines on one host, behind a TCP load balancer)")
         command.add_argument("--pipeline-workers", type=int, default=2, metavar="N",
                              help="pipeline worker processes (0: a thread in this process)")
-        command.add_argument("--delivery-workers", type=int, default=2, metavar="N",
-                             help="delivery worker threads (engine, serve); 0 delivers nothing")
+        command.add_argument("--delivery-workers", type=int, default=4, metavar="N",
+                             help="chains of deliveries sent at once, each to one destination "
+                                  "for one patient, in order (engine, serve); 0 delivers "
+                                  "nothing")
         command.add_argument("--delivery-batch", type=int, default=100, metavar="N",
                              help="deliveries one worker claims at a time")
         command.add_argument("--delivery-lease", type=float, default=120.0, metavar="SECONDS",

@@ -1,9 +1,11 @@
-"""Delivery workers: threads that claim deliveries from the outbox, send each chain
-through its destination's sink, and record the outcomes.
+"""Delivery workers: a worker claims a batch of deliveries from the outbox, sends its
+chains through their destinations' sinks (up to ``concurrency`` chains at once, each in
+order, so a slow destination does not hold up the others), and records the outcomes
+in one transaction.
 
-A worker keeps one sink per destination (an HTTP keep-alive connection, an MLLP
-connection), built from the catalog entry of the rule-set version it runs; when a new
-version is published, the old sinks are closed and new ones built. An outcome that cannot
+Each sending thread keeps one sink per destination (an HTTP keep-alive connection, an
+MLLP connection), built from the catalog entry of the rule-set version it runs; when a
+new version is published, the old sinks are closed and new ones built. An outcome that cannot
 be recorded (the store is down) is kept and recorded again until it is: the destination
 has the message, and forgetting that would send it twice.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -74,12 +76,16 @@ class _Batch:
 class DeliveryWorker:
     def __init__(self, engine: Engine, rule_sets: RuleSetCache | None = None,
                  outbox: Outbox | None = None, batch: int = 100,
-                 report: Report = metrics.report) -> None:
+                 report: Report = metrics.report, concurrency: int = 1) -> None:
+        self._engine = engine
         self._outbox = outbox or Outbox(engine)
         self._rule_sets = rule_sets or RuleSetCache(engine)
-        self._sinks = Sinks(engine)
         self._batch = batch
         self._report = report
+        self._local = threading.local()
+        self._every_sinks: list[Sinks] = []
+        self._sinks_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(concurrency, "delivery") if concurrency > 1 else None
 
     def run_once(self, stop: Stop | None = None) -> int:
         """Claim, send and record one batch; returns how many deliveries were tried."""
@@ -87,9 +93,12 @@ class DeliveryWorker:
         chains = self._outbox.claim(self._batch)
         if not chains:
             return 0
-        batch = _Batch([], [])
-        for chain in chains:
-            self._send_chain(running, chain, batch)
+        if self._pool is None or len(chains) == 1:
+            sent = [self._send_chain(running, chain) for chain in chains]
+        else:
+            sent = list(self._pool.map(lambda chain: self._send_chain(running, chain), chains))
+        batch = _Batch([a for part in sent for a in part.attempts],
+                       [c for part in sent for c in part.unsent])
         recorded = self._record(batch, running, stop)
         if recorded is not None:
             _count(recorded, self._report)
@@ -108,21 +117,37 @@ class DeliveryWorker:
             self.close()
 
     def close(self) -> None:
-        """Close the sinks' connections."""
-        self._sinks.close()
+        """Stop the sending threads and close every sink's connection."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        with self._sinks_lock:
+            for sinks in self._every_sinks:
+                sinks.close()
 
-    def _send_chain(self, running: Running, chain: list[Claimed], batch: _Batch) -> None:
+    def _sinks(self) -> Sinks:
+        """This thread's sinks: a sink is used by one thread at a time."""
+        sinks: Sinks | None = getattr(self._local, "sinks", None)
+        if sinks is None:
+            sinks = self._local.sinks = Sinks(self._engine)
+            with self._sinks_lock:
+                self._every_sinks.append(sinks)
+        return sinks
+
+    def _send_chain(self, running: Running, chain: list[Claimed]) -> _Batch:
         """Send in order; after a failure, the rest of the chain goes back untried."""
+        sent = _Batch([], [])
         for index, claimed in enumerate(chain):
             failure = self._send(running, claimed)
-            batch.attempts.append(Attempt(claimed, now_utc(), failure))
+            sent.attempts.append(Attempt(claimed, now_utc(), failure))
             if failure is not None:
-                batch.unsent.extend(chain[index + 1:])
-                return
+                sent.unsent.extend(chain[index + 1:])
+                break
+        return sent
 
     def _send(self, running: Running, claimed: Claimed) -> DeliveryFailed | None:
         try:
-            self._sinks.for_destination(running, claimed.destination).send(claimed.outbound())
+            self._sinks().for_destination(running, claimed.destination).send(
+                claimed.outbound())
         except DeliveryFailed as failure:
             return failure
         except Exception as error:  # a defect in a sink must not kill the worker
@@ -160,23 +185,19 @@ def _count(recorded: Recorded, report: Report) -> None:
 
 
 class DeliveryThreads:
-    """``count`` delivery workers on threads of this process."""
+    """A delivery worker on a thread of this process (``serve`` without worker
+    processes)."""
 
-    def __init__(self, engine: Engine, count: int,
-                 make: Callable[[Engine], DeliveryWorker] = DeliveryWorker) -> None:
-        self._engine = engine
-        self._count = count
-        self._make = make
+    def __init__(self, worker: DeliveryWorker) -> None:
+        self._worker = worker
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for number in range(self._count):
-            worker = self._make(self._engine)
-            thread = threading.Thread(target=worker.run_until, args=(self._stop,),
-                                      name=f"delivery-{number}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        thread = threading.Thread(target=self._worker.run_until, args=(self._stop,),
+                                  name="delivery", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def alive(self) -> bool:
         return all(thread.is_alive() for thread in self._threads)

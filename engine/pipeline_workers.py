@@ -35,10 +35,10 @@ _SPAWN = multiprocessing.get_context("spawn")  # no fork: the parent runs thread
 
 @dataclass(frozen=True)
 class DeliveryJob:
-    """What a delivery process runs: ``threads`` workers claiming ``batch`` at a time,
-    with claims lasting ``lease`` seconds."""
+    """What a delivery process runs: one worker claiming ``batch`` deliveries at a time,
+    sending up to ``concurrency`` chains at once, its claims lasting ``lease`` seconds."""
 
-    threads: int
+    concurrency: int
     batch: int
     lease: float
 
@@ -79,14 +79,12 @@ def worker_main(database_url: str, lane: int, lanes: int, reports: Connection,
             Pipeline(engine, report=report, lane=(lane, lanes)).run_until(stop)
         else:
             outbox = Outbox(engine, lease=delivery.lease)
-            threads = [threading.Thread(
-                target=DeliveryWorker(engine, outbox=outbox, batch=delivery.batch,
-                                      report=report).run_until,
-                args=(stop,), name=f"delivery-{n}") for n in range(delivery.threads)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            if engine.dialect.name == "sqlite":
+                # One delivery process per SQLite store: claims still open were this
+                # process's before it died, and need not wait for their lease to lapse.
+                outbox.release_claims()
+            DeliveryWorker(engine, outbox=outbox, batch=delivery.batch, report=report,
+                           concurrency=delivery.concurrency).run_until(stop)
     finally:
         engine.dispose()
         reports.close()

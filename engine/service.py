@@ -53,8 +53,9 @@ class Settings:
     engine_health_port: int = 8081
     # Worker processes for the pipeline; 0 runs it on a thread of this process.
     pipeline_workers: int = 2
-    # Threads that send the outbox's deliveries; 0 leaves them queued.
-    delivery_workers: int = 2
+    # Chains of deliveries sent at once (to different destinations or patients); 0
+    # leaves the outbox queued.
+    delivery_workers: int = 4
     # Seconds a claimed delivery waits for its outcome before it may be sent again.
     delivery_lease: float = 120.0
     # Deliveries a worker claims at once: fewer spread a small backlog over more engines.
@@ -138,9 +139,9 @@ class EngineProcess:
                 settings.delivery_workers, settings.delivery_batch, settings.delivery_lease))
             self._delivery_pool.start()
             return
-        self._delivery = DeliveryThreads(
-            self._engine, settings.delivery_workers,
-            lambda engine: DeliveryWorker(engine, outbox=outbox, batch=settings.delivery_batch))
+        self._delivery = DeliveryThreads(DeliveryWorker(
+            self._engine, outbox=outbox, batch=settings.delivery_batch,
+            concurrency=settings.delivery_workers))
         self._delivery.start()
 
     def ready(self) -> bool:

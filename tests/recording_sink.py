@@ -27,6 +27,8 @@ class RecordingSink:
     port: int = field(default_factory=free_port)
     # Seconds each POST takes: a slow destination keeps deliveries in flight.
     delay: float = 0.0
+    most_at_once: int = 0  # the most POSTs in progress at one time
+    _at_once: int = 0
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -51,8 +53,12 @@ class RecordingSink:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with sink._lock:
+                    sink._at_once += 1
+                    sink.most_at_once = max(sink.most_at_once, sink._at_once)
                 time.sleep(sink.delay)
                 with sink._lock:
+                    sink._at_once -= 1
                     sink.received.append(Received(self.headers.get("Idempotency-Key", ""),
                                                   json.loads(body)))
                 self.send_response(200)

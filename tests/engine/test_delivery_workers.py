@@ -25,6 +25,7 @@ from tests.delivery_config import SINK, delivery_config
 from tests.delivery_config import update as message
 from tests.engine.connectors.http_recorder import Reply, running
 from tests.engine.connectors.test_mllp_sender import acknowledge, destination
+from tests.recording_sink import RecordingSink
 
 
 @pytest.fixture
@@ -132,3 +133,27 @@ def first_message_id(engine, delivery: Delivery) -> str:
     with Session(engine) as session:
         return session.scalars(select(JournalEntry.message_id)
                                .where(JournalEntry.id == delivery.journal_id)).one()
+
+
+def test_chains_go_out_side_by_side_each_still_in_order(engine, tmp_path):
+    """A slow destination: chains for different patients are sent at once by a worker's
+    sending threads, while each patient's messages still arrive one after another."""
+    sink = RecordingSink(delay=0.1)
+    sink.start()
+    upgrade(engine)
+    bootstrap(engine, delivery_config(tmp_path / "config", sink.url))
+    sb, pipeline = Ingestor(Journal(engine)), Pipeline(engine)
+    worker = DeliveryWorker(engine, batch=50, concurrency=4)
+    try:
+        for number in range(16):
+            sb.ingest(Received(message(f"C{number}", f"MRN{number % 4}"), "ehr-adt-feed"))
+        drain(pipeline, worker)
+    finally:
+        worker.close()
+        sink.stop()
+    assert sink.most_at_once >= 2
+    sent = [int(r.body["message"]["control_id"][1:]) for r in sink.received]
+    assert sorted(sent) == list(range(16))
+    for patient in range(4):
+        mine = [n for n in sent if n % 4 == patient]
+        assert mine == sorted(mine)
