@@ -8,11 +8,12 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from admin.auth import require
+from admin.queue_requests import page_args
 from admin.services import services
 from engine.exception_queue import exception_summary
 from engine.security.roles import Role
@@ -74,8 +75,7 @@ def _children(session: Session, model: Any, journal_id: int) -> list[Any]:
 
 
 def _page(query: Select[Any], render: Any) -> dict[str, Any]:
-    page = _positive_int("page", 1)
-    per_page = min(_positive_int("per_page", 50), current_app.config["PAGE_SIZE_MAX"])
+    page, per_page = page_args()
     with Session(services().reads) as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
@@ -91,15 +91,6 @@ def _message_summary(entry: JournalEntry) -> dict[str, Any]:
         "status_reason": entry.status_reason, "rule_set_version": entry.rule_set_version,
         "size_bytes": entry.size_bytes,
     }
-
-
-def _positive_int(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        abort(400, description=f"{name} must be a whole number from 1")
-    return int(raw)
 
 
 def _moment(name: str) -> datetime:
