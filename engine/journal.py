@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -77,8 +77,27 @@ class Journaled:
     original_message_id: str | None = None
 
 
-# (source connection, error class) -> (owning role, recovery procedure)
-OwnerLookup = Callable[[str, str], tuple[str, str | None]]
+@dataclass(frozen=True)
+class Ownership:
+    """Who owns a failure, how to recover, and whom to tell if it stays open: what
+    the exception policy and the catalog say for a connection and error class."""
+
+    role: str
+    procedure: str | None = None
+    escalate_after: float | None = None
+    escalate_to: str | None = None
+    page_technical_owner: bool = False
+
+    def escalation(self, created_at: datetime) -> dict[str, Any]:
+        """The exception item's escalation columns."""
+        if self.escalate_after is None:
+            return {"escalate_at": None, "escalate_to": None}
+        return {"escalate_at": created_at + timedelta(seconds=self.escalate_after),
+                "escalate_to": self.escalate_to}
+
+
+# (source connection, error class) -> who owns it
+OwnerLookup = Callable[[str, str], Ownership]
 
 
 Waiter = Future[Journaled] | asyncio.Future[Journaled]
@@ -110,8 +129,8 @@ def _settle_on_loop(items: list[tuple[Any, Any]]) -> None:
             future.set_result(outcome)
 
 
-def default_owner(_source: str, _error_class: str) -> tuple[str, str | None]:
-    return "operator", None
+def default_owner(_source: str, _error_class: str) -> Ownership:
+    return Ownership("operator")
 
 
 Key = tuple[str, str | None, str | None, str]
@@ -281,22 +300,31 @@ class Journal:
     def _exception_row(self, plan: _Plan, journal_id: int) -> dict[str, Any]:
         assert plan.problem is not None
         error_class, summary, detail = plan.problem
-        role, procedure = self._owner(plan.row["source"], error_class)
+        owner = self._owner(plan.row["source"], error_class)
         return {
             "journal_id": journal_id, "connection_id": plan.row["source"],
-            "error_class": error_class, "owner_role": role, "status": "open",
-            "summary": summary, "detail": detail, "recovery_procedure": procedure,
-            "created_at": plan.row["received_at"],
+            "error_class": error_class, "owner_role": owner.role, "status": "open",
+            "summary": summary, "detail": _paging(detail, owner),
+            "recovery_procedure": owner.procedure, "created_at": plan.row["received_at"],
+            **owner.escalation(plan.row["received_at"]),
         }
 
     def _exception(self, session: Session, entry: JournalEntry, error_class: str,
                    summary: str, detail: dict[str, object]) -> None:
-        role, procedure = self._owner(entry.source, error_class)
+        owner = self._owner(entry.source, error_class)
         session.add(ExceptionItem(
             journal_id=entry.id, connection_id=entry.source, error_class=error_class,
-            owner_role=role, status="open", summary=summary, detail=detail,
-            recovery_procedure=procedure, created_at=entry.received_at,
+            owner_role=owner.role, status="open", summary=summary,
+            detail=_paging(detail, owner), recovery_procedure=owner.procedure,
+            created_at=entry.received_at, **owner.escalation(entry.received_at),
         ))
+
+
+def _paging(detail: Any, owner: Ownership) -> Any:
+    """``detail`` with the policy's wish to page the technical owner, for escalation."""
+    if not owner.page_technical_owner:
+        return detail
+    return {**(detail or {}), "page_technical_owner": True}
 
 
 @dataclass(frozen=True)
@@ -316,7 +344,8 @@ _ORIGINAL_COLUMNS = (
 )
 _JOURNAL_COLUMNS = [column.name for column in _JOURNAL.c if column.name != "id"]
 _EXCEPTION_COLUMNS = ("journal_id", "connection_id", "error_class", "owner_role", "status",
-                      "summary", "detail", "recovery_procedure", "created_at")
+                      "summary", "detail", "recovery_procedure", "created_at",
+                      "escalate_at", "escalate_to")
 ORIGINALS_PER_QUERY = 500
 
 

@@ -22,7 +22,7 @@ from typing import ClassVar
 from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from engine.journal import OwnerLookup, now_utc
+from engine.journal import OwnerLookup, Ownership, now_utc
 from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import RuleSet, compile_rule_set
 from engine.rules.snapshot import content_hash, from_content, to_content
@@ -182,11 +182,16 @@ def exception_owner(rule_sets: RuleSetCache) -> OwnerLookup:
     """Who owns a failure on a connection, as its exception policy says, and the
     catalog's recovery procedure for it: what every exception item carries."""
 
-    def owner(source: str, error_class: str) -> tuple[str, str | None]:
+    def owner(source: str, error_class: str) -> Ownership:
         rule_set = rule_sets.current().rule_set
         policy = rule_set.policies.resolve(source, ErrorClass(error_class))
         connection = rule_set.connections.get(source)
-        procedure = connection.recovery_procedure if connection else None
-        return str(policy.dead_letter.owner_role), procedure
+        escalation = policy.escalation
+        return Ownership(
+            str(policy.dead_letter.owner_role),
+            connection.recovery_procedure if connection else None,
+            escalation.after if escalation else None,
+            str(escalation.notify_role) if escalation else None,
+            bool(escalation and escalation.page_technical_owner))
 
     return owner

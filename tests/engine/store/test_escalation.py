@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from engine.connectors.sink import DeliveryFailed
 from engine.escalation import QUEUE, escalate_due
-from engine.journal import now_utc
+from engine.ingest import Ingestor
+from engine.journal import Journal, Received, now_utc
 from engine.outbox import Attempt
-from engine.rule_versions import RuleSetCache, bootstrap
+from engine.rule_versions import RuleSetCache, bootstrap, exception_owner
 from engine.rules.exception_policy import ErrorClass
 from engine.security.audit import AuditLog
+from engine.store.migrate import upgrade
 from engine.store.models import AuditEvent, Delivery, ExceptionItem, Task
 from tests.engine.store.test_outbox import RULES, deliveries, journal, store
 
@@ -82,3 +84,23 @@ def test_a_resolved_item_does_not_escalate_and_no_page_unless_asked(engine):
     assert escalate_due(engine, rule_sets, now=later) == 1
     (task,) = escalation_tasks(engine)
     assert task.payload["page"] is None
+
+
+def test_an_ingest_exception_escalates_as_its_policy_says(engine):
+    upgrade(engine)
+    bootstrap(engine, ROOT)
+    rule_sets = RuleSetCache(engine)
+    journal = Journal(engine, exception_owner(rule_sets))
+    try:
+        Ingestor(journal).ingest(Received(b"this is not HL7", "ehr-adt-feed"))
+    finally:
+        journal.close()
+    with Session(engine) as session:
+        item = session.scalars(select(ExceptionItem)).one()
+    # default-delivery: validation belongs to analysts and escalates to admin after 1 d.
+    assert (item.error_class, item.owner_role, item.escalate_to) == (
+        "validation", "analyst", "admin")
+    assert (item.escalate_at - item.created_at).total_seconds() == 86400
+    assert escalate_due(engine, rule_sets, now=item.escalate_at) == 1
+    (task,) = escalation_tasks(engine)
+    assert task.payload["exception_id"] == item.id
