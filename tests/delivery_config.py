@@ -23,16 +23,20 @@ def update(control_id: str, patient: str) -> bytes:
 
 
 def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | None = None,
-                    mllp_port: int | None = None, mllp_sink: int | None = None) -> Path:
+                    mllp_port: int | None = None, mllp_sink: int | None = None,
+                    hold: bool = False) -> Path:
     """Write the configuration into ``folder`` and return it; ``sink_url`` receives
     every message (POST, canonical JSON), or with ``mllp_sink`` an MLLP destination on
-    that port (HL7 v2); ``mllp_port`` moves the listener."""
+    that port (HL7 v2); ``mllp_port`` moves the listener; with ``hold`` every delivery
+    waits for a nurse's review task in the ``review`` queue."""
     rules = folder / "rules"
     shutil.copytree(ROOT / "rules" / "mappings", rules / "mappings")
     shutil.copytree(ROOT / "rules" / "schema", rules / "schema")
+    row: dict[str, Any] = {"id": "all-to-test-sink", "to": [SINK]}
+    if hold:
+        row["checkpoint"] = {"mode": "hold", "queue": "review", "kind": "review", "due": "1h"}
     _write(rules / "routes" / "everything.yaml", {
-        "id": "everything", "description": "Every message to the test sink.",
-        "rows": [{"id": "all-to-test-sink", "to": [SINK]}]})
+        "id": "everything", "description": "Every message to the test sink.", "rows": [row]})
     rules_policy = {**FAST_POLICY, **(policy or {})}
     _write(rules / "policies" / "test.yaml", {"id": "test-delivery", "policies": [
         {"connections": ["*"], "error_classes": ["*"], **rules_policy,
