@@ -4,14 +4,18 @@ defaults, then an instance file, then ``SWITCHBOARD_*`` environment variables.""
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from engine.store.database import default_url
+
+access_log = logging.getLogger("switchboard.web")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -54,7 +58,23 @@ def _configured(test_config: dict[str, Any] | None) -> Flask:
 
     app.extensions["switchboard"] = Services.open(app.config["DATABASE_URL"])
     app.register_error_handler(HTTPException, _json_error)
+    app.before_request(_start_clock)
+    app.after_request(_log_request)
     return app
+
+
+def _start_clock() -> None:
+    g.request_started = time.perf_counter()
+
+
+def _log_request(response: Response) -> Response:
+    """One access line per request: the path without its query string, which can
+    name a patient, and never a body."""
+    started = g.get("request_started")
+    access_log.info("request", extra={
+        "method": request.method, "path": request.path, "status": response.status_code,
+        "ms": None if started is None else round((time.perf_counter() - started) * 1e3, 1)})
+    return response
 
 
 def _json_error(error: HTTPException) -> Any:

@@ -33,9 +33,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# Libraries whose INFO lines are not ours to keep: werkzeug's request lines carry the
+# query string, which can name a patient (/api/messages?patient=...), and APScheduler
+# reports every run of every job. The web app logs its own requests without queries.
+QUIETED = ("werkzeug", "apscheduler")
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    for name in QUIETED:
+        logging.getLogger(name).setLevel(logging.WARNING)

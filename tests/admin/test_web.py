@@ -5,6 +5,7 @@ message timeline and the exception queue, health and metrics."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import urllib.error
 import urllib.request
@@ -18,6 +19,7 @@ from werkzeug.serving import make_server
 
 from admin import create_app
 from engine.hl7v2 import parse
+from engine.log_format import QUIETED, quiet_libraries
 from engine.pipeline import Pipeline
 from engine.rule_versions import bootstrap
 from engine.security.users import UserStore
@@ -234,3 +236,19 @@ def test_health_and_metrics_need_no_token(web):
     post_hl7(web, "fhir-converter/REF-I12-01.hl7")
     text = web.call("GET", "/metrics")[2]["text"]
     assert 'switchboard_received_total{connection="partner-referrals"}' in text
+
+
+def test_each_request_is_logged_without_its_query_string(web, caplog):
+    quiet_libraries()  # as switchboard serve and web configure their logging
+    try:
+        with caplog.at_level(logging.INFO):
+            status, _, _ = web.call(
+                "GET", "/api/messages?patient=MRN-7731&patient_authority=X", as_user="olive")
+    finally:
+        for name in QUIETED:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    assert status == 200
+    (record,) = [r for r in caplog.records if r.name == "switchboard.web"]
+    assert (record.method, record.path, record.status) == ("GET", "/api/messages", 200)
+    assert "MRN-7731" not in caplog.text
+    assert all("MRN-7731" not in str(vars(r)) for r in caplog.records)

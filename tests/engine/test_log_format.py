@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import logging
 
-from engine.log_format import JsonFormatter
+from engine.log_format import QUIETED, JsonFormatter, configure_logging
 
 
 def render(**kwargs) -> dict:
@@ -32,3 +32,20 @@ def test_objects_and_exception_text_stay_out():
     assert "message_object" not in entry
     assert entry["error"] == "ValueError"
     assert "DOE" not in json.dumps(entry)
+
+
+def test_library_info_lines_that_could_carry_a_query_string_are_quieted():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging()
+        # werkzeug's request lines quote the query string (?patient=...).
+        assert not logging.getLogger("werkzeug").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("apscheduler").isEnabledFor(logging.INFO)
+        assert logging.getLogger("werkzeug").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("switchboard.web").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name in QUIETED:
+            logging.getLogger(name).setLevel(logging.NOTSET)
