@@ -33,7 +33,9 @@ def escalate_due(engine: Engine, rule_sets: RuleSetCache, now: datetime | None =
             select(ExceptionItem).where(
                 ExceptionItem.status.in_(OPEN), ExceptionItem.escalated_at.is_(None),
                 ExceptionItem.escalate_at <= now)
-            .order_by(ExceptionItem.escalate_at).limit(limit)).all()
+            .order_by(ExceptionItem.escalate_at).limit(limit)
+            # Several engines run this job on one PostgreSQL: each item escalates once.
+            .with_for_update(skip_locked=True)).all()
         for item in due:
             item.escalated_at = now
             owner = connections.get(item.connection_id or "")

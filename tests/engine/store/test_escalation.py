@@ -4,6 +4,7 @@ the policy says so, and an audit event."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -104,3 +105,27 @@ def test_an_ingest_exception_escalates_as_its_policy_says(engine):
     assert escalate_due(engine, rule_sets, now=item.escalate_at) == 1
     (task,) = escalation_tasks(engine)
     assert task.payload["exception_id"] == item.id
+
+
+def test_engines_escalating_at_once_escalate_each_item_once(engine):
+    item = dead_letter(engine, ErrorClass.TRANSPORT_ERROR, "clinic-north", attempts_made=7)
+    for _ in range(5):  # more due items, so that the passes overlap
+        with Session(engine) as session, session.begin():
+            copy = {c.name: getattr(item, c.name) for c in ExceptionItem.__table__.columns
+                    if c.name != "id"}
+            session.add(ExceptionItem(**copy))
+    start = threading.Barrier(4)
+    counts: list[int] = []
+
+    def engine_pass() -> None:
+        rule_sets = RuleSetCache(engine)
+        start.wait()
+        counts.append(escalate_due(engine, rule_sets, now=item.escalate_at))
+
+    threads = [threading.Thread(target=engine_pass) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sum(counts) == 6
+    assert len(escalation_tasks(engine)) == 6
