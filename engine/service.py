@@ -13,13 +13,13 @@ import logging
 import math
 import signal
 import threading
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -64,15 +64,37 @@ class Settings:
     mllp_port_override: int | None = None
 
 
+# The key of the PostgreSQL advisory lock that serialises store preparation: "SBSTART".
+PREPARE_LOCK = 0x5342_5354_4152_5400
+
+
 def prepare_store(settings: Settings) -> Engine:
     """Open the store, bring its schema up to date and, on the first start, publish
-    the shipped configuration as version 1."""
+    the shipped configuration as version 1. Engines and web processes that start
+    together on one PostgreSQL take turns, so that one migrates and bootstraps and the
+    others find it done (on SQLite, each step's write lock does the same)."""
     engine = open_engine(settings.database_url, pool_pre_ping=True)
-    upgrade(engine)
-    created = bootstrap(engine, settings.config_root)
+    with _preparing_alone(engine):
+        upgrade(engine)
+        created = bootstrap(engine, settings.config_root)
     if created:
         log.info("published the shipped configuration", extra={"rule_set_version": created})
     return engine
+
+
+@contextmanager
+def _preparing_alone(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PREPARE_LOCK})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PREPARE_LOCK})
+            connection.commit()
 
 
 class EngineProcess:

@@ -10,11 +10,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from engine.connectors.mllp.client import BlockingMllpClient
 from engine.hl7v2 import parse
 from engine.security.users import UserStore
-from engine.service import Settings, run
+from engine.service import Settings, prepare_store, run
 from engine.store.database import open_engine
+from engine.store.models import RuleSetVersion
 from tests.samples import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +92,30 @@ def _wait_for_routed(port: int, token: str) -> dict:
         if (items and items[0]["status"] == "routed") or time.monotonic() > deadline:
             return items[0] if items else {}
         time.sleep(0.1)
+
+
+def test_processes_starting_together_prepare_the_store_once(engine):
+    """Engines and web processes started at once on an empty store: one migrates and
+    publishes version 1, the others find it done; none fails."""
+    url = engine.url.render_as_string(hide_password=False)
+    start = threading.Barrier(4)
+    prepared: list = []
+    failures: list[BaseException] = []
+
+    def starting() -> None:
+        start.wait()
+        try:
+            prepared.append(prepare_store(Settings(url, ROOT)))
+        except BaseException as error:  # reported below, with its type
+            failures.append(error)
+
+    threads = [threading.Thread(target=starting) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for store in prepared:
+        store.dispose()
+    assert failures == []
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(RuleSetVersion)) == 1
