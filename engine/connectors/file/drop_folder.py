@@ -7,10 +7,12 @@ journal recognises the messages already taken as duplicates."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,12 +83,13 @@ class DropFolder:
         self._make_folders()
         moved = 0
         now = time.time()
-        files = sorted(self._config.directory.glob(self._config.pattern),
-                       key=lambda p: (p.stat().st_mtime, p.name))
-        for path in files:
-            if not path.is_file() or path.name.startswith("."):
+        files = sorted((modified, path.name, path)
+                       for path in self._config.directory.glob(self._config.pattern)
+                       if (modified := _modified(path)) is not None)
+        for modified, _name, path in files:
+            if path.name.startswith("."):
                 continue
-            if now - path.stat().st_mtime < self._config.settle_seconds:
+            if now - modified < self._config.settle_seconds:
                 continue  # still being written
             if self._take(path):
                 moved += 1
@@ -97,7 +100,23 @@ class DropFolder:
             folder.mkdir(parents=True, exist_ok=True)
 
     def _take(self, path: Path) -> bool:
-        data = path.read_bytes()
+        """Journal the file's messages and move it, unless another engine polling the
+        same folder has it: a file is taken under an exclusive lock on it, and one
+        that moved away meanwhile is skipped (the lock dies with a crashed engine)."""
+        try:
+            handle = path.open("rb")
+        except (FileNotFoundError, IsADirectoryError):
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            if not _still_there(path, handle.fileno()):
+                return False  # taken and moved by the other engine before the lock
+            return self._journal_and_move(path, handle.read())
+
+    def _journal_and_move(self, path: Path, data: bytes) -> bool:
         messages = [m for m in _MESSAGE_START.split(data) if m.strip()] or [data]
         rejected = False
         for raw in messages:
@@ -112,6 +131,23 @@ class DropFolder:
         log.info("file taken", extra={"connection": self._source_id, "file": path.name,
                                       "messages": len(messages), "rejected": rejected})
         return True
+
+
+def _modified(path: Path) -> float | None:
+    """When a regular file was last written, or None when it is gone or not a file."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_mtime if stat.S_ISREG(status.st_mode) else None
+
+
+def _still_there(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        return path.stat().st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _unused(target: Path) -> Path:

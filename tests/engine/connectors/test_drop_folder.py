@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -79,3 +80,35 @@ def test_registered_by_name_and_config_checked(tmp_path):
     assert source_factory("file")
     with pytest.raises(ConnectorError, match="'directory' is a required property"):
         DropFolderConfig.from_mapping({})
+
+
+def test_two_engines_polling_one_folder_take_each_file_once(engine, tmp_path):
+    """Scale-out: each engine runs its own poll of a shared drop folder. A file is
+    taken by one of them; the other skips it, and neither poll fails."""
+    first, second = folder_source(engine, tmp_path), folder_source(engine, tmp_path)
+    sample = (CORPUS / "fhir-converter/ADT-A01-01.hl7").read_bytes()
+    for number in range(40):
+        path = tmp_path / f"adt-{number:02}.hl7"
+        path.write_bytes(sample.replace(b"|P|", f"-{number}|P|".encode(), 1))
+        old(path)
+    start = threading.Barrier(2)
+    taken: list[int] = []
+    failures: list[BaseException] = []
+
+    def poll(source: DropFolder) -> None:
+        start.wait()
+        try:
+            taken.append(source.poll())
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=poll, args=(s,)) for s in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert sum(taken) == 40
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == [
+        f"adt-{number:02}.hl7" for number in range(40)]
+    assert list((tmp_path / "error").iterdir()) == []
