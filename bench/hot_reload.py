@@ -37,11 +37,10 @@ from bench.serving import (
     workspace,
 )
 from engine.connectors.mllp.client import AckTimeout, BlockingMllpClient, MllpConnectionError
-from engine.journal import now_utc
-from engine.rule_versions import announce_published
 from engine.store.database import open_engine
-from engine.store.models import RuleSetVersion, StageEvent
+from engine.store.models import StageEvent
 from tests.delivery_config import delivery_config
+from tests.republish import publish_copy
 
 TRICKLE_SECONDS = 0.02
 GOAL_SECONDS = 2.0
@@ -70,20 +69,6 @@ class Trickle(threading.Thread):
                 self.sent += 1
 
 
-def publish(engine: Any, version: int) -> datetime:
-    """Publish version 1's content again as ``version``; the moment it committed."""
-    with Session(engine) as session, session.begin():
-        first = session.scalars(select(RuleSetVersion).where(RuleSetVersion.version == 1)).one()
-        moment = now_utc()
-        session.add(RuleSetVersion(
-            version=version, status="published", author="bench", approver="bench",
-            content=first.content, content_hash=first.content_hash, created_at=moment,
-            published_at=moment))
-        session.flush()
-        announce_published(session.connection(), version)
-    return now_utc()
-
-
 def first_use(engine: Any, version: int) -> datetime | None:
     with Session(engine) as session:
         return session.scalar(select(func.min(StageEvent.at))
@@ -108,7 +93,7 @@ def measure(store: str, url: str, work: Path, processes: Processes,
         committed = {}
         for version in range(2, publishes + 2):
             time.sleep(rng.uniform(0.5, 1.5))
-            committed[version] = publish(engine, version)
+            committed[version] = publish_copy(engine, version, "bench", "bench")
         time.sleep(GOAL_SECONDS + 1.0)
         trickle.stop.set()
         trickle.join(10)

@@ -12,27 +12,15 @@ from sqlalchemy.orm import Session
 
 from engine.hl7v2 import parse
 from engine.ingest import Ingestor
-from engine.journal import Journal, Received, now_utc
+from engine.journal import Journal, Received
 from engine.pipeline import Pipeline
-from engine.rule_versions import RuleSetCache, announce_published, bootstrap
+from engine.rule_versions import RuleSetCache, bootstrap
 from engine.store.migrate import upgrade
-from engine.store.models import JournalEntry, RuleSetVersion
+from engine.store.models import JournalEntry
+from tests.republish import publish_copy
 from tests.samples import CORPUS
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def publish_copy(engine, version: int) -> None:
-    """Publish version 1's content again as ``version``, announced as a publish is."""
-    with Session(engine) as session, session.begin():
-        first = session.scalars(select(RuleSetVersion).where(RuleSetVersion.version == 1)).one()
-        moment = now_utc()
-        session.add(RuleSetVersion(
-            version=version, status="published", author="ana", approver="abe",
-            content=first.content, content_hash=first.content_hash, created_at=moment,
-            published_at=moment))
-        session.flush()
-        announce_published(session.connection(), version)
 
 
 def wait_for_version(cache: RuleSetCache, version: int, limit: float) -> float:
