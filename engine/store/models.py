@@ -221,6 +221,57 @@ class RuleSetVersion(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
+    # Change control (engine.versions): why it changed, and each step of its review.
+    summary: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None]
+    submitted_at: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+    rejected_by: Mapped[str | None] = mapped_column(String(64))
+    rejected_at: Mapped[datetime | None]
+    review_note: Mapped[str | None] = mapped_column(Text)
+    published_by: Mapped[str | None] = mapped_column(String(64))
+    superseded_at: Mapped[datetime | None]
+    # A rollback's new revision names the earlier published version it restores.
+    restores_version: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_rule_set_versions_status", "status"),)
+
+
+class ImpactPreview(Base):
+    """One impact preview of a version's exact content (``content_hash``) against the
+    version published when it ran (``baseline_version``), with its progress. The
+    report names messages by id and fields by path: it holds no message content."""
+
+    __tablename__ = "impact_previews"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    rule_set_version_id: Mapped[int] = mapped_column(ForeignKey("rule_set_versions.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    baseline_version: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # queued, running, done, failed
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # The runner's heartbeat: a preview running with no progress for long was left by
+    # a process that died, and goes back to the queue.
+    progress_at: Mapped[datetime | None]
+    # What to replay: {"limit": N} and optionally "since", "until", "source".
+    selection: Mapped[dict[str, Any]]
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    journal_messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    test_messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    summary: Mapped[dict[str, Any] | None]
+    report: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    # An empty preview counts for the gate only with an approver's recorded override.
+    overridden_by: Mapped[str | None] = mapped_column(String(64))
+    override_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_impact_previews_version_hash", "rule_set_version_id", "content_hash"),
+        Index("ix_impact_previews_status", "status", "id"),
+    )
 
 
 class CatalogConnection(Base):
@@ -267,5 +318,9 @@ class AuditEvent(Base):
     target_type: Mapped[str | None] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None]
+    # For a change to a versioned thing: its content hash before and after, and why.
+    before_hash: Mapped[str | None] = mapped_column(String(64))
+    after_hash: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
