@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from engine.connectors import ConnectorError
 from engine.connectors.sink import DeliveryFailed, Outbound
+from engine.durable_file import sync_directory
 from engine.encoders import outbound_control_id
 from engine.encoders.hl7v2 import MEDIA_TYPE as HL7V2_MEDIA_TYPE
 from engine.errors import EditError, SwitchboardError
@@ -177,13 +178,4 @@ def _write_atomically(directory: Path, name: str, data: bytes) -> None:
         with suppress(OSError):
             os.unlink(temporary)
         raise
-    _sync_directory(directory)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Flush the directory entry, so that the rename survives a crash."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    sync_directory(directory)
