@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.commands.audit import add_audit_commands
 from engine.commands.queue_args import add_queue_commands
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
@@ -107,6 +108,7 @@ def _add_service_commands(commands: Any) -> None:
     users.add_argument("--database", metavar="URL")
     users.set_defaults(run=_users)
     add_queue_commands(commands)
+    add_audit_commands(commands)
 
 
 def _database_url(args: argparse.Namespace) -> str:
