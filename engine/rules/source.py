@@ -109,7 +109,9 @@ def _concept_map_texts(root: Path, findings: list[Finding]) -> dict[str, str]:
     texts = {}
     for path in sorted((root / CONCEPT_MAPS).glob("*.csv")):
         try:
-            texts[_relative(root, path)] = path.read_text(encoding="utf-8")
+            # Bytes, not read_text(): its newline translation would turn the sheets'
+            # CRLF into LF, and an export would no longer give back the file.
+            texts[_relative(root, path)] = path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             findings.append(Finding(_relative(root, path), "(document)", f"cannot be read: {exc}"))
     return texts
@@ -150,6 +152,12 @@ def _test_files(
             if not isinstance(message, dict) or "file" not in message:
                 continue
             key = message_file_key(doc.path, str(message["file"]))
+            if os.path.isabs(key) or key.split(os.sep)[0] == os.pardir:
+                # A version holds only what is under its root: never /etc/passwd.
+                findings.append(Finding(doc.path, f"cases[{index}].message.file",
+                                        f"message file {message['file']} is outside the "
+                                        "configuration root", "tests"))
+                continue
             try:
                 files[key] = (root / key).read_bytes()
             except OSError:
