@@ -38,18 +38,27 @@ def run_rule_tests(rule_set: RuleSet, source: RuleSource) -> list[CaseResult]:
 
 
 def _run(rule_set: RuleSet, source: RuleSource, path: str, case: Mapping[str, Any]) -> list[str]:
-    message_spec = case["message"]
-    if "file" in message_spec:
-        raw = source.files.get(message_file_key(path, str(message_spec["file"])))
-        if raw is None:
-            return [f"message file {message_spec['file']} was not found"]
-    else:
-        raw = re.sub(r"\r\n|\n", "\r", str(message_spec["inline"])).encode()
+    raw = case_message(source, path, case)
+    if raw is None:
+        return [f"message file {case['message'].get('file')} was not found"]
     try:
         outcome = rule_set.process(parse(raw))
     except SwitchboardError as exc:
         return [f"the message cannot be processed: {exc}"]
     return compare(outcome, case["expect"])
+
+
+def case_message(source: RuleSource, path: str, case: Any) -> bytes | None:
+    """The message a rule-test case feeds the rules: its file's bytes, or its inline
+    text with HL7's segment separator; None when there is none to be had."""
+    spec = case.get("message") if isinstance(case, Mapping) else None
+    if not isinstance(spec, Mapping):
+        return None
+    if "file" in spec:
+        return source.files.get(message_file_key(path, str(spec["file"])))
+    if "inline" in spec:
+        return re.sub(r"\r\n|\n", "\r", str(spec["inline"])).encode()
+    return None
 
 
 def compare(outcome: Outcome, expect: Mapping[str, Any]) -> list[str]:
