@@ -20,13 +20,33 @@ access_log = logging.getLogger("switchboard.web")
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = _configured(test_config)
-    from admin import api, exceptions_api, health, ingest, tasks_api
+    from admin import (
+        api,
+        audit_api,
+        exceptions_api,
+        health,
+        ingest,
+        openapi,
+        rules_api,
+        tasks_api,
+    )
 
     app.register_blueprint(health.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(exceptions_api.blueprint)
     app.register_blueprint(tasks_api.blueprint)
+    app.register_blueprint(rules_api.blueprint)
+    app.register_blueprint(audit_api.blueprint)
+    app.register_blueprint(openapi.blueprint)
     app.register_blueprint(ingest.blueprint)
+    if not app.testing and app.config.get("PREVIEW_RUNNER", True):
+        # Impact previews run in the background of the web process that serves their
+        # API; with several web processes, each preview is claimed by one of them.
+        from engine.impact_preview import PreviewRunner
+
+        runner = PreviewRunner(app.extensions["switchboard"].engine)
+        runner.start()
+        app.extensions["switchboard.previews"] = runner
     return app
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import Engine
 
+from engine.change_control import ChangeControl
 from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
 from engine.journal import Journal
@@ -27,6 +28,7 @@ class Services:
     rule_sets: RuleSetCache
     exceptions: ExceptionQueue
     tasks: WorkQueue
+    versions: ChangeControl
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -35,7 +37,8 @@ class Services:
         journal = Journal(engine, exception_owner(rule_sets))
         audit = AuditLog(engine)
         return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets,
-                   ExceptionQueue(engine, audit), WorkQueue(engine, audit))
+                   ExceptionQueue(engine, audit), WorkQueue(engine, audit),
+                   ChangeControl(engine, audit))
 
 
 def services() -> Services:

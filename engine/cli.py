@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.commands.audit import add_audit_commands
+from engine.commands.change_control import add_change_commands
 from engine.commands.queue_args import add_queue_commands
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
@@ -164,7 +165,8 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _add_rule_commands(commands: Any) -> None:
-    rules = commands.add_parser("rules", help="lint and test a rule configuration")
+    rules = commands.add_parser("rules", help="lint and test a rule configuration; "
+                                "change control of rule-set versions")
     tools = rules.add_subparsers(required=True, metavar="TOOL")
     for name, handler, text in (
         ("lint", _lint, "check schemas, destinations, scopes, regexes and rows"),
@@ -174,6 +176,7 @@ def _add_rule_commands(commands: Any) -> None:
         tool.add_argument("dir", nargs="?", type=Path, default=Path("."),
                           help="configuration root holding rules/ and catalog/ (default: .)")
         tool.set_defaults(run=handler)
+    add_change_commands(tools)
     convert = commands.add_parser("convert", help="print the canonical record of each message")
     convert.add_argument("--to", choices=["canonical"], default="canonical")
     convert.add_argument("files", nargs="+", metavar="FILE", help="HL7 v2 files; - reads stdin")

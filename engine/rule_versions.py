@@ -27,10 +27,12 @@ from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import RuleSet, compile_rule_set
 from engine.rules.snapshot import content_hash, from_content, to_content
 from engine.rules.source import read_rule_source
+from engine.security.audit import AuditLog
 from engine.store.database import reader
 from engine.store.models import CatalogConnection, RuleSetVersion
 
 SYSTEM = "system"
+BOOTSTRAP_SUMMARY = "The shipped rules/ and catalog/, imported on the first start"
 CHANNEL = "switchboard_rule_sets"
 # With announcements, polling is only the safety net for a lost LISTEN connection.
 POLL_SECONDS = {"sqlite": 1.0, "postgresql": 30.0}
@@ -52,19 +54,28 @@ def bootstrap(engine: Engine, root: Path) -> int | None:
     source = read_rule_source(root)
     compile_rule_set(source)
     content = to_content(source)
+    audit = AuditLog(engine)
     with Session(engine) as session, session.begin():
+        audit.lock(session)
         if session.scalar(select(func.count()).select_from(RuleSetVersion)):
             return None
         moment = now_utc()
         version = RuleSetVersion(
             version=1, status="published", author=SYSTEM, approver=SYSTEM, content=content,
             content_hash=content_hash(content), created_at=moment, published_at=moment,
+            summary=BOOTSTRAP_SUMMARY, updated_at=moment, submitted_at=moment,
+            approved_at=moment, published_by=SYSTEM,
         )
         session.add(version)
         session.flush()
         for doc in source.of_kind("connection"):
             session.add(CatalogConnection(rule_set_version_id=version.id,
                                           connection_id=str(doc.data["id"]), document=doc.data))
+        session.flush()
+        audit.record(session, SYSTEM, "rules.bootstrap", "rule_set_version", "1",
+                     {"status": "published", "root": root.resolve().name}, before_hash=None,
+                     after_hash=version.content_hash,
+                     reason="system bootstrap: first start of an empty store")
         return 1
 
 

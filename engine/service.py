@@ -286,7 +286,11 @@ async def run(settings: Settings, *, engine_part: bool, web_part: bool,
         for server in servers:
             server.shutdown()
             server.server_close()
-            server.app.extensions["switchboard"].engine.dispose()  # type: ignore[attr-defined]
+            extensions = server.app.extensions  # type: ignore[attr-defined]
+            if "switchboard.previews" in extensions:
+                # A preview cut short goes back to the queue for the next start.
+                extensions["switchboard.previews"].stop()
+            extensions["switchboard"].engine.dispose()
         if process is not None:
             await process.stop()
         store.dispose()

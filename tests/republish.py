@@ -1,13 +1,14 @@
-"""Publishing a new rule-set version the way a publish does (the version row and, on
-PostgreSQL, its announcement in one transaction), for hot-reload tests and the
-hot-reload benchmark, until change control has its own publish."""
+"""Publishing a new rule-set version the way change control's publish does (the old
+version superseded, the new row and, on PostgreSQL, its announcement in one
+transaction), without its review: the hot-reload tests and benchmark measure pickup,
+and a four-eyes review with an impact preview per publish would only slow them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.journal import now_utc
@@ -21,6 +22,8 @@ def publish_copy(engine: Any, version: int, author: str = "ana",
     with Session(engine) as session, session.begin():
         first = session.scalars(select(RuleSetVersion).where(RuleSetVersion.version == 1)).one()
         moment = now_utc()
+        session.execute(update(RuleSetVersion).where(RuleSetVersion.status == "published")
+                        .values(status="superseded", superseded_at=moment))
         session.add(RuleSetVersion(
             version=version, status="published", author=author, approver=approver,
             content=first.content, content_hash=first.content_hash, created_at=moment,

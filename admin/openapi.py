@@ -1,0 +1,131 @@
+"""The OpenAPI 3.1 document the web app serves at ``/api/openapi.json``.
+
+Its paths are read from the app's own URL map, so a route cannot be added without
+appearing here; what each operation is for comes from its view's docstring, and the
+request bodies from the table below. Every operation needs a bearer token except the
+health probes and this document, which name no data."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify
+
+blueprint = Blueprint("openapi", __name__)
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json"})
+# HTTP ingest is called by systems, with their connection's own token, not a user's.
+SOURCE_PATHS = frozenset({"/ingest/{connection_id}"})
+_PARAMETER = re.compile(r"<(?:(?P<kind>\w+):)?(?P<name>\w+)>")
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(required)}
+
+
+_TEXT, _INT = {"type": "string"}, {"type": "integer"}
+# Request bodies by endpoint (blueprint.view): what the view reads from the JSON body.
+BODIES: dict[str, dict[str, Any]] = {
+    "rules_api.create_draft": _object({"summary": _TEXT, "parent": _INT,
+                                       "content": {"$ref": "#/components/schemas/Content"}},
+                                      ("summary",)),
+    "rules_api.edit": _object({"summary": _TEXT,
+                               "content": {"$ref": "#/components/schemas/Content"}}),
+    "rules_api.put_document": _object({"path": _TEXT, "kind": _TEXT, "data": {}},
+                                      ("path", "kind", "data")),
+    "rules_api.approve": _object({"note": _TEXT}),
+    "rules_api.reject": _object({"reason": _TEXT}, ("reason",)),
+    "rules_api.request_preview": _object({"limit": _INT, "since": _TEXT, "until": _TEXT,
+                                          "source": _TEXT}),
+    "rules_api.override_preview": _object({"reason": _TEXT}, ("reason",)),
+    "rules_api.rollback": _object({"version": _INT, "reason": _TEXT}, ("version", "reason")),
+    "exceptions_api.assign_exception": _object({"assignee": _TEXT}, ("assignee",)),
+    "exceptions_api.resolve_exception": _object({"note": _TEXT}, ("note",)),
+    "exceptions_api.reprocess_exception": _object({"body": _TEXT}, ("body",)),
+    "tasks_api.assign_task": _object({"assignee": _TEXT}, ("assignee",)),
+    "tasks_api.approve_task": _object({"note": _TEXT}),
+    "tasks_api.reject_task": _object({"reason": _TEXT}, ("reason",)),
+}
+_ERRORS = {
+    "400": "The request is malformed; the reason says which part",
+    "401": "No token, or an unknown, revoked or disabled one",
+    "403": "The caller's role, or four-eyes, does not allow this; the hint says whom to ask",
+    "404": "No such item",
+    "409": "The item's state does not allow this; the hint says what to do instead",
+}
+
+
+@blueprint.get("/api/openapi.json")
+def document() -> Any:
+    return jsonify(openapi_document(current_app))
+
+
+def openapi_document(app: Flask) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static":
+            continue
+        path = _PARAMETER.sub(lambda m: "{" + m["name"] + "}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(app, rule, path)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Switchboard", "version": "1",
+                 "description": "Switchboard's REST API: messages, the exception queue, "
+                                "the work queue, change control of rule-set versions, "
+                                "HTTP ingest, health and metrics."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "a user's API token from `switchboard users add`"},
+                "sourceToken": {"type": "http", "scheme": "bearer",
+                                "description": "the inbound connection's token, from the "
+                                               "environment variable its catalog entry "
+                                               "names (endpoint.auth_secret_env)"}},
+            "schemas": {
+                "Error": _object({"error": _TEXT, "reason": _TEXT, "hint": _TEXT},
+                                 ("error", "reason")),
+                "Content": _object({"documents": {"type": "array"},
+                                    "concept_maps": {"type": "object"},
+                                    "files": {"type": "object"}}, ("documents",)),
+            },
+        },
+    }
+
+
+def _operation(app: Flask, rule: Any, path: str) -> dict[str, Any]:
+    view = app.view_functions[rule.endpoint]
+    doc = (view.__doc__ or "").strip()
+    operation: dict[str, Any] = {
+        "operationId": f"{rule.endpoint}.{sorted(rule.methods - {'HEAD', 'OPTIONS'})[0]}"
+                       .replace(".", "_").lower(),
+        "summary": doc.splitlines()[0] if doc else rule.endpoint.split(".")[-1]
+        .replace("_", " "),
+        "tags": [rule.endpoint.split(".")[0]],
+        "parameters": [_parameter(m) for m in _PARAMETER.finditer(rule.rule)],
+        "responses": {"200": {"description": "Done", "content": {
+            "application/json": {"schema": {"type": "object"}}}}},
+    }
+    if doc and len(doc.splitlines()) > 1:
+        operation["description"] = doc
+    if rule.endpoint in BODIES:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": BODIES[rule.endpoint]}}}
+    if path in SOURCE_PATHS:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/hl7-v2": {"schema": _TEXT},
+            "application/fhir+json": {"schema": {"type": "object"}}}}
+    if path not in OPEN_PATHS:
+        operation["security"] = [{"sourceToken" if path in SOURCE_PATHS else "bearer": []}]
+        for code, text in _ERRORS.items():
+            operation["responses"][code] = {"description": text, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    else:
+        operation["security"] = []
+    return operation
+
+
+def _parameter(match: re.Match[str]) -> dict[str, Any]:
+    kind = "integer" if match["kind"] == "int" else "string"
+    return {"name": match["name"], "in": "path", "required": True, "schema": {"type": kind}}

@@ -1,0 +1,194 @@
+"""Change control over REST: rule-set versions, their review, gates, impact previews,
+diffs and rollback. Every caller is authenticated here; what their role may do, and
+from which state, engine.change_control decides (403 for a role or four-eyes, 409 for
+a state, each with a hint saying what to do)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, g, jsonify, request
+from werkzeug.http import HTTP_STATUS_CODES
+
+from admin.auth import require
+from admin.queue_requests import answer_queue_errors, json_object, page_args, text_field
+from admin.services import services
+from engine.change_control import GatesFailed
+from engine.rules.lifecycle import READ_ROLES, Conflict, Forbidden
+
+blueprint = Blueprint("rules_api", __name__, url_prefix="/api/rule-sets")
+answer_queue_errors(blueprint)
+
+
+def _answer(code: int) -> Any:
+    def answer(error: Forbidden | Conflict) -> tuple[Response, int]:
+        body: dict[str, Any] = {"error": HTTP_STATUS_CODES[code], "reason": str(error),
+                                "hint": error.hint}
+        if isinstance(error, GatesFailed):
+            body["gates"] = [gate.as_dict() for gate in error.gates]
+        return jsonify(body), code
+
+    return answer
+
+
+blueprint.register_error_handler(Forbidden, _answer(403))
+blueprint.register_error_handler(Conflict, _answer(409))
+# Any authenticated user may call; the role each action needs is checked inside.
+anyone = require(*READ_ROLES)
+
+
+@blueprint.get("/versions")
+@anyone
+def history() -> Any:
+    page, per_page = page_args()
+    return jsonify(services().versions.history(request.args.get("status"), page,
+                                               per_page).as_dict())
+
+
+@blueprint.post("/versions")
+@anyone
+def create_draft() -> Any:
+    """``{"summary": "...", "parent": 3}`` copies a version (default: the published
+    one); ``{"summary": "...", "content": {...}}`` imports content."""
+    body = json_object()
+    content = body.get("content")
+    if content is not None and not isinstance(content, dict):
+        abort(400, description='"content" must be a JSON object, as `rules export` reads it')
+    created = services().versions.create_draft(
+        g.principal, text_field(body, "summary") or "", _optional_int(body, "parent"), content)
+    return jsonify(created), 201
+
+
+@blueprint.get("/versions/<int:version>")
+@anyone
+def show(version: int) -> Any:
+    return jsonify(services().versions.show(version))
+
+
+@blueprint.get("/versions/<int:version>/content")
+@anyone
+def content(version: int) -> Any:
+    return jsonify(services().versions.content(version))
+
+
+@blueprint.put("/versions/<int:version>/content")
+@anyone
+def edit(version: int) -> Any:
+    body = json_object()
+    content = body.get("content")
+    if content is not None and not isinstance(content, dict):
+        abort(400, description='"content" must be a JSON object')
+    summary = text_field(body, "summary", required=False)
+    if content is None and summary is None:
+        abort(400, description='Send "content", "summary" or both')
+    return jsonify(services().versions.edit(version, g.principal, content, summary))
+
+
+@blueprint.put("/versions/<int:version>/documents")
+@anyone
+def put_document(version: int) -> Any:
+    """``{"path": "rules/routes/x.yaml", "kind": "routes", "data": {...}}``."""
+    body = json_object()
+    path, kind = text_field(body, "path") or "", text_field(body, "kind") or ""
+    if "data" not in body:
+        abort(400, description='Send the document as "data"')
+    return jsonify(services().versions.put_document(version, g.principal, path, kind,
+                                                    body["data"]))
+
+
+@blueprint.delete("/versions/<int:version>/documents")
+@anyone
+def delete_document(version: int) -> Any:
+    path = request.args.get("path") or abort(400, description="Name the document: ?path=")
+    return jsonify(services().versions.delete_document(version, g.principal, path))
+
+
+@blueprint.post("/versions/<int:version>/submit")
+@anyone
+def submit(version: int) -> Any:
+    return jsonify(services().versions.submit(version, g.principal))
+
+
+@blueprint.post("/versions/<int:version>/approve")
+@anyone
+def approve(version: int) -> Any:
+    note = text_field(json_object(), "note", required=False)
+    return jsonify(services().versions.approve(version, g.principal, note))
+
+
+@blueprint.post("/versions/<int:version>/reject")
+@anyone
+def reject(version: int) -> Any:
+    reason = text_field(json_object(), "reason") or ""
+    return jsonify(services().versions.reject(version, g.principal, reason))
+
+
+@blueprint.post("/versions/<int:version>/publish")
+@anyone
+def publish(version: int) -> Any:
+    return jsonify(services().versions.publish(version, g.principal))
+
+
+@blueprint.get("/versions/<int:version>/gates")
+@anyone
+def gates(version: int) -> Any:
+    found = services().versions.gates(version)
+    return jsonify(version=version, passed=all(gate["passed"] for gate in found), gates=found)
+
+
+@blueprint.post("/versions/<int:version>/previews")
+@anyone
+def request_preview(version: int) -> Any:
+    """``{"limit": 1000, "since": ISO, "until": ISO, "source": "ehr-adt-feed"}``, each
+    optional. Answers 202 with the preview to poll."""
+    selection = {k: v for k, v in json_object().items()
+                 if k in ("limit", "since", "until", "source")}
+    return jsonify(services().versions.request_preview(version, g.principal, selection)), 202
+
+
+@blueprint.get("/previews/<int:preview_id>")
+@anyone
+def preview(preview_id: int) -> Any:
+    return jsonify(services().versions.preview(preview_id))
+
+
+@blueprint.post("/previews/<int:preview_id>/override")
+@anyone
+def override_preview(preview_id: int) -> Any:
+    reason = text_field(json_object(), "reason") or ""
+    return jsonify(services().versions.override_preview(preview_id, g.principal, reason))
+
+
+@blueprint.post("/rollback")
+@anyone
+def rollback() -> Any:
+    """``{"version": 2, "reason": "..."}``: publish version 2's rules again."""
+    body = json_object()
+    version = _optional_int(body, "version")
+    if version is None:
+        abort(400, description='Name the earlier published version: {"version": N}')
+    reason = text_field(body, "reason") or ""
+    return jsonify(services().versions.rollback(version, g.principal, reason)), 201
+
+
+@blueprint.get("/diff")
+@anyone
+def diff() -> Any:
+    before, after = _query_int("from"), _query_int("to")
+    return jsonify(services().versions.diff(before, after))
+
+
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        abort(400, description=f'"{name}" must be a version number')
+    return value
+
+
+def _query_int(name: str) -> int:
+    raw = request.args.get(name, "")
+    if not raw.isdigit():
+        abort(400, description=f"Name two versions: ?from=N&to=M ({name} is missing)")
+    return int(raw)

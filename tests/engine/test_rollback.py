@@ -1,0 +1,130 @@
+"""Rollback end to end, with ``switchboard serve`` as a process: a reviewed version that
+stops routing ADT updates to the sink is published through the REST API and picked up
+without a restart; after a rollback to version 1, a message sent within the
+hot-reload delay is routed by the older rules again."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.connectors.mllp.client import BlockingMllpClient
+from engine.hl7v2 import parse
+from engine.rule_versions import POLL_SECONDS
+from engine.security.users import UserStore
+from engine.store.database import open_engine
+from engine.store.models import Delivery, JournalEntry
+from tests.delivery_config import SINK, delivery_config, update
+from tests.recording_sink import RecordingSink
+from tests.serve_process import ServeProcess, free_port
+
+VERSIONS = "/api/rule-sets/versions"
+# Published rules reach a running engine within one poll on SQLite, plus a pass.
+HOT_RELOAD_DELAY = POLL_SECONDS["sqlite"] + 0.5
+
+
+def call(port: int, token: str, path: str, body: Any = None, method: str | None = None) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method=method or ("POST" if body is not None
+                                                             else "GET"),
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def case(expect_rows: list[str]) -> dict[str, Any]:
+    inline = update("CASE-1", "MRN-CASE").decode().replace("\r", "\n")
+    return {"id": "adt-updates", "description": "Where an ADT update goes.", "cases": [
+        {"id": "adt-update", "message": {"inline": inline},
+         "expect": {"rows": expect_rows, "destinations": [SINK] if expect_rows else []}}]}
+
+
+def send(mllp: int, control_id: str) -> None:
+    with BlockingMllpClient("127.0.0.1", mllp, timeout=30) as client:
+        assert parse(client.send(update(control_id, f"MRN-{control_id}"))).get("MSA-1") == "AA"
+
+
+def routed(engine, control_id: str, limit: float = 30.0) -> tuple[int | None, list[str]]:
+    """(the rule-set version that routed the message, its destinations)."""
+    deadline = time.monotonic() + limit
+    while True:
+        with Session(engine) as session:
+            entry = session.scalars(select(JournalEntry).where(
+                JournalEntry.control_id == control_id)).first()
+            if entry is not None and entry.rule_set_version is not None:
+                destinations = session.scalars(select(Delivery.destination).where(
+                    Delivery.journal_id == entry.id)).all()
+                return entry.rule_set_version, list(destinations)
+        assert time.monotonic() < deadline, f"{control_id} was not routed"
+        time.sleep(0.05)
+
+
+def test_after_a_rollback_the_engine_routes_by_the_older_rules(tmp_path):
+    sink = RecordingSink()
+    sink.start()
+    mllp = free_port()
+    url = f"sqlite:///{tmp_path / 'switchboard.db'}"
+    config = delivery_config(tmp_path / "config", sink.url, mllp_port=mllp)
+    tests = config / "rules" / "tests" / "adt-updates.yaml"
+    tests.parent.mkdir(parents=True)
+    tests.write_text(yaml.safe_dump(case(["all-to-test-sink"]), sort_keys=False))
+    serve = ServeProcess(config, url, tmp_path / "serve.log")
+    serve.start()
+    store = open_engine(url)
+    try:
+        users = UserStore(store)
+        anna, abe = users.add("anna", "analyst", "test"), users.add("abe", "approver", "test")
+        port = serve.web_port
+        send(mllp, "BEFORE")
+        assert routed(store, "BEFORE") == (1, [SINK])
+
+        # Version 2: only results go to the sink, so ADT updates go nowhere.
+        v2 = call(port, anna, VERSIONS, {"summary": "Only results reach the test sink"})
+        version = v2["version"]
+        content = call(port, anna, f"{VERSIONS}/{version}/content")
+        routes = next(d for d in content["documents"] if d["kind"] == "routes")
+        routes["data"]["rows"][0]["match"] = {"type": "ORU"}
+        call(port, anna, f"{VERSIONS}/{version}/documents", routes, method="PUT")
+        call(port, anna, f"{VERSIONS}/{version}/documents",
+             {"path": "rules/tests/adt-updates.yaml", "kind": "tests", "data": case([])},
+             method="PUT")
+        call(port, anna, f"{VERSIONS}/{version}/submit", {})
+        preview = call(port, anna, f"{VERSIONS}/{version}/previews", {"limit": 100})
+        while preview["status"] in ("queued", "running"):
+            time.sleep(0.1)
+            preview = call(port, anna, f"/api/rule-sets/previews/{preview['id']}")
+        assert preview["status"] == "done", preview
+        call(port, abe, f"{VERSIONS}/{version}/approve", {})
+        call(port, abe, f"{VERSIONS}/{version}/publish", {})
+        time.sleep(HOT_RELOAD_DELAY)
+        send(mllp, "DURING")
+        assert routed(store, "DURING") == (version, [])
+
+        rollback = call(port, abe, "/api/rule-sets/rollback",
+                        {"version": 1, "reason": "the ADT feed must reach the sink"})
+        assert rollback["restores_version"] == 1
+        time.sleep(HOT_RELOAD_DELAY)
+        send(mllp, "AFTER")
+        assert routed(store, "AFTER") == (rollback["version"], [SINK])
+        deadline = time.monotonic() + 30
+        while len(sink.received) < 2:
+            assert time.monotonic() < deadline, "the sink did not get both messages"
+            time.sleep(0.1)
+        assert sorted(r.key for r in sink.received) == sorted(
+            d for d in _keys(store))
+    finally:
+        serve.stop()
+        sink.stop()
+        store.dispose()
+
+
+def _keys(engine) -> list[str]:
+    with Session(engine) as session:
+        return list(session.scalars(select(Delivery.idempotency_key)))
