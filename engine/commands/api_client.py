@@ -70,9 +70,13 @@ def _refusal(error: urllib.error.HTTPError) -> ApiError:
         body = json.loads(error.read() or b"{}")
     except ValueError:
         body = {}
-    reason = body.get("reason") or error.reason
+    reason = str(body.get("reason") or error.reason)
+    hint = body.get("hint")
+    # The server's reason already ends with its hint when it has one: say it once.
+    if hint and reason.endswith(str(hint)):
+        hint = None
     return ApiError(error.code, f"{error.code} {body.get('error') or error.reason}: {reason}",
-                    hint=body.get("hint"), body=body)
+                    hint=hint, body=body)
 
 
 def _token(token_file: Path | None) -> str:

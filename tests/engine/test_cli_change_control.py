@@ -70,6 +70,7 @@ def test_a_change_from_import_to_publish_and_back(server, capsys, monkeypatch, t
     assert r("anna", "submit", "2")[0] == 0
     code, _, err = r("abe", "approve", "2")
     assert code == 1 and "409" in err and "FAIL preview" in err
+    assert err.count("run the impact preview") == 1  # the hint, said once
     code, out, _ = r("anna", "preview", "2", "--limit", "10")
     assert code == 0 and "impact preview" in out and ": done" in out
     code, _, err = r("anna", "approve", "2")
