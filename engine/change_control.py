@@ -26,6 +26,7 @@ from engine.journal import now_utc
 from engine.queues import Invalid, NotFound, Page, check_page, iso
 from engine.rule_versions import announce_published
 from engine.rules import lifecycle
+from engine.rules.export import content_problems
 from engine.rules.gates import PREVIEW, Gate, failed, source_gates
 from engine.rules.lifecycle import Conflict
 from engine.rules.snapshot import content_hash, from_content
@@ -337,14 +338,20 @@ def _source(content: dict[str, Any]) -> RuleSource:
 
 
 def _readable(content: dict[str, Any]) -> None:
-    """Refuse content that is not a configuration at all (gates judge the rest)."""
+    """Refuse content that is not a configuration at all, or that an export could not
+    write as files and read back unchanged (the gates judge the rest)."""
     try:
         from_content(content)
+        problems = content_problems(content)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise Invalid(f"the content is not a rule-set configuration ({type(error).__name__}: "
                       f"{error})", hint='Send {"documents": [{"path", "kind", "data"}, ...], '
                       '"concept_maps": {...}, "files": {...}}, as `rules export` writes it '
                       "and `rules import` reads it") from None
+    if problems:
+        raise Invalid(f"the content could not be exported as files: {'; '.join(problems)}",
+                      hint="Keep every file under rules/ or catalog/, in the folder of its "
+                           "kind, as `rules export` writes them")
 
 
 def _version(session: Session, version: int) -> RuleSetVersion:

@@ -325,3 +325,15 @@ def test_compliance_reads_the_audit_trail_and_checks_its_chain(api, engine, role
     verdict = api.call("GET", "/api/audit/verify", ROLES[role])[1]
     assert (verdict["ok"], verdict["event_id"], verdict["kind"]) == (False, event["id"],
                                                                       "edited")
+
+
+@pytest.mark.parametrize(("path", "kind"), [
+    ("../../etc/routes.yaml", "routes"), ("rules/routes/x.yaml", "connection"),
+    ("/rules/routes/x.yaml", "routes")])
+def test_a_document_an_export_could_not_write_back_is_refused(api, path, kind):
+    version = draft(api)
+    status, body = api.call("PUT", f"{VERSIONS}/{version}/documents", "anna",
+                            json={"path": path, "kind": kind, "data": {"id": "x", "rows": []}})
+    assert status == 400 and "could not be exported" in body["reason"], body
+    assert api.call("GET", f"{VERSIONS}/{version}/content", "anna")[1] == api.call(
+        "GET", f"{VERSIONS}/1/content", "anna")[1]
