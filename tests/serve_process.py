@@ -3,6 +3,7 @@ free ports with a given configuration and store, ready once /readyz says so."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,7 +12,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -79,3 +82,24 @@ class ServeProcess:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(30)
             raise AssertionError("serve did not stop on SIGTERM") from None
+
+
+def api_call(port: int, token: str, path: str, body: Any = None,
+             method: str | None = None) -> Any:
+    """One REST call to the web process on ``port`` as the token's user: the JSON
+    answer. POST when a body is given, GET otherwise, unless ``method`` says."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method=method or ("GET" if body is None else "POST"),
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait_until(check: Callable[[], Any], limit: float, what: str, every: float = 0.1) -> Any:
+    """``check()``'s first true answer within ``limit`` seconds; fails with ``what``."""
+    deadline = time.monotonic() + limit
+    while not (found := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(every)
+    return found

@@ -5,9 +5,7 @@ back, an operator's retry through the REST API delivers every message. Nothing i
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from typing import Any
 
 from engine.connectors.mllp.client import BlockingMllpClient
@@ -16,7 +14,7 @@ from engine.security.users import UserStore
 from engine.store.database import open_engine
 from tests.delivery_config import SINK, delivery_config, update
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, free_port
+from tests.serve_process import ServeProcess, api_call, free_port, wait_until
 
 
 def message(number: int) -> bytes:
@@ -25,27 +23,15 @@ def message(number: int) -> bytes:
 
 class Api:
     def __init__(self, port: int, token: str) -> None:
-        self.base = f"http://127.0.0.1:{port}/api"
+        self.port = port
         self.token = token
 
     def call(self, path: str, method: str = "GET") -> Any:
-        request = urllib.request.Request(
-            self.base + path, method=method, data=b"{}" if method == "POST" else None,
-            headers={"Authorization": f"Bearer {self.token}",
-                     "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        return api_call(self.port, self.token, "/api" + path,
+                        {} if method == "POST" else None, method)
 
     def open_exceptions(self) -> list[dict[str, Any]]:
         return self.call(f"/exceptions?status=open&connection={SINK}")["items"]
-
-
-def wait(check, limit: float, what: str) -> Any:
-    deadline = time.monotonic() + limit
-    while not (found := check()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-    return found
 
 
 def test_a_destination_down_is_retried_then_dead_lettered_then_recovered(tmp_path):
@@ -64,7 +50,7 @@ def test_a_destination_down_is_retried_then_dead_lettered_then_recovered(tmp_pat
             for number in range(3):
                 assert parse(client.send(message(number))).get("MSA-1") == "AA"
         started = time.monotonic()
-        items = wait(lambda: len(api.open_exceptions()) == 3 and api.open_exceptions(),
+        items = wait_until(lambda: len(api.open_exceptions()) == 3 and api.open_exceptions(),
                      limit=60, what="no exception items for the deliveries")
         # Three attempts a second apart (fixed 1 s, ±0 jitter) before the dead letter.
         assert time.monotonic() - started >= 2.0

@@ -4,9 +4,7 @@ approves the task over REST; a rejected one is never sent."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from typing import Any
 
 from engine.connectors.mllp.client import BlockingMllpClient
@@ -15,24 +13,7 @@ from engine.security.users import UserStore
 from engine.store.database import open_engine
 from tests.delivery_config import delivery_config, update
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, free_port
-
-
-def call(port: int, token: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api{path}", method="POST" if body is not None else "GET",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def wait(check, limit: float, what: str) -> Any:
-    deadline = time.monotonic() + limit
-    while not (found := check()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-    return found
+from tests.serve_process import ServeProcess, api_call, free_port, wait_until
 
 
 def test_a_held_message_waits_for_a_clinicians_approval(tmp_path):
@@ -50,25 +31,29 @@ def test_a_held_message_waits_for_a_clinicians_approval(tmp_path):
             for control_id in ("H1", "H2"):
                 ack = parse(client.send(update(control_id, f"MRN-{control_id}")))
                 assert ack.get("MSA-1") == "AA"
-        tasks = wait(lambda: (items := call(serve.web_port, nurse, "/tasks?queue=review")
-                              ["items"]) and len(items) == 2 and items,
-                     limit=30, what="no review tasks")
+
+        def call(token: str, path: str, body: Any = None) -> Any:
+            return api_call(serve.web_port, token, path, body)
+
+        tasks = wait_until(lambda: (items := call(nurse, "/api/tasks?queue=review")
+                                    ["items"]) and len(items) == 2 and items,
+                           limit=30, what="no review tasks")
         time.sleep(1.0)  # time enough for a delivery that should not happen
         assert sink.received == []
         operator = users.add("olive", "operator", "test")
         by_control_id = {}
         for task in tasks:
             assert task["due_at"] is not None
-            message_id = call(serve.web_port, nurse, f"/tasks/{task['id']}")["message_id"]
-            control_id = call(serve.web_port, operator, f"/messages/{message_id}")["control_id"]
+            message_id = call(nurse, f"/api/tasks/{task['id']}")["message_id"]
+            control_id = call(operator, f"/api/messages/{message_id}")["control_id"]
             by_control_id[control_id] = task["id"]
-        call(serve.web_port, nurse, f"/tasks/{by_control_id['H1']}/approve", {"note": "fine"})
-        call(serve.web_port, nurse, f"/tasks/{by_control_id['H2']}/reject",
+        call(nurse, f"/api/tasks/{by_control_id['H1']}/approve", {"note": "fine"})
+        call(nurse, f"/api/tasks/{by_control_id['H2']}/reject",
              {"reason": "wrong patient"})
         sink.wait_for(lambda s: len(s.received) == 1, limit=30)
         time.sleep(1.0)
         assert [r.body["message"]["control_id"] for r in sink.received] == ["H1"]
-        shown = call(serve.web_port, nurse, f"/tasks/{by_control_id['H2']}")
+        shown = call(nurse, f"/api/tasks/{by_control_id['H2']}")
         assert [h["status"] for h in shown["holds"]] == ["cancelled"]
     finally:
         serve.stop()

@@ -5,9 +5,7 @@ hot-reload delay is routed by the older rules again."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from typing import Any
 
 import yaml
@@ -22,21 +20,11 @@ from engine.store.database import open_engine
 from engine.store.models import Delivery, JournalEntry
 from tests.delivery_config import SINK, delivery_config, update
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, free_port
+from tests.serve_process import ServeProcess, api_call, free_port, wait_until
 
 VERSIONS = "/api/rule-sets/versions"
 # Published rules reach a running engine within one poll on SQLite, plus a pass.
 HOT_RELOAD_DELAY = POLL_SECONDS["sqlite"] + 0.5
-
-
-def call(port: int, token: str, path: str, body: Any = None, method: str | None = None) -> Any:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", method=method or ("POST" if body is not None
-                                                             else "GET"),
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
 def case(expect_rows: list[str]) -> dict[str, Any]:
@@ -86,37 +74,34 @@ def test_after_a_rollback_the_engine_routes_by_the_older_rules(tmp_path):
         assert routed(store, "BEFORE") == (1, [SINK])
 
         # Version 2: only results go to the sink, so ADT updates go nowhere.
-        v2 = call(port, anna, VERSIONS, {"summary": "Only results reach the test sink"})
+        v2 = api_call(port, anna, VERSIONS, {"summary": "Only results reach the test sink"})
         version = v2["version"]
-        content = call(port, anna, f"{VERSIONS}/{version}/content")
+        content = api_call(port, anna, f"{VERSIONS}/{version}/content")
         routes = next(d for d in content["documents"] if d["kind"] == "routes")
         routes["data"]["rows"][0]["match"] = {"type": "ORU"}
-        call(port, anna, f"{VERSIONS}/{version}/documents", routes, method="PUT")
-        call(port, anna, f"{VERSIONS}/{version}/documents",
+        api_call(port, anna, f"{VERSIONS}/{version}/documents", routes, method="PUT")
+        api_call(port, anna, f"{VERSIONS}/{version}/documents",
              {"path": "rules/tests/adt-updates.yaml", "kind": "tests", "data": case([])},
              method="PUT")
-        call(port, anna, f"{VERSIONS}/{version}/submit", {})
-        preview = call(port, anna, f"{VERSIONS}/{version}/previews", {"limit": 100})
+        api_call(port, anna, f"{VERSIONS}/{version}/submit", {})
+        preview = api_call(port, anna, f"{VERSIONS}/{version}/previews", {"limit": 100})
         while preview["status"] in ("queued", "running"):
             time.sleep(0.1)
-            preview = call(port, anna, f"/api/rule-sets/previews/{preview['id']}")
+            preview = api_call(port, anna, f"/api/rule-sets/previews/{preview['id']}")
         assert preview["status"] == "done", preview
-        call(port, abe, f"{VERSIONS}/{version}/approve", {})
-        call(port, abe, f"{VERSIONS}/{version}/publish", {})
+        api_call(port, abe, f"{VERSIONS}/{version}/approve", {})
+        api_call(port, abe, f"{VERSIONS}/{version}/publish", {})
         time.sleep(HOT_RELOAD_DELAY)
         send(mllp, "DURING")
         assert routed(store, "DURING") == (version, [])
 
-        rollback = call(port, abe, "/api/rule-sets/rollback",
+        rollback = api_call(port, abe, "/api/rule-sets/rollback",
                         {"version": 1, "reason": "the ADT feed must reach the sink"})
         assert rollback["restores_version"] == 1
         time.sleep(HOT_RELOAD_DELAY)
         send(mllp, "AFTER")
         assert routed(store, "AFTER") == (rollback["version"], [SINK])
-        deadline = time.monotonic() + 30
-        while len(sink.received) < 2:
-            assert time.monotonic() < deadline, "the sink did not get both messages"
-            time.sleep(0.1)
+        wait_until(lambda: len(sink.received) >= 2, 30, "the sink did not get both messages")
         assert sorted(r.key for r in sink.received) == sorted(
             d for d in _keys(store))
     finally:
