@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from engine.impact_preview import preview_state, request_preview
 from engine.journal import now_utc
@@ -61,9 +61,14 @@ class ChangeControl:
             query = query.where(RuleSetVersion.status == status)
         with Session(self._reads) as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.scalars(query.order_by(RuleSetVersion.version.desc())
-                                   .limit(per_page).offset((page - 1) * per_page)).all()
-            return Page([_summary(session, row) for row in rows], page, per_page, total)
+            parent = aliased(RuleSetVersion)
+            rows = session.execute(
+                query.add_columns(parent.version)
+                .outerjoin(parent, parent.id == RuleSetVersion.parent_id)
+                .order_by(RuleSetVersion.version.desc())
+                .limit(per_page).offset((page - 1) * per_page)).all()
+            # The parent's number comes in the same query: no query per listed version.
+            return Page([_view(row, number) for row, number in rows], page, per_page, total)
 
     def show(self, version: int) -> dict[str, Any]:
         with Session(self._reads) as session:
@@ -386,6 +391,10 @@ def _summary(session: Session, row: RuleSetVersion) -> dict[str, Any]:
     parent = (session.scalar(select(RuleSetVersion.version)
                              .where(RuleSetVersion.id == row.parent_id))
               if row.parent_id is not None else None)
+    return _view(row, parent)
+
+
+def _view(row: RuleSetVersion, parent: int | None) -> dict[str, Any]:
     return {
         "version": row.version, "status": row.status, "summary": row.summary,
         "author": row.author, "created_at": iso(row.created_at), "parent": parent,
