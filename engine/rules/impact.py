@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -366,8 +366,7 @@ class _DestinationCounts:
     payload_changed: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"before": self.before, "after": self.after, "added": self.added,
-                "removed": self.removed, "payload_changed": self.payload_changed}
+        return asdict(self)
 
 
 @dataclass
