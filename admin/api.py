@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
-from sqlalchemy import Select, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from admin.auth import require
-from admin.queue_requests import page_args
+from admin.queue_requests import paged
 from admin.services import services
 from engine.exception_queue import exception_summary
 from engine.security.roles import Role
@@ -42,7 +42,7 @@ def list_messages() -> Any:
                           ("until", JournalEntry.received_at.__lt__)):
         if request.args.get(name):
             query = query.where(compare(_moment(name)))
-    return jsonify(_page(query.order_by(JournalEntry.id.desc()), _message_summary))
+    return jsonify(paged(query.order_by(JournalEntry.id.desc()), _message_summary))
 
 
 @blueprint.get("/messages/<message_id>")
@@ -72,15 +72,6 @@ def show_message(message_id: str) -> Any:
 def _children(session: Session, model: Any, journal_id: int) -> list[Any]:
     return list(session.scalars(
         select(model).where(model.journal_id == journal_id).order_by(model.id)))
-
-
-def _page(query: Select[Any], render: Any) -> dict[str, Any]:
-    page, per_page = page_args()
-    with Session(services().reads) as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
-        return {"items": [render(row) for row in rows], "page": page, "per_page": per_page,
-                "total": total}
 
 
 def _message_summary(entry: JournalEntry) -> dict[str, Any]:

@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from admin.auth import require
-from admin.queue_requests import page_args
+from admin.queue_requests import paged
 from admin.services import services
 from engine.queues import iso
 from engine.security.audit import AuditLog
@@ -27,18 +26,12 @@ FILTERS = {"actor": AuditEvent.actor, "action": AuditEvent.action,
 @require(Role.COMPLIANCE)
 def events() -> Any:
     """Audit events, newest first; filter by actor, action, target_type, target_id."""
-    page, per_page = page_args()
     query = select(AuditEvent)
     for name, column in FILTERS.items():
         value = request.args.get(name)
         if value:
             query = query.where(column == value)
-    with Session(services().reads) as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(AuditEvent.id.desc()).limit(per_page)
-                               .offset((page - 1) * per_page)).all()
-        return jsonify(items=[_event(row) for row in rows], page=page, per_page=per_page,
-                       total=total)
+    return jsonify(paged(query.order_by(AuditEvent.id.desc()), _event))
 
 
 @blueprint.get("/verify")

@@ -1,14 +1,18 @@
-"""What the exception and task APIs share: reading a JSON body and the page
-arguments, and answering the queues' errors as JSON (404 unknown id, 409 a state that
+"""What the API's blueprints share: reading a JSON body, the page arguments and a
+page of rows, and answering the queues' errors as JSON (404 unknown id, 409 a state that
 does not allow the action, 400 bad input), each saying what to do next."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 from werkzeug.http import HTTP_STATUS_CODES
 
+from admin.services import services
 from engine.errors import SwitchboardError
 from engine.queues import Invalid, NotFound, Refused
 
@@ -63,3 +67,13 @@ def _positive_int(name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) < 1:
         abort(400, description=f"{name} must be a whole number from 1")
     return int(raw)
+
+
+def paged(query: Select[Any], render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """The page of ``query``'s rows the request asks for, each rendered, with the total."""
+    page, per_page = page_args()
+    with Session(services().reads) as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+        return {"items": [render(row) for row in rows], "page": page, "per_page": per_page,
+                "total": total}
