@@ -137,9 +137,27 @@ def _durable_sqlite(connection: Any, _record: Any) -> None:
     connection.isolation_level = None
     cursor = connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put a new database file in WAL mode (the mode stays with the file). Switching
+    takes SQLite's exclusive lock without waiting on the busy timeout, so processes
+    opening a new file at once would fail with 'database is locked': they take turns
+    on the writers' lock file instead."""
+    main = next(row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main")
+    if not main:  # in memory: nobody else can open it
+        cursor.execute("PRAGMA journal_mode=WAL")
+        return
+    fd = os.open(f"{main}.writers", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        os.close(fd)  # closing the file gives the lock back

@@ -111,3 +111,31 @@ def test_a_writer_queues_on_the_lock_file_before_it_takes_sqlite_s_lock(tmp_path
     writer.join(30)
     assert finished.is_set()
     engine.dispose()
+
+
+def test_processes_opening_a_new_database_at_once_wait_for_each_other(tmp_path):
+    """Switching a new file to WAL needs SQLite's exclusive lock: a connection that
+    asked before it had a busy timeout failed at once with 'database is locked' while
+    another one switched (seen as one engine of four failing to start)."""
+    failures: list[BaseException] = []
+    for round_number in range(25):
+        url = f"sqlite:///{tmp_path / f'new-{round_number}.db'}"
+        start = threading.Barrier(6)
+        engines = [open_engine(url) for _ in range(6)]
+
+        def connect(engine=None, start=start) -> None:
+            start.wait()
+            try:
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+            except BaseException as error:  # reported below
+                failures.append(error)
+
+        threads = [threading.Thread(target=connect, kwargs={"engine": e}) for e in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for engine in engines:
+            engine.dispose()
+    assert failures == []
