@@ -1,6 +1,11 @@
-"""/healthz (alive), /readyz (database reachable, listeners up) and /metrics
+"""/healthz (alive), /readyz (can this process make progress?) and /metrics
 (Prometheus). Unauthenticated by design: they carry no PHI and load balancers and
-Prometheus must reach them; the API is not here."""
+Prometheus must reach them; the API is not here.
+
+/readyz answers 503 with its reasons when the process itself cannot make progress: the
+store is unreachable, a listener is down, or a stage is stalled while work waits. A
+destination that is down is not the engine failing: it shows in /metrics and the
+exception queue, not here. It also says which rule-set version the engine runs."""
 
 from __future__ import annotations
 
@@ -14,10 +19,14 @@ from sqlalchemy import text
 
 from admin.services import services
 from engine.metrics import REGISTRY
+from engine.progress import PROGRESS
 
 blueprint = Blueprint("health", __name__)
-# Extra readiness checks a process registers (name -> callable returning True when up).
+# Extra readiness checks a process registers: name -> callable giving why it is not
+# ready, or None when it is.
 READINESS = "SWITCHBOARD_READINESS_CHECKS"
+# A callable giving the rule-set version the engine in this process runs (or None).
+RUNNING_VERSION = "SWITCHBOARD_RUNNING_VERSION"
 
 
 @blueprint.get("/healthz")
@@ -27,12 +36,18 @@ def healthz() -> Any:
 
 @blueprint.get("/readyz")
 def readyz() -> Any:
-    checks: dict[str, bool] = {"database": _database_up()}
-    extra: dict[str, Callable[[], bool]] = current_app.config.get(READINESS, {})
+    problems: dict[str, str | None] = {"database": _database_problem()}
+    extra: dict[str, Callable[[], str | None]] = current_app.config.get(READINESS, {})
     for name, check in extra.items():
-        checks[name] = bool(check())
-    ready = all(checks.values())
-    response = jsonify(status="ready" if ready else "not ready", checks=checks)
+        problems[name] = check()
+    ready = not any(problems.values())
+    version: Callable[[], int | None] | None = current_app.config.get(RUNNING_VERSION)
+    response = jsonify(
+        status="ready" if ready else "not ready",
+        checks={name: problem is None for name, problem in problems.items()},
+        reasons=[f"{name}: {problem}" for name, problem in problems.items() if problem],
+        rule_set_version=version() if version else None,
+        rule_set_versions=PROGRESS.versions())
     response.status_code = 200 if ready else 503
     return response
 
@@ -42,11 +57,11 @@ def metrics() -> Response:
     return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
 
 
-def _database_up() -> bool:
+def _database_problem() -> str | None:
     try:
         with services().reads.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception:  # any failure means not ready; the reason goes to the log
+    except Exception as error:  # any failure means not ready
         current_app.logger.warning("readiness: database unreachable")
-        return False
-    return True
+        return f"the store is unreachable ({type(error).__name__})"
+    return None

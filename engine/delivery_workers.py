@@ -27,6 +27,7 @@ from engine.connectors.sink import DeliveryFailed, Sink, sink_factory
 from engine.journal import now_utc
 from engine.outbox import Attempt, Claimed, Outbox, Recorded
 from engine.pipeline import Report, Stop
+from engine.progress import Heart
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
 
@@ -86,6 +87,7 @@ class DeliveryWorker:
         self._every_sinks: list[Sinks] = []
         self._sinks_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(concurrency, "delivery") if concurrency > 1 else None
+        self.heart = Heart("delivery", report)
 
     def run_once(self, stop: Stop | None = None) -> int:
         """Claim, send and record one batch; returns how many deliveries were tried."""
@@ -108,7 +110,9 @@ class DeliveryWorker:
         try:
             while not stop.is_set():
                 try:
-                    if self.run_once(stop) == 0:
+                    tried = self.run_once(stop)
+                    self.heart.beat(self._rule_sets.current().version)
+                    if tried == 0:
                         stop.wait(idle_wait)
                 except SQLAlchemyError:  # the store is down: claims wait for it
                     log.warning("delivery pass failed; retrying", exc_info=True)
@@ -139,6 +143,8 @@ class DeliveryWorker:
         for index, claimed in enumerate(chain):
             failure = self._send(running, claimed)
             sent.attempts.append(Attempt(claimed, now_utc(), failure))
+            # A slow destination makes a long pass: each attempt is progress.
+            self.heart.beat(running.version)
             if failure is not None:
                 sent.unsent.extend(chain[index + 1:])
                 break

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from engine.progress import PROGRESS
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 RECEIVED = Counter("switchboard_received", "Messages received", ["connection"],
@@ -50,10 +52,14 @@ RECEIVE_TO_TASK_COMPLETED = Histogram(
     ["queue"], registry=REGISTRY, buckets=_TASK_BUCKETS)
 TASKS_CREATED = Counter("switchboard_tasks_created", "Tasks created", ["queue"],
                         registry=REGISTRY)
+RULE_SET_VERSION = Gauge(
+    "switchboard_rule_set_version", "The rule-set version each part of the engine runs",
+    ["worker"], registry=REGISTRY)
 
 
 # What a worker process reports to the process that serves /metrics: (metric, label,
-# how many) for a counter, (metric, label, seconds) for a histogram.
+# how many) for a counter, (metric, label, seconds) for a histogram, and ("progress",
+# part, rule-set version) for a part's beat (engine.progress).
 _REPORTED_COUNTERS = {
     "routed": ROUTED, "exceptions": EXCEPTIONS, "held": HELD, "tasks_created": TASKS_CREATED,
     "delivered": DELIVERED, "retried": RETRIED, "dead_lettered": DEAD_LETTERED}
@@ -64,6 +70,10 @@ _REPORTED_HISTOGRAMS = {
 
 def report(metric: str, label: str, value: float) -> None:
     """Count or observe ``metric`` for ``label`` in this process's registry."""
+    if metric == "progress":
+        PROGRESS.beat(label, int(value))
+        RULE_SET_VERSION.labels(label).set(value)
+        return
     histogram = _REPORTED_HISTOGRAMS.get(metric)
     if histogram is not None:
         histogram.labels(label).observe(value)

@@ -24,6 +24,7 @@ from engine.fhir import read_fhir, to_canonical
 from engine.hl7v2 import parse
 from engine.journal import FHIR_R4, now_utc
 from engine.model.mapping import Conversion
+from engine.progress import Heart
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import Outcome
@@ -82,6 +83,7 @@ class Pipeline:
         self._postgres = engine.dialect.name == "postgresql"
         self._statements = PipelineStatements(engine.dialect)
         self._waiting = _JOURNAL.c.status == "received"
+        self.heart = Heart("pipeline" if lane is None else f"pipeline-{lane[0]}", report)
         if lane is not None and lane[1] > 1:
             self._waiting = self._waiting & (_lane_key(self._postgres) % lane[1] == lane[0])
 
@@ -102,6 +104,7 @@ class Pipeline:
         while not stop.is_set():
             try:
                 done = self.run_once()
+                self.heart.beat(self._rule_sets.current().version)
                 if done == 0:
                     stop.wait(idle_wait)
                 elif done < self._batch // 2:

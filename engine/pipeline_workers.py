@@ -71,8 +71,11 @@ def worker_main(database_url: str, lane: int, lanes: int, reports: Connection,
     configure_logging()
     engine = open_engine(database_url, pool_pre_ping=True)
 
+    sending = threading.Lock()  # delivery threads beat from several threads
+
     def report(metric: str, label: str, value: float) -> None:
-        reports.send((metric, label, value))
+        with sending:
+            reports.send((metric, label, value))
 
     try:
         if delivery is None:

@@ -13,13 +13,14 @@ import logging
 import math
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -31,15 +32,16 @@ from engine.delivery_workers import DeliveryThreads, DeliveryWorker
 from engine.errors import SwitchboardError
 from engine.escalation import Escalator
 from engine.ingest import Ingestor
-from engine.journal import Journal
+from engine.journal import Journal, now_utc
 from engine.outbox import Outbox
 from engine.pipeline import Pipeline
 from engine.pipeline_workers import DeliveryJob, WorkerPool
+from engine.progress import PROGRESS
 from engine.rule_versions import RuleSetCache, bootstrap, exception_owner
 from engine.rules.catalog_entry import Connection, FileEndpoint, MllpEndpoint
 from engine.store.database import open_engine, reader
 from engine.store.migrate import upgrade
-from engine.store.models import JournalEntry
+from engine.store.models import Delivery, JournalEntry
 
 log = logging.getLogger("switchboard.service")
 
@@ -62,6 +64,9 @@ class Settings:
     delivery_batch: int = 100
     # Listen here instead of on the catalog's port (several engines on one host).
     mllp_port_override: int | None = None
+    # A pipeline or delivery part silent this long while work waits is stalled, and
+    # the engine is not ready.
+    stall_after: float = 60.0
 
 
 # The key of the PostgreSQL advisory lock that serialises store preparation: "SBSTART".
@@ -113,8 +118,10 @@ class EngineProcess:
         self._journal: Journal | None = None
         self.listeners: dict[str, MllpListener] = {}
         self.folders: dict[str, DropFolder] = {}
+        self._started_at = time.monotonic()
 
     async def start(self) -> None:
+        self._started_at = time.monotonic()
         rule_sets = RuleSetCache(self._engine)
         running = rule_sets.current()
         self._journal = Journal(self._engine, exception_owner(rule_sets))
@@ -166,18 +173,64 @@ class EngineProcess:
             concurrency=settings.delivery_workers))
         self._delivery.start()
 
-    def ready(self) -> bool:
-        return all(_listening(listener) for listener in self.listeners.values())
+    def readiness(self) -> dict[str, Callable[[], str | None]]:
+        """Checks for /readyz: each gives why the engine cannot make progress, or None."""
+        return {"listeners": self._listeners_problem, "pipeline": self._pipeline_problem,
+                "delivery": self._delivery_problem}
 
-    def delivery_alive(self) -> bool:
+    def parts(self) -> list[str]:
+        """The parts that beat (engine.progress): pipeline lanes, then delivery."""
+        settings = self._settings
+        parts = ([f"pipeline-{lane}" for lane in range(settings.pipeline_workers)]
+                 if self._pool is not None else ["pipeline"] if self._workers else [])
+        if self._delivery is not None or self._delivery_pool is not None:
+            parts.append("delivery")
+        return parts
+
+    def running_version(self) -> int | None:
+        """The rule-set version every part of this engine routes and delivers by."""
+        return PROGRESS.running_version(self.parts())
+
+    def _listeners_problem(self) -> str | None:
+        down = sorted(name for name, listener in self.listeners.items()
+                      if not _listening(listener))
+        return f"MLLP listener not listening: {', '.join(down)}" if down else None
+
+    def _pipeline_problem(self) -> str | None:
+        alive = (self._pool.alive() if self._pool is not None
+                 else all(worker.is_alive() for worker in self._workers))
+        if not alive:
+            return "a pipeline worker is not running (it is being started again)"
+        return self._stalled([p for p in self.parts() if p.startswith("pipeline")],
+                             lambda: waiting_count(self._engine), "messages wait to be routed")
+
+    def _delivery_problem(self) -> str | None:
         if self._delivery_pool is not None:
-            return self._delivery_pool.alive()
-        return self._delivery is None or self._delivery.alive()
+            alive = self._delivery_pool.alive()
+        else:
+            alive = self._delivery is None or self._delivery.alive()
+        if not alive:
+            return "the delivery worker is not running (it is being started again)"
+        return self._stalled([p for p in self.parts() if p == "delivery"],
+                             lambda: due_count(self._engine), "deliveries are due")
 
-    def pipeline_alive(self) -> bool:
-        if self._pool is not None:
-            return self._pool.alive()
-        return all(worker.is_alive() for worker in self._workers)
+    def _stalled(self, parts: list[str], waiting: Callable[[], float],
+                 what: str) -> str | None:
+        """Why ``parts`` are stalled: silent past ``stall_after`` while work waits."""
+        limit = self._settings.stall_after
+        since_start = time.monotonic() - self._started_at
+        silent = {part: PROGRESS.silent_for(part) for part in parts}
+        quiet = {part: since_start if seconds is None else seconds
+                 for part, seconds in silent.items()}
+        stalled = sorted(part for part, seconds in quiet.items() if seconds > limit)
+        if not stalled:
+            return None
+        count = waiting()
+        if not count:  # NaN (store down) is reported by the database check
+            return None
+        longest = max(quiet[part] for part in stalled)
+        return (f"{', '.join(stalled)}: no progress for {longest:.0f} s while "
+                f"{count:.0f} {what}")
 
     async def stop(self, grace: float = 10.0) -> None:
         for listener in self.listeners.values():
@@ -225,6 +278,20 @@ def waiting_count(engine: Engine) -> float:
         return math.nan
 
 
+def due_count(engine: Engine) -> float:
+    """Deliveries a worker could send now; NaN when the store is down."""
+    moment = now_utc()
+    try:
+        with reader(engine).connect() as connection:
+            return float(connection.scalar(
+                select(func.count()).select_from(Delivery).where(or_(
+                    Delivery.status == "pending",
+                    Delivery.status.in_(("retrying", "in_flight"))
+                    & (Delivery.next_attempt_at <= moment)))) or 0)
+    except SQLAlchemyError:
+        return math.nan
+
+
 def _listening(listener: MllpListener) -> bool:
     try:
         return listener.port > 0
@@ -244,15 +311,17 @@ def _folder_config(connection: Connection) -> DropFolderConfig:
                                           "pattern": endpoint.pattern})
 
 
-def start_web(settings: Settings, port: int, readiness: dict[str, Callable[[], bool]],
+def start_web(settings: Settings, port: int, process: EngineProcess | None,
               health_only: bool = False) -> BaseWSGIServer:
-    """Serve the web app (or only its health routes) on a background thread."""
+    """Serve the web app (or only its health routes) on a background thread; its
+    /readyz answers for ``process`` too."""
     from admin import create_app, create_health_app
 
     factory = create_health_app if health_only else create_app
     app = factory({"DATABASE_URL": settings.database_url,
                    "CONFIG_ROOT": str(settings.config_root),
-                   "SWITCHBOARD_READINESS_CHECKS": readiness})
+                   "SWITCHBOARD_READINESS_CHECKS": process.readiness() if process else {},
+                   "SWITCHBOARD_RUNNING_VERSION": process.running_version if process else None})
     server = make_server(settings.host, port, app, threaded=True)
     threading.Thread(target=server.serve_forever, name=f"web-{port}", daemon=True).start()
     log.info("web listening", extra={"port": server.server_port, "health_only": health_only})
@@ -269,16 +338,12 @@ async def run(settings: Settings, *, engine_part: bool, web_part: bool,
     process = EngineProcess(store, settings) if engine_part else None
     servers: list[BaseWSGIServer] = []
     try:
-        readiness: dict[str, Callable[[], bool]] = {}
         if process is not None:
             await process.start()
-            readiness["listeners"] = process.ready
-            readiness["pipeline"] = process.pipeline_alive
-            readiness["delivery"] = process.delivery_alive
         if web_part:
-            servers.append(start_web(settings, settings.web_port, readiness))
+            servers.append(start_web(settings, settings.web_port, process))
         else:
-            servers.append(start_web(settings, settings.engine_health_port, readiness, True))
+            servers.append(start_web(settings, settings.engine_health_port, process, True))
         if started:
             started(process, servers)
         await stop.wait()

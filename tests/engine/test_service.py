@@ -19,6 +19,7 @@ from engine.service import Settings, prepare_store, run
 from engine.store.database import open_engine
 from engine.store.models import RuleSetVersion
 from tests.samples import CORPUS
+from tests.serve_process import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,8 +61,18 @@ def test_serve_ingests_routes_and_answers_the_api(engine):
         routed = _wait_for_routed(state["web"], token)
         assert routed["status"] == "routed"
         with urllib.request.urlopen(f"http://127.0.0.1:{state['web']}/readyz") as response:
-            assert json.loads(response.read())["checks"] == {
-                "database": True, "listeners": True, "pipeline": True, "delivery": True}
+            readiness = json.loads(response.read())
+        assert readiness["checks"] == {
+            "database": True, "listeners": True, "pipeline": True, "delivery": True}
+        assert readiness["reasons"] == []
+        # Each pipeline lane reports the version it runs on its first pass.
+        version = wait_until(lambda: _readiness(state["web"])["rule_set_version"], 30,
+                             "the engine did not say which rule-set version it runs")
+        assert version == 1
+        assert set(_readiness(state["web"])["rule_set_versions"]) == {"pipeline-0", "pipeline-1"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{state['web']}/metrics") as response:
+            lines = response.read().decode().splitlines()
+        assert 'switchboard_rule_set_version{worker="pipeline-0"} 1.0' in lines
         # The pipeline runs in worker processes; their counts reach this one's /metrics.
         deadline = time.monotonic() + 10  # the report crosses a process boundary
         while _routed_metric(state["web"]) < routed_before + 1 and time.monotonic() < deadline:
@@ -72,6 +83,11 @@ def test_serve_ingests_routes_and_answers_the_api(engine):
         thread.join(60)
         loop.close()
     assert not thread.is_alive()
+
+
+def _readiness(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz") as response:
+        return json.loads(response.read())
 
 
 def _routed_metric(port: int) -> float:
