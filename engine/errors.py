@@ -12,7 +12,8 @@ class SwitchboardError(Exception):
     """Root of every error Switchboard raises on purpose.
 
     ``location`` names where in the message the problem is, the way HL7 people say it
-    (``PID-3``, ``segment 4 (OBX)``); ``hint`` says what to do next.
+    (``PID-3``, ``segment 4 (OBX)``); ``occurrence`` which of the message's segments
+    with that ID (ERR-2.2); ``hint`` says what to do next.
     """
 
     def __init__(
@@ -22,12 +23,14 @@ class SwitchboardError(Exception):
         segment: str | None = None,
         segment_number: int | None = None,
         field: int | None = None,
+        occurrence: int | None = None,
         hint: str | None = None,
     ) -> None:
         self.reason = message
         self.segment = segment
         self.segment_number = segment_number
         self.field = field
+        self.occurrence = occurrence
         self.hint = hint
         super().__init__(self._render())
 

@@ -15,19 +15,19 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Dialect, Engine, Select, Table, bindparam, func, select, update
-from sqlalchemy.exc import DataError, IntegrityError
 
 from engine import metrics
 from engine.encoders import Delivery, Encoded, encode
 from engine.errors import SwitchboardError
 from engine.fhir import read_fhir, to_canonical
-from engine.hl7v2 import parse
+from engine.hl7v2 import parse, text_error
 from engine.journal import FHIR_R4, now_utc
 from engine.model.mapping import Conversion
 from engine.progress import Heart
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import Outcome
+from engine.store.availability import store_unavailable
 from engine.store.database import reader
 from engine.store.models import Delivery as DeliveryRow
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent, Task
@@ -171,6 +171,9 @@ class Pipeline:
                 result.outcome = rule_set.outcome(conversion)
             else:
                 message = parse(row.raw or b"")
+                unreadable = text_error(message)
+                if unreadable is not None:
+                    raise unreadable
                 result.stage_times.append(("parsed", now_utc()))
                 result.outcome = rule_set.process(message)
             moment = now_utc()
@@ -205,34 +208,51 @@ class Pipeline:
     # ---- recording -------------------------------------------------------------------
 
     def _bind(self, results: list[_Result], running: Running) -> _Bound:
+        """The batch's rows, each message's bound on its own: one whose rows cannot be
+        bound fails alone."""
+        return _Bound.joined([self._bind_one(result, running) for result in results])
+
+    def _bind_one(self, result: _Result, running: Running) -> _Bound:
         rows = _Rows(running)
-        for result in results:
+        rows.add(result)
+        try:
+            return rows.bind(self._statements)
+        except Exception as error:
+            if store_unavailable(error):
+                raise
+            _isolate(result, error)
+            rows = _Rows(running)
             rows.add(result)
-        return rows.bind(self._statements)
+            return rows.bind(self._statements)
 
     def _record(self, connection: Connection, results: list[_Result],
                 running: Running, bound: _Bound | None = None) -> None:
+        """Record the batch; when the store refuses it for one message's sake, record
+        the messages one by one, and the one it refuses as failed: one message never
+        holds back the batch, nor stops the line by failing every pass."""
         if not results:
             return
         try:
             with connection.begin_nested():
                 (bound or self._bind(results, running)).write(connection)
-        except (IntegrityError, DataError):
-            # One message's outcome the store refuses must not hold back the batch (or
-            # wedge the queue): record the others, and that one as failed.
-            log.exception("recording a batch failed; recording its messages one by one")
-            for result in results:
-                single = _Rows(running)
-                single.add(result)
-                try:
-                    with connection.begin_nested():
-                        single.write(connection, self._statements)
-                except (IntegrityError, DataError) as error:
-                    result.outcome = None
-                    result.failure = f"could not store the outcome ({type(error).__name__})"
-                    fallback = _Rows(running)
-                    fallback.add(result)
-                    fallback.write(connection, self._statements)
+            return
+        except Exception as error:
+            if store_unavailable(error):
+                raise
+            log.warning("recording a batch failed; recording its messages one by one",
+                        extra={"error": _error_name(error)})
+        for result in results:
+            try:
+                with connection.begin_nested():
+                    self._bind_one(result, running).write(connection)
+                continue
+            except Exception as error:
+                if store_unavailable(error):
+                    raise
+                _isolate(result, error)
+            # Now only Switchboard's own words and times: the store takes them.
+            with connection.begin_nested():
+                self._bind_one(result, running).write(connection)
 
     def _count(self, results: list[_Result]) -> None:
         """Counted only once committed: a batch that rolls back is processed again."""
@@ -252,6 +272,30 @@ class Pipeline:
         for (counter, source), count in counts.items():
             if count:
                 self._report(counter, source, count)
+
+
+def _isolate(result: _Result, error: BaseException) -> None:
+    """Turn ``result`` into a failure the store will take, saying why without quoting
+    the message (the error's own text may)."""
+    log.warning("a message's outcome cannot be stored; it is failed alone",
+                extra={"message_id": result.message_id, "error": _error_name(error)})
+    result.outcome, result.encoded = None, {}
+    result.failure = (f"the store refused this message's outcome ({_error_name(error)}); "
+                      "it was failed alone so that other messages go on")
+
+
+def _error_name(error: BaseException) -> str:
+    """The error's type, and the driver's beneath it: never its text, which can quote
+    the values it refused."""
+    orig = getattr(error, "orig", None)
+    return type(error).__name__ + (f"/{type(orig).__name__}" if orig is not None else "")
+
+
+def _storable(text: str) -> str:
+    """``text`` as the store can hold it: undecodable bytes and NULs written as escapes."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _lane_key(postgres: bool) -> Any:
@@ -288,9 +332,10 @@ class _Rows:
             self.stage(result, stage, at)
         outcome = result.outcome
         if outcome is None:
+            failure = _storable(str(result.failure))
             self.stage(result, "failed", moment)
-            self.journal.append(self._status(result, "failed", result.failure))
-            self.exception(result, str(result.failure), moment)
+            self.journal.append(self._status(result, "failed", failure))
+            self.exception(result, failure, moment)
             return
         self.stage(result, "intents_recorded", moment)
         for delivery in outcome.deliveries:
@@ -374,6 +419,14 @@ class _Bound:
     """A batch's rows as the driver's parameters, statement by statement, in order."""
 
     statements: list[tuple[Prepared, list[Any]]]
+
+    @classmethod
+    def joined(cls, parts: list[_Bound]) -> _Bound:
+        """One batch of ``parts``' rows, still one statement per table."""
+        if not parts:
+            return cls([])
+        return cls([(statement, [row for part in parts for row in part.statements[n][1]])
+                    for n, (statement, _) in enumerate(parts[0].statements)])
 
     def write(self, connection: Connection) -> None:
         for statement, parameters in self.statements:

@@ -5,7 +5,8 @@ Parsing
     MSH-2, accepts CR, LF and CRLF segment endings (mixed, too) and a UTF-8 byte-order
     mark, and decodes with the MSH-18 character set (UTF-8 when none is declared).
     Bytes that do not decode are kept as they were and recorded in
-    ``message.warnings``; they never raise. A line that does not start with a segment
+    ``message.warnings``; they never raise. ``text_error(message)`` says where they
+    are, for callers that must not build text from them. A line that does not start with a segment
     ID is kept as part of the segment before it (a line break inside free text), also
     with a warning. Parsing is lazy: segments are found at once, fields are split only
     when read. ``message.encode()`` returns exactly the original bytes until the
@@ -48,11 +49,11 @@ Acknowledgements and MLLP
     ``engine.hl7v2.mllp`` frames and deframes MLLP streams.
 """
 
-from engine.hl7v2.message import Message, ParseWarning, parse, read_header
+from engine.hl7v2.message import Message, ParseWarning, parse, read_header, text_error
 from engine.hl7v2.path import ALL, Path, parse_path
 from engine.hl7v2.separators import Separators
 
 __all__ = [
     "ALL", "Message", "ParseWarning", "Path", "Separators",
-    "parse", "parse_path", "read_header",
+    "parse", "parse_path", "read_header", "text_error",
 ]

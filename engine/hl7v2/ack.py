@@ -65,7 +65,7 @@ class AckError:
     @classmethod
     def from_error(cls, error: SwitchboardError, code: int | None = None) -> AckError:
         """An AckError locating ``error``; parse problems default to code 102."""
-        sequence = 1 if error.segment == "MSH" else None
+        sequence = error.occurrence or (1 if error.segment == "MSH" else None)
         if code is None:
             code = 102 if isinstance(error, ParseError) else 207
         return cls(

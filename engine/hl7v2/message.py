@@ -75,6 +75,44 @@ def parse(data: bytes | bytearray | memoryview | str) -> Message:
     return message
 
 
+def text_error(message: Message) -> ParseError | None:
+    """Where ``message`` holds what cannot be text, as a ParseError naming the segment
+    and field: bytes its character set cannot decode (MSH-18, UTF-8 when it names
+    none), or a NUL (no HL7 data type allows it, and PostgreSQL cannot store it in
+    text). None when there is neither. ``parse`` keeps such bytes, so a message can be
+    stored and sent on exactly; text that drives routing must not be built from them."""
+    undecodable = any(warning.code == "undecodable-bytes" for warning in message.warnings)
+    if not undecodable and "\x00" not in message._text:
+        return None
+    field_sep = message.separators.field
+    occurrences: dict[str, int] = {}
+    for number, segment in enumerate(message.segment_texts(), start=1):
+        segment_id = segment[:3]
+        occurrences[segment_id] = occurrences.get(segment_id, 0) + 1
+        found = _NOT_TEXT.search(segment)
+        if found is None:
+            continue
+        field = segment.count(field_sep, 0, found.start())
+        if segment_id in _HEADERS:
+            field += 1  # MSH-1 is the separator itself: MSH-n follows n - 1 of them
+        if found.group() == "\x00":
+            reason = "holds a NUL byte, which no HL7 v2 data type allows"
+            hint = "Remove the NUL bytes from the message"
+        else:
+            reason = (f"holds bytes that are not valid {message.codec}, the character set "
+                      "MSH-18 declares" if message.get("MSH-18") else
+                      f"holds bytes that are not valid {message.codec}, the character set "
+                      "assumed when MSH-18 is empty")
+            hint = "Send the message in the character set MSH-18 names, or name the one it is in"
+        return ParseError(reason, segment=segment_id, segment_number=number,
+                          field=field or None, occurrence=occurrences[segment_id], hint=hint)
+    return None
+
+
+# A NUL, or what surrogateescape makes of a byte that did not decode.
+_NOT_TEXT = re.compile("[\\x00\\udc80-\\udcff]")
+
+
 def _decode(body: bytes, codec: str) -> tuple[str, UnicodeDecodeError | None]:
     try:
         return body.decode(codec), None

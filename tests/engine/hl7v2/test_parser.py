@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import ParseError, SwitchboardError
-from engine.hl7v2 import parse, read_header
+from engine.hl7v2 import parse, read_header, text_error
 from tests.samples import CORPUS_FILES, corpus_ids
 
 ADT = (
@@ -181,3 +181,28 @@ def test_segment_texts_are_a_copy_in_order():
     assert [t[:3] for t in texts] == ["MSH", "EVN", "PID", "PV1"]
     texts.clear()
     assert len(message) == 4
+
+
+@pytest.mark.parametrize("raw, location, fragment", [
+    (b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A01|1|P|2.5.1\rPID|1||12||DO\xffE^JANE\r",
+     ("PID", 1, 5), "not valid utf-8, the character set assumed when MSH-18 is empty"),
+    (b"MSH|^~\\&|E\xffHR|RIV|||20260101||ADT^A01|1|P|2.5.1\r",
+     ("MSH", 1, 3), "not valid utf-8"),
+    (b"MSH|^~\\&|EHR|RIV|||20260101||ORU^R01|1|P|2.5.1\rOBX|1|TX\rOBX|2|TX|||a\x00b\r",
+     ("OBX", 2, 5), "NUL"),
+    (b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A01|1|P|2.5.1||||||UNICODE UTF-8\rPID|1||\xc3\r",
+     ("PID", 1, 3), "the character set MSH-18 declares"),
+])
+def test_text_error_locates_what_cannot_be_text(raw, location, fragment):
+    error = text_error(parse(raw))
+    assert error is not None
+    assert (error.segment, error.occurrence, error.field) == location
+    assert fragment in error.reason
+
+
+@pytest.mark.parametrize("raw", [
+    b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A01|1|P|2.5.1\rPID|1||12||DOE^JAN\xc3\xa9\r",
+    b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A01|1|P|2.5.1||||||8859/1\rPID|1||12||DO\xe9\r",
+])
+def test_text_error_is_none_when_every_byte_is_text(raw):
+    assert text_error(parse(raw)) is None

@@ -14,9 +14,10 @@ from engine.ingest import Ingestor
 from engine.journal import Journal, Received, now_utc
 from engine.outbox import Outbox
 from engine.pipeline import Pipeline
-from engine.rule_versions import bootstrap
+from engine.rule_versions import bootstrap, load_published
+from engine.rules.exception_policy import ErrorClass
 from engine.store.migrate import upgrade
-from engine.store.models import ExceptionItem, JournalEntry
+from engine.store.models import Delivery, ExceptionItem, JournalEntry
 from tests.delivery_config import update
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,15 +56,47 @@ def test_a_byte_invalid_in_the_charset_fails_its_message_alone(engine):
     Pipeline(engine).run_once()
 
     with Session(engine) as session:
-        statuses = dict(session.execute(select(JournalEntry.control_id, JournalEntry.status)))
+        statuses = dict(session.execute(
+            select(JournalEntry.control_id, JournalEntry.status)).all())
         assert statuses == {"POISON-1": "failed", "GOOD-1": "routed"}
         item = session.scalars(select(ExceptionItem).where(
             ExceptionItem.journal_id == poison_id)).one()
+        rule_set = load_published(engine).rule_set
+        owner = rule_set.policies.resolve("ehr-adt-feed", ErrorClass.VALIDATION)
         assert (item.status, item.error_class, item.owner_role) == (
-            "open", "validation", "operator")
-        assert item.recovery_procedure  # the catalog's, for the source connection
+            "open", "validation", str(owner.dead_letter.owner_role))
+        assert item.recovery_procedure == rule_set.connections["ehr-adt-feed"].recovery_procedure
         assert "\ufffd" not in item.summary and "\udcff" not in item.summary
     # Nothing waits behind the failed message: the other patient's delivery is claimed.
     chains = Outbox(engine).claim(100)
     assert {claimed.destination for chain in chains for claimed in chain} >= {
         "analytics-warehouse"}
+
+
+def test_a_message_whose_outcome_the_store_refuses_fails_alone(engine):
+    """Defect 1, the general case: whatever the store refuses about one message's
+    outcome (here its delivery's idempotency key is taken already) fails that message
+    and not its batch, and the pipeline does not raise on every pass."""
+    ingestor = prepared(engine)
+    refused = ingestor.ingest(Received(update("REFUSED-1", "MRN-R"), "ehr-adt-feed"))
+    ingestor.ingest(Received(update("GOOD-2", "MRN-G"), "ehr-adt-feed"))
+    assert refused.journaled is not None
+    with Session(engine) as session, session.begin():
+        moment = now_utc()
+        session.add(Delivery(
+            journal_id=refused.journaled.journal_id, destination="analytics-warehouse",
+            patient_key=None, sequence=0, status="delivered",
+            idempotency_key=f"{refused.journaled.message_id}:analytics-warehouse",
+            payload={}, attempts=1, created_at=moment, updated_at=moment))
+
+    Pipeline(engine).run_once()
+    Pipeline(engine).run_once()  # nothing left: the refused message is not taken again
+
+    with Session(engine) as session:
+        entries = {e.control_id: e for e in session.scalars(select(JournalEntry))}
+        assert {k: e.status for k, e in entries.items()} == {
+            "REFUSED-1": "failed", "GOOD-2": "routed"}
+        assert "IntegrityError" in (entries["REFUSED-1"].status_reason or "")
+        item = session.scalars(select(ExceptionItem).where(
+            ExceptionItem.journal_id == entries["REFUSED-1"].id)).one()
+        assert "the store refused this message's outcome" in item.summary
