@@ -213,6 +213,21 @@ def test_ingest_rejects_with_reasons(web):
     assert "Partners retry" in exceptions["items"][0]["recovery_procedure"]
 
 
+def test_ingest_rejects_a_byte_invalid_in_pid_3_with_its_location(web):
+    """Defect 2: 0xFF in PID-3 answered 500 over HTTP ingest. It is a 400 that names
+    the field, without quoting it, and the message is journaled as rejected."""
+    message = (CORPUS / "fhir-converter/REF-I12-01.hl7").read_bytes()
+    pid_3 = parse(message).get_raw("PID-3[1].1").encode()
+    bad = message.replace(b"|" + pid_3, b"|" + pid_3[:2] + b"\xff" + pid_3[2:], 1)
+    status, _, body = web.call("POST", "/ingest/partner-referrals", token=PARTNER_TOKEN,
+                               body=bad, content_type="application/hl7-v2")
+    assert status == 400, body
+    assert "PID-3" in body["reason"] and "not valid" in body["reason"]
+    assert pid_3.decode() not in body["reason"]
+    messages = web.call("GET", "/api/messages", as_user="olive")[2]["items"]
+    assert [m["status"] for m in messages] == ["rejected"]
+
+
 def test_pagination_and_bad_parameters(web):
     for number in range(3):
         message = parse((CORPUS / "fhir-converter/REF-I12-01.hl7").read_bytes())

@@ -19,6 +19,7 @@ from engine.ingest import Ingestor
 from engine.journal import Journal
 from engine.store.migrate import upgrade
 from engine.store.models import JournalEntry
+from tests.delivery_config import update
 from tests.samples import CORPUS
 
 
@@ -112,3 +113,20 @@ def test_two_engines_polling_one_folder_take_each_file_once(engine, tmp_path):
     assert sorted(p.name for p in (tmp_path / "done").iterdir()) == [
         f"adt-{number:02}.hl7" for number in range(40)]
     assert list((tmp_path / "error").iterdir()) == []
+
+
+def test_a_file_that_cannot_be_journaled_does_not_stop_the_newer_ones(engine, tmp_path):
+    """Defect 2: a file whose message had 0xFF in PID-3 made the poll raise, every
+    poll, before it reached the newer, valid files behind it."""
+    source = folder_source(engine, tmp_path)
+    bad = update("BAD-1", "MRN-X").replace(b"MRN-X", b"MRN\xff")  # in PID-3
+    (tmp_path / "a-bad.hl7").write_bytes(bad)
+    old(tmp_path / "a-bad.hl7")
+    good = (CORPUS / "python-hl7/sample_oru.hl7").read_bytes()
+    (tmp_path / "b-good.hl7").write_bytes(good)
+    assert source.poll() == 2
+    assert (tmp_path / "error" / "a-bad.hl7").read_bytes() == bad
+    assert (tmp_path / "done" / "b-good.hl7").read_bytes() == good
+    with Session(engine) as session:
+        statuses = sorted(session.scalars(select(JournalEntry.status)))
+    assert statuses == ["received", "rejected"]

@@ -4,14 +4,16 @@ delivered, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.ingest import Ingestor
-from engine.journal import Journal, Received, now_utc
+from engine.hl7v2 import parse
+from engine.ingest import Ingestor, IngestResult
+from engine.journal import Journal, Kind, Received, now_utc
 from engine.outbox import Outbox
 from engine.pipeline import Pipeline
 from engine.rule_versions import bootstrap, load_published
@@ -100,3 +102,33 @@ def test_a_message_whose_outcome_the_store_refuses_fails_alone(engine):
         item = session.scalars(select(ExceptionItem).where(
             ExceptionItem.journal_id == entries["REFUSED-1"].id)).one()
         assert "the store refused this message's outcome" in item.summary
+
+
+def test_a_byte_invalid_in_pid_3_is_rejected_alone_in_its_group_commit(engine):
+    """Defect 2: 0xFF in PID-3 made patient_key raise inside the journal's group commit:
+    nothing in the batch was journaled, and no sender in it got an ACK. Now that message
+    is journaled as rejected and answered AR naming PID-3; the others are journaled."""
+    ingestor = prepared(engine)
+    poison = update("BAD-PID3", "MRNX7").replace(b"MRNX7", b"MRN\xff7")
+
+    async def together() -> list[IngestResult]:
+        # Queued at once, so the journal's writer commits them as one group.
+        return list(await asyncio.gather(*(
+            ingestor.ingest_async(Received(raw, "ehr-adt-feed"))
+            for raw in (update("OK-1", "MRN-1"), poison, update("OK-2", "MRN-2")))))
+
+    first, rejected, second = asyncio.run(together())
+    assert first.journaled is not None and second.journaled is not None
+    assert (first.journaled.kind, second.journaled.kind) == (Kind.NEW, Kind.NEW)
+    assert rejected.journaled is not None and rejected.journaled.kind == Kind.REJECTED
+    assert rejected.ack is not None
+    ack = parse(rejected.ack)
+    assert (ack.get("MSA-1"), ack.get("MSA-2")) == ("AR", "BAD-PID3")
+    assert (ack.get("ERR-2.1"), ack.get("ERR-2.2"), ack.get("ERR-2.3")) == ("PID", "1", "3")
+    with Session(engine) as session:
+        entry = session.scalars(select(JournalEntry).where(
+            JournalEntry.status == "rejected")).one()
+        assert entry.raw == poison  # the bytes as sent, for the operator
+        assert entry.patient_key is None
+        assert session.scalars(select(ExceptionItem).where(
+            ExceptionItem.journal_id == entry.id)).one().error_class == "validation"
