@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -145,3 +146,37 @@ def test_the_duplicate_lookup_uses_the_dedupe_index(tmp_path):
     plan = sqlite_plan(engine, query.sql, query.parameters(parameters))
     engine.dispose()
     assert "USING INDEX" in plan and "SCAN journal" not in plan, plan
+
+
+def test_a_header_value_longer_than_its_column_is_rejected_alike_on_both_stores(engine):
+    """Defect 4: MSH-9.2 of 24 characters (its column holds 16) failed the group commit
+    with DataError on PostgreSQL, so the sender got AE ("send it again") forever, while
+    SQLite stored it. Both now answer AR naming MSH-9.2, and journal it as rejected."""
+    long_event = ADT.replace("ADT^A01^ADT_A01", "ADT^" + "A" * 24 + "^ADT_A01")
+    result = ingestor(engine).ingest(Received(long_event.encode(), "ehr-adt-feed"))
+    ack = parse(result.ack)
+    assert (ack.get("MSA-1"), ack.get("MSA-2")) == ("AR", "CTL1")
+    assert (ack.get("ERR-2.1"), ack.get("ERR-2.3"), ack.get("ERR-2.5")) == ("MSH", "9", "2")
+    assert "at most 16" in ack.get("ERR-8")
+    assert result.journaled is not None and result.journaled.kind == Kind.REJECTED
+    assert count(engine, JournalEntry, status="rejected") == 1
+    assert count(engine, ExceptionItem, error_class="validation") == 1
+
+
+@pytest.mark.parametrize("header", [
+    "MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^A01^ADT_A01||P|2.5.1",
+    "MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^A01^ADT_A01",
+], ids=["empty", "missing"])
+def test_a_message_without_msh_10_is_rejected(engine, header):
+    """Defect 5: an empty or missing MSH-10 got AA with an empty MSA-2, and a resend was
+    processed twice (no control id, nothing to recognise it by). MSH-10 is required."""
+    sb = ingestor(engine)
+    raw = (header + "\rPID|1||MRN1^^^RIVERSIDE^MR||DOE^JANE\r").encode()
+    for _ in range(2):  # the resend is answered the same way
+        result = sb.ingest(Received(raw, "ehr-adt-feed"))
+        ack = parse(result.ack)
+        assert ack.get("MSA-1") == "AR"
+        assert (ack.get("ERR-2.1"), ack.get("ERR-2.3")) == ("MSH", "10")
+        assert ack.get("ERR-3.1") == "101"  # required field missing
+    assert count(engine, JournalEntry, status="rejected") == 2
+    assert count(engine, JournalEntry, status="received") == 0
