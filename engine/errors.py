@@ -23,6 +23,7 @@ class SwitchboardError(Exception):
         segment: str | None = None,
         segment_number: int | None = None,
         field: int | None = None,
+        component: int | None = None,
         occurrence: int | None = None,
         hint: str | None = None,
     ) -> None:
@@ -30,6 +31,7 @@ class SwitchboardError(Exception):
         self.segment = segment
         self.segment_number = segment_number
         self.field = field
+        self.component = component
         self.occurrence = occurrence
         self.hint = hint
         super().__init__(self._render())
@@ -43,7 +45,8 @@ class SwitchboardError(Exception):
         elif self.segment:
             parts.append(self.segment)
         if self.field is not None:
-            parts.append(f"{self.segment or '?'}-{self.field}")
+            component = f".{self.component}" if self.component is not None else ""
+            parts.append(f"{self.segment or '?'}-{self.field}{component}")
         return ", ".join(parts)
 
     def _render(self) -> str:
@@ -53,6 +56,16 @@ class SwitchboardError(Exception):
 
 class ParseError(SwitchboardError):
     """The bytes are not an HL7 v2 message Switchboard can read."""
+
+
+class HeaderError(ParseError):
+    """The message parses, but its header lacks what Switchboard needs to take it (a
+    required field) or holds more than it can keep. ``ack_code`` is the table 0357
+    code its ERR carries: 101 required field missing, 104 value too long."""
+
+    def __init__(self, message: str, *, ack_code: int, **where: object) -> None:
+        self.ack_code = ack_code
+        super().__init__(message, **where)  # type: ignore[arg-type]
 
 
 class PathError(SwitchboardError):

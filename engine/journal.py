@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import logging
 import queue
 import threading
 import uuid
@@ -26,11 +28,15 @@ from sqlalchemy import Connection, Dialect, Engine, Table, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.errors import SwitchboardError
+from engine.errors import HeaderError, SwitchboardError
 from engine.fhir import FhirInput, read_fhir
-from engine.hl7v2 import Message, parse
+from engine.hl7v2 import Message, parse, text_error
+from engine.store import limits
+from engine.store.availability import error_name, store_unavailable
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent
 from engine.store.prepared import Prepared
+
+log = logging.getLogger("switchboard.journal")
 
 # Core tables: the writer is the bottleneck, so it spends its time on inserts, not on
 # the ORM.
@@ -52,7 +58,10 @@ def now_utc() -> datetime:
 
 
 HL7V2, FHIR_R4 = "hl7v2", "fhir-r4"
-CONTROL_ID_LENGTH = 199
+# MSH-1 to MSH-12 that a message must value for Switchboard to take it: its type (to
+# route it), its control id (to recognise a resend) and its version (to answer it).
+REQUIRED_HEADER = (("MSH-9.1", "its message type"), ("MSH-10", "its control id"),
+                   ("MSH-12", "its HL7 version"))
 
 
 @dataclass(frozen=True)
@@ -232,25 +241,56 @@ class Journal:
     def _write(self, batch: list[tuple[Received, Waiter]]) -> None:
         prepared = [_prepare(received) for received, _ in batch]
         outcomes: list[Journaled | BaseException]
+        try:
+            outcomes = list(self._commit_retrying(prepared))
+        except Exception as error:
+            if store_unavailable(error):  # every caller must know: nothing was kept
+                outcomes = [error] * len(batch)
+            else:
+                # One message the store refuses must not cost the others their ACK.
+                log.warning("a group commit failed; committing its messages one by one",
+                            extra={"error": error_name(error), "messages": len(batch)})
+                outcomes = [self._commit_alone(item) for item in prepared]
+        _settle([waiter for _, waiter in batch], outcomes)
+
+    def _commit_retrying(self, prepared: list[_Prepared]) -> list[Journaled]:
         for attempt in range(3):
             try:
-                outcomes = list(self._commit(prepared))
-                break
-            except IntegrityError as error:
+                return self._commit(prepared)
+            except IntegrityError:
                 # Another process committed the same key since we looked: look again.
+                self._drop_connection()
                 if attempt == 2:
-                    outcomes = [error] * len(batch)
+                    raise
             except DBAPIError as error:
                 self._drop_connection()  # the next try starts from the pool's check
-                if error.connection_invalidated and attempt == 0:
-                    continue  # the server closed the idle connection: one more try
-                outcomes = [error] * len(batch)
-                break
-            except Exception as error:  # the store is down: every caller must know
-                outcomes = [error] * len(batch)
+                if not (error.connection_invalidated and attempt == 0):
+                    raise
+                # The server closed the idle connection: one more try.
+            except Exception:
                 self._drop_connection()
-                break
-        _settle([waiter for _, waiter in batch], outcomes)
+                raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _commit_alone(self, item: _Prepared) -> Journaled | BaseException:
+        """Commit one message; if the store refuses it, journal it as rejected with only
+        what cannot be refused (its bytes, source and times), and say so."""
+        try:
+            return self._commit_retrying([item])[0]
+        except Exception as error:
+            if store_unavailable(error):
+                return error
+            log.warning("the store refused a message; it is journaled as rejected",
+                        extra={"error": error_name(error)})
+            refused = _Prepared(dataclasses.replace(item.received, peer=None), None,
+                                SwitchboardError(
+                                    f"Switchboard could not store this message "
+                                    f"({error_name(error)})",
+                                    hint="An operator can see it in the exception queue"))
+        try:
+            return self._commit_retrying([refused])[0]
+        except Exception as error:
+            return error
 
     def _writer_connection(self) -> Connection:
         if self._connection is None:
@@ -267,7 +307,7 @@ class Journal:
         """One transaction for the whole batch, in statements prepared once and run on
         the driver's cursor: the writer is the bottleneck, so it spends its time on
         inserts, not on building statements."""
-        plans = [_Plan.of(item) for item in prepared]
+        plans = [_Plan.of(item) for item in prepared]  # before the transaction begins
         statements = self._statements
         connection = self._writer_connection()
         with connection.begin():
@@ -413,12 +453,48 @@ class JournalStatements:
 
 
 def _prepare(received: Received) -> _Prepared:
+    """``received`` read, or why it cannot be taken: never an exception, so that one
+    message cannot cost the others in its group commit their ACK."""
     try:
         if received.format == FHIR_R4:
             return _Prepared(received, None, None, read_fhir(received.raw))
-        return _Prepared(received, parse(received.raw), None)
+        message = parse(received.raw)
+        problem = text_error(message) or _header_problem(message)
+        if problem is not None:
+            return _Prepared(received, None, problem)
+        return _Prepared(received, message, None)
     except SwitchboardError as error:
         return _Prepared(received, None, error)
+    except Exception as error:  # a defect: this message fails alone, and visibly
+        log.exception("reading a message failed", extra={"source": received.source})
+        return _Prepared(received, None, SwitchboardError(
+            f"Switchboard could not read this message (internal error: "
+            f"{type(error).__name__})", hint="An operator can see it in the exception queue"))
+
+
+def _header_problem(message: Message) -> HeaderError | None:
+    """Why the header cannot be taken: a required field is empty, or a value the
+    journal indexes is longer than its column (one limit for both stores)."""
+    for path, what in REQUIRED_HEADER:
+        if not message.get(path):
+            return HeaderError(f"is empty, and Switchboard needs {what}", ack_code=101,
+                               **_header_location(path))
+    values = {"MSH-3": message.get_raw("MSH-3"), "MSH-4": message.get_raw("MSH-4"),
+              "MSH-9.1": message.message_type, "MSH-9.2": message.trigger_event,
+              "MSH-10": message.get_raw("MSH-10")}
+    for limit in limits.HL7V2_HEADER:
+        value = values[limit.path] or ""
+        if len(value) > limit.length:
+            return HeaderError(
+                f"is {len(value)} characters long; Switchboard keeps at most {limit.length}",
+                ack_code=104, **_header_location(limit.path))
+    return None
+
+
+def _header_location(path: str) -> dict[str, Any]:
+    field, _, component = path.removeprefix("MSH-").partition(".")
+    return {"segment": "MSH", "segment_number": 1, "occurrence": 1, "field": int(field),
+            "component": int(component) if component else None}
 
 
 @dataclass
@@ -504,7 +580,7 @@ def entry_fields(received: Received) -> tuple[dict[str, Any], SwitchboardError |
 
 def _fits(control_id: str | None) -> str | None:
     """A key that fits its column: a FHIR identifier can be longer than any MSH-10."""
-    if control_id is None or len(control_id) <= CONTROL_ID_LENGTH:
+    if control_id is None or len(control_id) <= limits.CONTROL_ID:
         return control_id
     return "sha256:" + hashlib.sha256(control_id.encode()).hexdigest()
 

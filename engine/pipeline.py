@@ -27,7 +27,7 @@ from engine.progress import Heart
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import Outcome
-from engine.store.availability import store_unavailable
+from engine.store.availability import error_name, store_unavailable
 from engine.store.database import reader
 from engine.store.models import Delivery as DeliveryRow
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent, Task
@@ -240,7 +240,7 @@ class Pipeline:
             if store_unavailable(error):
                 raise
             log.warning("recording a batch failed; recording its messages one by one",
-                        extra={"error": _error_name(error)})
+                        extra={"error": error_name(error)})
         for result in results:
             try:
                 with connection.begin_nested():
@@ -278,17 +278,10 @@ def _isolate(result: _Result, error: BaseException) -> None:
     """Turn ``result`` into a failure the store will take, saying why without quoting
     the message (the error's own text may)."""
     log.warning("a message's outcome cannot be stored; it is failed alone",
-                extra={"message_id": result.message_id, "error": _error_name(error)})
+                extra={"message_id": result.message_id, "error": error_name(error)})
     result.outcome, result.encoded = None, {}
-    result.failure = (f"the store refused this message's outcome ({_error_name(error)}); "
+    result.failure = (f"the store refused this message's outcome ({error_name(error)}); "
                       "it was failed alone so that other messages go on")
-
-
-def _error_name(error: BaseException) -> str:
-    """The error's type, and the driver's beneath it: never its text, which can quote
-    the values it refused."""
-    orig = getattr(error, "orig", None)
-    return type(error).__name__ + (f"/{type(orig).__name__}" if orig is not None else "")
 
 
 def _storable(text: str) -> str:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.errors import ParseError, SwitchboardError
+from engine.errors import HeaderError, ParseError, SwitchboardError
 from engine.hl7v2.escape import escape
 from engine.hl7v2.message import Message, header_codec, parse, read_header
 from engine.hl7v2.separators import Separators
@@ -67,13 +67,15 @@ class AckError:
         """An AckError locating ``error``; parse problems default to code 102."""
         sequence = error.occurrence or (1 if error.segment == "MSH" else None)
         if code is None:
-            code = 102 if isinstance(error, ParseError) else 207
+            code = (error.ack_code if isinstance(error, HeaderError)
+                    else 102 if isinstance(error, ParseError) else 207)
         return cls(
             code=code,
             text=error.reason,
             segment=error.segment,
             sequence=sequence,
             field=error.field,
+            component=error.component,
         )
 
 

@@ -17,3 +17,10 @@ def store_unavailable(error: BaseException) -> bool:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     return isinstance(error, OperationalError | InterfaceError)
+
+
+def error_name(error: BaseException) -> str:
+    """The error's type, and the driver's beneath it: never its text, which can quote
+    the values the store refused (message content)."""
+    orig = getattr(error, "orig", None)
+    return type(error).__name__ + (f"/{type(orig).__name__}" if orig is not None else "")
