@@ -130,3 +130,15 @@ def test_a_file_that_cannot_be_journaled_does_not_stop_the_newer_ones(engine, tm
     with Session(engine) as session:
         statuses = sorted(session.scalars(select(JournalEntry.status)))
     assert statuses == ["received", "rejected"]
+
+
+def test_a_long_file_name_is_kept_whole_on_both_stores(engine, tmp_path):
+    """One set of limits (issue 13): the journal's peer holds a drop folder's file name,
+    which may be up to 255 bytes; PostgreSQL refused one over 128, SQLite kept it."""
+    source = folder_source(engine, tmp_path)
+    name = "referral-" + "x" * 236 + ".hl7"  # 249 characters
+    (tmp_path / name).write_bytes((CORPUS / "python-hl7/sample_oru.hl7").read_bytes())
+    assert source.poll() == 1
+    with Session(engine) as session:
+        entry = session.scalars(select(JournalEntry)).one()
+    assert (entry.status, entry.peer) == ("received", name)
