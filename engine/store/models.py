@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from engine.store import limits
+
 # Stable constraint names, so migrations can find them again on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -76,17 +78,19 @@ class JournalEntry(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(36), unique=True)
     received_at: Mapped[datetime]
-    source: Mapped[str] = mapped_column(String(64))
+    # Columns filled from a message take their lengths from engine.store.limits, which
+    # ingest checks first, so that both stores give the same answer.
+    source: Mapped[str] = mapped_column(String(limits.SOURCE))
     # hl7v2 or fhir-r4: how the pipeline reads ``raw``.
     format: Mapped[str] = mapped_column(String(16), server_default="hl7v2")
-    peer: Mapped[str | None] = mapped_column(String(128))
-    sending_application: Mapped[str | None] = mapped_column(String(227))
-    sending_facility: Mapped[str | None] = mapped_column(String(227))
-    control_id: Mapped[str | None] = mapped_column(String(199))
+    peer: Mapped[str | None] = mapped_column(String(limits.PEER))
+    sending_application: Mapped[str | None] = mapped_column(String(limits.SENDING_APPLICATION))
+    sending_facility: Mapped[str | None] = mapped_column(String(limits.SENDING_FACILITY))
+    control_id: Mapped[str | None] = mapped_column(String(limits.CONTROL_ID))
     content_hash: Mapped[str | None] = mapped_column(String(64))
-    message_type: Mapped[str | None] = mapped_column(String(40))  # FHIR resource types
-    event: Mapped[str | None] = mapped_column(String(16))
-    patient_key: Mapped[str | None] = mapped_column(String(128))
+    message_type: Mapped[str | None] = mapped_column(String(limits.MESSAGE_TYPE))
+    event: Mapped[str | None] = mapped_column(String(limits.EVENT))
+    patient_key: Mapped[str | None] = mapped_column(String(limits.PATIENT_KEY))
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str | None] = mapped_column(Text)
     rule_set_version: Mapped[int | None] = mapped_column(Integer)
@@ -128,8 +132,8 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     journal_id: Mapped[int] = mapped_column(ForeignKey("journal.id"), index=True)
-    destination: Mapped[str] = mapped_column(String(64))
-    patient_key: Mapped[str | None] = mapped_column(String(128))
+    destination: Mapped[str] = mapped_column(String(limits.SOURCE))
+    patient_key: Mapped[str | None] = mapped_column(String(limits.PATIENT_KEY))
     sequence: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
