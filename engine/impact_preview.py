@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import SwitchboardError
 from engine.fhir import read_fhir, to_canonical
-from engine.hl7v2 import parse
+from engine.hl7v2 import parse, text_error
 from engine.journal import FHIR_R4, now_utc
 from engine.model.mapping import Conversion
 from engine.queues import Invalid, NotFound, iso
@@ -463,6 +463,10 @@ def replayable(raw: bytes, format_name: str, received_at: datetime | None = None
         if format_name == FHIR_R4:
             record = to_canonical(read_fhir(raw), received_at=received_at or now_utc())
             return Conversion(record, (), True, (FHIR_R4,))
-        return parse(raw)
+        message = parse(raw)
+        unreadable = text_error(message)
+        if unreadable is not None:  # the pipeline fails it at parse, too
+            raise unreadable
+        return message
     except Exception as error:  # the pipeline makes any failure here an exception item
         return Unreadable(type(error).__name__)

@@ -280,3 +280,12 @@ def test_rule_test_messages_are_named_by_file_and_case():
     inline = next(m for m in messages
                   if m.case == "registration-without-identifier-is-not-sent-to-lab")
     assert inline.raw.startswith(b"MSH|") and b"\rEVN|" in inline.raw and b"\n" not in inline.raw
+
+
+def test_a_message_the_pipeline_fails_at_parse_is_unreadable_in_a_preview_too():
+    """A journaled message with bytes its charset cannot decode is failed by the
+    pipeline (issue 13): a preview replays it the same way, not as routable."""
+    from engine.impact_preview import replayable
+
+    raw = b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A08|1|P|2.5.1\rPID|1||12||DO\xffE\r"
+    assert replayable(raw, "hl7v2") == Unreadable("ParseError")
