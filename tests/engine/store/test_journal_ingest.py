@@ -3,6 +3,7 @@ oversize messages, and the acknowledgement each one gets."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -180,3 +181,48 @@ def test_a_message_without_msh_10_is_rejected(engine, header):
         assert ack.get("ERR-3.1") == "101"  # required field missing
     assert count(engine, JournalEntry, status="rejected") == 2
     assert count(engine, JournalEntry, status="received") == 0
+
+
+def test_a_journal_writer_that_dies_leaves_no_sender_waiting_and_is_replaced(engine):
+    """Defect 8: if the journal's writer thread died, the senders in its batch and every
+    later one waited forever (nothing restarted it). Fault: the writer is killed while
+    it commits a batch."""
+    journal = Journal(engine)
+    upgrade(engine)
+    commit = journal._write
+    killed = threading.Event()
+
+    def dying(batch):
+        if not killed.is_set():
+            killed.set()
+            raise SystemExit("the journal writer is killed by the test")
+        commit(batch)
+
+    journal._write = dying
+    try:
+        first = journal.submit(Received(ADT.encode(), "ehr-adt-feed"))
+        error = first.exception(timeout=30)  # answered: the sender gets AE, not silence
+        assert type(error).__name__ == "WriterStopped"
+        later = journal.submit(Received(ADT.encode(), "ehr-adt-feed")).result(timeout=30)
+        assert later.kind == Kind.NEW
+    finally:
+        journal.close()
+
+
+def test_a_sender_whose_message_the_writer_could_not_commit_gets_ae(engine):
+    upgrade(engine)
+    journal = Journal(engine)
+    commit = journal._write
+
+    def dying(batch):
+        journal._write = commit
+        raise SystemExit("the journal writer is killed by the test")
+
+    journal._write = dying
+    try:
+        result = asyncio.run(asyncio.wait_for(
+            Ingestor(journal).ingest_async(Received(ADT.encode(), "ehr-adt-feed")), 30))
+        assert result.journaled is None
+        assert parse(result.ack).get("MSA-1") == "AE"
+    finally:
+        journal.close()
