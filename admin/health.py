@@ -36,7 +36,10 @@ def healthz() -> Any:
 
 @blueprint.get("/readyz")
 def readyz() -> Any:
-    problems: dict[str, str | None] = {"database": _database_problem()}
+    problems: dict[str, str | None] = {
+        "database": _database_problem(),
+        # This process's own journal, for HTTP ingest.
+        "http_ingest": services().ingestor.journal.writer_problem()}
     extra: dict[str, Callable[[], str | None]] = current_app.config.get(READINESS, {})
     for name, check in extra.items():
         problems[name] = check()

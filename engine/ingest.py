@@ -18,7 +18,7 @@ from engine import metrics
 from engine.errors import FrameTooLargeError, SwitchboardError
 from engine.hl7v2 import Message
 from engine.hl7v2.ack import AckError, accept_ack_bytes, ack_modes, original_ack_bytes, reject
-from engine.journal import Journal, Journaled, Kind, Received, now_utc
+from engine.journal import Journal, Journaled, Kind, Received, WriterStopped, now_utc
 
 
 class StoreUnavailable(SwitchboardError):
@@ -36,11 +36,15 @@ class Ingestor:
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
 
+    @property
+    def journal(self) -> Journal:
+        return self._journal
+
     def ingest(self, received: Received) -> IngestResult:
         metrics.RECEIVED.labels(received.source).inc()
         try:
             journaled = self._journal.record(received)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, WriterStopped) as exc:
             return _unavailable_result(received, exc)
         return _result(received, journaled)
 
@@ -50,7 +54,7 @@ class Ingestor:
         metrics.RECEIVED.labels(received.source).inc()
         try:
             journaled = await self._journal.submit_async(received)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, WriterStopped) as exc:
             return _unavailable_result(received, exc)
         return _result(received, journaled)
 

@@ -64,6 +64,10 @@ REQUIRED_HEADER = (("MSH-9.1", "its message type"), ("MSH-10", "its control id")
                    ("MSH-12", "its HL7 version"))
 
 
+class WriterStopped(SwitchboardError):
+    """The journal's writer stopped before committing a message: nothing was kept."""
+
+
 @dataclass(frozen=True)
 class Received:
     """Bytes as they arrived (MLLP framing removed), from which source connection, in
@@ -175,16 +179,14 @@ class Journal:
     def submit(self, received: Received) -> Future[Journaled]:
         """Queue ``received`` for the writer; the future completes after the commit."""
         future: Future[Journaled] = Future()
-        self._ensure_writer()
-        self._queue.put((received, future))
+        self._enqueue((received, future))
         return future
 
     def submit_async(self, received: Received) -> asyncio.Future[Journaled]:
         """``submit`` for a caller on an event loop: its future is settled on that
         loop, with one wake-up for all of a commit's messages rather than one each."""
         future: asyncio.Future[Journaled] = asyncio.get_running_loop().create_future()
-        self._ensure_writer()
-        self._queue.put((received, future))
+        self._enqueue((received, future))
         return future
 
     def record_oversize(self, source: str, peer: str | None, size: int) -> Journaled:
@@ -204,39 +206,85 @@ class Journal:
 
     # ---- the writer ------------------------------------------------------------------
 
-    def _ensure_writer(self) -> None:
-        if self._writer is not None:
-            return
+    def _enqueue(self, item: tuple[Received, Waiter]) -> None:
+        # Under the writer's lock, so that nothing is queued for a writer that has
+        # stopped: a writer that stops answers what it was given, and what was queued.
         with self._writer_lock:
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_forever,
-                                                name="journal-writer", daemon=True)
-                self._writer.start()
+            self._ensure_writer()
+            self._queue.put(item)
+
+    def _ensure_writer(self) -> None:
+        """Start the writer, or a new one if it stopped. Call with the writer's lock."""
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            return
+        if writer is not None:
+            log.error("the journal writer had stopped; starting it again")
+        self._writer = threading.Thread(target=self._write_forever, name="journal-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    def writer_problem(self) -> str | None:
+        """For readiness: why the journal cannot commit now (its writer stopped), or
+        None. A stopped writer is started again at once: a load balancer that stops
+        sending on a 503 would otherwise leave it stopped for good."""
+        with self._writer_lock:
+            writer = self._writer
+            if writer is None or writer.is_alive():
+                return None
+            self._ensure_writer()
+        return "the journal writer had stopped; it is being started again"
 
     def close(self) -> None:
         """Stop the writer once everything queued is committed."""
-        if self._writer is not None:
-            self._queue.put(_STOP)
-            self._writer.join()
+        with self._writer_lock:
+            writer = self._writer
+            if writer is not None and writer.is_alive():
+                self._queue.put(_STOP)
+        if writer is not None:
+            writer.join()
             self._writer = None
         self._drop_connection()
 
     def _write_forever(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            while len(batch) < self._max_batch:
+        batch: list[tuple[Received, Waiter]] = []
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        self._queue.put(_STOP)  # finish this batch, then stop
+                        break
+                    batch.append(item)
+                self._write(batch)
+                batch = []
+        except BaseException as error:  # the thread ends here, and answers its senders
+            log.critical("the journal writer stopped", extra={"error": type(error).__name__})
+            self._answer_stranded(batch)
+
+    def _answer_stranded(self, batch: list[tuple[Received, Waiter]]) -> None:
+        """Tell everyone waiting on a writer that stopped that nothing was kept for
+        them (AE: they send again), rather than leave them waiting forever."""
+        with self._writer_lock:
+            stranded = list(batch)
+            while True:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is _STOP:
-                    self._queue.put(_STOP)  # finish this batch, then stop
-                    break
-                batch.append(item)
-            self._write(batch)
+                if item is not _STOP:
+                    stranded.append(item)
+        waiters = [waiter for _, waiter in stranded if not waiter.done()]
+        stopped = WriterStopped("the journal's writer stopped before committing",
+                                hint="Send it again; nothing was kept")
+        _settle(waiters, [stopped] * len(waiters))
 
     def _write(self, batch: list[tuple[Received, Waiter]]) -> None:
         prepared = [_prepare(received) for received, _ in batch]

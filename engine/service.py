@@ -175,8 +175,8 @@ class EngineProcess:
 
     def readiness(self) -> dict[str, Callable[[], str | None]]:
         """Checks for /readyz: each gives why the engine cannot make progress, or None."""
-        return {"listeners": self._listeners_problem, "pipeline": self._pipeline_problem,
-                "delivery": self._delivery_problem}
+        return {"listeners": self._listeners_problem, "journal": self._journal_problem,
+                "pipeline": self._pipeline_problem, "delivery": self._delivery_problem}
 
     def parts(self) -> list[str]:
         """The parts that beat (engine.progress): pipeline lanes, then delivery."""
@@ -196,13 +196,16 @@ class EngineProcess:
                       if not _listening(listener))
         return f"MLLP listener not listening: {', '.join(down)}" if down else None
 
+    def _journal_problem(self) -> str | None:
+        return self._journal.writer_problem() if self._journal is not None else None
+
     def _pipeline_problem(self) -> str | None:
         alive = (self._pool.alive() if self._pool is not None
                  else all(worker.is_alive() for worker in self._workers))
         if not alive:
             return "a pipeline worker is not running (it is being started again)"
         return self._stalled([p for p in self.parts() if p.startswith("pipeline")],
-                             lambda: waiting_count(self._engine), "messages wait to be routed")
+                             lambda: waiting_count(self._engine), "messages waiting to be routed")
 
     def _delivery_problem(self) -> str | None:
         if self._delivery_pool is not None:
@@ -212,7 +215,7 @@ class EngineProcess:
         if not alive:
             return "the delivery worker is not running (it is being started again)"
         return self._stalled([p for p in self.parts() if p == "delivery"],
-                             lambda: due_count(self._engine), "deliveries are due")
+                             lambda: due_count(self._engine), "deliveries due")
 
     def _stalled(self, parts: list[str], waiting: Callable[[], float],
                  what: str) -> str | None:
@@ -229,8 +232,8 @@ class EngineProcess:
         if not count:  # NaN (store down) is reported by the database check
             return None
         longest = max(quiet[part] for part in stalled)
-        return (f"{', '.join(stalled)}: no progress for {longest:.0f} s while "
-                f"{count:.0f} {what}")
+        return (f"{', '.join(stalled)}: no progress for {longest:.0f} s while work waits "
+                f"({what}: {count:.0f})")
 
     async def stop(self, grace: float = 10.0) -> None:
         for listener in self.listeners.values():

@@ -247,7 +247,7 @@ def test_pagination_and_bad_parameters(web):
 def test_health_and_metrics_need_no_token(web):
     assert web.call("GET", "/healthz")[2] == {"status": "alive"}
     status, _, body = web.call("GET", "/readyz")
-    assert status == 200 and body["checks"] == {"database": True}
+    assert status == 200 and body["checks"] == {"database": True, "http_ingest": True}
     post_hl7(web, "fhir-converter/REF-I12-01.hl7")
     text = web.call("GET", "/metrics")[2]["text"]
     assert 'switchboard_received_total{connection="partner-referrals"}' in text

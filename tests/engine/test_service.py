@@ -63,7 +63,8 @@ def test_serve_ingests_routes_and_answers_the_api(engine):
         with urllib.request.urlopen(f"http://127.0.0.1:{state['web']}/readyz") as response:
             readiness = json.loads(response.read())
         assert readiness["checks"] == {
-            "database": True, "listeners": True, "pipeline": True, "delivery": True}
+            "database": True, "http_ingest": True, "listeners": True, "journal": True,
+            "pipeline": True, "delivery": True}
         assert readiness["reasons"] == []
         # Each pipeline lane reports the version it runs on its first pass.
         version = wait_until(lambda: _readiness(state["web"])["rule_set_version"], 30,
