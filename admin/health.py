@@ -19,14 +19,15 @@ from sqlalchemy import text
 
 from admin.services import services
 from engine.metrics import REGISTRY
-from engine.progress import PROGRESS
 
 blueprint = Blueprint("health", __name__)
 # Extra readiness checks a process registers: name -> callable giving why it is not
 # ready, or None when it is.
 READINESS = "SWITCHBOARD_READINESS_CHECKS"
-# A callable giving the rule-set version the engine in this process runs (or None).
+# Callables giving the rule-set version this process's engine runs (None while its
+# parts disagree), and the version each part runs.
 RUNNING_VERSION = "SWITCHBOARD_RUNNING_VERSION"
+RUNNING_VERSIONS = "SWITCHBOARD_RUNNING_VERSIONS"
 
 
 @blueprint.get("/healthz")
@@ -45,12 +46,13 @@ def readyz() -> Any:
         problems[name] = check()
     ready = not any(problems.values())
     version: Callable[[], int | None] | None = current_app.config.get(RUNNING_VERSION)
+    versions: Callable[[], dict[str, int]] | None = current_app.config.get(RUNNING_VERSIONS)
     response = jsonify(
         status="ready" if ready else "not ready",
         checks={name: problem is None for name, problem in problems.items()},
         reasons=[f"{name}: {problem}" for name, problem in problems.items() if problem],
         rule_set_version=version() if version else None,
-        rule_set_versions=PROGRESS.versions())
+        rule_set_versions=versions() if versions else {})
     response.status_code = 200 if ready else 503
     return response
 

@@ -191,6 +191,11 @@ class EngineProcess:
         """The rule-set version every part of this engine routes and delivers by."""
         return PROGRESS.running_version(self.parts())
 
+    def running_versions(self) -> dict[str, int]:
+        """The rule-set version each part of this engine runs, as last reported."""
+        versions = PROGRESS.versions()
+        return {part: versions[part] for part in self.parts() if part in versions}
+
     def _listeners_problem(self) -> str | None:
         down = sorted(name for name, listener in self.listeners.items()
                       if not _listening(listener))
@@ -236,6 +241,8 @@ class EngineProcess:
                 f"({what}: {count:.0f})")
 
     async def stop(self, grace: float = 10.0) -> None:
+        for part in self.parts():
+            PROGRESS.forget(part)
         for listener in self.listeners.values():
             await listener.stop(grace)
         await self._application_acks.stop()
@@ -324,7 +331,8 @@ def start_web(settings: Settings, port: int, process: EngineProcess | None,
     app = factory({"DATABASE_URL": settings.database_url,
                    "CONFIG_ROOT": str(settings.config_root),
                    "SWITCHBOARD_READINESS_CHECKS": process.readiness() if process else {},
-                   "SWITCHBOARD_RUNNING_VERSION": process.running_version if process else None})
+                   "SWITCHBOARD_RUNNING_VERSION": process.running_version if process else None,
+                   "SWITCHBOARD_RUNNING_VERSIONS": process.running_versions if process else None})
     server = make_server(settings.host, port, app, threaded=True)
     threading.Thread(target=server.serve_forever, name=f"web-{port}", daemon=True).start()
     log.info("web listening", extra={"port": server.server_port, "health_only": health_only})
