@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from admin.services import services
+from engine.backlog import BacklogCollector
 from engine.metrics import REGISTRY
 
 blueprint = Blueprint("health", __name__)
@@ -59,7 +60,19 @@ def readyz() -> Any:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(REGISTRY) + generate_latest(_backlog()),
+                    mimetype=CONTENT_TYPE_LATEST)
+
+
+def _backlog() -> CollectorRegistry:
+    """The backlog gauges, read from the store for this scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    try:
+        connections = list(services().rule_sets.current().rule_set.connections)
+    except Exception:  # the store is down: /readyz says so; the gauges wait
+        return registry
+    registry.register(BacklogCollector(services().reads, connections))
+    return registry
 
 
 def _database_problem() -> str | None:

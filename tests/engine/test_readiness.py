@@ -128,6 +128,16 @@ def test_a_destination_that_is_down_is_not_the_engine_failing(tmp_path):
                    "the delivery was never tried")
         status, body = serve.readiness()
         assert status == 200, body["reasons"]
+        # It shows in /metrics instead, with the feed's own gauges.
+        assert _metric(serve.web, "switchboard_oldest_pending_delivery_age_seconds") >= 0
+        assert _metric(serve.web, "switchboard_poison_messages") == 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{serve.web}/metrics") as response:
+            text = response.read().decode()
+        for gauge in ("switchboard_oldest_unrouted_age_seconds",
+                      "switchboard_oldest_pending_delivery_age_seconds",
+                      "switchboard_poison_messages"):
+            assert f'{gauge}{{connection="test-sink"}}' in text
+            assert f'{gauge}{{connection="ehr-adt-feed"}}' in text
 
 
 def _metric(port: int, name: str) -> float:
