@@ -95,6 +95,9 @@ def _add_service_commands(commands: Any) -> None:
         command.add_argument("--delivery-lease", type=float, default=120.0, metavar="SECONDS",
                              help="how long a claimed delivery waits for its outcome before "
                                   "another worker may send it again (PostgreSQL)")
+        command.add_argument("--stall-after", type=float, default=60.0, metavar="SECONDS",
+                             help="a pipeline or delivery worker silent this long while work "
+                                  "waits makes /readyz answer 503")
         command.set_defaults(run=_service, part=name)
     send = commands.add_parser("send", help="send HL7 files over MLLP and print each ACK code")
     send.add_argument("target", metavar="HOST:PORT")
@@ -133,7 +136,8 @@ def _service(args: argparse.Namespace) -> int:
                         delivery_workers=max(0, args.delivery_workers),
                         delivery_lease=args.delivery_lease,
                         delivery_batch=max(1, args.delivery_batch),
-                        mllp_port_override=args.mllp_port)
+                        mllp_port_override=args.mllp_port,
+                        stall_after=args.stall_after)
     asyncio.run(run(settings, engine_part=args.part in ("serve", "engine"),
                     web_part=args.part in ("serve", "web")))
     return 0
