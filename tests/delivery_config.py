@@ -22,13 +22,18 @@ def update(control_id: str, patient: str) -> bytes:
             f"PID|1||{patient}^^^RIVERSIDE^MR||DOE^JANE||19800101|F\rPV1|1|O\r").encode()
 
 
+HTTP_FEED = "http-feed"
+HTTP_FEED_TOKEN_ENV = "SWITCHBOARD_TEST_HTTP_FEED_TOKEN"
+
+
 def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | None = None,
                     mllp_port: int | None = None, mllp_sink: int | None = None,
-                    hold: bool = False) -> Path:
+                    hold: bool = False, http_feed: bool = False) -> Path:
     """Write the configuration into ``folder`` and return it; ``sink_url`` receives
     every message (POST, canonical JSON), or with ``mllp_sink`` an MLLP destination on
     that port (HL7 v2); ``mllp_port`` moves the listener; with ``hold`` every delivery
-    waits for a nurse's review task in the ``review`` queue."""
+    waits for a nurse's review task in the ``review`` queue; with ``http_feed`` HL7 v2
+    may also be posted to /ingest/http-feed (token in HTTP_FEED_TOKEN_ENV)."""
     rules = folder / "rules"
     shutil.copytree(ROOT / "rules" / "mappings", rules / "mappings")
     shutil.copytree(ROOT / "rules" / "schema", rules / "schema")
@@ -47,22 +52,36 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
     if mllp_port is not None:
         feed["endpoint"]["port"] = mllp_port
     _write(connections / "ehr-adt-feed.yaml", feed)
+    if http_feed:
+        _write(connections / f"{HTTP_FEED}.yaml", {
+            **_owned(HTTP_FEED, "HL7 v2 posted over HTTP."), "direction": "inbound",
+            "transport": "http", "format": "hl7v2",
+            "endpoint": {"url": f"https://switchboard.example/ingest/{HTTP_FEED}",
+                         "method": "POST", "auth_secret_env": HTTP_FEED_TOKEN_ENV}})
     endpoint: dict[str, Any] = {"url": sink_url, "method": "POST"}
     transport, form = "http", "canonical-json"
     if mllp_sink is not None:
         endpoint = {"host": "127.0.0.1", "port": mllp_sink, "ack_timeout": "5s"}
         transport, form = "mllp", "hl7v2"
     _write(connections / f"{SINK}.yaml", {
-        "id": SINK, "name": "Test sink", "description": "Records what it receives.",
+        **_owned(SINK, "Records what it receives."),
         "direction": "outbound", "transport": transport, "endpoint": endpoint,
         "format": form,
+        "data_scope": ["message", "patient", "encounter", "orders", "results"],
+    })
+    return folder
+
+
+def _owned(connection: str, description: str) -> dict[str, Any]:
+    """A catalog entry's names, owners, classification and recovery procedure."""
+    return {
+        "id": connection, "name": connection.replace("-", " ").capitalize(),
+        "description": description,
         "business_owner": {"name": "Test Owner", "email": "owner@example.org"},
         "technical_owner": {"name": "Test Tech", "email": "tech@example.org",
                             "pager": "test-pager"},
-        "data_scope": ["message", "patient", "encounter", "orders", "results"],
         "classification": "phi", "recovery_procedure": "Start the test sink again.",
-    })
-    return folder
+    }
 
 
 def _write(path: Path, document: dict[str, Any]) -> None:

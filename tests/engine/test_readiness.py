@@ -6,75 +6,26 @@ injected into it."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.connectors.mllp.client import BlockingMllpClient
-from engine.hl7v2 import parse
 from engine.pipeline import Pipeline
-from engine.service import EngineProcess, Settings, run
-from tests.delivery_config import delivery_config, update
+from tests.delivery_config import delivery_config
+from tests.in_process_serve import Serving
+from tests.in_process_serve import serving as serve_in_process
 from tests.serve_process import wait_until
-
-
-@dataclass
-class Serving:
-    process: EngineProcess
-    web: int
-    mllp: int
-
-    def readiness(self) -> tuple[int, dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web}/readyz") as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-
-    def send(self, control_id: str, patient: str) -> str:
-        with BlockingMllpClient("127.0.0.1", self.mllp, timeout=30) as client:
-            return parse(client.send(update(control_id, patient))).get("MSA-1") or ""
 
 
 @contextmanager
 def serving(tmp_path: Path, **settings: Any) -> Iterator[Serving]:
     # The test sink's port is closed: a destination that is down.
     config = delivery_config(tmp_path / "config", "http://127.0.0.1:9/events")
-    url = f"sqlite:///{tmp_path / 'switchboard.db'}"
-    options = {"web_port": 0, "engine_health_port": 0, "mllp_port_override": 0,
-               "pipeline_workers": 0, **settings}
-    ready = threading.Event()
-    state: dict[str, Any] = {}
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    def started(process, servers) -> None:
-        state["serving"] = Serving(process, servers[0].server_port,
-                                   process.listeners["ehr-adt-feed"].port)
-        ready.set()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(run(Settings(url, config, **options), engine_part=True,
-                                    web_part=True, started=started, stop=stop))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(60), "serve did not start"
-        yield state["serving"]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(60)
-        loop.close()
-    assert not thread.is_alive()
+    with serve_in_process(config, f"sqlite:///{tmp_path / 'switchboard.db'}",
+                          **settings) as serve:
+        yield serve
 
 
 def test_a_stalled_pipeline_makes_readyz_503_with_the_reason(tmp_path, monkeypatch):
