@@ -12,7 +12,7 @@ from engine.change_control import ChangeControl
 from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
 from engine.journal import Journal
-from engine.rule_versions import RuleSetCache, exception_owner
+from engine.rule_versions import RuleSetCache, exception_owner, source_charset
 from engine.security.audit import AuditLog
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
@@ -34,7 +34,7 @@ class Services:
     def open(cls, url: str) -> Services:
         engine = open_engine(url, pool_pre_ping=True)
         rule_sets = RuleSetCache(engine)
-        journal = Journal(engine, exception_owner(rule_sets))
+        journal = Journal(engine, exception_owner(rule_sets), charsets=source_charset(rule_sets))
         audit = AuditLog(engine)
         return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets,
                    ExceptionQueue(engine, audit), WorkQueue(engine, audit),

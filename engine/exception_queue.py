@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from engine import exception_recovery as recovery
 from engine.journal import now_utc
 from engine.queues import OPEN, Invalid, NotFound, Page, Refused, check_page, iso, settled
+from engine.rule_versions import published_charset
 from engine.security.audit import AuditLog
 from engine.security.permissions import check_assignee
 from engine.store.database import reader
@@ -109,10 +110,11 @@ class ExceptionQueue:
             return recovery.replace_delivery(session, item, body, now)
 
         def message(session: Session, item: ExceptionItem, now: datetime) -> dict[str, Any]:
-            entry_format = session.scalar(
-                select(JournalEntry.format).where(JournalEntry.id == item.journal_id))
-            raw = recovery.message_bytes(entry_format or "", edited)
-            return recovery.replace_message(session, item, raw, now)
+            entry = session.execute(select(JournalEntry.format, JournalEntry.source)
+                                    .where(JournalEntry.id == item.journal_id)).one()
+            charset = published_charset(session, entry.source)
+            raw = recovery.message_bytes(entry.format or "", edited, charset)
+            return recovery.replace_message(session, item, raw, now, charset)
 
         return self._recover(item_id, actor, "reprocessed", delivery, message)
 

@@ -71,12 +71,14 @@ def replace_delivery(session: Session, item: ExceptionItem, edited: str,
 
 
 def replace_message(session: Session, item: ExceptionItem, edited: bytes,
-                    now: datetime) -> dict[str, Any]:
+                    now: datetime, charset: str | None = None) -> dict[str, Any]:
     """A new journal entry holding the edit, for the pipeline to route; the original
-    entry is untouched. Not an original for the dedupe index, so it cannot collide."""
+    entry is untouched. Not an original for the dedupe index, so it cannot collide.
+    ``charset``: what HL7 v2 bytes are when MSH-18 names none (the source's)."""
     original = _entry(session, item)
     _refuse_if_sent(session, original)
-    fields, error = entry_fields(Received(edited, original.source, None, now, original.format))
+    fields, error = entry_fields(Received(edited, original.source, None, now, original.format,
+                                          charset))
     if error is not None:
         raise Invalid(f"the edited message cannot be read: {error}",
                       hint="Fix the edit and send it again; the original is unchanged")
@@ -89,13 +91,14 @@ def replace_message(session: Session, item: ExceptionItem, edited: bytes,
             "replacement_message_id": replacement.message_id}
 
 
-def message_bytes(entry_format: str, edited: bytes | str) -> bytes:
+def message_bytes(entry_format: str, edited: bytes | str, charset: str | None = None) -> bytes:
     """The edit as the journal keeps it: HL7 v2 text in the character set its MSH-18
-    names (as the parser will read it), FHIR JSON in UTF-8."""
+    names, or ``charset`` when it names none (as the parser will read it), FHIR JSON
+    in UTF-8."""
     if isinstance(edited, bytes):
         return edited
-    codec = "utf-8" if entry_format == FHIR_R4 else header_codec(edited.split("\r")[0]
-                                                                 .split("\n")[0])
+    codec = "utf-8" if entry_format == FHIR_R4 else header_codec(
+        edited.split("\r")[0].split("\n")[0], charset)
     try:
         return edited.encode(codec)
     except UnicodeEncodeError:

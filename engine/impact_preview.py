@@ -355,7 +355,8 @@ class PreviewRunner:
         done = 0
         for rows in self._journal_chunks(plan.selection, upper, journal_count):
             for row in rows:
-                item = replayable(row.raw, row.format, row.received_at)
+                item = replayable(row.raw, row.format, row.received_at,
+                                  plan.draft.charset_of(row.source))
                 report.add({"message_id": row.message_id}, plan.compare(item))
             done += len(rows)
             if self._stop.is_set():
@@ -413,7 +414,7 @@ class PreviewRunner:
         stays open while the chunk is replayed)."""
         where, below, left = _selected(selection), upper + 1, count
         columns = (_JOURNAL.c.id, _JOURNAL.c.message_id, _JOURNAL.c.raw, _JOURNAL.c.format,
-                   _JOURNAL.c.received_at)
+                   _JOURNAL.c.received_at, _JOURNAL.c.source)
         while left > 0:
             with reader(self._engine).connect() as connection:
                 rows = connection.execute(
@@ -457,13 +458,16 @@ def _selected(selection: dict[str, Any]) -> ColumnElement[bool]:
     return and_(*conditions)
 
 
-def replayable(raw: bytes, format_name: str, received_at: datetime | None = None) -> Replayable:
-    """A journaled message read the way the pipeline reads it, or why it cannot be."""
+def replayable(raw: bytes, format_name: str, received_at: datetime | None = None,
+               charset: str | None = None) -> Replayable:
+    """A journaled message read the way the pipeline reads it (HL7 v2 in ``charset``
+    when MSH-18 names none: the draft's, so a draft that names a feed's character set
+    shows what it changes), or why it cannot be."""
     try:
         if format_name == FHIR_R4:
             record = to_canonical(read_fhir(raw), received_at=received_at or now_utc())
             return Conversion(record, (), True, (FHIR_R4,))
-        message = parse(raw)
+        message = parse(raw, charset)
         unreadable = text_error(message)
         if unreadable is not None:  # the pipeline fails it at parse, too
             raise unreadable

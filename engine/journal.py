@@ -78,6 +78,8 @@ class Received:
     peer: str | None = None
     received_at: datetime = field(default_factory=now_utc)
     format: str = HL7V2
+    # What HL7 v2 bytes are when MSH-18 names nothing; None: the source's default.
+    charset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,12 @@ class Ownership:
 
 # (source connection, error class) -> who owns it
 OwnerLookup = Callable[[str, str], Ownership]
+# source connection -> the character set its HL7 v2 bytes are in when MSH-18 is empty
+CharsetLookup = Callable[[str], str | None]
+
+
+def utf8_unless_declared(_source: str) -> str | None:
+    return None
 
 
 Waiter = Future[Journaled] | asyncio.Future[Journaled]
@@ -157,11 +165,13 @@ class Journal:
     since a batch is simply whatever queued up during the previous commit."""
 
     def __init__(self, engine: Engine, owner: OwnerLookup = default_owner,
-                 *, max_batch: int = 256) -> None:
+                 *, max_batch: int = 256,
+                 charsets: CharsetLookup = utf8_unless_declared) -> None:
         # Results are read after the commit, so committed objects must stay readable.
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._owner = owner
+        self._charsets = charsets
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[Received, Waiter]] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -287,7 +297,8 @@ class Journal:
         _settle(waiters, [stopped] * len(waiters))
 
     def _write(self, batch: list[tuple[Received, Waiter]]) -> None:
-        prepared = [_prepare(received) for received, _ in batch]
+        prepared = [_prepare(received, received.charset or self._charset(received.source))
+                    for received, _ in batch]
         outcomes: list[Journaled | BaseException]
         try:
             outcomes = list(self._commit_retrying(prepared))
@@ -339,6 +350,14 @@ class Journal:
             return self._commit_retrying([refused])[0]
         except Exception as error:
             return error
+
+    def _charset(self, source: str) -> str | None:
+        try:
+            return self._charsets(source)
+        except Exception:  # the rules cannot be read: the store is down, the commit says so
+            log.warning("no character set for a source; taking UTF-8",
+                        extra={"source": source})
+            return None
 
     def _writer_connection(self) -> Connection:
         if self._connection is None:
@@ -500,13 +519,14 @@ class JournalStatements:
         return prepared
 
 
-def _prepare(received: Received) -> _Prepared:
-    """``received`` read, or why it cannot be taken: never an exception, so that one
-    message cannot cost the others in its group commit their ACK."""
+def _prepare(received: Received, charset: str | None) -> _Prepared:
+    """``received`` read (HL7 v2 in ``charset`` when MSH-18 names none), or why it
+    cannot be taken: never an exception, so that one message cannot cost the others
+    in its group commit their ACK."""
     try:
         if received.format == FHIR_R4:
             return _Prepared(received, None, None, read_fhir(received.raw))
-        message = parse(received.raw)
+        message = parse(received.raw, charset)
         problem = text_error(message) or _header_problem(message)
         if problem is not None:
             return _Prepared(received, None, problem)
@@ -622,7 +642,7 @@ def entry_fields(received: Received) -> tuple[dict[str, Any], SwitchboardError |
     """The journal row ``received`` would make (status received, not an original), with
     why it cannot be read if it cannot: for a message entered by hand, such as an edit
     that replaces one, which must not take the original's place in the dedupe index."""
-    plan = _Plan.of(_prepare(received))
+    plan = _Plan.of(_prepare(received, received.charset))
     return plan.row, plan.error
 
 

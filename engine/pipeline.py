@@ -170,7 +170,7 @@ class Pipeline:
                 conversion = Conversion(record, (), True, (FHIR_R4,))
                 result.outcome = rule_set.outcome(conversion)
             else:
-                message = parse(row.raw or b"")
+                message = parse(row.raw or b"", rule_set.charset_of(row.source))
                 unreadable = text_error(message)
                 if unreadable is not None:
                     raise unreadable

@@ -22,7 +22,7 @@ from typing import ClassVar
 from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from engine.journal import OwnerLookup, Ownership, now_utc
+from engine.journal import CharsetLookup, OwnerLookup, Ownership, now_utc
 from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import RuleSet, compile_rule_set
 from engine.rules.snapshot import content_hash, from_content, to_content
@@ -187,6 +187,28 @@ def _listen(url: str, announcements: weakref.ref[Announcements]) -> None:
                 return
             log.warning("rule-set announcements lost; listening again in 5 s")
             time.sleep(5.0)
+
+
+def published_charset(session: Session, source: str) -> str | None:
+    """``source``'s character set for HL7 v2 without MSH-18, in the newest published
+    version's catalog (read from its entry, without compiling the version)."""
+    document = session.scalar(
+        select(CatalogConnection.document)
+        .join(RuleSetVersion, RuleSetVersion.id == CatalogConnection.rule_set_version_id)
+        .where(RuleSetVersion.status == "published", CatalogConnection.connection_id == source)
+        .order_by(RuleSetVersion.version.desc()).limit(1))
+    charset = (document or {}).get("charset")
+    return str(charset) if charset else None
+
+
+def source_charset(rule_sets: RuleSetCache) -> CharsetLookup:
+    """The character set each source's HL7 v2 bytes are in when MSH-18 names none, as
+    the running version's catalog says."""
+
+    def charset(source: str) -> str | None:
+        return rule_sets.current().rule_set.charset_of(source)
+
+    return charset
 
 
 def exception_owner(rule_sets: RuleSetCache) -> OwnerLookup:

@@ -37,7 +37,7 @@ from engine.outbox import Outbox
 from engine.pipeline import Pipeline
 from engine.pipeline_workers import DeliveryJob, WorkerPool
 from engine.progress import PROGRESS
-from engine.rule_versions import RuleSetCache, bootstrap, exception_owner
+from engine.rule_versions import RuleSetCache, bootstrap, exception_owner, source_charset
 from engine.rules.catalog_entry import Connection, FileEndpoint, MllpEndpoint
 from engine.store.database import open_engine, reader
 from engine.store.migrate import upgrade
@@ -124,7 +124,8 @@ class EngineProcess:
         self._started_at = time.monotonic()
         rule_sets = RuleSetCache(self._engine)
         running = rule_sets.current()
-        self._journal = Journal(self._engine, exception_owner(rule_sets))
+        self._journal = Journal(self._engine, exception_owner(rule_sets),
+                                charsets=source_charset(rule_sets))
         ingestor = Ingestor(self._journal)
         self._application_acks.start()
         for connection in running.rule_set.connections.values():

@@ -40,12 +40,17 @@ class ParseWarning:
         return f"{where}{self.text}"
 
 
-def parse(data: bytes | bytearray | memoryview | str) -> Message:
-    """Parse one HL7 v2 message; ``ParseError`` says what is wrong and where."""
+def parse(data: bytes | bytearray | memoryview | str, charset: str | None = None) -> Message:
+    """Parse one HL7 v2 message; ``ParseError`` says what is wrong and where.
+
+    ``charset`` (an HL7 table 0211 name, e.g. ``8859/1``) is what bytes are taken to be
+    when MSH-18 names no character set: a connection's default for a feed that never
+    declares one. UTF-8 when not given."""
+    default = _default_codec(charset)
     if type(data) is bytes:
         raw = data
     elif isinstance(data, str):
-        return _parse_text(data, raw=None, codec=None, warnings=[])
+        return _parse_text(data, raw=None, codec=None, warnings=[], default=default)
     elif isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
     else:
@@ -58,10 +63,11 @@ def parse(data: bytes | bytearray | memoryview | str) -> Message:
     # to find MSH-18 is ASCII in every charset Switchboard reads.
     text, problem = _decode(body, DEFAULT_CODEC)
     warnings: list[ParseWarning] = []
-    message = _parse_text(text, raw=raw, codec=None, warnings=warnings)
+    message = _parse_text(text, raw=raw, codec=None, warnings=warnings, default=default)
     if message.codec != DEFAULT_CODEC:
         text, problem = _decode(body, message.codec)
-        message = _parse_text(text, raw=raw, codec=message.codec, warnings=warnings)
+        message = _parse_text(text, raw=raw, codec=message.codec, warnings=warnings,
+                              default=default)
     if problem is not None:
         segment_number = _EOL_SPLIT.subn("", body[: problem.start].decode("latin-1"))[1] + 1
         warnings.append(
@@ -102,7 +108,7 @@ def text_error(message: Message) -> ParseError | None:
             reason = (f"holds bytes that are not valid {message.codec}, the character set "
                       "MSH-18 declares" if message.get("MSH-18") else
                       f"holds bytes that are not valid {message.codec}, the character set "
-                      "assumed when MSH-18 is empty")
+                      "taken when MSH-18 is empty (the connection's, or UTF-8)")
             hint = "Send the message in the character set MSH-18 names, or name the one it is in"
         return ParseError(reason, segment=segment_id, segment_number=number,
                           field=field or None, occurrence=occurrences[segment_id], hint=hint)
@@ -142,21 +148,33 @@ def _first_line(text: AnyStr) -> AnyStr:
 _LINE_ENDS: dict[type, tuple[Any, Any]] = {str: ("\r", "\n"), bytes: (b"\r", b"\n")}
 
 
-def header_codec(header: str) -> str:
+def header_codec(header: str, charset: str | None = None) -> str:
     """The codec for the character set MSH-18 of ``header`` (an MSH segment's text)
-    names, as parsing would choose it: the default when it names none or an unknown
-    one."""
+    names, as parsing would choose it: ``charset``'s (UTF-8's when None) when it names
+    none or an unknown one."""
+    default = _default_codec(charset)
     if len(header) < 4 or header.count(header[3]) < 17:
+        return default
+    return _codec_from_header(header, [], default)
+
+
+def _default_codec(charset: str | None) -> str:
+    if charset is None:
         return DEFAULT_CODEC
-    return _codec_from_header(header, [])
+    codec = codec_for(charset)
+    if codec is None:
+        raise ParseError(f"{charset!r} is not a character set Switchboard knows",
+                         hint="Name one from HL7 table 0211, such as 8859/1 or UNICODE UTF-8")
+    return codec
 
 
-def _codec_from_header(header: str, warnings: list[ParseWarning]) -> str:
+def _codec_from_header(header: str, warnings: list[ParseWarning],
+                       default: str = DEFAULT_CODEC) -> str:
     if len(header) < 4:
-        return DEFAULT_CODEC
+        return default
     fields = header.split(header[3])
     if len(fields) <= 17 or not fields[17]:
-        return DEFAULT_CODEC
+        return default
     declared = fields[17]
     encoding = fields[1]
     if len(encoding) > 1 and encoding[1] in declared:
@@ -167,16 +185,17 @@ def _codec_from_header(header: str, warnings: list[ParseWarning]) -> str:
             ParseWarning(
                 "unknown-charset",
                 f"MSH-18 character set {declared.strip()[:40]!r} is not one Switchboard "
-                f"knows; decoding as {DEFAULT_CODEC}",
+                f"knows; decoding as {default}",
                 1,
             )
         )
-        return DEFAULT_CODEC
+        return default
     return codec
 
 
 def _parse_text(
-    text: str, *, raw: bytes | None, codec: str | None, warnings: list[ParseWarning]
+    text: str, *, raw: bytes | None, codec: str | None, warnings: list[ParseWarning],
+    default: str = DEFAULT_CODEC,
 ) -> Message:
     body = text.lstrip("\ufeff").lstrip()
     if not body:
@@ -209,9 +228,9 @@ def _parse_text(
     if codec is None:
         # MSH-18 is 17 separators in; most headers stop well before it.
         if header.count(field_sep) >= 17:
-            codec = _codec_from_header(header, warnings)
+            codec = _codec_from_header(header, warnings, default)
         else:
-            codec = DEFAULT_CODEC
+            codec = default
     if has_lf:
         segments = _EOL_SPLIT.split(body) if has_cr else body.split("\n")
     else:

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from engine.errors import SwitchboardError
+from engine.hl7v2.charset import codec_for
 from engine.model.canonical_path import EVERY, parse_canonical_path
 from engine.rules.document_reader import IDENTIFIER, DocumentReader
 
@@ -161,6 +162,8 @@ class Connection:
     endpoint: Endpoint
     format: MessageFormat
     description: str = ""
+    # HL7 table 0211: what an inbound feed's bytes are when MSH-18 names nothing.
+    charset: str | None = None
     business_owner: BusinessOwner | None = None
     technical_owner: TechnicalOwner | None = None
     data_scope: tuple[str, ...] = ()
@@ -260,6 +263,7 @@ _reader = DocumentReader(CatalogError)
 _REQUIRED: Final = ("id", "name", "direction", "transport", "endpoint", "format")
 _OPTIONAL: Final = (
     "description",
+    "charset",
     "business_owner",
     "technical_owner",
     "data_scope",
@@ -284,6 +288,8 @@ def _read_connection(d: Mapping[str, Any]) -> Connection:
         endpoint=_read_endpoint(transport, raw["endpoint"], f"{where}: endpoint"),
         format=_reader.enum(MessageFormat, raw["format"], f"{where}: format"),
         description=_text(raw.get("description") or "", f"{where}: description"),
+        charset=None if raw.get("charset") is None else _read_charset(
+            raw["charset"], f"{where}: charset"),
         business_owner=_optional(
             raw.get("business_owner"), f"{where}: business_owner", _read_business_owner
         ),
@@ -301,6 +307,14 @@ def _read_connection(d: Mapping[str, Any]) -> Connection:
         agreement=_optional(raw.get("agreement"), f"{where}: agreement", _read_agreement),
         tags=_strings(raw.get("tags") or [], f"{where}: tags", IDENTIFIER),
     )
+
+
+def _read_charset(value: object, where: str) -> str:
+    name = _text(value, where)
+    if codec_for(name) is None:
+        raise CatalogError(f"{where}: {name!r} is not a character set Switchboard knows; "
+                           "name one from HL7 table 0211, such as 8859/1 or UNICODE UTF-8")
+    return name
 
 
 def _where(raw: Mapping[str, Any]) -> str:

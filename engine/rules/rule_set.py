@@ -84,6 +84,11 @@ class RuleSet:
     def convert(self, message: Message) -> Conversion:
         return self.mapper.convert(message)
 
+    def charset_of(self, source: str) -> str | None:
+        """The character set a source's HL7 v2 bytes are in when MSH-18 names none."""
+        connection = self.connections.get(source)
+        return connection.charset if connection is not None else None
+
     def route(self, record: Mapping[str, Any], message: Message | None = None,
               *, explain: bool = False) -> RouteDecision:
         return self.routes.evaluate(record, message, explain=explain)

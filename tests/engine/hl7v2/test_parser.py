@@ -185,7 +185,7 @@ def test_segment_texts_are_a_copy_in_order():
 
 @pytest.mark.parametrize("raw, location, fragment", [
     (b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A01|1|P|2.5.1\rPID|1||12||DO\xffE^JANE\r",
-     ("PID", 1, 5), "not valid utf-8, the character set assumed when MSH-18 is empty"),
+     ("PID", 1, 5), "not valid utf-8, the character set taken when MSH-18 is empty"),
     (b"MSH|^~\\&|E\xffHR|RIV|||20260101||ADT^A01|1|P|2.5.1\r",
      ("MSH", 1, 3), "not valid utf-8"),
     (b"MSH|^~\\&|EHR|RIV|||20260101||ORU^R01|1|P|2.5.1\rOBX|1|TX\rOBX|2|TX|||a\x00b\r",
@@ -206,3 +206,16 @@ def test_text_error_locates_what_cannot_be_text(raw, location, fragment):
 ])
 def test_text_error_is_none_when_every_byte_is_text(raw):
     assert text_error(parse(raw)) is None
+
+
+def test_a_connections_charset_applies_when_msh_18_names_none():
+    latin = b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A01|1|P|2.5.1\rPID|1||12||M\xfcLLER\r"
+    assert text_error(parse(latin)) is not None  # UTF-8 when nobody says otherwise
+    message = parse(latin, "8859/1")
+    assert (message.get("PID-5"), text_error(message)) == ("MüLLER", None)
+    assert message.encode() == latin
+    declared = latin.replace(b"2.5.1\r", b"2.5.1||||||UNICODE UTF-8\r").replace(
+        b"\xfc", b"\xc3\xbc")
+    assert parse(declared, "8859/1").get("PID-5") == "MüLLER"  # MSH-18 wins
+    with pytest.raises(ParseError, match="not a character set Switchboard knows"):
+        parse(latin, "EBCDIC")

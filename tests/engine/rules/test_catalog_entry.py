@@ -575,3 +575,18 @@ def test_invalid_entries_are_located(
 
 def test_a_draft_without_owners_scope_or_recovery_is_schema_valid() -> None:
     assert not list(VALIDATOR.iter_errors(draft()))
+
+
+def test_an_inbound_feed_may_name_its_charset() -> None:
+    feed = draft(direction="inbound", charset="8859/1")
+    assert not list(VALIDATOR.iter_errors(feed))
+    assert Connection.from_dict(feed).charset == "8859/1"
+    assert Connection.from_dict(draft()).charset is None
+    with pytest.raises(CatalogError, match="charset: 'EBCDIC' is not a character set"):
+        Connection.from_dict(draft(charset="EBCDIC"))
+
+
+def test_the_schemas_charsets_are_those_the_parser_knows() -> None:
+    from engine.hl7v2.charset import _TABLE_0211
+
+    assert SCHEMA["properties"]["charset"]["enum"] == list(_TABLE_0211)

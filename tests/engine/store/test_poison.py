@@ -16,11 +16,11 @@ from engine.ingest import Ingestor, IngestResult
 from engine.journal import Journal, Kind, Received, now_utc
 from engine.outbox import Outbox
 from engine.pipeline import Pipeline
-from engine.rule_versions import bootstrap, load_published
+from engine.rule_versions import RuleSetCache, bootstrap, load_published, source_charset
 from engine.rules.exception_policy import ErrorClass
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, ExceptionItem, JournalEntry
-from tests.delivery_config import update
+from tests.delivery_config import delivery_config, update
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -132,3 +132,26 @@ def test_a_byte_invalid_in_pid_3_is_rejected_alone_in_its_group_commit(engine):
         assert entry.patient_key is None
         assert session.scalars(select(ExceptionItem).where(
             ExceptionItem.journal_id == entry.id)).one().error_class == "validation"
+
+
+def test_a_feed_in_latin_1_without_msh_18_is_read_in_its_connections_charset(
+        engine, tmp_path):
+    """Raw bytes stay bytes: text is decoded under MSH-18, or the connection's configured
+    charset; the same bytes from a feed that names none are refused, naming PID-5."""
+    config = delivery_config(tmp_path / "config", "http://127.0.0.1:9/events")
+    feed = config / "catalog" / "connections" / "ehr-adt-feed.yaml"
+    feed.write_text(feed.read_text() + "charset: 8859/1\n")
+    upgrade(engine)
+    bootstrap(engine, config)
+    rule_sets = RuleSetCache(engine)
+    ingestor = Ingestor(Journal(engine, charsets=source_charset(rule_sets)))
+    latin = update("LATIN-1", "MRN-L").replace(b"DOE^JANE", b"M\xdcLLER^J\xd6RG")
+
+    assert parse(ingestor.ingest(Received(latin, "ehr-adt-feed")).ack).get("MSA-1") == "AA"
+    refused = ingestor.ingest(Received(latin, "other-feed"))
+    assert (parse(refused.ack).get("MSA-1"), parse(refused.ack).get_raw("ERR-2")) == (
+        "AR", "PID^1^5")
+    Pipeline(engine, rule_sets).run_once()
+    with Session(engine) as session:
+        delivery = session.scalars(select(Delivery)).one()
+    assert delivery.payload["patient"]["names"][0]["family"] == "MÜLLER"
