@@ -121,6 +121,10 @@ class StageEvent(Base):
     detail: Mapped[dict[str, Any] | None]
 
 
+_BLOCKING_STATES = "status IN ('pending', 'retrying', 'in_flight', 'held')"
+_STALLING_STATES = "status IN ('retrying', 'in_flight', 'held')"
+
+
 class Delivery(Base):
     """One delivery intent (the outbox): a minimised payload for one destination.
     ``sequence`` orders deliveries per (destination, patient_key)."""
@@ -154,6 +158,13 @@ class Delivery(Base):
         Index("ix_deliveries_order", "destination", "patient_key", "sequence"),
         # The oldest pending deliveries, in order, without sorting the backlog.
         Index("ix_deliveries_pending", "status", "sequence", "id"),
+        # A chain's deliveries that have not ended, and those of them that keep it
+        # standing still: a claim looks a chain up in a few steps, however long its
+        # delivered history. The states are engine.outbox's BLOCKING and STALLING.
+        Index("ix_deliveries_blocking", "destination", "patient_key", "sequence", "id",
+              sqlite_where=text(_BLOCKING_STATES), postgresql_where=text(_BLOCKING_STATES)),
+        Index("ix_deliveries_stalling", "destination", "patient_key", "sequence", "id",
+              sqlite_where=text(_STALLING_STATES), postgresql_where=text(_STALLING_STATES)),
     )
 
 
