@@ -124,6 +124,23 @@ def test_no_delivery_overtakes_a_message_still_waiting_to_be_routed(engine):
     assert ids(outbox.claim(limit=10)) == [behind]
 
 
+def test_a_message_waiting_to_be_routed_holds_up_only_its_own_patient(engine):
+    """Regression (issue 13, the frontier): one message left unrouted (a slow pipeline
+    lane, or one no worker runs) held up every patient's later deliveries; it must hold
+    up only its own patient's, to every destination."""
+    outbox = store(engine)
+    before = deliveries(engine, journal(engine, 1, "p1"))
+    journal(engine, 1, "p1", status="received")
+    journal(engine, 1, "p2", status="routing")
+    behind = deliveries(engine, journal(engine, 1, "p1"))
+    behind += deliveries(engine, journal(engine, 1, "p1"), destination="ehr-fhir")
+    behind += deliveries(engine, journal(engine, 1, "p2"), patient="p2")
+    other = deliveries(engine, journal(engine, 2, "p3"), patient="p3")
+    loose = deliveries(engine, journal(engine, 1, None), patient=None)
+    assert sorted(ids(outbox.claim(limit=10))) == sorted([before, other, loose])
+    assert {statuses(engine)[i] for i in behind} == {"pending"}
+
+
 def test_deliveries_for_no_patient_stand_alone(engine):
     outbox = store(engine)
     loose = deliveries(engine, journal(engine, 3, None), patient=None)
