@@ -9,8 +9,9 @@ retrying later or in flight), so a destination that is down holds up its own cha
 and no other. ``SKIP LOCKED`` alone cannot promise order (a worker that skips a locked
 head would take the next in line), so the claim then checks each candidate against the
 delivery before it in its chain and takes only runs that start at their chain's head.
-A delivery is also not claimed while an earlier journaled message is still waiting to
-be routed: its deliveries do not exist yet, and would otherwise be overtaken.
+A delivery is also not claimed while an earlier journaled message for the same patient
+is still waiting to be routed: its deliveries do not exist yet, and would otherwise be
+overtaken. Other patients' deliveries need not wait for it.
 
 A claim marks deliveries in flight with a lease (``next_attempt_at``): if the worker
 dies, the lease lapses and another worker delivers again, with the same idempotency
@@ -33,7 +34,6 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
-    func,
     literal,
     select,
     tuple_,
@@ -51,8 +51,11 @@ BLOCKING = ("pending", "retrying", "in_flight", "held")
 STALLING = ("retrying", "in_flight", "held")
 """Blocking states that also keep the chain from moving now: a retry or a lease until
 its time, a hold until a person decides. A pending delivery moves with its chain."""
-# The partial indexes ix_deliveries_blocking and ix_deliveries_stalling name these
-# states literally, in this order: keep them in step.
+UNROUTED = ("received", "routing")
+"""Journal states of a message whose deliveries do not exist yet: the later deliveries
+for its patient wait for it, and ``deliveries.sequence`` (its journal id) says which."""
+# The partial indexes ix_deliveries_blocking, ix_deliveries_stalling and
+# ix_journal_unrouted name these states literally, in this order: keep them in step.
 
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
@@ -141,9 +144,7 @@ class Outbox:
     def _candidates(self, connection: Connection, limit: int, now: datetime) -> list[Claimed]:
         """The oldest deliveries due now, in order: pending ones, retries whose time has
         come and claims that lapsed, none behind an earlier delivery of its chain that
-        must still wait, nor behind a message still waiting to be routed."""
-        frontier = connection.scalar(
-            select(func.min(_JOURNAL.c.id)).where(_JOURNAL.c.status.in_(("received", "routing"))))
+        must still wait, nor behind a message of its patient still waiting to be routed."""
         pending = _DELIVERIES.c.status == "pending"
         due = _DELIVERIES.c.status.in_(("retrying", "in_flight")) & (
             _DELIVERIES.c.next_attempt_at <= now)
@@ -151,8 +152,6 @@ class Outbox:
         # Two queries, so each walks its own index in order instead of sorting a backlog.
         for condition in (pending, due):
             query = self.candidates_query(condition, limit, now)
-            if frontier is not None:
-                query = query.where(_DELIVERIES.c.sequence < frontier)
             if self._postgres:
                 query = query.with_for_update(of=_DELIVERIES, skip_locked=True)
             rows.extend(connection.execute(query))
@@ -165,7 +164,8 @@ class Outbox:
         """The oldest ``limit`` deliveries meeting ``condition`` whose chain may move:
         no earlier delivery of the chain is held, retrying later or in flight, so the
         ones that come back form runs that start at their chain's head, whatever waits
-        ahead of them in the table."""
+        ahead of them in the table; and no earlier message of the same patient is still
+        waiting to be routed (a delivery for no patient has no chain to keep in order)."""
         ahead = _DELIVERIES.alias("ahead")
         stalled = select(ahead.c.id).where(
             ahead.c.destination == _DELIVERIES.c.destination,
@@ -174,9 +174,14 @@ class Outbox:
             tuple_(ahead.c.sequence, ahead.c.id) < tuple_(_DELIVERIES.c.sequence,
                                                           _DELIVERIES.c.id),
             (ahead.c.status == "held") | (ahead.c.next_attempt_at > now))
+        unrouted = _JOURNAL.alias("unrouted")
+        waiting = select(unrouted.c.id).where(
+            unrouted.c.patient_key == _DELIVERIES.c.patient_key,
+            _in(unrouted.c.status, UNROUTED),
+            unrouted.c.id < _DELIVERIES.c.sequence)
         return (select(*_CLAIM_COLUMNS, _JOURNAL.c.message_id, _JOURNAL.c.received_at)
                 .join(_JOURNAL, _JOURNAL.c.id == _DELIVERIES.c.journal_id)
-                .where(condition, ~stalled.exists())
+                .where(condition, ~stalled.exists(), ~waiting.exists())
                 .order_by(_DELIVERIES.c.sequence, _DELIVERIES.c.id).limit(limit))
 
     def _heads_of_chains(self, connection: Connection,

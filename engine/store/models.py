@@ -67,6 +67,12 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: Moment()}
 
 
+# The states of the outbox's partial indexes, as engine.outbox names them.
+_UNROUTED_STATES = "status IN ('received', 'routing')"
+_BLOCKING_STATES = "status IN ('pending', 'retrying', 'in_flight', 'held')"
+_STALLING_STATES = "status IN ('retrying', 'in_flight', 'held')"
+
+
 class JournalEntry(Base):
     """One inbound message, committed before it is acknowledged. ``raw`` is kept as
     received (an oversize frame keeps none); ``content_hash`` ignores MSH-7 and framing,
@@ -106,6 +112,10 @@ class JournalEntry(Base):
         # The pipeline's queue: the oldest waiting messages, without sorting them all.
         Index("ix_journal_status_id", "status", "id"),
         Index("ix_journal_patient_key", "patient_key"),
+        # A patient's messages still waiting to be routed, which hold up that patient's
+        # later deliveries (engine.outbox's UNROUTED): only those messages are in it.
+        Index("ix_journal_unrouted", "patient_key", "id",
+              sqlite_where=text(_UNROUTED_STATES), postgresql_where=text(_UNROUTED_STATES)),
     )
 
 
@@ -119,10 +129,6 @@ class StageEvent(Base):
     at: Mapped[datetime]
     rule_set_version: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[dict[str, Any] | None]
-
-
-_BLOCKING_STATES = "status IN ('pending', 'retrying', 'in_flight', 'held')"
-_STALLING_STATES = "status IN ('retrying', 'in_flight', 'held')"
 
 
 class Delivery(Base):

@@ -258,10 +258,11 @@ def test_concurrent_claimers_never_share_or_reorder_a_chain(engine):
 
 
 def test_a_claim_probes_chains_through_the_partial_indexes(engine):
-    """Regression (issue 13, item 3): the claim looks for the chains that can move in
-    SQL. Each probe must take a few steps of a partial index, never walk the table or
-    a chain's delivered history (ix_deliveries_order). On PostgreSQL with the tables
-    analysed, as autovacuum keeps them."""
+    """Regression (issue 13, item 3 and the frontier): the claim looks for the chains
+    that can move, and for each patient's unrouted messages, in SQL. Each probe must
+    take a few steps of a partial index, never walk a table, a chain's delivered
+    history (ix_deliveries_order) or every patient's unrouted messages. On PostgreSQL
+    with the tables analysed, as autovacuum keeps them."""
     outbox = store(engine)
     later = now_utc() + timedelta(hours=1)
     for patient in ("p1", "p2", "p3"):
@@ -276,6 +277,7 @@ def test_a_claim_probes_chains_through_the_partial_indexes(engine):
                    patient=patient)
         deliveries(engine, journal(engine, 20, patient), destination="clinic-north",
                    patient=patient)
+    journal(engine, 50, "p9", status="received")
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("ANALYZE")
@@ -285,9 +287,9 @@ def test_a_claim_probes_chains_through_the_partial_indexes(engine):
     assert len(plans) == 3, sent
     pending, due, heads = plans
     for chosen in (pending, due):
-        assert "ix_deliveries_stalling" in chosen, chosen
+        assert "ix_deliveries_stalling" in chosen and "ix_journal_unrouted" in chosen, chosen
     assert "ix_deliveries_blocking" in heads, heads
     for chosen in plans:
-        for walk in ("SCAN deliveries", "SCAN ahead", "Seq Scan on deliveries",
-                     "ix_deliveries_order"):
+        for walk in ("SCAN deliveries", "SCAN ahead", "SCAN unrouted", "Seq Scan",
+                     "ix_deliveries_order", "ix_journal_status_id", "ix_journal_patient_key"):
             assert walk not in chosen, chosen
