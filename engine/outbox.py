@@ -151,7 +151,7 @@ class Outbox:
         rows: list[Any] = []
         # Two queries, so each walks its own index in order instead of sorting a backlog.
         for condition in (pending, due):
-            query = self.candidates_query(condition, limit, now)
+            query = self._candidates_query(condition, limit, now)
             if self._postgres:
                 query = query.with_for_update(of=_DELIVERIES, skip_locked=True)
             rows.extend(connection.execute(query))
@@ -159,7 +159,7 @@ class Outbox:
         return [_claimed(row) for row in rows[:limit]]
 
     @staticmethod
-    def candidates_query(condition: ColumnElement[bool], limit: int,
+    def _candidates_query(condition: ColumnElement[bool], limit: int,
                          now: datetime) -> Select[Any]:
         """The oldest ``limit`` deliveries meeting ``condition`` whose chain may move:
         no earlier delivery of the chain is held, retrying later or in flight, so the
