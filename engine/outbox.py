@@ -3,11 +3,15 @@ of each as the destination's exception policy says.
 
 Order is kept per (destination, patient). A delivery may be claimed only when every
 earlier delivery of its chain has ended (delivered, dead-lettered, cancelled): one that
-is pending, retrying, in flight or held blocks the ones behind it. ``SKIP LOCKED`` alone
-cannot promise that (a worker that skips a locked head would take the next in line), so
-the claim reads the chain's blockers and takes only a run that starts at its head. A
-delivery is also not claimed while an earlier journaled message is still waiting to be
-routed: its deliveries do not exist yet, and would otherwise be overtaken.
+is pending, retrying, in flight or held blocks the ones behind it. The claim asks the
+store for the oldest deliveries whose chain can move now (nothing earlier in it held,
+retrying later or in flight), so a destination that is down holds up its own chains
+and no other. ``SKIP LOCKED`` alone cannot promise order (a worker that skips a locked
+head would take the next in line), so the claim then checks each candidate against the
+delivery before it in its chain and takes only runs that start at their chain's head.
+A delivery is also not claimed while an earlier journaled message for the same patient
+is still waiting to be routed: its deliveries do not exist yet, and would otherwise be
+overtaken. Other patients' deliveries need not wait for it.
 
 A claim marks deliveries in flight with a lease (``next_attempt_at``): if the worker
 dies, the lease lapses and another worker delivers again, with the same idempotency
@@ -23,7 +27,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 
 from engine.connectors.sink import DeliveryFailed, Outbound
 from engine.journal import now_utc
@@ -33,6 +48,14 @@ from engine.store.models import Delivery, ExceptionItem, JournalEntry
 
 BLOCKING = ("pending", "retrying", "in_flight", "held")
 """States in which a delivery keeps the later deliveries of its chain waiting."""
+STALLING = ("retrying", "in_flight", "held")
+"""Blocking states that also keep the chain from moving now: a retry or a lease until
+its time, a hold until a person decides. A pending delivery moves with its chain."""
+UNROUTED = ("received", "routing")
+"""Journal states of a message whose deliveries do not exist yet: the later deliveries
+for its patient wait for it, and ``deliveries.sequence`` (its journal id) says which."""
+# The partial indexes ix_deliveries_blocking, ix_deliveries_stalling and
+# ix_journal_unrouted name these states literally, in this order: keep them in step.
 
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
@@ -120,53 +143,74 @@ class Outbox:
 
     def _candidates(self, connection: Connection, limit: int, now: datetime) -> list[Claimed]:
         """The oldest deliveries due now, in order: pending ones, retries whose time has
-        come and claims that lapsed, none behind a message still waiting to be routed."""
-        frontier = connection.scalar(
-            select(func.min(_JOURNAL.c.id)).where(_JOURNAL.c.status.in_(("received", "routing"))))
+        come and claims that lapsed, none behind an earlier delivery of its chain that
+        must still wait, nor behind a message of its patient still waiting to be routed."""
         pending = _DELIVERIES.c.status == "pending"
         due = _DELIVERIES.c.status.in_(("retrying", "in_flight")) & (
             _DELIVERIES.c.next_attempt_at <= now)
         rows: list[Any] = []
         # Two queries, so each walks its own index in order instead of sorting a backlog.
         for condition in (pending, due):
-            query = (select(*_CLAIM_COLUMNS, _JOURNAL.c.message_id, _JOURNAL.c.received_at)
-                     .join(_JOURNAL, _JOURNAL.c.id == _DELIVERIES.c.journal_id)
-                     .where(condition)
-                     .order_by(_DELIVERIES.c.sequence, _DELIVERIES.c.id).limit(limit))
-            if frontier is not None:
-                query = query.where(_DELIVERIES.c.sequence < frontier)
+            query = self._candidates_query(condition, limit, now)
             if self._postgres:
                 query = query.with_for_update(of=_DELIVERIES, skip_locked=True)
             rows.extend(connection.execute(query))
         rows.sort(key=lambda row: (row.sequence, row.id))
         return [_claimed(row) for row in rows[:limit]]
 
+    @staticmethod
+    def _candidates_query(condition: ColumnElement[bool], limit: int,
+                         now: datetime) -> Select[Any]:
+        """The oldest ``limit`` deliveries meeting ``condition`` whose chain may move:
+        no earlier delivery of the chain is held, retrying later or in flight, so the
+        ones that come back form runs that start at their chain's head, whatever waits
+        ahead of them in the table; and no earlier message of the same patient is still
+        waiting to be routed (a delivery for no patient has no chain to keep in order)."""
+        ahead = _DELIVERIES.alias("ahead")
+        stalled = select(ahead.c.id).where(
+            ahead.c.destination == _DELIVERIES.c.destination,
+            ahead.c.patient_key == _DELIVERIES.c.patient_key,
+            _in(ahead.c.status, STALLING),
+            tuple_(ahead.c.sequence, ahead.c.id) < tuple_(_DELIVERIES.c.sequence,
+                                                          _DELIVERIES.c.id),
+            (ahead.c.status == "held") | (ahead.c.next_attempt_at > now))
+        unrouted = _JOURNAL.alias("unrouted")
+        waiting = select(unrouted.c.id).where(
+            unrouted.c.patient_key == _DELIVERIES.c.patient_key,
+            _in(unrouted.c.status, UNROUTED),
+            unrouted.c.id < _DELIVERIES.c.sequence)
+        return (select(*_CLAIM_COLUMNS, _JOURNAL.c.message_id, _JOURNAL.c.received_at)
+                .join(_JOURNAL, _JOURNAL.c.id == _DELIVERIES.c.journal_id)
+                .where(condition, ~stalled.exists(), ~waiting.exists())
+                .order_by(_DELIVERIES.c.sequence, _DELIVERIES.c.id).limit(limit))
+
     def _heads_of_chains(self, connection: Connection,
                          candidates: list[Claimed]) -> list[Claimed]:
         """The candidates that start their chain, with the candidates that follow each
-        without a gap. Deliveries for no patient have no chain: each stands alone."""
-        chained = [c for c in candidates if c.patient_key is not None]
-        if not chained:
-            return candidates
-        blockers = connection.execute(
-            select(_DELIVERIES.c.id, _DELIVERIES.c.destination, _DELIVERIES.c.patient_key)
-            .where(_DELIVERIES.c.status.in_(BLOCKING),
-                   _DELIVERIES.c.destination.in_({c.destination for c in chained}),
-                   _DELIVERIES.c.patient_key.in_({c.patient_key for c in chained}),
-                   _DELIVERIES.c.sequence <= max(c.sequence for c in chained))
-            .order_by(_DELIVERIES.c.sequence, _DELIVERIES.c.id)).all()
-        offered = {c.id for c in candidates}
-        stopped: set[tuple[str, str | None]] = set()
+        without a gap. Deliveries for no patient have no chain: each stands alone.
+
+        The candidates were chosen so, but on PostgreSQL another engine may hold one
+        of a chain's deliveries locked (skipped) or have claimed it since: so each
+        candidate is checked against the delivery just before it in its chain, which
+        must have ended or be a candidate allowed itself."""
+        ahead = _DELIVERIES.alias("ahead")
+        before = (select(ahead.c.id).where(
+            ahead.c.destination == _DELIVERIES.c.destination,
+            ahead.c.patient_key == _DELIVERIES.c.patient_key,
+            _in(ahead.c.status, BLOCKING),
+            tuple_(ahead.c.sequence, ahead.c.id) < tuple_(_DELIVERIES.c.sequence,
+                                                          _DELIVERIES.c.id))
+            .order_by(ahead.c.sequence.desc(), ahead.c.id.desc()).limit(1).scalar_subquery())
+        previous: dict[int, int | None] = {
+            delivery: earlier for delivery, earlier in connection.execute(
+                select(_DELIVERIES.c.id, before)
+                .where(_DELIVERIES.c.id.in_([c.id for c in candidates])))}
         allowed: set[int] = set()
-        for row in blockers:
-            chain = (row.destination, row.patient_key)
-            if chain in stopped:
-                continue
-            if row.id in offered:
-                allowed.add(row.id)
-            else:
-                stopped.add(chain)
-        return [c for c in candidates if c.patient_key is None or c.id in allowed]
+        for claimed in candidates:  # in order, so a chain's earlier candidates come first
+            earlier = previous.get(claimed.id)
+            if earlier is None or earlier in allowed:
+                allowed.add(claimed.id)
+        return [c for c in candidates if c.id in allowed]
 
     def release_claims(self) -> int:
         """Put every delivery in flight back in the queue, for an engine that starts on
@@ -250,6 +294,12 @@ def dead_letter(claimed: Claimed, failure: DeliveryFailed, policy: Policy, attem
         "escalate_to": str(escalation.notify_role) if escalation else None,
         "escalated_at": None,
     }
+
+
+def _in(column: ColumnElement[str], states: tuple[str, ...]) -> ColumnElement[bool]:
+    """``column IN (states)`` with the states written into the SQL, not bound: a query
+    can use a partial index only where its WHERE names the index's states as they are."""
+    return column.in_([literal(state, literal_execute=True) for state in states])
 
 
 def _claimed(row: Any) -> Claimed:

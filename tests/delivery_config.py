@@ -1,6 +1,7 @@
 """A small configuration for delivery tests: the shipped mappings and schemas, the
 inbound ``ehr-adt-feed`` listener, and one route that sends every message to the
-HTTP destination ``test-sink``, under an exception policy fast enough to watch."""
+HTTP destination ``test-sink``, under an exception policy fast enough to watch; or the
+shipped configuration with two of its destinations moved to 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -87,3 +88,20 @@ def _owned(connection: str, description: str) -> dict[str, Any]:
 def _write(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def example_config(folder: Path, analytics_url: str, lab_port: int) -> Path:
+    """Write the shipped configuration (rules/ and catalog/) into ``folder`` and return
+    it, with two destinations moved to 127.0.0.1: ``analytics-warehouse`` POSTs its
+    canonical JSON to ``analytics_url``, and ``lab-system`` speaks MLLP to ``lab_port``
+    (a port nobody listens on: the lab is down)."""
+    shutil.copytree(ROOT / "rules", folder / "rules")
+    shutil.copytree(ROOT / "catalog", folder / "catalog")
+    connections = folder / "catalog" / "connections"
+    analytics = yaml.safe_load((connections / "analytics-warehouse.yaml").read_text())
+    analytics.update(transport="http", endpoint={"url": analytics_url, "method": "POST"})
+    _write(connections / "analytics-warehouse.yaml", analytics)
+    lab = yaml.safe_load((connections / "lab-system.yaml").read_text())
+    lab["endpoint"].update(host="127.0.0.1", port=lab_port)
+    _write(connections / "lab-system.yaml", lab)
+    return folder

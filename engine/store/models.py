@@ -69,6 +69,12 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: Moment()}
 
 
+# The states of the outbox's partial indexes, as engine.outbox names them.
+_UNROUTED_STATES = "status IN ('received', 'routing')"
+_BLOCKING_STATES = "status IN ('pending', 'retrying', 'in_flight', 'held')"
+_STALLING_STATES = "status IN ('retrying', 'in_flight', 'held')"
+
+
 class JournalEntry(Base):
     """One inbound message, committed before it is acknowledged. ``raw`` is kept as
     received (an oversize frame keeps none); ``content_hash`` ignores MSH-7 and framing,
@@ -110,6 +116,10 @@ class JournalEntry(Base):
         # The pipeline's queue: the oldest waiting messages, without sorting them all.
         Index("ix_journal_status_id", "status", "id"),
         Index("ix_journal_patient_key", "patient_key"),
+        # A patient's messages still waiting to be routed, which hold up that patient's
+        # later deliveries (engine.outbox's UNROUTED): only those messages are in it.
+        Index("ix_journal_unrouted", "patient_key", "id",
+              sqlite_where=text(_UNROUTED_STATES), postgresql_where=text(_UNROUTED_STATES)),
     )
 
 
@@ -158,6 +168,13 @@ class Delivery(Base):
         Index("ix_deliveries_order", "destination", "patient_key", "sequence"),
         # The oldest pending deliveries, in order, without sorting the backlog.
         Index("ix_deliveries_pending", "status", "sequence", "id"),
+        # A chain's deliveries that have not ended, and those of them that keep it
+        # standing still: a claim looks a chain up in a few steps, however long its
+        # delivered history. The states are engine.outbox's BLOCKING and STALLING.
+        Index("ix_deliveries_blocking", "destination", "patient_key", "sequence", "id",
+              sqlite_where=text(_BLOCKING_STATES), postgresql_where=text(_BLOCKING_STATES)),
+        Index("ix_deliveries_stalling", "destination", "patient_key", "sequence", "id",
+              sqlite_where=text(_STALLING_STATES), postgresql_where=text(_STALLING_STATES)),
     )
 
 

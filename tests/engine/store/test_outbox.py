@@ -22,6 +22,7 @@ from engine.rules.rule_set import compile_rule_set
 from engine.rules.source import read_rule_source
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, ExceptionItem, JournalEntry
+from tests.engine.store.query_plan import plan, statements_sent
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = compile_rule_set(read_rule_source(ROOT))
@@ -121,6 +122,23 @@ def test_no_delivery_overtakes_a_message_still_waiting_to_be_routed(engine):
         connection.execute(update(JournalEntry).where(JournalEntry.status == "received")
                            .values(status="routed"))
     assert ids(outbox.claim(limit=10)) == [behind]
+
+
+def test_a_message_waiting_to_be_routed_holds_up_only_its_own_patient(engine):
+    """Regression (issue 13, the frontier): one message left unrouted (a slow pipeline
+    lane, or one no worker runs) held up every patient's later deliveries; it must hold
+    up only its own patient's, to every destination."""
+    outbox = store(engine)
+    before = deliveries(engine, journal(engine, 1, "p1"))
+    journal(engine, 1, "p1", status="received")
+    journal(engine, 1, "p2", status="routing")
+    behind = deliveries(engine, journal(engine, 1, "p1"))
+    behind += deliveries(engine, journal(engine, 1, "p1"), destination="ehr-fhir")
+    behind += deliveries(engine, journal(engine, 1, "p2"), patient="p2")
+    other = deliveries(engine, journal(engine, 2, "p3"), patient="p3")
+    loose = deliveries(engine, journal(engine, 1, None), patient=None)
+    assert sorted(ids(outbox.claim(limit=10))) == sorted([before, other, loose])
+    assert {statuses(engine)[i] for i in behind} == {"pending"}
 
 
 def test_deliveries_for_no_patient_stand_alone(engine):
@@ -237,3 +255,41 @@ def test_concurrent_claimers_never_share_or_reorder_a_chain(engine):
     for patient in ("p1", "p2", "p3", "p4"):
         mine = [i for i in flat if patient_of[i] == patient]
         assert mine == sorted(mine)
+
+
+def test_a_claim_probes_chains_through_the_partial_indexes(engine):
+    """Regression (issue 13, item 3 and the frontier): the claim looks for the chains
+    that can move, and for each patient's unrouted messages, in SQL. Each probe must
+    take a few steps of a partial index, never walk a table, a chain's delivered
+    history (ix_deliveries_order) or every patient's unrouted messages. On PostgreSQL
+    with the tables analysed, as autovacuum keeps them."""
+    outbox = store(engine)
+    later = now_utc() + timedelta(hours=1)
+    for patient in ("p1", "p2", "p3"):
+        deliveries(engine, journal(engine, 300, patient), destination="lab-system",
+                   patient=patient, status="delivered")
+        head = deliveries(engine, journal(engine, 1, patient), destination="lab-system",
+                          patient=patient, status="retrying")
+        with engine.begin() as connection:
+            connection.execute(update(Delivery).where(Delivery.id.in_(head))
+                               .values(next_attempt_at=later))
+        deliveries(engine, journal(engine, 100, patient), destination="lab-system",
+                   patient=patient)
+        deliveries(engine, journal(engine, 20, patient), destination="clinic-north",
+                   patient=patient)
+    journal(engine, 50, "p9", status="received")
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("ANALYZE")
+    with statements_sent(engine) as sent:
+        assert sum(map(len, outbox.claim(limit=50))) == 50  # so every claim query ran
+    plans = [plan(engine, sql, parameters) for sql, parameters in sent if " ahead" in sql]
+    assert len(plans) == 3, sent
+    pending, due, heads = plans
+    for chosen in (pending, due):
+        assert "ix_deliveries_stalling" in chosen and "ix_journal_unrouted" in chosen, chosen
+    assert "ix_deliveries_blocking" in heads, heads
+    for chosen in plans:
+        for walk in ("SCAN deliveries", "SCAN ahead", "SCAN unrouted", "Seq Scan",
+                     "ix_deliveries_order", "ix_journal_status_id", "ix_journal_patient_key"):
+            assert walk not in chosen, chosen
