@@ -13,6 +13,13 @@ A delivery is also not claimed while an earlier journaled message for the same p
 is still waiting to be routed: its deliveries do not exist yet, and would otherwise be
 overtaken. Other patients' deliveries need not wait for it.
 
+A pending delivery behind a head that waits (a retry scheduled for later, a hold)
+is parked: its ``next_attempt_at`` says when to look at it again (the head's retry,
+or a while for a hold, or at once when the hold is decided). So a destination that is
+down for hours, with thousands of deliveries queued behind its retrying heads, costs
+each claim nothing: a claim walks only the deliveries that are ready, and those that
+have come due.
+
 A claim marks deliveries in flight with a lease (``next_attempt_at``): if the worker
 dies, the lease lapses and another worker delivers again, with the same idempotency
 key, so a receiver can drop the repeat.
@@ -34,6 +41,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    func,
     literal,
     select,
     tuple_,
@@ -51,11 +59,20 @@ BLOCKING = ("pending", "retrying", "in_flight", "held")
 STALLING = ("retrying", "in_flight", "held")
 """Blocking states that also keep the chain from moving now: a retry or a lease until
 its time, a hold until a person decides. A pending delivery moves with its chain."""
+WAITING = ("pending", "retrying", "in_flight")
+"""States whose ``next_attempt_at`` says when a worker should look again: a parked
+delivery, a retry, a lease."""
 UNROUTED = ("received", "routing")
 """Journal states of a message whose deliveries do not exist yet: the later deliveries
 for its patient wait for it, and ``deliveries.sequence`` (its journal id) says which."""
 # The partial indexes ix_deliveries_blocking, ix_deliveries_stalling and
-# ix_journal_unrouted name these states literally, in this order: keep them in step.
+# ix_journal_unrouted name these states literally, in this order, and
+# ix_deliveries_ready names pending with no next_attempt_at: keep them in step.
+PARK_WALKS_PER_CLAIM = 10
+"""How many batches of waiting deliveries one claim parks before it gives up its turn."""
+HOLD_RECHECK = timedelta(seconds=60)
+"""How long a delivery parked behind a hold waits before it is looked at again, should
+the hold be lifted without unparking it (a decision unparks it at once)."""
 
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
@@ -63,6 +80,8 @@ _EXCEPTIONS: Table = ExceptionItem.__table__  # type: ignore[assignment]
 _DELIVERED = update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_key")).values(
     status="delivered", attempts=bindparam("made"), delivered_at=bindparam("at"),
     next_attempt_at=None, updated_at=bindparam("at"))
+_PARK = update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_key")).values(
+    next_attempt_at=bindparam("until"))
 _CLAIM_COLUMNS = (
     _DELIVERIES.c.id, _DELIVERIES.c.journal_id, _DELIVERIES.c.destination,
     _DELIVERIES.c.patient_key, _DELIVERIES.c.sequence, _DELIVERIES.c.idempotency_key,
@@ -145,44 +164,76 @@ class Outbox:
         """The oldest deliveries due now, in order: pending ones, retries whose time has
         come and claims that lapsed, none behind an earlier delivery of its chain that
         must still wait, nor behind a message of its patient still waiting to be routed."""
-        pending = _DELIVERIES.c.status == "pending"
-        due = _DELIVERIES.c.status.in_(("retrying", "in_flight")) & (
-            _DELIVERIES.c.next_attempt_at <= now)
+        due = _in(_DELIVERIES.c.status, WAITING) & (_DELIVERIES.c.next_attempt_at <= now)
         rows: list[Any] = []
-        # Two queries, so each walks its own index in order instead of sorting a backlog.
-        for condition in (pending, due):
-            query = self._candidates_query(condition, limit, now)
-            if self._postgres:
-                query = query.with_for_update(of=_DELIVERIES, skip_locked=True)
-            rows.extend(connection.execute(query))
+        # Two walks, so each follows its own index in order instead of sorting a backlog.
+        for condition in (_ready(), due):
+            rows.extend(self._movable(connection, condition, limit, now))
         rows.sort(key=lambda row: (row.sequence, row.id))
         return [_claimed(row) for row in rows[:limit]]
 
+    def _movable(self, connection: Connection, condition: ColumnElement[bool], limit: int,
+                 now: datetime) -> list[Any]:
+        """Up to ``limit`` of the oldest deliveries meeting ``condition`` whose chain can
+        move now. Those found waiting behind a retry or a hold are parked on the way
+        (until the retry, or for HOLD_RECHECK), so that no later claim walks them while
+        their head waits: each is looked at once, however long the destination is down."""
+        movable: list[Any] = []
+        after: tuple[int, int] | None = None
+        # A backlog found all at once is parked over several claims: one claim holds
+        # the store (SQLite's writer lock, and with it every ACK) only so long.
+        for _ in range(PARK_WALKS_PER_CLAIM):
+            query = self._candidates_query(condition, limit, now, after)
+            if self._postgres:
+                query = query.with_for_update(of=_DELIVERIES, skip_locked=True)
+            rows = connection.execute(query).all()
+            parked = [{"delivery_key": row.id, "until": row.parked_until or now + HOLD_RECHECK}
+                      for row in rows if row.parks]
+            movable.extend(row for row in rows if not row.parks and not row.in_flight_ahead)
+            if parked:
+                connection.execute(_PARK, parked)
+            if len(rows) < limit or not parked or len(movable) >= limit:
+                break
+            after = (rows[-1].sequence, rows[-1].id)
+        return movable[:limit]
+
     @staticmethod
-    def _candidates_query(condition: ColumnElement[bool], limit: int,
-                         now: datetime) -> Select[Any]:
-        """The oldest ``limit`` deliveries meeting ``condition`` whose chain may move:
-        no earlier delivery of the chain is held, retrying later or in flight, so the
-        ones that come back form runs that start at their chain's head, whatever waits
-        ahead of them in the table; and no earlier message of the same patient is still
-        waiting to be routed (a delivery for no patient has no chain to keep in order)."""
+    def _candidates_query(condition: ColumnElement[bool], limit: int, now: datetime,
+                          after: tuple[int, int] | None) -> Select[Any]:
+        """The oldest ``limit`` deliveries meeting ``condition`` (after ``after``, a
+        (sequence, id)), none behind an earlier message of the same patient still waiting
+        to be routed; each with what its chain's earlier deliveries say: ``parks`` when
+        one is held or retrying later (and ``parked_until``, the earliest such retry),
+        ``in_flight_ahead`` when one is being sent. A delivery that has neither starts
+        or continues a run that can move now, whatever waits ahead of it in the table.
+        A delivery for no patient has no chain to keep in order."""
         ahead = _DELIVERIES.alias("ahead")
-        stalled = select(ahead.c.id).where(
-            ahead.c.destination == _DELIVERIES.c.destination,
-            ahead.c.patient_key == _DELIVERIES.c.patient_key,
-            _in(ahead.c.status, STALLING),
-            tuple_(ahead.c.sequence, ahead.c.id) < tuple_(_DELIVERIES.c.sequence,
-                                                          _DELIVERIES.c.id),
-            (ahead.c.status == "held") | (ahead.c.next_attempt_at > now))
+        chain = (ahead.c.destination == _DELIVERIES.c.destination,
+                 ahead.c.patient_key == _DELIVERIES.c.patient_key,
+                 _in(ahead.c.status, STALLING),
+                 tuple_(ahead.c.sequence, ahead.c.id) < tuple_(_DELIVERIES.c.sequence,
+                                                               _DELIVERIES.c.id))
+        retry_later = (ahead.c.status == "retrying") & (ahead.c.next_attempt_at > now)
+        parks = select(ahead.c.id).where(*chain, (ahead.c.status == "held") | retry_later)
+        until = select(func.min(ahead.c.next_attempt_at)).where(*chain, retry_later)
+        sending = select(ahead.c.id).where(*chain, ahead.c.status == "in_flight",
+                                           ahead.c.next_attempt_at > now)
         unrouted = _JOURNAL.alias("unrouted")
         waiting = select(unrouted.c.id).where(
             unrouted.c.patient_key == _DELIVERIES.c.patient_key,
             _in(unrouted.c.status, UNROUTED),
             unrouted.c.id < _DELIVERIES.c.sequence)
-        return (select(*_CLAIM_COLUMNS, _JOURNAL.c.message_id, _JOURNAL.c.received_at)
-                .join(_JOURNAL, _JOURNAL.c.id == _DELIVERIES.c.journal_id)
-                .where(condition, ~stalled.exists(), ~waiting.exists())
-                .order_by(_DELIVERIES.c.sequence, _DELIVERIES.c.id).limit(limit))
+        query = (select(*_CLAIM_COLUMNS, _JOURNAL.c.message_id, _JOURNAL.c.received_at,
+                        parks.exists().label("parks"),
+                        until.scalar_subquery().label("parked_until"),
+                        sending.exists().label("in_flight_ahead"))
+                 .join(_JOURNAL, _JOURNAL.c.id == _DELIVERIES.c.journal_id)
+                 .where(condition, ~waiting.exists())
+                 .order_by(_DELIVERIES.c.sequence, _DELIVERIES.c.id).limit(limit))
+        if after is not None:
+            query = query.where(tuple_(_DELIVERIES.c.sequence, _DELIVERIES.c.id)
+                                > tuple_(literal(after[0]), literal(after[1])))
+        return query
 
     def _heads_of_chains(self, connection: Connection,
                          candidates: list[Claimed]) -> list[Claimed]:
@@ -229,6 +280,11 @@ class Outbox:
         failure in their chain) in one transaction."""
         recorded = Recorded([a for a in attempts if a.failure is None], [], [])
         with self._engine.begin() as connection:
+            if unsent:  # first, so that a failure before them parks them
+                connection.execute(
+                    update(_DELIVERIES).where(_DELIVERIES.c.id.in_([c.id for c in unsent]),
+                                              _DELIVERIES.c.status == "in_flight")
+                    .values(status="pending", next_attempt_at=None, updated_at=now_utc()))
             if recorded.delivered:
                 # One statement for the batch: most outcomes are deliveries.
                 connection.execute(_DELIVERED, [
@@ -241,11 +297,6 @@ class Outbox:
                     recorded.retried.append(attempt)
                 else:
                     recorded.dead_lettered.append(attempt)
-            if unsent:
-                connection.execute(
-                    update(_DELIVERIES).where(_DELIVERIES.c.id.in_([c.id for c in unsent]),
-                                              _DELIVERIES.c.status == "in_flight")
-                    .values(status="pending", next_attempt_at=None, updated_at=now_utc()))
         return recorded
 
     def _failed(self, connection: Connection, attempt: Attempt, rule_set: RuleSet) -> bool:
@@ -269,6 +320,16 @@ class Outbox:
                 **dead_letter(claimed, failure, policy, made, attempt.at, rule_set)))
         connection.execute(
             update(_DELIVERIES).where(_DELIVERIES.c.id == claimed.id).values(**changes))
+        if retry and claimed.patient_key is not None:
+            # Its chain waits for the retry: park what is queued behind it until then.
+            connection.execute(
+                update(_DELIVERIES).where(
+                    _DELIVERIES.c.destination == claimed.destination,
+                    _DELIVERIES.c.patient_key == claimed.patient_key,
+                    _in(_DELIVERIES.c.status, BLOCKING), _DELIVERIES.c.status == "pending",
+                    tuple_(_DELIVERIES.c.sequence, _DELIVERIES.c.id)
+                    > tuple_(literal(claimed.sequence), literal(claimed.id)))
+                .values(next_attempt_at=changes["next_attempt_at"]))
         return retry
 
 
@@ -294,6 +355,30 @@ def dead_letter(claimed: Claimed, failure: DeliveryFailed, policy: Policy, attem
         "escalate_to": str(escalation.notify_role) if escalation else None,
         "escalated_at": None,
     }
+
+
+def unpark_behind(connection: Connection, delivery_ids: Sequence[int]) -> None:
+    """Make the deliveries parked behind these (whose hold was just decided) ready
+    again, rather than wait out HOLD_RECHECK."""
+    if not delivery_ids:
+        return
+    decided = _DELIVERIES.alias("decided")
+    behind = select(decided.c.id).where(
+        decided.c.id.in_(list(delivery_ids)),
+        decided.c.destination == _DELIVERIES.c.destination,
+        decided.c.patient_key == _DELIVERIES.c.patient_key,
+        decided.c.sequence <= _DELIVERIES.c.sequence)
+    connection.execute(
+        update(_DELIVERIES).where(_in(_DELIVERIES.c.status, WAITING),
+                                  _DELIVERIES.c.status == "pending",
+                                  _DELIVERIES.c.next_attempt_at.is_not(None), behind.exists())
+        .values(next_attempt_at=None))
+
+
+def _ready() -> ColumnElement[bool]:
+    """Pending and not parked, as ix_deliveries_ready's WHERE says it."""
+    return (_DELIVERIES.c.status == literal("pending", literal_execute=True)) & (
+        _DELIVERIES.c.next_attempt_at.is_(None))
 
 
 def _in(column: ColumnElement[str], states: tuple[str, ...]) -> ColumnElement[bool]:

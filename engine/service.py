@@ -296,8 +296,8 @@ def due_count(engine: Engine) -> float:
         with reader(engine).connect() as connection:
             return float(connection.scalar(
                 select(func.count()).select_from(Delivery).where(or_(
-                    Delivery.status == "pending",
-                    Delivery.status.in_(("retrying", "in_flight"))
+                    (Delivery.status == "pending") & Delivery.next_attempt_at.is_(None),
+                    Delivery.status.in_(("pending", "retrying", "in_flight"))
                     & (Delivery.next_attempt_at <= moment)))) or 0)
     except SQLAlchemyError:
         return math.nan

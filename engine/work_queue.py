@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from engine import metrics
 from engine.journal import now_utc
+from engine.outbox import unpark_behind
 from engine.queues import OPEN, Invalid, NotFound, Page, Refused, check_page, iso, settled
 from engine.security.audit import AuditLog
 from engine.security.permissions import check_assignee
@@ -172,7 +173,10 @@ def _release_holds(session: Session, task: Task, status: str) -> list[int]:
                                Delivery.status == "held")
         .values(status=status, updated_at=now_utc()).returning(Delivery.id)
         .execution_options(synchronize_session=False))
-    return sorted(result.scalars())
+    released = sorted(result.scalars())
+    # What waited behind the hold need not wait out its recheck: the chain moves now.
+    unpark_behind(session.connection(), released)
+    return released
 
 
 def _holds(session: Session, task: Task) -> list[dict[str, Any]]:

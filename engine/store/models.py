@@ -73,6 +73,7 @@ class Base(DeclarativeBase):
 _UNROUTED_STATES = "status IN ('received', 'routing')"
 _BLOCKING_STATES = "status IN ('pending', 'retrying', 'in_flight', 'held')"
 _STALLING_STATES = "status IN ('retrying', 'in_flight', 'held')"
+_READY = "status = 'pending' AND next_attempt_at IS NULL"
 
 
 class JournalEntry(Base):
@@ -115,7 +116,10 @@ class JournalEntry(Base):
         Index("ix_journal_status_received_at", "status", "received_at"),
         # The pipeline's queue: the oldest waiting messages, without sorting them all.
         Index("ix_journal_status_id", "status", "id"),
-        Index("ix_journal_patient_key", "patient_key"),
+        # A patient's messages, for the API. Not (patient_key) alone: with the rowid
+        # after it, SQLite took it for the outbox's probe of a patient's unrouted
+        # messages as readily as ix_journal_unrouted, and walked the patient's history.
+        Index("ix_journal_patient", "patient_key", "received_at"),
         # A patient's messages still waiting to be routed, which hold up that patient's
         # later deliveries (engine.outbox's UNROUTED): only those messages are in it.
         Index("ix_journal_unrouted", "patient_key", "id",
@@ -166,8 +170,10 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_claim", "status", "next_attempt_at"),
         Index("ix_deliveries_order", "destination", "patient_key", "sequence"),
-        # The oldest pending deliveries, in order, without sorting the backlog.
-        Index("ix_deliveries_pending", "status", "sequence", "id"),
+        # The oldest ready deliveries (pending, not parked behind a waiting head), in
+        # order, without sorting or walking the parked backlog.
+        Index("ix_deliveries_ready", "sequence", "id",
+              sqlite_where=text(_READY), postgresql_where=text(_READY)),
         # A chain's deliveries that have not ended, and those of them that keep it
         # standing still: a claim looks a chain up in a few steps, however long its
         # delivered history. The states are engine.outbox's BLOCKING and STALLING.

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine.connectors.sink import DeliveryFailed
 from engine.journal import now_utc
-from engine.outbox import Attempt, Outbox
+from engine.outbox import Attempt, Outbox, unpark_behind
 from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import compile_rule_set
 from engine.rules.source import read_rule_source
@@ -98,6 +98,34 @@ def test_a_retrying_or_held_head_blocks_its_chain_only(engine):
     assert not {*blocked_tail, *held_tail, *held} & {i for chain in claimed for i in chain}
 
 
+def test_what_waits_behind_a_retry_or_a_hold_is_parked_until_it_can_move(engine):
+    """A destination down for hours must not make every claim slower (issue 13): what
+    queues behind a retrying head is parked until the head's retry, what queues behind
+    a hold until a while later or until the hold is decided, so claims walk neither."""
+    outbox = store(engine)
+    retry_at = now_utc() + timedelta(hours=1)
+    head = deliveries(engine, journal(engine, 1, "p1"), patient="p1", status="retrying")
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id.in_(head))
+                           .values(next_attempt_at=retry_at))
+    behind_retry = deliveries(engine, journal(engine, 3, "p1"), patient="p1")
+    (held,) = deliveries(engine, journal(engine, 1, "p2"), patient="p2", status="held")
+    behind_hold = deliveries(engine, journal(engine, 2, "p2"), patient="p2")
+    free = deliveries(engine, journal(engine, 1, "p3"), patient="p3")
+    before = now_utc()
+    assert ids(outbox.claim(limit=10)) == [free]
+    with Session(engine) as session:
+        parked = dict(session.execute(select(Delivery.id, Delivery.next_attempt_at)).all())
+    assert {parked[i] for i in behind_retry} == {retry_at}
+    assert all(parked[i] > before for i in behind_hold)
+    # The hold is decided: what waited behind it moves with the next claim, at once.
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id == held)
+                           .values(status="pending"))
+        unpark_behind(connection, [held])
+    assert ids(outbox.claim(limit=10)) == [[held, *behind_hold]]
+
+
 def test_a_due_retry_leads_its_chain_again(engine):
     outbox = store(engine)
     head, *tail = deliveries(engine, journal(engine, 3, "p1"))
@@ -172,7 +200,9 @@ def test_delivered_unsent_and_retry_are_recorded(engine):
         # ehr-write-back: exponential from 10 s with 20 % jitter.
         wait = (retry.next_attempt_at - moment).total_seconds()
         assert 8.0 <= wait <= 12.0
-        assert (rows[third].status, rows[third].next_attempt_at) == ("pending", None)
+        # Given back, and parked behind the retry: no claim looks at it until then.
+        assert (rows[third].status, rows[third].next_attempt_at) == (
+            "pending", retry.next_attempt_at)
     # The retry blocks the one behind it until it is due.
     assert outbox.claim(limit=10) == []
 
@@ -283,13 +313,19 @@ def test_a_claim_probes_chains_through_the_partial_indexes(engine):
             connection.exec_driver_sql("ANALYZE")
     with statements_sent(engine) as sent:
         assert sum(map(len, outbox.claim(limit=50))) == 50  # so every claim query ran
-    plans = [plan(engine, sql, parameters) for sql, parameters in sent if " ahead" in sql]
-    assert len(plans) == 3, sent
-    pending, due, heads = plans
-    for chosen in (pending, due):
+    walks = [plan(engine, sql, parameters) for sql, parameters in sent
+             if sql.startswith("SELECT deliveries.id, deliveries.journal_id")]
+    heads = [plan(engine, sql, parameters) for sql, parameters in sent
+             if " ahead" in sql and "ORDER BY ahead.sequence DESC" in sql]
+    assert walks and len(heads) == 1, sent
+    # The ready walk and the due walk probe each delivery's chain and patient through
+    # the partial indexes; what they find parked behind the retrying heads is not
+    # walked again (see the parking test).
+    for chosen in walks:
         assert "ix_deliveries_stalling" in chosen and "ix_journal_unrouted" in chosen, chosen
-    assert "ix_deliveries_blocking" in heads, heads
+    assert "ix_deliveries_blocking" in heads[0], heads
+    plans = [*walks, *heads]
     for chosen in plans:
         for walk in ("SCAN deliveries", "SCAN ahead", "SCAN unrouted", "Seq Scan",
-                     "ix_deliveries_order", "ix_journal_status_id", "ix_journal_patient_key"):
+                     "ix_deliveries_order", "ix_journal_status_id", "ix_journal_patient"):
             assert walk not in chosen, chosen
