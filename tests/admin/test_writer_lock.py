@@ -1,0 +1,34 @@
+"""The web process and SQLite's one writer lock: an API call only reads, so it is
+answered while another connection holds the lock (issue 13, defect 7)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from admin import create_app
+from engine.store.database import open_engine, reader
+from engine.store.models import ApiToken
+from tests.queue_rows import ROOT, prepared
+from tests.writer_lock import ANSWER_LIMIT, on_a_thread, writer_lock_held
+
+
+def test_an_api_call_is_answered_while_another_connection_holds_the_writer_lock(tmp_path):
+    """Authenticating a token wrote its last-used time on the writing engine, so every
+    API call queued for the writers' lock, behind the journal's commits (and forever
+    while a writer held it). It must read only, and write nothing for the call."""
+    url = f"sqlite:///{tmp_path / 'sb.db'}"
+    store = open_engine(url)
+    tokens = prepared(store, {"olive": "operator"})
+    app = create_app({"DATABASE_URL": url, "CONFIG_ROOT": str(ROOT), "TESTING": True})
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {tokens['olive']}"}
+    try:
+        with writer_lock_held(url):
+            answer = on_a_thread(lambda: client.get("/api/messages", headers=headers))
+            response = answer.result(ANSWER_LIMIT)
+            assert response.status_code == 200, response.get_json()
+        with reader(store).connect() as connection:
+            assert connection.scalar(select(ApiToken.last_used_at)) is None
+    finally:
+        app.extensions["switchboard"].engine.dispose()
+        store.dispose()
