@@ -35,4 +35,4 @@ def test_the_served_document_is_valid_and_covers_every_route(tmp_path):
         assert document["paths"]["/ingest/{connection_id}"]["post"]["security"] == [
             {"sourceToken": []}]
     finally:
-        app.extensions["switchboard"].engine.dispose()
+        app.extensions["switchboard"].close()

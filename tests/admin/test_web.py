@@ -100,7 +100,7 @@ def web(engine, monkeypatch) -> Iterator[Web]:
         yield Web(f"http://127.0.0.1:{server.server_port}", tokens)
     finally:
         server.shutdown()
-        app.extensions["switchboard"].engine.dispose()
+        app.extensions["switchboard"].close()
 
 
 def post_hl7(web: Web, name: str, token: str = PARTNER_TOKEN):

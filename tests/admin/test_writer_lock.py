@@ -29,6 +29,9 @@ def test_an_api_call_is_answered_while_another_connection_holds_the_writer_lock(
             assert response.status_code == 200, response.get_json()
         with reader(store).connect() as connection:
             assert connection.scalar(select(ApiToken.last_used_at)) is None
+        app.extensions["switchboard"].close()  # a clean shutdown writes the use
+        with reader(store).connect() as connection:
+            assert connection.scalar(select(ApiToken.last_used_at)) is not None
     finally:
-        app.extensions["switchboard"].engine.dispose()
+        app.extensions["switchboard"].close()
         store.dispose()
