@@ -28,9 +28,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ingest,
         openapi,
         rules_api,
+        store_ids,
         tasks_api,
     )
 
+    # Before the blueprints: their routes name these converters.
+    app.url_map.converters.update(store_ids.CONVERTERS)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(exceptions_api.blueprint)

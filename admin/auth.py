@@ -3,6 +3,7 @@ Admins may do everything; other roles only what a route names."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -16,12 +17,25 @@ from engine.security.roles import Role
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# A token is visible ASCII (RFC 6750 allows less); anything else, or anything longer
+# than any token we issue or a source is sensibly given, is refused before it is looked
+# up or compared.
+_TOKEN = re.compile(r"[\x21-\x7e]{1,1024}")
+
+
+def bearer_token(refusal: str) -> str:
+    """The request's bearer token; 401 with ``refusal`` when it sends none, another
+    scheme, or something that cannot be a token."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
+        abort(401, description=refusal)
+    return token
+
+
 def current_principal() -> Principal:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        abort(401, description="Send an API token: Authorization: Bearer <token>")
-    principal = services().users.authenticate_token(token.strip())
+    token = bearer_token("Send an API token: Authorization: Bearer <token>")
+    principal = services().users.authenticate_token(token)
     if principal is None:
         abort(401, description="The token is unknown, revoked or its user is disabled")
     return principal

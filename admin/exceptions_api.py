@@ -27,33 +27,33 @@ def list_exceptions() -> Any:
     return jsonify(services().exceptions.list(filters, page, per_page).as_dict())
 
 
-@blueprint.get("/<int:item_id>")
+@blueprint.get("/<id:item_id>")
 @require(*roles_for("exception.read"))
 def show_exception(item_id: int) -> Any:
     return jsonify(services().exceptions.show(item_id))
 
 
-@blueprint.post("/<int:item_id>/assign")
+@blueprint.post("/<id:item_id>/assign")
 @require(*roles_for("exception.assign"))
 def assign_exception(item_id: int) -> Any:
     assignee = text_field(json_object(), "assignee") or ""
     return jsonify(services().exceptions.assign(item_id, assignee, g.principal.name))
 
 
-@blueprint.post("/<int:item_id>/resolve")
+@blueprint.post("/<id:item_id>/resolve")
 @require(*roles_for("exception.resolve"))
 def resolve_exception(item_id: int) -> Any:
     note = text_field(json_object(), "note") or ""
     return jsonify(services().exceptions.resolve(item_id, note, g.principal.name))
 
 
-@blueprint.post("/<int:item_id>/retry")
+@blueprint.post("/<id:item_id>/retry")
 @require(*roles_for("exception.retry"))
 def retry_exception(item_id: int) -> Any:
     return jsonify(services().exceptions.retry(item_id, g.principal.name))
 
 
-@blueprint.post("/<int:item_id>/reprocess")
+@blueprint.post("/<id:item_id>/reprocess")
 @require(*roles_for("exception.reprocess"))
 def reprocess_exception(item_id: int) -> Any:
     """``{"body": "..."}``: the edited delivery body, or for a message exception the

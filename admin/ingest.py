@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 
+from admin.auth import bearer_token
 from admin.services import services
 from engine.journal import FHIR_R4, HL7V2, Kind, Received
 from engine.rules.catalog_entry import Connection
@@ -62,7 +63,8 @@ def _authenticate_source(connection_id: str) -> Connection:
     if not expected:
         abort(403, description=f"connection '{connection_id}' has no token configured; set "
               "endpoint.auth_secret_env in the catalog and that environment variable")
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
-        abort(401, description="send this connection's token: Authorization: Bearer <token>")
+    refusal = "send this connection's token: Authorization: Bearer <token>"
+    # As bytes: compare_digest refuses str holding anything but ASCII.
+    if not hmac.compare_digest(bearer_token(refusal).encode(), expected.encode()):
+        abort(401, description=refusal)
     return connection

@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
 
+from admin.store_ids import CONVERTERS, VERSIONS, Bounds
+
 blueprint = Blueprint("openapi", __name__)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json"})
 # HTTP ingest is called by systems, with their connection's own token, not a user's.
@@ -23,10 +25,14 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
     return {"type": "object", "properties": properties, "required": list(required)}
 
 
-_TEXT, _INT = {"type": "string"}, {"type": "integer"}
+def _whole(bounds: Bounds) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 1, "maximum": bounds.largest}
+
+
+_TEXT, _INT, _VERSION = {"type": "string"}, {"type": "integer"}, _whole(VERSIONS)
 # Request bodies by endpoint (blueprint.view): what the view reads from the JSON body.
 BODIES: dict[str, dict[str, Any]] = {
-    "rules_api.create_draft": _object({"summary": _TEXT, "parent": _INT,
+    "rules_api.create_draft": _object({"summary": _TEXT, "parent": _VERSION,
                                        "content": {"$ref": "#/components/schemas/Content"}},
                                       ("summary",)),
     "rules_api.edit": _object({"summary": _TEXT,
@@ -38,7 +44,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "rules_api.request_preview": _object({"limit": _INT, "since": _TEXT, "until": _TEXT,
                                           "source": _TEXT}),
     "rules_api.override_preview": _object({"reason": _TEXT}, ("reason",)),
-    "rules_api.rollback": _object({"version": _INT, "reason": _TEXT}, ("version", "reason")),
+    "rules_api.rollback": _object({"version": _VERSION, "reason": _TEXT}, ("version", "reason")),
     "exceptions_api.assign_exception": _object({"assignee": _TEXT}, ("assignee",)),
     "exceptions_api.resolve_exception": _object({"note": _TEXT}, ("note",)),
     "exceptions_api.reprocess_exception": _object({"body": _TEXT}, ("body",)),
@@ -127,5 +133,6 @@ def _operation(app: Flask, rule: Any, path: str) -> dict[str, Any]:
 
 
 def _parameter(match: re.Match[str]) -> dict[str, Any]:
-    kind = "integer" if match["kind"] == "int" else "string"
-    return {"name": match["name"], "in": "path", "required": True, "schema": {"type": kind}}
+    converter = CONVERTERS.get(match["kind"] or "")
+    schema = _whole(converter.bounds) if converter else _TEXT
+    return {"name": match["name"], "in": "path", "required": True, "schema": schema}

@@ -13,10 +13,13 @@ from sqlalchemy.orm import Session
 from werkzeug.http import HTTP_STATUS_CODES
 
 from admin.services import services
+from admin.store_ids import Bounds, query_number
 from engine.errors import SwitchboardError
 from engine.queues import Invalid, NotFound, Refused
+from engine.store.models import MAX_ID
 
 _STATUS = ((NotFound, 404), (Refused, 409), (Invalid, 400))
+WHOLE = Bounds("a whole number", MAX_ID)
 
 
 def answer_queue_errors(blueprint: Blueprint) -> None:
@@ -54,19 +57,11 @@ def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str
 
 
 def page_args() -> tuple[int, int]:
-    """(page, per_page) from the query string, per_page capped by PAGE_SIZE_MAX."""
-    page = _positive_int("page", 1)
-    per_page = min(_positive_int("per_page", 50), current_app.config["PAGE_SIZE_MAX"])
+    """(page, per_page) from the query string, per_page capped by PAGE_SIZE_MAX and
+    page by the offset the store can take."""
+    per_page = min(query_number("per_page", WHOLE) or 50, current_app.config["PAGE_SIZE_MAX"])
+    page = query_number("page", Bounds(WHOLE.what, MAX_ID // per_page)) or 1
     return page, per_page
-
-
-def _positive_int(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        abort(400, description=f"{name} must be a whole number from 1")
-    return int(raw)
 
 
 def paged(query: Select[Any], render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from admin.auth import require
 from admin.queue_requests import answer_queue_errors, json_object, page_args, text_field
 from admin.services import services
+from admin.store_ids import VERSIONS, body_number, query_number
 from engine.change_control import GatesFailed
 from engine.rules.lifecycle import READ_ROLES, Conflict, Forbidden
 
@@ -55,23 +56,24 @@ def create_draft() -> Any:
     if content is not None and not isinstance(content, dict):
         abort(400, description='"content" must be a JSON object, as `rules export` reads it')
     created = services().versions.create_draft(
-        g.principal, text_field(body, "summary") or "", _optional_int(body, "parent"), content)
+        g.principal, text_field(body, "summary") or "", body_number(body, "parent", VERSIONS),
+        content)
     return jsonify(created), 201
 
 
-@blueprint.get("/versions/<int:version>")
+@blueprint.get("/versions/<version:version>")
 @anyone
 def show(version: int) -> Any:
     return jsonify(services().versions.show(version))
 
 
-@blueprint.get("/versions/<int:version>/content")
+@blueprint.get("/versions/<version:version>/content")
 @anyone
 def content(version: int) -> Any:
     return jsonify(services().versions.content(version))
 
 
-@blueprint.put("/versions/<int:version>/content")
+@blueprint.put("/versions/<version:version>/content")
 @anyone
 def edit(version: int) -> Any:
     body = json_object()
@@ -84,7 +86,7 @@ def edit(version: int) -> Any:
     return jsonify(services().versions.edit(version, g.principal, content, summary))
 
 
-@blueprint.put("/versions/<int:version>/documents")
+@blueprint.put("/versions/<version:version>/documents")
 @anyone
 def put_document(version: int) -> Any:
     """``{"path": "rules/routes/x.yaml", "kind": "routes", "data": {...}}``."""
@@ -96,47 +98,47 @@ def put_document(version: int) -> Any:
                                                     body["data"]))
 
 
-@blueprint.delete("/versions/<int:version>/documents")
+@blueprint.delete("/versions/<version:version>/documents")
 @anyone
 def delete_document(version: int) -> Any:
     path = request.args.get("path") or abort(400, description="Name the document: ?path=")
     return jsonify(services().versions.delete_document(version, g.principal, path))
 
 
-@blueprint.post("/versions/<int:version>/submit")
+@blueprint.post("/versions/<version:version>/submit")
 @anyone
 def submit(version: int) -> Any:
     return jsonify(services().versions.submit(version, g.principal))
 
 
-@blueprint.post("/versions/<int:version>/approve")
+@blueprint.post("/versions/<version:version>/approve")
 @anyone
 def approve(version: int) -> Any:
     note = text_field(json_object(), "note", required=False)
     return jsonify(services().versions.approve(version, g.principal, note))
 
 
-@blueprint.post("/versions/<int:version>/reject")
+@blueprint.post("/versions/<version:version>/reject")
 @anyone
 def reject(version: int) -> Any:
     reason = text_field(json_object(), "reason") or ""
     return jsonify(services().versions.reject(version, g.principal, reason))
 
 
-@blueprint.post("/versions/<int:version>/publish")
+@blueprint.post("/versions/<version:version>/publish")
 @anyone
 def publish(version: int) -> Any:
     return jsonify(services().versions.publish(version, g.principal))
 
 
-@blueprint.get("/versions/<int:version>/gates")
+@blueprint.get("/versions/<version:version>/gates")
 @anyone
 def gates(version: int) -> Any:
     found = services().versions.gates(version)
     return jsonify(version=version, passed=all(gate["passed"] for gate in found), gates=found)
 
 
-@blueprint.post("/versions/<int:version>/previews")
+@blueprint.post("/versions/<version:version>/previews")
 @anyone
 def request_preview(version: int) -> Any:
     """``{"limit": 1000, "since": ISO, "until": ISO, "source": "ehr-adt-feed"}``, each
@@ -146,13 +148,13 @@ def request_preview(version: int) -> Any:
     return jsonify(services().versions.request_preview(version, g.principal, selection)), 202
 
 
-@blueprint.get("/previews/<int:preview_id>")
+@blueprint.get("/previews/<id:preview_id>")
 @anyone
 def preview(preview_id: int) -> Any:
     return jsonify(services().versions.preview(preview_id))
 
 
-@blueprint.post("/previews/<int:preview_id>/override")
+@blueprint.post("/previews/<id:preview_id>/override")
 @anyone
 def override_preview(preview_id: int) -> Any:
     reason = text_field(json_object(), "reason") or ""
@@ -164,7 +166,7 @@ def override_preview(preview_id: int) -> Any:
 def rollback() -> Any:
     """``{"version": 2, "reason": "..."}``: publish version 2's rules again."""
     body = json_object()
-    version = _optional_int(body, "version")
+    version = body_number(body, "version", VERSIONS)
     if version is None:
         abort(400, description='Name the earlier published version: {"version": N}')
     reason = text_field(body, "reason") or ""
@@ -174,21 +176,12 @@ def rollback() -> Any:
 @blueprint.get("/diff")
 @anyone
 def diff() -> Any:
-    before, after = _query_int("from"), _query_int("to")
+    before, after = _query_version("from"), _query_version("to")
     return jsonify(services().versions.diff(before, after))
 
 
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        abort(400, description=f'"{name}" must be a version number')
-    return value
-
-
-def _query_int(name: str) -> int:
-    raw = request.args.get(name, "")
-    if not raw.isdigit():
+def _query_version(name: str) -> int:
+    version = query_number(name, VERSIONS)
+    if version is None:
         abort(400, description=f"Name two versions: ?from=N&to=M ({name} is missing)")
-    return int(raw)
+    return version

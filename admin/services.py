@@ -40,6 +40,11 @@ class Services:
                    ExceptionQueue(engine, audit), WorkQueue(engine, audit),
                    ChangeControl(engine, audit))
 
+    def close(self) -> None:
+        """Write what is kept in memory (token uses), then let the connections go."""
+        self.users.close()
+        self.engine.dispose()
+
 
 def services() -> Services:
     found: Services = current_app.extensions["switchboard"]

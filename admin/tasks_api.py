@@ -28,34 +28,34 @@ def list_tasks() -> Any:
     return jsonify(listed.as_dict())
 
 
-@blueprint.get("/<int:task_id>")
+@blueprint.get("/<id:task_id>")
 @require(*roles_for("task.show"))
 def show_task(task_id: int) -> Any:
     return jsonify(services().tasks.show(task_id, g.principal.name))
 
 
-@blueprint.post("/<int:task_id>/assign")
+@blueprint.post("/<id:task_id>/assign")
 @require(*roles_for("task.assign"))
 def assign_task(task_id: int) -> Any:
     assignee = text_field(json_object(), "assignee") or ""
     return jsonify(services().tasks.assign(task_id, assignee, g.principal.name))
 
 
-@blueprint.post("/<int:task_id>/approve")
+@blueprint.post("/<id:task_id>/approve")
 @require(*roles_for("task.approve"))
 def approve_task(task_id: int) -> Any:
     note = text_field(json_object(), "note", required=False)
     return jsonify(services().tasks.approve(task_id, g.principal.name, note))
 
 
-@blueprint.post("/<int:task_id>/reject")
+@blueprint.post("/<id:task_id>/reject")
 @require(*roles_for("task.reject"))
 def reject_task(task_id: int) -> Any:
     reason = text_field(json_object(), "reason") or ""
     return jsonify(services().tasks.reject(task_id, g.principal.name, reason))
 
 
-@blueprint.post("/<int:task_id>/complete")
+@blueprint.post("/<id:task_id>/complete")
 @require(*roles_for("task.complete"))
 def complete_task(task_id: int) -> Any:
     return jsonify(services().tasks.complete(task_id, g.principal.name))

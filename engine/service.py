@@ -367,7 +367,7 @@ async def run(settings: Settings, *, engine_part: bool, web_part: bool,
             if "switchboard.previews" in extensions:
                 # A preview cut short goes back to the queue for the next start.
                 extensions["switchboard.previews"].stop()
-            extensions["switchboard"].engine.dispose()
+            extensions["switchboard"].close()
         if process is not None:
             await process.stop()
         store.dispose()

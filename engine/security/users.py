@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +20,9 @@ from engine.errors import SwitchboardError
 from engine.security.audit import AuditLog, Clock, now_utc
 from engine.security.identity import Principal
 from engine.security.roles import Role
+from engine.security.token_use import TokenUse
 from engine.security.tokens import TOKEN_PREFIX, hash_token, new_token
+from engine.store.database import reader
 from engine.store.models import ApiToken, User
 
 SOURCE = "database"
@@ -37,7 +39,10 @@ class UserError(SwitchboardError):
 
 @dataclass(frozen=True)
 class UserView:
-    """What may be shown about a user: never a token or its hash."""
+    """What may be shown about a user: never a token or its hash. ``last_used_at`` is
+    the latest written use of any of their tokens: uses are written in batches, at
+    most once per LAST_USED_RESOLUTION per token, so it can trail the real last use by
+    up to twice that (two minutes)."""
 
     name: str
     role: Role
@@ -52,8 +57,10 @@ class UserStore:
 
     def __init__(self, engine: Engine, clock: Clock = now_utc) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reads = sessionmaker(reader(engine))
         self._audit = AuditLog(engine, clock)
         self._clock = clock
+        self._uses = TokenUse(engine, LAST_USED_RESOLUTION)
 
     def add(self, name: str, role: str, actor: str) -> str:
         """Create a user with a first token; return the token, which is not kept."""
@@ -120,19 +127,31 @@ class UserStore:
         return token
 
     def authenticate_token(self, token: str) -> Principal | None:
-        """The principal a token belongs to; None if unknown, revoked or disabled."""
+        """The principal a token belongs to; None if unknown, revoked or disabled. Only
+        reads: the use is remembered and written later (see :meth:`flush`)."""
         if not token.startswith(TOKEN_PREFIX):
             return None
         query = (select(ApiToken.id, ApiToken.last_used_at, ApiToken.revoked_at, User.name,
                         User.role, User.disabled)
                  .join(User, ApiToken.user_id == User.id)
                  .where(ApiToken.token_hash == hash_token(token)))
-        with self._sessions() as session:
+        with self._reads() as session:
             row = session.execute(query).one_or_none()
-            if row is None or row.revoked_at is not None or row.disabled:
-                return None
-            self._note_use(session, row.id, row.last_used_at)
-            return Principal(row.name, frozenset({Role(row.role)}), SOURCE)
+        if row is None or row.revoked_at is not None or row.disabled:
+            return None
+        now = self._clock()
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            self._uses.note(row.id, now)
+        return Principal(row.name, frozenset({Role(row.role)}), SOURCE)
+
+    def flush(self) -> None:
+        """Write the token uses remembered since the last flush (a background flusher
+        does so once per LAST_USED_RESOLUTION)."""
+        self._uses.flush()
+
+    def close(self) -> None:
+        """Stop the background flusher, writing what it has not written yet."""
+        self._uses.close()
 
     def principal(self, name: str) -> Principal | None:
         """The principal of an enabled user, by name: for the command line, whose caller
@@ -149,18 +168,6 @@ class UserStore:
         session.add(row)
         session.flush()
         return row.id
-
-    def _note_use(self, session: Session, token_id: int, last_used: datetime | None) -> None:
-        now = self._clock()
-        if last_used is not None and now - last_used < LAST_USED_RESOLUTION:
-            return
-        # Conditional, so concurrent requests with the same token write it once.
-        session.execute(update(ApiToken)
-                        .where(ApiToken.id == token_id,
-                               or_(ApiToken.last_used_at.is_(None),
-                                   ApiToken.last_used_at <= now - LAST_USED_RESOLUTION))
-                        .values(last_used_at=now))
-        session.commit()
 
 
 def check_name(name: str) -> None:

@@ -7,13 +7,19 @@ for each other instead of failing at once.
 Writers queue on a file lock beside the database before they begin: SQLite's own busy
 handler polls with sleeps of up to 100 ms, so a journal commit (and the ACKs waiting on
 it) that met a pipeline worker's transaction would stall for far longer than that
-transaction lasts. The kernel wakes a waiter on a file lock the moment it is released.
+transaction lasts. A writer takes the lock at once when it is free; when it is not, it
+polls with waits that start at 50 µs and grow to 2 ms (flock has no timeout, and a
+blocked flock cannot be interrupted), so it still gets its turn within a fraction of a
+transaction's time, and gives up at a deadline as SQLite would: "database is locked",
+which callers treat as the store being unavailable (ingest answers AE).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a writer waits for its turn on the writers' lock (seconds): as long as
+# SQLite's own busy timeout. open_engine's writer_lock_timeout overrides it per engine.
+WRITER_LOCK_TIMEOUT = SQLITE_BUSY_TIMEOUT_MS / 1000
+# Polling for a turn: the first wait and the longest (each wait doubles the last).
+_FIRST_WAIT, _LONGEST_WAIT = 0.000_05, 0.002
 
 
 def default_url(instance: Path) -> str:
@@ -29,8 +40,12 @@ def default_url(instance: Path) -> str:
     return f"sqlite:///{instance.resolve() / 'switchboard.db'}"
 
 
-def open_engine(url: str, **options: Any) -> Engine:
-    """An engine for ``url``; ``postgresql://`` URLs use psycopg 3."""
+def open_engine(url: str, *, writer_lock_timeout: float | None = None,
+                **options: Any) -> Engine:
+    """An engine for ``url``; ``postgresql://`` URLs use psycopg 3. On a SQLite file, a
+    writing transaction that gets no turn on the writers' lock within
+    ``writer_lock_timeout`` seconds (default WRITER_LOCK_TIMEOUT) fails to begin with
+    sqlalchemy.exc.OperationalError ("database is locked")."""
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -39,16 +54,18 @@ def open_engine(url: str, **options: Any) -> Engine:
         event.listen(engine, "connect", _durable_sqlite)
         engine.dialect.do_begin = _do_begin  # type: ignore[method-assign]
         if parsed.database and parsed.database != ":memory:":
-            _queue_writers(engine, f"{parsed.database}.writers")
+            timeout = WRITER_LOCK_TIMEOUT if writer_lock_timeout is None else writer_lock_timeout
+            _queue_writers(engine, f"{parsed.database}.writers", timeout)
         else:
             event.listen(engine, "begin", _begin)
     return engine
 
 
-def _queue_writers(engine: Engine, lock_path: str) -> None:
-    """Take the lock file before a writing transaction begins; give it back once the
-    transaction has ended (after SQLite's COMMIT, not before, or the next writer would
-    meet SQLite's own lock and poll), or when its connection is closed or lost."""
+def _queue_writers(engine: Engine, lock_path: str, timeout: float) -> None:
+    """Take the lock file before a writing transaction begins (within ``timeout``);
+    give it back once the transaction has ended (after SQLite's COMMIT, not before, or
+    the next writer would meet SQLite's own lock and poll), or when its connection is
+    closed or lost."""
 
     def lock_fd(info: dict[str, Any]) -> int:
         fd: int | None = info.get("writer_lock_fd")
@@ -59,9 +76,12 @@ def _queue_writers(engine: Engine, lock_path: str) -> None:
             info["writer_lock_fd"] = fd
         return fd
 
-    def acquire(connection: Any) -> None:
+    def queue(connection: Any) -> None:
         if connection.get_execution_options().get("sqlite_begin") != "DEFERRED":
-            fcntl.flock(lock_fd(connection.connection.info), fcntl.LOCK_EX)
+            # Taken in do_begin: SQLAlchemy wraps a failure there as its own error and
+            # leaves the connection as it was.
+            info = connection.connection.info
+            info["writer_turn"] = (lock_fd(info), timeout)
 
     def release(info: dict[str, Any]) -> None:
         fd = info.get("writer_lock_fd")
@@ -77,9 +97,7 @@ def _queue_writers(engine: Engine, lock_path: str) -> None:
     for name in ("do_commit", "do_rollback"):
         setattr(dialect, name, _then_release(getattr(dialect, name), release))
     def begin(connection: Any) -> None:
-        # One listener, so the order is certain: the lock first, then BEGIN IMMEDIATE
-        # (the other way round, a writer would meet SQLite's lock and poll for it).
-        acquire(connection)
+        queue(connection)
         _begin(connection)
 
     event.listen(engine, "begin", begin)
@@ -122,13 +140,40 @@ def _begin(connection: Any) -> None:
 
 def _do_begin(dbapi_connection: Any) -> None:
     # On the driver's cursor rather than through exec_driver_sql: every journal commit
-    # begins one, and SQLAlchemy still wraps a failure here as its own error.
-    statement = dbapi_connection.info.pop("sqlite_begin", "BEGIN IMMEDIATE")
+    # begins one, and SQLAlchemy still wraps a failure here as its own error. The
+    # writers' lock first, then BEGIN IMMEDIATE (the other way round, a writer would
+    # meet SQLite's lock and poll for it).
+    info = dbapi_connection.info
+    statement = info.pop("sqlite_begin", "BEGIN IMMEDIATE")
+    turn = info.pop("writer_turn", None)
+    if turn is not None:
+        _take_turn(*turn)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(statement)
     finally:
         cursor.close()
+
+
+def _take_turn(fd: int, timeout: float) -> None:
+    """The writers' lock on ``fd``: at once when it is free, else by polling with
+    growing waits; sqlite3.OperationalError when ``timeout`` passes first."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + timeout
+    wait = _FIRST_WAIT
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(wait, left))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            wait = min(wait * 2, _LONGEST_WAIT)
+    raise sqlite3.OperationalError(
+        f"database is locked: no turn on the writers' lock within {timeout:g} s")
 
 
 def _durable_sqlite(connection: Any, _record: Any) -> None:

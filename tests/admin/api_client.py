@@ -34,4 +34,4 @@ def api(engine) -> Iterator[Api]:
     try:
         yield Api(app.test_client(), tokens)
     finally:
-        app.extensions["switchboard"].engine.dispose()
+        app.extensions["switchboard"].close()

@@ -26,8 +26,13 @@ def test_the_served_document_is_valid_and_covers_every_route(tmp_path):
                      "/api/rule-sets/previews/{preview_id}", "/api/exceptions",
                      "/api/tasks/{task_id}/approve", "/api/messages"):
             assert path in document["paths"], path
+        for path, largest in (("/api/tasks/{task_id}", 2**63 - 1),
+                              ("/api/rule-sets/versions/{version}", 2**31 - 1)):
+            [parameter] = document["paths"][path]["get"]["parameters"]
+            assert parameter["schema"] == {"type": "integer", "minimum": 1,
+                                           "maximum": largest}, path
         assert document["paths"]["/healthz"]["get"]["security"] == []
         assert document["paths"]["/ingest/{connection_id}"]["post"]["security"] == [
             {"sourceToken": []}]
     finally:
-        app.extensions["switchboard"].engine.dispose()
+        app.extensions["switchboard"].close()

@@ -4,6 +4,7 @@ message timeline and the exception queue, health and metrics."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -99,7 +100,7 @@ def web(engine, monkeypatch) -> Iterator[Web]:
         yield Web(f"http://127.0.0.1:{server.server_port}", tokens)
     finally:
         server.shutdown()
-        app.extensions["switchboard"].engine.dispose()
+        app.extensions["switchboard"].close()
 
 
 def post_hl7(web: Web, name: str, token: str = PARTNER_TOKEN):
@@ -193,6 +194,47 @@ def test_fhir_ingest_rejects_with_reasons_and_no_content(web):
     assert exceptions["total"] == 3
     assert {item["connection"] for item in exceptions["items"]} == {"portal-fhir"}
     assert "SECRET" not in json.dumps(exceptions)
+
+
+MALFORMED_AUTHORIZATION = {
+    "non-ASCII, UTF-8": "Bearer partner-secret-tökén".encode(),
+    "non-ASCII, Latin-1": b"Bearer partner-secret-t\xf6k\xe9n",
+    "non-ASCII, token prefix": "Bearer sb_ünïcode".encode(),
+    "control character": b"Bearer partner-secret\x01token",
+    "delete character": b"Bearer partner-secret\x7ftoken",
+    "escape sequence": b"Bearer \x1b[2Jpartner",
+    "over-long": b"Bearer sb_" + b"A" * 8_000,
+    "empty": b"Bearer ",
+    "scheme only": b"Bearer",
+    "blank": b"",
+    "wrong scheme": b"Basic cGFydG5lcjpzZWNyZXQ=",
+    "no scheme": PARTNER_TOKEN[:8].encode(),
+}
+
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/ingest/partner-referrals"), ("GET", "/api/messages"),
+    ("POST", "/api/tasks/1/approve"),
+])
+def test_a_malformed_bearer_token_is_401_with_a_reason(web, method, path):
+    """Issue 13, defect 9: a non-ASCII token made HTTP ingest answer 500 (its token
+    comparison raised). Sent as raw bytes over a socket, as a client could."""
+    answers = {}
+    for case, authorization in MALFORMED_AUTHORIZATION.items():
+        connection = http.client.HTTPConnection(web.base.removeprefix("http://"), timeout=30)
+        try:
+            connection.putrequest(method, path)
+            connection.putheader("Authorization", authorization)
+            connection.putheader("Content-Type", "application/hl7-v2")
+            connection.putheader("Content-Length", "3")
+            connection.endheaders(b"MSH")
+            response = connection.getresponse()
+            body = _json(response.read())
+            answers[case] = (response.status, bool(body.get("reason")),
+                             "Bearer" in (response.getheader("WWW-Authenticate") or ""))
+        finally:
+            connection.close()
+    assert answers == {case: (401, True, True) for case in MALFORMED_AUTHORIZATION}
 
 
 def test_ingest_rejects_with_reasons(web):

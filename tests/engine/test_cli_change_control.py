@@ -37,7 +37,7 @@ def server(tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
         web.shutdown()
         thread.join(5)
         app.extensions["switchboard.previews"].stop()
-        app.extensions["switchboard"].engine.dispose()
+        app.extensions["switchboard"].close()
 
 
 def run(capsys, monkeypatch, server, user, *argv) -> tuple[int, str, str]:

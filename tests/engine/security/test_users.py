@@ -39,7 +39,11 @@ def clock():
 @pytest.fixture
 def store(engine, clock):
     upgrade(engine)
-    return UserStore(engine, clock)
+    users = UserStore(engine, clock)
+    try:
+        yield users
+    finally:
+        users.close()
 
 
 def test_add_returns_a_token_that_authenticates(store):
@@ -135,14 +139,42 @@ def test_last_used_at_is_written_at_most_once_a_minute(engine, store, clock):
 
     assert last_used() is None
     store.authenticate_token(token)
+    assert last_used() is None  # remembered, not written on the request's path
+    store.flush()
     first = clock.now
     assert last_used() == first
     clock.now += timedelta(seconds=59)
     store.authenticate_token(token)
+    store.flush()
     assert last_used() == first
     clock.now += timedelta(seconds=1)
     store.authenticate_token(token)
+    store.flush()
     assert last_used() == clock.now
+    assert store.list()[0].last_used_at == clock.now
+
+
+def test_the_latest_use_is_written_once_for_many_requests(engine, store, clock):
+    token = store.add("alice", "analyst", "admin")
+    for _ in range(3):
+        store.authenticate_token(token)
+        clock.now += timedelta(seconds=10)
+    store.close()
+    assert store.list()[0].last_used_at == clock.now - timedelta(seconds=10)
+
+
+def test_uses_the_store_could_not_take_are_written_by_the_next_flush(engine, store, clock):
+    token = store.add("alice", "analyst", "admin")
+    store.authenticate_token(token)
+    with Session(engine) as session, session.begin():
+        session.execute(update(ApiToken).values(last_used_at=None))
+    renamed = "api_tokens_away"
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"ALTER TABLE api_tokens RENAME TO {renamed}")
+    store.flush()  # fails: the table is away; the use is kept
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"ALTER TABLE {renamed} RENAME TO api_tokens")
+    store.flush()
     assert store.list()[0].last_used_at == clock.now
 
 

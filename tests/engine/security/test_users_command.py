@@ -24,6 +24,15 @@ def url(engine):
     return engine.url.render_as_string(hide_password=False)
 
 
+def authenticated(engine, token):
+    """Who ``token`` authenticates as, through a store closed again at once."""
+    users = UserStore(engine)
+    try:
+        return users.authenticate_token(token)
+    finally:
+        users.close()
+
+
 def add(url, capsys, name="alice", role="analyst"):
     assert users_command("add", name, role, url) == 0
     return capsys.readouterr()
@@ -34,7 +43,7 @@ def test_add_prints_the_token_once_with_a_warning(engine, url, capsys):
     token = TOKEN_LINE.search(out).group(1)
     assert out == (f"added user alice with role analyst\ntoken: {token}\n"
                    "This token will not be shown again: store it somewhere safe now.\n")
-    assert UserStore(engine).authenticate_token(token).name == "alice"
+    assert authenticated(engine, token).name == "alice"
 
 
 def test_list_prints_a_table_without_tokens(url, capsys):
@@ -60,7 +69,7 @@ def test_disable_revokes_and_says_so(engine, url, capsys):
     token = TOKEN_LINE.search(add(url, capsys).out).group(1)
     assert users_command("disable", "alice", None, url) == 0
     assert capsys.readouterr().out == "disabled user alice; revoked 1 token(s)\n"
-    assert UserStore(engine).authenticate_token(token) is None
+    assert authenticated(engine, token) is None
 
 
 def test_changes_name_the_command_line_in_the_audit_trail(engine, url, capsys):
@@ -115,6 +124,6 @@ def test_a_store_not_yet_upgraded_exits_2_and_says_what_to_run(engine, capsys):
 def test_the_switchboard_command_runs_it(engine, url, capsys):
     assert main(["users", "add", "alice", "--role", "clinician", "--database", url]) == 0
     token = TOKEN_LINE.search(capsys.readouterr().out).group(1)
-    assert UserStore(engine).authenticate_token(token).name == "alice"
+    assert authenticated(engine, token).name == "alice"
     assert main(["users", "list", "--database", url]) == 0
     assert "alice  clinician  active" in capsys.readouterr().out

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from engine.store.database import open_engine, reader
 
@@ -139,3 +141,31 @@ def test_processes_opening_a_new_database_at_once_wait_for_each_other(tmp_path):
         for engine in engines:
             engine.dispose()
     assert failures == []
+
+
+def test_a_writer_without_a_turn_in_time_fails_as_locked_and_its_connection_lives_on(tmp_path):
+    """The writers' lock has a deadline (open_engine's writer_lock_timeout): past it,
+    beginning fails as SQLite's own 'database is locked' does, and the connection
+    still begins, and writes, once the lock is free."""
+    import fcntl
+    import os
+
+    path = tmp_path / "store.db"
+    engine = open_engine(f"sqlite:///{path}", writer_lock_timeout=0.05)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    queue = os.open(f"{path}.writers", os.O_RDWR | os.O_CREAT)
+    try:
+        with engine.connect() as connection:
+            fcntl.flock(queue, fcntl.LOCK_EX)  # another writer's turn, past the deadline
+            with pytest.raises(OperationalError, match="database is locked"):
+                connection.begin()
+            with reader(engine).connect() as reading:  # readers need no turn
+                assert reading.execute(text("SELECT count(*) FROM t")).scalar_one() == 0
+            fcntl.flock(queue, fcntl.LOCK_UN)
+            with connection.begin():
+                connection.execute(text("INSERT INTO t VALUES (1)"))
+            assert connection.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
+    finally:
+        os.close(queue)
+        engine.dispose()
