@@ -16,7 +16,7 @@ from admin.services import services
 from admin.store_ids import Bounds, query_number
 from engine.errors import SwitchboardError
 from engine.queues import Invalid, NotFound, Refused
-from engine.store.models import MAX_ID
+from engine.store.limits import MAX_ID
 
 _STATUS = ((NotFound, 404), (Refused, 409), (Invalid, 400))
 WHOLE = Bounds("a whole number", MAX_ID)

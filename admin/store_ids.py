@@ -13,7 +13,7 @@ from flask import abort, request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
-from engine.store.models import MAX_ID, MAX_VERSION
+from engine.store.limits import MAX_ID, MAX_VERSION
 
 _DIGITS = re.compile(r"[0-9]{1,20}")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.commands.api_client import ApiClient, ApiError
+from engine.commands.store_ids import store_id, version_number
 from engine.rules.export import import_content, write_export
 from engine.rules.version_diff import diff_contents, render_diff
 
@@ -37,43 +38,43 @@ def add_change_commands(tools: Any) -> None:
 
     tool("history", "list rule-set versions, newest first", _history).add_argument(
         "--status", help="only versions in this state")
-    tool("show", "one version's metadata", _show).add_argument("version", type=int)
+    tool("show", "one version's metadata", _show).add_argument("version", type=version_number)
     draft = tool("draft", "start a draft from a version (default: the published one)", _draft)
-    draft.add_argument("--parent", type=int)
+    draft.add_argument("--parent", type=version_number)
     draft.add_argument("--summary", required=True, help="what the change is for")
     imported = tool("import", "create a draft from rules/ and catalog/ files", _import)
     imported.add_argument("dir", type=Path)
     imported.add_argument("--summary", required=True, help="what the change is for")
-    imported.add_argument("--parent", type=int, help="the version it changes (default: "
+    imported.add_argument("--parent", type=version_number, help="the version it changes (default: "
                           "the published one; a rejected version for its fix)")
     exported = tool("export", "write a version's rules/ and catalog/ files", _export)
     exported.add_argument("dir", type=Path)
-    exported.add_argument("--version", type=int, help="default: the published version")
+    exported.add_argument("--version", type=version_number, help="default: the published version")
     exported.add_argument("--replace", action="store_true",
                           help="replace an earlier export in DIR")
     for name, text in (("submit", "send a draft for review"),
                        ("publish", "publish an approved version (approver, admin)"),
                        ("gates", "check a version's gates")):
-        tool(name, text, _action(name)).add_argument("version", type=int)
+        tool(name, text, _action(name)).add_argument("version", type=version_number)
     approve = tool("approve", "approve a version in review (another approver)", _approve)
-    approve.add_argument("version", type=int)
+    approve.add_argument("version", type=version_number)
     approve.add_argument("--note")
     for name, handler in (("reject", _reject), ("rollback", _rollback)):
         command = tool(name, f"{name} with a reason", handler)
-        command.add_argument("version", type=int)
+        command.add_argument("version", type=version_number)
         command.add_argument("--reason", required=True)
     diff = tool("diff", "what changed between two versions", _diff)
-    diff.add_argument("before", type=int)
-    diff.add_argument("after", type=int)
+    diff.add_argument("before", type=version_number)
+    diff.add_argument("after", type=version_number)
     preview = tool("preview", "replay recent traffic through a version", _preview)
-    preview.add_argument("version", type=int)
+    preview.add_argument("version", type=version_number)
     preview.add_argument("--limit", type=int, help="messages to replay (default 1,000)")
     preview.add_argument("--since", help="ISO 8601 time with an offset")
     preview.add_argument("--until", help="ISO 8601 time with an offset")
     preview.add_argument("--source", help="only messages from this source connection")
     preview.add_argument("--no-wait", action="store_true", help="print the id and return")
     override = tool("override", "let an empty impact preview count (approver)", _override)
-    override.add_argument("preview", type=int)
+    override.add_argument("preview", type=store_id)
     override.add_argument("--reason", required=True)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from engine.commands.store_ids import store_id
+
 FILE_HELP = "the edited message or body; - reads stdin"
 
 
@@ -59,12 +61,12 @@ def _task_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 def _with_id(actions: Any, common: argparse.ArgumentParser, name: str,
              text: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = actions.add_parser(name, parents=[common], help=text)
-    parser.add_argument("id", type=int)
+    parser.add_argument("id", type=store_id)
     return parser
 
 
 def _paging(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--page", type=int, default=1)
+    parser.add_argument("--page", type=store_id, default=1)
     parser.add_argument("--per-page", type=int, default=50)
 
 

@@ -3,7 +3,8 @@ are declared with these lengths, and ingest checks a message's header against th
 numbers before anything is written. PostgreSQL refuses a longer value and SQLite would
 keep it: checked first, both stores give the same answer (an AR naming the field).
 
-The lengths are those HL7 v2.5+ gives the fields (HD 227, ST 199), or more.
+The lengths are those HL7 v2.5+ gives the fields (HD 227, ST 199), or more; the largest
+numbers are those both stores can hold.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ CONTROL_ID = 199  # MSH-10 (ST)
 MESSAGE_TYPE = 40  # MSH-9.1, or a FHIR resource type
 EVENT = 16  # MSH-9.2
 PATIENT_KEY = 128
+# The largest value both stores hold: an id (BIGINT, and SQLite's INTEGER is as wide)
+# and a rule-set version number (INTEGER, 32 bits on PostgreSQL). Larger numbers from a
+# request are refused before a query sees them: the drivers raise on them.
+MAX_ID = 2**63 - 1
+MAX_VERSION = 2**31 - 1
 
 
 @dataclass(frozen=True)

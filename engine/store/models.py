@@ -41,11 +41,6 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-# The largest value both stores hold: an id (BIGINT, and SQLite's INTEGER is as wide)
-# and a rule-set version number (INTEGER, 32 bits on PostgreSQL). Larger numbers from a
-# request are refused before a query sees them: the drivers raise on them.
-MAX_ID = 2**63 - 1
-MAX_VERSION = 2**31 - 1
 
 
 class Moment(TypeDecorator[datetime]):

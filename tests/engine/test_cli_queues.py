@@ -146,3 +146,16 @@ def test_a_store_without_tables_is_a_usage_error(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     assert main(["tasks", "list", "--as", "cora", "--database", url]) == 2
     assert "switchboard db upgrade" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ("exceptions", "show", str(2**63), "--as", "olive"),
+    ("tasks", "approve", "0", "--as", "cora"),
+    ("exceptions", "list", "--page", str(2**64), "--as", "olive"),
+])
+def test_an_id_the_store_cannot_hold_is_a_usage_error(url, capsys, argv):
+    """An id past the store's range was handed to the driver (OverflowError on SQLite)."""
+    with pytest.raises(SystemExit) as exit_:
+        run(url, *argv)
+    assert exit_.value.code == 2
+    assert "runs from 1 to" in capsys.readouterr().err
