@@ -5,10 +5,12 @@ patient, and failures follow the policy into the exception queue."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from engine.delivery_workers import DeliveryWorker
@@ -157,3 +159,29 @@ def test_chains_go_out_side_by_side_each_still_in_order(engine, tmp_path):
     for patient in range(4):
         mine = [n for n in sent if n % 4 == patient]
         assert mine == sorted(mine)
+
+
+def test_outcomes_the_store_refuses_together_are_recorded_one_by_one(engine, sink, workers):
+    """Nothing stops the line (issue 13): a batch of outcomes the store refuses for one
+    delivery's sake (here a fault injected into the first attempt to record the batch)
+    was retried forever, so no delivery anywhere was ever recorded again. It is
+    recorded one outcome at a time instead, and the pass ends."""
+    sb, pipeline, worker = workers(f"{sink.url}/events")
+    for number in range(3):
+        sb.ingest(Received(message(f"R{number}", f"MRN{number}"), "ehr-adt-feed"))
+    while pipeline.run_once():
+        pass
+    outbox = worker._outbox
+    record = outbox.record
+
+    def refusing(attempts, unsent, rule_set):
+        if len(attempts) > 1:
+            raise DataError("INSERT ...", {}, ValueError("value refused by the test"))
+        return record(attempts, unsent, rule_set)
+
+    outbox.record = refusing  # type: ignore[method-assign]
+    finished = threading.Event()
+    thread = threading.Thread(target=lambda: (worker.run_once(), finished.set()), daemon=True)
+    thread.start()
+    assert finished.wait(30), "the delivery pass never ended"
+    assert [d.status for d in deliveries(engine)] == ["delivered"] * 3
