@@ -30,6 +30,7 @@ from engine.pipeline import Report, Stop
 from engine.progress import Heart
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
+from engine.store.availability import error_name, store_unavailable
 
 log = logging.getLogger("switchboard.delivery")
 RECORD_RETRY_SECONDS = 1.0
@@ -117,6 +118,9 @@ class DeliveryWorker:
                 except SQLAlchemyError:  # the store is down: claims wait for it
                     log.warning("delivery pass failed; retrying", exc_info=True)
                     stop.wait(RECORD_RETRY_SECONDS)
+                except Exception:  # a defect must not end delivery for everyone
+                    log.exception("delivery pass failed; retrying")
+                    stop.wait(RECORD_RETRY_SECONDS)
         finally:
             self.close()
 
@@ -163,15 +167,55 @@ class DeliveryWorker:
         return None
 
     def _record(self, batch: _Batch, running: Running, stop: Stop | None) -> Recorded | None:
+        waiting = stop or threading.Event()
         while True:
             try:
                 return self._outbox.record(batch.attempts, batch.unsent, running.rule_set)
-            except SQLAlchemyError:
-                log.warning("recording delivery outcomes failed; trying again", exc_info=True)
-                if stop is not None and stop.wait(RECORD_RETRY_SECONDS):
+            except Exception as error:
+                if not store_unavailable(error):
+                    # One outcome the store refuses must not hold the batch's others
+                    # (nor the line) in a loop of retries.
+                    log.error("a batch's delivery outcomes cannot be recorded together; "
+                              "recording them one by one", extra={"error": error_name(error)})
+                    return self._record_alone(batch, running)
+                log.warning("recording delivery outcomes failed; trying again",
+                            extra={"error": error_name(error)})
+                if waiting.wait(RECORD_RETRY_SECONDS):
                     # Shutting down with the store away: the claims lapse, and the
                     # deliveries are sent again (same keys) by the next engine.
                     return None
+
+    def _record_alone(self, batch: _Batch, running: Running) -> Recorded:
+        """Each outcome in a transaction of its own. One the store still refuses is
+        recorded as a failure of its delivery that says so, under the same policy; if
+        even that cannot be, its claim lapses and it is sent again with the same key."""
+        recorded = Recorded([], [], [])
+        rule_set = running.rule_set
+        for attempt in batch.attempts:
+            try:
+                part = self._outbox.record([attempt], [], rule_set)
+            except Exception as error:
+                failure = attempt.failure
+                refused = DeliveryFailed(
+                    failure.error_class if failure else ErrorClass.TRANSPORT_ERROR,
+                    f"the outcome could not be stored ({error_name(error)})")
+                try:
+                    part = self._outbox.record([Attempt(attempt.claimed, attempt.at, refused)],
+                                               [], rule_set)
+                except Exception as again:
+                    log.error("a delivery outcome cannot be recorded; its claim will lapse",
+                              extra={"delivery_id": attempt.claimed.id,
+                                     "error": error_name(again)})
+                    continue
+            recorded.delivered.extend(part.delivered)
+            recorded.retried.extend(part.retried)
+            recorded.dead_lettered.extend(part.dead_lettered)
+        try:
+            self._outbox.record([], batch.unsent, rule_set)
+        except Exception as error:  # they were claimed, not tried: their claims lapse
+            log.error("claimed deliveries cannot be given back; their claims will lapse",
+                      extra={"error": error_name(error)})
+        return recorded
 
 
 def _count(recorded: Recorded, report: Report) -> None:

@@ -52,6 +52,7 @@ from engine.connectors.sink import DeliveryFailed, Outbound
 from engine.journal import now_utc
 from engine.rules.exception_policy import Policy
 from engine.rules.rule_set import RuleSet
+from engine.store.limits import storable_text
 from engine.store.models import Delivery, ExceptionItem, JournalEntry
 
 BLOCKING = ("pending", "retrying", "in_flight", "held")
@@ -307,7 +308,7 @@ class Outbox:
         made = claimed.attempts + 1
         changes: dict[str, Any] = {
             "attempts": made, "error_class": str(failure.error_class),
-            "last_error": failure.reason, "updated_at": attempt.at}
+            "last_error": storable_text(failure.reason), "updated_at": attempt.at}
         retry = policy.should_retry(made)
         if retry:
             changes["status"] = "retrying"
@@ -345,7 +346,7 @@ def dead_letter(claimed: Claimed, failure: DeliveryFailed, policy: Policy, attem
         "connection_id": claimed.destination, "error_class": str(failure.error_class),
         "owner_role": str(policy.dead_letter.owner_role), "status": "open", "assignee": None,
         "summary": f"delivery to {claimed.destination} failed after {attempts} {tries}: "
-                   f"{failure.reason}",
+                   f"{storable_text(failure.reason)}",
         "detail": {"attempts": attempts, "policy": str(policy.source),
                    "idempotency_key": claimed.idempotency_key,
                    "page_technical_owner": bool(escalation and escalation.page_technical_owner)},

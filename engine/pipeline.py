@@ -29,6 +29,7 @@ from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import Outcome
 from engine.store.availability import error_name, store_unavailable
 from engine.store.database import reader
+from engine.store.limits import storable_text
 from engine.store.models import Delivery as DeliveryRow
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent, Task
 from engine.store.prepared import Prepared
@@ -284,13 +285,6 @@ def _isolate(result: _Result, error: BaseException) -> None:
                       "it was failed alone so that other messages go on")
 
 
-def _storable(text: str) -> str:
-    """``text`` as the store can hold it: undecodable bytes and NULs written as escapes."""
-    if text.isascii() and "\x00" not in text:
-        return text
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _lane_key(postgres: bool) -> Any:
     """A number per patient: the code of the last character of the patient key (a hex
     digest, so the lanes come out even), or the message's id when it names no patient."""
@@ -325,7 +319,7 @@ class _Rows:
             self.stage(result, stage, at)
         outcome = result.outcome
         if outcome is None:
-            failure = _storable(str(result.failure))
+            failure = storable_text(str(result.failure))
             self.stage(result, "failed", moment)
             self.journal.append(self._status(result, "failed", failure))
             self.exception(result, failure, moment)

@@ -26,6 +26,15 @@ MAX_ID = 2**63 - 1
 MAX_VERSION = 2**31 - 1
 
 
+def storable_text(text: str) -> str:
+    """``text`` as both stores can hold it in a text column: bytes that did not decode
+    (surrogates) and NULs written as escapes. For Switchboard's own words that may
+    quote a value, such as an error's reason."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass(frozen=True)
 class HeaderLimit:
     """A header field the journal indexes, and the most characters its column holds."""

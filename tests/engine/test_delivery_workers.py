@@ -91,8 +91,8 @@ def test_a_failing_destination_retries_then_dead_letters_and_blocks_nothing_else
         assert (first.status, first.attempts) == ("retrying", attempt)
         # The second waits behind the first while the first is retried.
         assert second.status == "pending"
-        with engine.begin() as connection:  # the retry is due now
-            connection.execute(update(Delivery).where(Delivery.id == first.id)
+        with engine.begin() as connection:  # the retry is due now: time moves on
+            connection.execute(update(Delivery).where(Delivery.next_attempt_at.is_not(None))
                                .values(next_attempt_at=now_utc()))
     drain(pipeline, worker)
     first, second = deliveries(engine)
