@@ -14,7 +14,8 @@ once. Three layouts, each its own store:
   while the lab is down.
 
 The backlog is filled unparked, as if it had just appeared: claims first park it, a
-share each (their count, total and longest time are reported), and then each round
+share each, while the live deliveries among it go (their count, total and longest time
+are reported). Then ``--live`` new live deliveries arrive (not for ``idle``), and each round
 times one ``Outbox.claim(--limit)`` and counts the deliveries it took, then puts them
 back to pending (untimed). The figures are the medians over ``--rounds``.
 PostgreSQL is a private throwaway cluster (fsync on), its tables analysed after the fill
@@ -52,12 +53,17 @@ CHUNK = 2000
 
 def fill(engine: Engine, layout: str, blocked: int, patients: int, live: int) -> None:
     """The layout's journal rows and deliveries; each lab chain's head is retrying."""
-    moment = now_utc()
     if layout == "interleaved":
         plan = [(LAB, ANALYTICS)] * blocked
     else:
         plan = [(LAB,)] * blocked + ([(ANALYTICS,)] * live if layout == "behind" else [])
-    heads: set[str] = set()
+    add(engine, plan, patients, set())
+
+
+def add(engine: Engine, plan: list[tuple[str, ...]], patients: int, heads: set[str]) -> None:
+    """A journal row per entry of ``plan``, with a delivery to each destination it
+    names; a patient's first lab delivery not in ``heads`` is its chain's retrying head."""
+    moment = now_utc()
     with engine.begin() as connection:
         for start in range(0, len(plan), CHUNK):
             part = plan[start:start + CHUNK]
@@ -98,11 +104,12 @@ def unparked(engine: Engine) -> int:
                 Delivery.next_attempt_at.is_(None))) or 0)
 
 
-def put_back(engine: Engine) -> None:
-    """What a claim took goes back to pending (untimed), as if never claimed."""
+def put_back(engine: Engine, status: str = "pending") -> None:
+    """What a claim took goes back to pending (untimed), as if never claimed, or on to
+    ``status``."""
     with engine.begin() as connection:
         connection.execute(update(Delivery).where(Delivery.status == "in_flight")
-                           .values(status="pending", next_attempt_at=None))
+                           .values(status=status, next_attempt_at=None))
 
 
 def measure(url: str, layout: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -118,7 +125,10 @@ def measure(url: str, layout: str, args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             outbox.claim(args.limit)
             parking.append(time.perf_counter() - started)
-            put_back(engine)
+            put_back(engine, "delivered")  # as a live destination would take them
+        if layout != "idle":  # live deliveries newer than the parked backlog
+            add(engine, [(ANALYTICS,)] * args.live, args.patients,
+                {f"patient-{n}" for n in range(args.patients)})
         timings, taken = [], []
         for _ in range(args.rounds):
             started = time.perf_counter()
