@@ -69,7 +69,7 @@ for its patient wait for it, and ``deliveries.sequence`` (its journal id) says w
 # The partial indexes ix_deliveries_blocking, ix_deliveries_stalling and
 # ix_journal_unrouted name these states literally, in this order, and
 # ix_deliveries_ready names pending with no next_attempt_at: keep them in step.
-PARK_WALKS_PER_CLAIM = 10
+PARK_WALKS_PER_CLAIM = 5
 """How many batches of waiting deliveries one claim parks before it gives up its turn."""
 HOLD_RECHECK = timedelta(seconds=60)
 """How long a delivery parked behind a hold waits before it is looked at again, should
