@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from tests.serve_process import free_port
+from tests.ports import free_port
 
 
 def ephemeral_range() -> tuple[int, int]:

@@ -18,9 +18,10 @@ from engine.hl7v2 import parse
 from engine.store.database import open_engine
 from engine.store.models import Delivery
 from tests.delivery_config import delivery_config, update
+from tests.ports import free_port
 from tests.postgres_cluster import PrivateCluster
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, free_port
+from tests.serve_process import ServeProcess
 
 PATIENTS = 5
 

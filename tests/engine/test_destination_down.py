@@ -13,8 +13,9 @@ from engine.hl7v2 import parse
 from engine.security.users import UserStore
 from engine.store.database import open_engine
 from tests.delivery_config import SINK, delivery_config, update
+from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, api_call, free_port, wait_until
+from tests.serve_process import ServeProcess, api_call, wait_until
 
 
 def message(number: int) -> bytes:

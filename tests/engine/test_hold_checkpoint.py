@@ -12,8 +12,9 @@ from engine.hl7v2 import parse
 from engine.security.users import UserStore
 from engine.store.database import open_engine
 from tests.delivery_config import delivery_config, update
+from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, api_call, free_port, wait_until
+from tests.serve_process import ServeProcess, api_call, wait_until
 
 
 def test_a_held_message_waits_for_a_clinicians_approval(tmp_path):

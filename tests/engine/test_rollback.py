@@ -19,8 +19,9 @@ from engine.security.users import UserStore
 from engine.store.database import open_engine
 from engine.store.models import Delivery, JournalEntry
 from tests.delivery_config import SINK, delivery_config, update
+from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, api_call, free_port, wait_until
+from tests.serve_process import ServeProcess, api_call, wait_until
 
 VERSIONS = "/api/rule-sets/versions"
 # Published rules reach a running engine within one poll on SQLite, plus a pass.

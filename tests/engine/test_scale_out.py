@@ -14,8 +14,9 @@ from engine.connectors.mllp.client import BlockingMllpClient
 from engine.hl7v2 import parse
 from tests.delivery_config import SINK, delivery_config, update
 from tests.engine.store.conftest import _fresh_database
+from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, free_port, wait_until
+from tests.serve_process import ServeProcess, wait_until
 
 PATIENTS = 12  # more chains than the engines have delivery workers
 ENGINES = 3
