@@ -18,10 +18,12 @@ from engine.hl7v2 import parse
 from engine.store.database import open_engine
 from engine.store.models import Delivery
 from tests.delivery_config import delivery_config, update
+from tests.faults import Late
 from tests.ports import free_port
 from tests.postgres_cluster import PrivateCluster
 from tests.recording_sink import RecordingSink
 from tests.serve_process import ServeProcess
+from tests.waiting import wait_until
 
 PATIENTS = 5
 
@@ -71,7 +73,7 @@ class Sender(threading.Thread):
 
 
 def check_arrivals(sink: RecordingSink, total: int, repeats_allowed: int) -> None:
-    sink.wait_for(lambda s: len(set(s.keys())) >= total, limit=120)
+    wait_until(lambda: len(set(sink.keys())) >= total, 120, "every message at the sink")
     keys = sink.keys()
     assert len(set(keys)) == total  # one delivery per ACKed message, none lost
     assert len(keys) - total <= repeats_allowed
@@ -109,7 +111,7 @@ def serving(tmp_path: Path, database_url: str, sink: RecordingSink) -> tuple[Ser
 
 def test_sigkill_mid_load_three_times_loses_nothing_and_keeps_order(tmp_path):
     total = 600
-    sink = RecordingSink(delay=0.01)
+    sink = RecordingSink(fault=Late(0.01))
     sink.start()
     url = f"sqlite:///{tmp_path / 'switchboard.db'}"
     serve, port = serving(tmp_path, url, sink)
@@ -121,7 +123,7 @@ def test_sigkill_mid_load_three_times_loses_nothing_and_keeps_order(tmp_path):
     kills = []
     try:
         for delivered in (100, 250, 400):
-            sink.wait_for(lambda s, n=delivered: len(s.keys()) >= n, limit=120)
+            wait_until(lambda n=delivered: len(sink.keys()) >= n, 120, f"{delivered} POSTs")
             serve.kill()
             kills.append((sender.acked, in_flight(url)))
             repeats_allowed += kills[-1][1]

@@ -15,7 +15,8 @@ from engine.store.database import open_engine
 from tests.delivery_config import SINK, delivery_config, update
 from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, api_call, wait_until
+from tests.serve_process import ServeProcess, api_call
+from tests.waiting import wait_until
 
 
 def message(number: int) -> bytes:
@@ -65,7 +66,7 @@ def test_a_destination_down_is_retried_then_dead_lettered_then_recovered(tmp_pat
         sink.start()  # the destination is back
         for item in items:
             api.call(f"/exceptions/{item['id']}/retry", method="POST")
-        sink.wait_for(lambda s: len(set(s.keys())) == 3, limit=30)
+        wait_until(lambda: len(set(sink.keys())) == 3, what="the three deliveries")
         assert sorted(r.body["message"]["control_id"] for r in sink.received) == [
             "D0", "D1", "D2"]
         assert api.open_exceptions() == []

@@ -14,7 +14,8 @@ from engine.store.database import open_engine
 from tests.delivery_config import delivery_config, update
 from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, api_call, wait_until
+from tests.serve_process import ServeProcess, api_call
+from tests.waiting import wait_until
 
 
 def test_a_held_message_waits_for_a_clinicians_approval(tmp_path):
@@ -38,7 +39,7 @@ def test_a_held_message_waits_for_a_clinicians_approval(tmp_path):
 
         tasks = wait_until(lambda: (items := call(nurse, "/api/tasks?queue=review")
                                     ["items"]) and len(items) == 2 and items,
-                           limit=30, what="no review tasks")
+                           what="two review tasks")
         time.sleep(1.0)  # time enough for a delivery that should not happen
         assert sink.received == []
         operator = users.add("olive", "operator", "test")
@@ -51,7 +52,7 @@ def test_a_held_message_waits_for_a_clinicians_approval(tmp_path):
         call(nurse, f"/api/tasks/{by_control_id['H1']}/approve", {"note": "fine"})
         call(nurse, f"/api/tasks/{by_control_id['H2']}/reject",
              {"reason": "wrong patient"})
-        sink.wait_for(lambda s: len(s.received) == 1, limit=30)
+        wait_until(lambda: len(sink.received) == 1, what="the approved update")
         time.sleep(1.0)
         assert [r.body["message"]["control_id"] for r in sink.received] == ["H1"]
         shown = call(nurse, f"/api/tasks/{by_control_id['H2']}")

@@ -21,7 +21,8 @@ from engine.store.models import Delivery, JournalEntry
 from tests.delivery_config import SINK, delivery_config, update
 from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, api_call, wait_until
+from tests.serve_process import ServeProcess, api_call
+from tests.waiting import wait_until
 
 VERSIONS = "/api/rule-sets/versions"
 # Published rules reach a running engine within one poll on SQLite, plus a pass.

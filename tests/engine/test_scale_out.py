@@ -6,7 +6,6 @@ starts once every engine has delivered a warm-up message."""
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from collections import defaultdict
 
@@ -14,9 +13,11 @@ from engine.connectors.mllp.client import BlockingMllpClient
 from engine.hl7v2 import parse
 from tests.delivery_config import SINK, delivery_config, update
 from tests.engine.store.conftest import _fresh_database
+from tests.faults import Late
 from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, wait_until
+from tests.serve_process import ServeProcess
+from tests.waiting import wait_until
 
 PATIENTS = 12  # more chains than the engines have delivery workers
 ENGINES = 3
@@ -44,13 +45,12 @@ def warm_up(clients: list[BlockingMllpClient], engines: list[ServeProcess],
     delivery process is: on a busy machine that process can take seconds longer to
     start, and the others would deliver the whole load meanwhile."""
     sent = 0
-    deadline = time.monotonic() + 120
-    while not all(delivered := delivered_by(engines)):
-        assert time.monotonic() < deadline, f"an engine delivered nothing: {delivered}"
+    while not all(delivered_by(engines)):
+        assert sent < 200, f"an engine delivered nothing: {delivered_by(engines)}"
         ack = parse(clients[sent % ENGINES].send(update(f"W{sent}", f"MRN{sent % PATIENTS}")))
         assert ack.get("MSA-1") == "AA"
         sent += 1
-        sink.wait_for(lambda s, count=sent: len(s.keys()) >= count, limit=60)
+        wait_until(lambda count=sent: len(sink.keys()) >= count, what=f"warm-up {sent}")
     return sent
 
 
@@ -60,7 +60,7 @@ def test_three_engines_share_the_work_without_double_delivery_or_reordering(
     url = _fresh_database(postgres_server)
     # Each claim takes a while, so the others claim meanwhile, even when the machine is
     # busy enough to leave one engine's niced delivery process waiting for a CPU.
-    sink = RecordingSink(delay=0.05)
+    sink = RecordingSink(fault=Late(0.05))
     sink.start()
     config = delivery_config(tmp_path / "config", sink.url)
     ports = [free_port() for _ in range(ENGINES)]
@@ -74,12 +74,12 @@ def test_three_engines_share_the_work_without_double_delivery_or_reordering(
             engine.start()
         clients = [BlockingMllpClient("127.0.0.1", port, timeout=30) for port in ports]
         warm = warm_up(clients, engines, sink)
-        before = wait_until(lambda: sum(d := delivered_by(engines)) >= warm and d, limit=30,
-                            what="the warm-up's deliveries were not all counted")
+        before = wait_until(lambda: sum(d := delivered_by(engines)) >= warm and d,
+                            what="the warm-up's deliveries counted")
         for number in range(total):  # round-robin over the engines, one at a time
             ack = parse(clients[number % ENGINES].send(message(number)))
             assert ack.get("MSA-1") == "AA"
-        sink.wait_for(lambda s: len(s.keys()) >= warm + total, limit=120)
+        wait_until(lambda: len(sink.keys()) >= warm + total, 120, "every delivery")
         keys = sink.keys()
         assert len(keys) == len(set(keys)) == warm + total  # every message once, none twice
         arrivals: dict[int, list[int]] = defaultdict(list)
@@ -92,7 +92,7 @@ def test_three_engines_share_the_work_without_double_delivery_or_reordering(
             assert numbers == sorted(numbers), f"patient {patient} out of order"
         # Counted once each outcome is recorded, a moment after the sink has it.
         after = wait_until(lambda: sum(d := delivered_by(engines)) >= warm + total and d,
-                           limit=30, what="the load's deliveries were not all counted")
+                           what="the load's deliveries counted")
         assert sum(after) == warm + total
         shares = [a - b for a, b in zip(after, before, strict=True)]
         assert all(shares), f"an engine delivered none of the load: {shares}"
