@@ -60,9 +60,11 @@ class Together:
 
     def __init__(self, count: int, limit: float = LIMIT) -> None:
         self.count = count
-        self._all_here = threading.Barrier(count, timeout=limit)
+        self.met = threading.Event()  # set once all ``count`` were held at once
+        self._all_here = threading.Barrier(count, action=self.met.set, timeout=limit)
 
     def __call__(self, number: int) -> None:
         if number <= self.count:
-            with contextlib.suppress(threading.BrokenBarrierError):  # the test fails on
-                self._all_here.wait()  # what arrived; the requests go on either way
+            # After ``limit`` the requests go on, and the test fails on ``met``.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self._all_here.wait()
