@@ -67,7 +67,6 @@ from bench.serving import (
     Followed,
     Process,
     Processes,
-    free_port,
     http_get,
     install_node_red,
     listening,
@@ -83,6 +82,7 @@ from bench.serving import (
     wait_ready,
     workspace,
 )
+from tests.ports import free_port
 
 LABEL = "delivery"
 SQLITE, POSTGRES, NODE_RED = "switchboard-sqlite", "switchboard-postgres", "node-red"

@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 from bench.serving import (
     DurableCluster,
     Processes,
-    free_port,
     start_switchboard,
     terminate_on_sigterm,
     wait_ready,
@@ -40,6 +39,7 @@ from engine.connectors.mllp.client import AckTimeout, BlockingMllpClient, MllpCo
 from engine.store.database import open_engine
 from engine.store.models import StageEvent
 from tests.delivery_config import delivery_config
+from tests.ports import free_port
 from tests.republish import publish_copy
 
 TRICKLE_SECONDS = 0.02

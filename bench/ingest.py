@@ -56,7 +56,6 @@ from bench.serving import (
     DurableCluster,
     Followed,
     Processes,
-    free_port,
     http_get,
     install_node_red,
     listening,
@@ -74,6 +73,7 @@ from bench.serving import (
     workspace,
 )
 from bench.serving import num as _num
+from tests.ports import free_port
 
 MLLP_SOURCE = ROOT / "catalog" / "connections" / "ehr-adt-feed.yaml"
 SQLITE, POSTGRES, NODE_RED, BARE = (

@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 from bench.mllp_load import Template, run_load
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 120.0
@@ -157,12 +158,6 @@ def workspace(keep: bool, label: str) -> Iterator[Path]:
 
 
 # ---- ports and HTTP ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_free(host: str, port: int) -> bool:

@@ -16,10 +16,11 @@ SINK = "test-sink"
 FAST_POLICY = {"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "1s"}}
 
 
-def update(control_id: str, patient: str) -> bytes:
-    """A small ADT^A08 (patient update) with MSH-10 ``control_id`` for MRN ``patient``."""
-    return ("MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^A08^ADT_A01|"
-            f"{control_id}|P|2.5.1\rEVN|A08|20261124101500\r"
+def update(control_id: str, patient: str, event: str = "A08") -> bytes:
+    """A small ADT^A08 (patient update; ``event`` A04 makes it a registration) with
+    MSH-10 ``control_id`` for MRN ``patient``."""
+    return (f"MSH|^~\\&|EHR|RIVERSIDE|SB|RIVERSIDE|20261124101500||ADT^{event}^ADT_A01|"
+            f"{control_id}|P|2.5.1\rEVN|{event}|20261124101500\r"
             f"PID|1||{patient}^^^RIVERSIDE^MR||DOE^JANE||19800101|F\rPV1|1|O\r").encode()
 
 
@@ -32,17 +33,23 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
                     hold: bool = False, http_feed: bool = False) -> Path:
     """Write the configuration into ``folder`` and return it; ``sink_url`` receives
     every message (POST, canonical JSON), or with ``mllp_sink`` an MLLP destination on
-    that port (HL7 v2); ``mllp_port`` moves the listener; with ``hold`` every delivery
-    waits for a nurse's review task in the ``review`` queue; with ``http_feed`` HL7 v2
-    may also be posted to /ingest/http-feed (token in HTTP_FEED_TOKEN_ENV)."""
+    that port (HL7 v2); ``mllp_port`` moves the listener; with ``hold`` only ADT
+    updates (A08) and registrations (A04) go out, and an update waits for a nurse's
+    review task in the ``review`` queue while a registration goes out at once; with
+    ``http_feed`` HL7 v2 may also be posted to /ingest/http-feed (token in
+    HTTP_FEED_TOKEN_ENV)."""
     rules = folder / "rules"
     shutil.copytree(ROOT / "rules" / "mappings", rules / "mappings")
     shutil.copytree(ROOT / "rules" / "schema", rules / "schema")
-    row: dict[str, Any] = {"id": "all-to-test-sink", "to": [SINK]}
+    rows: list[dict[str, Any]] = [{"id": "all-to-test-sink", "to": [SINK]}]
     if hold:
-        row["checkpoint"] = {"mode": "hold", "queue": "review", "kind": "review", "due": "1h"}
+        rows = [{"id": "updates-after-review", "match": {"type": "ADT", "event": "A08"},
+                 "to": [SINK], "checkpoint": {"mode": "hold", "queue": "review",
+                                              "kind": "review", "due": "1h"}},
+                {"id": "registrations-at-once", "match": {"type": "ADT", "event": "A04"},
+                 "to": [SINK]}]
     _write(rules / "routes" / "everything.yaml", {
-        "id": "everything", "description": "Every message to the test sink.", "rows": [row]})
+        "id": "everything", "description": "Every message to the test sink.", "rows": rows})
     rules_policy = {**FAST_POLICY, **(policy or {})}
     _write(rules / "policies" / "test.yaml", {"id": "test-delivery", "policies": [
         {"connections": ["*"], "error_classes": ["*"], **rules_policy,

@@ -9,10 +9,11 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.ports import free_port
 
 
 class PostgresUnavailable(RuntimeError):
@@ -30,17 +31,11 @@ def _binary(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivateCluster:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
         self.data = self.folder / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.folder, "postgres", "postgres")

@@ -1,5 +1,6 @@
 """An HTTP sink that records every POST's idempotency key and JSON body, on a port that
-stays the same when it is stopped and started again (a destination going down)."""
+stays the same when it is stopped and started again (a destination going down); a
+fault from :mod:`tests.faults` makes it answer late or hold a request."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ import contextlib
 import json
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.serve_process import free_port
+from tests.ports import free_port
 
 
 @dataclass
@@ -25,9 +25,10 @@ class Received:
 @dataclass
 class RecordingSink:
     port: int = field(default_factory=free_port)
-    # Seconds each POST takes: a slow destination keeps deliveries in flight.
-    delay: float = 0.0
+    # Called with each POST's number (1 for the first) before it is answered.
+    fault: Callable[[int], None] | None = None
     most_at_once: int = 0  # the most POSTs in progress at one time
+    posts: int = 0  # POSTs begun, repeats included
     _at_once: int = 0
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -56,7 +57,10 @@ class RecordingSink:
                 with sink._lock:
                     sink._at_once += 1
                     sink.most_at_once = max(sink.most_at_once, sink._at_once)
-                time.sleep(sink.delay)
+                    sink.posts += 1
+                    number = sink.posts
+                if sink.fault is not None:
+                    sink.fault(number)
                 with sink._lock:
                     sink._at_once -= 1
                     sink.received.append(Received(self.headers.get("Idempotency-Key", ""),
@@ -91,9 +95,3 @@ class RecordingSink:
     def keys(self) -> list[str]:
         with self._lock:
             return [r.key for r in self.received]
-
-    def wait_for(self, done: Callable[[RecordingSink], bool], limit: float) -> None:
-        deadline = time.monotonic() + limit
-        while not done(self):
-            assert time.monotonic() < deadline, "the sink did not receive what was expected"
-            time.sleep(0.1)

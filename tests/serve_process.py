@@ -6,21 +6,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.ports import free_port
+from tests.waiting import LIMIT, wait_until
 
 
 class ServeProcess:
@@ -37,7 +31,7 @@ class ServeProcess:
         self._command = command
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, limit: float = 60.0) -> None:
+    def start(self, limit: float = LIMIT) -> None:
         port = "--port" if self._command == "serve" else "--health-port"
         command = [sys.executable, "-m", "engine.cli", self._command,
                    "--config", str(self.config), "--database", self.database_url,
@@ -49,21 +43,23 @@ class ServeProcess:
         self._wait_ready(limit)
 
     def _wait_ready(self, limit: float) -> None:
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             assert self._process is not None
             if self._process.poll() is not None:
                 raise AssertionError(f"serve exited with {self._process.returncode}; "
                                      f"see {self._log}")
-            try:
-                with urllib.request.urlopen(
-                        f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"serve was not ready in {limit} s; see {self._log}")
+            return self.ready()
+
+        wait_until(ready, limit, f"serve to be ready (see {self._log})", every=0.1)
+
+    def ready(self) -> bool:
+        """Whether /readyz answers 200 now: the store is reachable, every part is up."""
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
     def kill(self) -> None:
         """SIGKILL the whole process group: the engine and its pipeline workers."""
@@ -94,12 +90,3 @@ def api_call(port: int, token: str, path: str, body: Any = None,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
-
-
-def wait_until(check: Callable[[], Any], limit: float, what: str, every: float = 0.1) -> Any:
-    """``check()``'s first true answer within ``limit`` seconds; fails with ``what``."""
-    deadline = time.monotonic() + limit
-    while not (found := check()):
-        assert time.monotonic() < deadline, what
-        time.sleep(every)
-    return found

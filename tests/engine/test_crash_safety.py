@@ -2,13 +2,17 @@
 killed with SIGKILL mid-load and restarted three times, or its PostgreSQL is restarted
 mid-load, while a sender keeps sending over MLLP and a recording HTTP sink receives.
 Every ACKed message arrives at least once with its idempotency key, repeats are bounded
-by what was in flight at each kill, and each patient's messages arrive in order."""
+by what was in flight at each kill, and each patient's messages arrive in order.
+
+The faults come when the load reaches a point, not after a while: the sender may send
+only as far as the test allows, and the sink holds a chosen POST, so that each kill
+finds the load unfinished and a delivery in flight whatever the machine's speed."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -18,9 +22,12 @@ from engine.hl7v2 import parse
 from engine.store.database import open_engine
 from engine.store.models import Delivery
 from tests.delivery_config import delivery_config, update
+from tests.faults import Hold
+from tests.ports import free_port
 from tests.postgres_cluster import PrivateCluster
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, free_port
+from tests.serve_process import ServeProcess
+from tests.waiting import wait_until
 
 PATIENTS = 5
 
@@ -30,47 +37,63 @@ def message(number: int) -> bytes:
 
 
 class Sender(threading.Thread):
-    """Sends messages 0..total-1 in order on one connection; a message is sent again
-    until it is ACKed AA, across broken connections, as an EHR's interface does."""
+    """Sends messages 0..total-1 in order on one connection, as far as ``allow`` lets
+    it; a message is sent again until it is ACKed AA, across broken connections, as an
+    EHR's interface does. After a refusal (AE, a lost connection) it sends again once
+    ``ready`` says the engine is back."""
 
-    def __init__(self, port: int, total: int, pause: float = 0.0) -> None:
+    def __init__(self, port: int, total: int, ready: Callable[[], bool]) -> None:
         super().__init__(daemon=True)
         self.port = port
         self.total = total
-        self.pause = pause
+        self.ready = ready
         self.acked = 0
+        self.refused = 0  # AE answers and lost connections
         self.codes: list[str] = []
+        self._allowed = 0
+        self._turn = threading.Condition()
+
+    def allow(self, count: int) -> None:
+        """Let the sender send the messages numbered below ``count``."""
+        with self._turn:
+            self._allowed = max(self._allowed, min(count, self.total))
+            self._turn.notify_all()
 
     def run(self) -> None:
         client = BlockingMllpClient("127.0.0.1", self.port, timeout=10)
         try:
             while self.acked < self.total:
+                with self._turn:
+                    self._turn.wait_for(lambda: self.acked < self._allowed)
                 try:
                     code = parse(client.send(message(self.acked))).get("MSA-1") or ""
                 except (MllpConnectionError, AckTimeout, OSError):
                     client.close()
-                    time.sleep(0.2)
+                    self._refused()
                     client = BlockingMllpClient("127.0.0.1", self.port, timeout=10)
                     continue
                 self.codes.append(code)
                 if code == "AA":
                     self.acked += 1
-                    time.sleep(self.pause)
                 else:  # the store is away: the listener says AE, never AA
-                    time.sleep(0.2)
+                    self._refused()
         finally:
             client.close()
 
+    def _refused(self) -> None:
+        self.refused += 1
+        wait_until(self.ready, what="the engine to be ready again", every=0.1)
+
     def wait_for(self, count: int, limit: float) -> None:
-        deadline = time.monotonic() + limit
-        while self.acked < count:
+        def acked() -> bool:
             assert self.is_alive() or self.acked >= self.total, "the sender stopped"
-            assert time.monotonic() < deadline, f"only {self.acked} of {count} ACKed"
-            time.sleep(0.05)
+            return self.acked >= count
+
+        wait_until(acked, limit, f"{count} ACKs")
 
 
 def check_arrivals(sink: RecordingSink, total: int, repeats_allowed: int) -> None:
-    sink.wait_for(lambda s: len(set(s.keys())) >= total, limit=120)
+    wait_until(lambda: len(set(sink.keys())) >= total, 120, "every message at the sink")
     keys = sink.keys()
     assert len(set(keys)) == total  # one delivery per ACKed message, none lost
     assert len(keys) - total <= repeats_allowed
@@ -108,28 +131,43 @@ def serving(tmp_path: Path, database_url: str, sink: RecordingSink) -> tuple[Ser
 
 def test_sigkill_mid_load_three_times_loses_nothing_and_keeps_order(tmp_path):
     total = 600
-    sink = RecordingSink(delay=0.01)
+    sink = RecordingSink()
     sink.start()
     url = f"sqlite:///{tmp_path / 'switchboard.db'}"
     serve, port = serving(tmp_path, url, sink)
     serve.start()
-    # Paced, so that every kill finds messages arriving, routing and being delivered.
-    sender = Sender(port, total, pause=0.01)
+    # The sink holds the 100th, 250th and 400th POST; while one is held, the sender
+    # is let send 50 messages more, and the kill comes once 10 of them are ACKed: the
+    # load is never over by then, and a delivery is in flight.
+    milestones = [100, 250, 400]
+    sink.fault = hold = Hold(at=milestones[0])
+    sender = Sender(port, total, serve.ready)
+    sender.allow(milestones[0])
     sender.start()
     repeats_allowed = 0
     kills = []
     try:
-        for delivered in (100, 250, 400):
-            sink.wait_for(lambda s, n=delivered: len(s.keys()) >= n, limit=120)
+        for post, following in zip(milestones, [*milestones[1:], None], strict=True):
+            wait_until(hold.caught.is_set, 120, f"POST {post} at the sink")
+            acked = sender.acked
+            sender.allow(acked + 50)
+            wait_until(lambda acked=acked: sender.acked >= acked + 10, 120, "10 more ACKs")
             serve.kill()
             kills.append((sender.acked, in_flight(url)))
             repeats_allowed += kills[-1][1]
+            killed_with = hold
+            if following is not None:  # set while no engine runs: no POST can pass it
+                sink.fault = hold = Hold(at=following)
+                sender.allow(following)
+            killed_with.release()  # its engine is gone: the answer goes nowhere
             serve.start()
         assert all(acked < total for acked, _ in kills), "killed after the load ended"
-        assert any(count for _, count in kills), "no kill found a delivery in flight"
+        assert all(count for _, count in kills), "a kill found no delivery in flight"
+        sender.allow(total)
         sender.wait_for(total, limit=120)
         check_arrivals(sink, total, repeats_allowed)
     finally:
+        sender.allow(total)
         serve.stop()
         sink.stop()
     sender.join(10)
@@ -144,11 +182,13 @@ def test_postgres_restarted_mid_load_loses_nothing(tmp_path):
     serve, port = serving(tmp_path, cluster.url, sink)
     try:
         serve.start()
-        sender = Sender(port, total)
+        sender = Sender(port, total, serve.ready)
+        sender.allow(total)
         sender.start()
         sender.wait_for(100, limit=120)
         cluster.stop()
-        time.sleep(2)  # ingest answers AE, pipeline and delivery wait
+        # The outage has reached the load: ingest answers AE; pipeline and delivery wait.
+        wait_until(lambda: sender.refused > 0, what="a message refused while the store is down")
         cluster.start()
         sender.wait_for(total, limit=180)
         # At most what two delivery workers can hold (a batch of 100 each) is sent twice.

@@ -20,8 +20,8 @@ from engine.rule_versions import bootstrap
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, JournalEntry
 from tests.delivery_config import example_config, update
+from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import free_port
 
 MESSAGES = 3000
 PATIENTS = 50

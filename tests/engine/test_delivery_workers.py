@@ -27,6 +27,7 @@ from tests.delivery_config import SINK, delivery_config
 from tests.delivery_config import update as message
 from tests.engine.connectors.http_recorder import Reply, running
 from tests.engine.connectors.test_mllp_sender import acknowledge, destination
+from tests.faults import Together
 from tests.recording_sink import RecordingSink
 
 
@@ -138,9 +139,10 @@ def first_message_id(engine, delivery: Delivery) -> str:
 
 
 def test_chains_go_out_side_by_side_each_still_in_order(engine, tmp_path):
-    """A slow destination: chains for different patients are sent at once by a worker's
-    sending threads, while each patient's messages still arrive one after another."""
-    sink = RecordingSink(delay=0.1)
+    """Chains for different patients are sent at once by a worker's sending threads (the
+    destination holds the first two POSTs until both are in), while each patient's
+    messages still arrive one after another."""
+    sink = RecordingSink(fault=(together := Together(2)))
     sink.start()
     upgrade(engine)
     bootstrap(engine, delivery_config(tmp_path / "config", sink.url))
@@ -153,7 +155,7 @@ def test_chains_go_out_side_by_side_each_still_in_order(engine, tmp_path):
     finally:
         worker.close()
         sink.stop()
-    assert sink.most_at_once >= 2
+    assert together.met.is_set() and sink.most_at_once >= 2
     sent = [int(r.body["message"]["control_id"][1:]) for r in sink.received]
     assert sorted(sent) == list(range(16))
     for patient in range(4):

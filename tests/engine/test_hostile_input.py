@@ -29,7 +29,7 @@ from tests.delivery_config import HTTP_FEED, HTTP_FEED_TOKEN_ENV, SINK, delivery
 from tests.engine.store.conftest import _fresh_database
 from tests.in_process_serve import Serving, serving
 from tests.recording_sink import RecordingSink
-from tests.serve_process import wait_until
+from tests.waiting import wait_until
 
 HOSTILE = Path(__file__).resolve().parents[1] / "hostile"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((HOSTILE / "expected.json").read_text())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from engine.rules.snapshot import content_hash, from_content
 from engine.store.migrate import upgrade
 from engine.store.models import ImpactPreview, RuleSetVersion
 from tests.samples import read
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -325,11 +325,9 @@ def test_a_broken_preview_fails_without_stopping_the_runner(engine):
     assert len(journal_entries(state(engine, good)["report"])) == 2
 
 
-def wait_for(engine, preview_id: int, status: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while state(engine, preview_id)["status"] != status:
-        assert time.monotonic() < deadline, f"preview {preview_id} never became {status}"
-        time.sleep(0.05)
+def wait_for(engine, preview_id: int, status: str) -> None:
+    wait_until(lambda: state(engine, preview_id)["status"] == status,
+               what=f"preview {preview_id} to become {status}")
 
 
 def test_a_preview_is_claimed_by_one_runner_only(engine):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -21,21 +20,13 @@ from engine.store.database import open_engine
 from engine.store.migrate import upgrade
 from engine.store.models import JournalEntry
 from tests.samples import CORPUS
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def routed_count() -> float:
     return metrics.ROUTED.labels("ehr-adt-feed")._value.get()
-
-
-def wait_for(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_workers_route_report_restart_and_stop(tmp_path):
@@ -62,15 +53,16 @@ def test_workers_route_report_restart_and_stop(tmp_path):
     pool.start()
     try:
         send(20, "W")
-        assert wait_for(lambda: statuses() == {"routed"})
-        assert wait_for(lambda: routed_count() == before + 20)
-        assert wait_for(pool.alive)
+        wait_until(lambda: statuses() == {"routed"}, what="every message routed")
+        wait_until(lambda: routed_count() == before + 20, what="the workers' counts reported")
+        wait_until(pool.alive, what="every worker alive")
         victim = pool._processes[0]
         assert victim is not None and victim.pid is not None
         os.kill(victim.pid, signal.SIGKILL)
-        assert wait_for(lambda: pool._processes[0] is not victim and pool.alive())
+        wait_until(lambda: pool._processes[0] is not victim and pool.alive(),
+                   what="the killed worker started again")
         send(10, "X")
-        assert wait_for(lambda: statuses() == {"routed"})
+        wait_until(lambda: statuses() == {"routed"}, what="the later messages routed")
     finally:
         pool.stop(grace=10)
     assert not any(p is not None and p.is_alive() for p in pool._processes)

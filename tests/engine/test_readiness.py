@@ -16,7 +16,7 @@ from engine.pipeline import Pipeline
 from tests.delivery_config import delivery_config
 from tests.in_process_serve import Serving
 from tests.in_process_serve import serving as serve_in_process
-from tests.serve_process import wait_until
+from tests.waiting import wait_until
 
 
 @contextmanager

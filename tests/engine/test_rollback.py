@@ -1,11 +1,13 @@
 """Rollback end to end, with ``switchboard serve`` as a process: a reviewed version that
 stops routing ADT updates to the sink is published through the REST API and picked up
-without a restart; after a rollback to version 1, a message sent within the
-hot-reload delay is routed by the older rules again."""
+without a restart; after a rollback to version 1, a message sent once the engine says
+it runs the restored version is routed by the older rules again."""
 
 from __future__ import annotations
 
-import time
+import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 import yaml
@@ -14,17 +16,16 @@ from sqlalchemy.orm import Session
 
 from engine.connectors.mllp.client import BlockingMllpClient
 from engine.hl7v2 import parse
-from engine.rule_versions import POLL_SECONDS
 from engine.security.users import UserStore
 from engine.store.database import open_engine
 from engine.store.models import Delivery, JournalEntry
 from tests.delivery_config import SINK, delivery_config, update
+from tests.ports import free_port
 from tests.recording_sink import RecordingSink
-from tests.serve_process import ServeProcess, api_call, free_port, wait_until
+from tests.serve_process import ServeProcess, api_call
+from tests.waiting import wait_until
 
 VERSIONS = "/api/rule-sets/versions"
-# Published rules reach a running engine within one poll on SQLite, plus a pass.
-HOT_RELOAD_DELAY = POLL_SECONDS["sqlite"] + 0.5
 
 
 def case(expect_rows: list[str]) -> dict[str, Any]:
@@ -39,19 +40,34 @@ def send(mllp: int, control_id: str) -> None:
         assert parse(client.send(update(control_id, f"MRN-{control_id}"))).get("MSA-1") == "AA"
 
 
-def routed(engine, control_id: str, limit: float = 30.0) -> tuple[int | None, list[str]]:
+def routed(engine, control_id: str) -> tuple[int | None, list[str]]:
     """(the rule-set version that routed the message, its destinations)."""
-    deadline = time.monotonic() + limit
-    while True:
+    def decision() -> tuple[int | None, list[str]] | None:
         with Session(engine) as session:
             entry = session.scalars(select(JournalEntry).where(
                 JournalEntry.control_id == control_id)).first()
-            if entry is not None and entry.rule_set_version is not None:
-                destinations = session.scalars(select(Delivery.destination).where(
-                    Delivery.journal_id == entry.id)).all()
-                return entry.rule_set_version, list(destinations)
-        assert time.monotonic() < deadline, f"{control_id} was not routed"
-        time.sleep(0.05)
+            if entry is None or entry.rule_set_version is None:
+                return None
+            destinations = session.scalars(select(Delivery.destination).where(
+                Delivery.journal_id == entry.id)).all()
+            return entry.rule_set_version, list(destinations)
+
+    return wait_until(decision, what=f"{control_id} to be routed")
+
+
+def running_version(port: int) -> int | None:
+    """The rule-set version every part of the engine runs, as /readyz says (None while
+    a publish is still reaching some of them)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as answer:
+            return json.loads(answer.read())["rule_set_version"]
+    except urllib.error.HTTPError as not_ready:  # 503 says the version too
+        return json.loads(not_ready.read())["rule_set_version"]
+
+
+def wait_for_version(port: int, version: int) -> None:
+    wait_until(lambda: running_version(port) == version,
+               what=f"the engine to run rule-set version {version}", every=0.1)
 
 
 def test_after_a_rollback_the_engine_routes_by_the_older_rules(tmp_path):
@@ -84,24 +100,25 @@ def test_after_a_rollback_the_engine_routes_by_the_older_rules(tmp_path):
              {"path": "rules/tests/adt-updates.yaml", "kind": "tests", "data": case([])},
              method="PUT")
         api_call(port, anna, f"{VERSIONS}/{version}/submit", {})
-        preview = api_call(port, anna, f"{VERSIONS}/{version}/previews", {"limit": 100})
-        while preview["status"] in ("queued", "running"):
-            time.sleep(0.1)
-            preview = api_call(port, anna, f"/api/rule-sets/previews/{preview['id']}")
+        asked = api_call(port, anna, f"{VERSIONS}/{version}/previews", {"limit": 100})
+        preview = wait_until(
+            lambda: (found := api_call(port, anna, f"/api/rule-sets/previews/{asked['id']}"))
+            ["status"] not in ("queued", "running") and found,
+            what="the impact preview to finish", every=0.1)
         assert preview["status"] == "done", preview
         api_call(port, abe, f"{VERSIONS}/{version}/approve", {})
         api_call(port, abe, f"{VERSIONS}/{version}/publish", {})
-        time.sleep(HOT_RELOAD_DELAY)
+        wait_for_version(port, version)
         send(mllp, "DURING")
         assert routed(store, "DURING") == (version, [])
 
         rollback = api_call(port, abe, "/api/rule-sets/rollback",
                         {"version": 1, "reason": "the ADT feed must reach the sink"})
         assert rollback["restores_version"] == 1
-        time.sleep(HOT_RELOAD_DELAY)
+        wait_for_version(port, rollback["version"])
         send(mllp, "AFTER")
         assert routed(store, "AFTER") == (rollback["version"], [SINK])
-        wait_until(lambda: len(sink.received) >= 2, 30, "the sink did not get both messages")
+        wait_until(lambda: len(sink.received) >= 2, what="both messages at the sink")
         assert sorted(r.key for r in sink.received) == sorted(
             d for d in _keys(store))
     finally:

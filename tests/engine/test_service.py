@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -14,17 +13,23 @@ from sqlalchemy import func, select
 
 from engine.connectors.mllp.client import BlockingMllpClient
 from engine.hl7v2 import parse
+from engine.progress import PROGRESS
 from engine.security.users import UserStore
 from engine.service import Settings, prepare_store, run
 from engine.store.database import open_engine
 from engine.store.models import RuleSetVersion
 from tests.samples import CORPUS
-from tests.serve_process import wait_until
+from tests.serve_process import api_call
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_serve_ingests_routes_and_answers_the_api(engine):
+    # The progress table is per process: parts that earlier tests ran in this one (a
+    # delivery worker, say) are not this engine's.
+    for part in PROGRESS.versions():
+        PROGRESS.forget(part)
     url = engine.url.render_as_string(hide_password=False)
     # Its catalog names hosts that do not exist here: nothing to deliver to.
     settings = Settings(url, ROOT, web_port=0, engine_health_port=0, mllp_port_override=0,
@@ -67,17 +72,16 @@ def test_serve_ingests_routes_and_answers_the_api(engine):
             "pipeline": True, "delivery": True}
         assert readiness["reasons"] == []
         # Each pipeline lane reports the version it runs on its first pass.
-        version = wait_until(lambda: _readiness(state["web"])["rule_set_version"], 30,
-                             "the engine did not say which rule-set version it runs")
+        version = wait_until(lambda: _readiness(state["web"])["rule_set_version"],
+                             what="the rule-set version the engine runs")
         assert version == 1
         assert set(_readiness(state["web"])["rule_set_versions"]) == {"pipeline-0", "pipeline-1"}
         with urllib.request.urlopen(f"http://127.0.0.1:{state['web']}/metrics") as response:
             lines = response.read().decode().splitlines()
         assert 'switchboard_rule_set_version{worker="pipeline-0"} 1.0' in lines
         # The pipeline runs in worker processes; their counts reach this one's /metrics.
-        deadline = time.monotonic() + 10  # the report crosses a process boundary
-        while _routed_metric(state["web"]) < routed_before + 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: _routed_metric(state["web"]) >= routed_before + 1,
+                   what="the routed count in /metrics")
         assert _routed_metric(state["web"]) == routed_before + 1
     finally:
         loop.call_soon_threadsafe(stop.set)
@@ -100,15 +104,12 @@ def _routed_metric(port: int) -> float:
 
 
 def _wait_for_routed(port: int, token: str) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/messages",
-                                     headers={"Authorization": f"Bearer {token}"})
-    deadline = time.monotonic() + 30
-    while True:
-        with urllib.request.urlopen(request) as response:
-            items = json.loads(response.read())["items"]
-        if (items and items[0]["status"] == "routed") or time.monotonic() > deadline:
-            return items[0] if items else {}
-        time.sleep(0.1)
+    def routed() -> dict | None:
+        items = api_call(port, token, "/api/messages")["items"]
+        return items[0] if items and items[0]["status"] == "routed" else None
+
+    found: dict = wait_until(routed, what="the message to be routed", every=0.1)
+    return found
 
 
 def test_processes_starting_together_prepare_the_store_once(engine):

@@ -115,18 +115,6 @@ class Peer:
         assert isinstance(frame, bytes)
         return parse(frame)
 
-    async def nothing_more(self, wait: float = 0.2) -> bool:
-        """True when no further frame arrives within ``wait`` seconds."""
-        if self._frames:
-            return False
-        try:
-            async with asyncio.timeout(wait):
-                data = await self.reader.read(65536)
-        except TimeoutError:
-            return True
-        self._frames.extend(self._decoder.feed(data))
-        return not self._frames
-
     async def closed_by_listener(self, timeout: float = 5.0) -> bool:
         """True once the listener ends the connection (EOF or reset) within ``timeout``."""
         try:

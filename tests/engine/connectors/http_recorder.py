@@ -4,13 +4,15 @@ it reads, counts the connections it accepts and closes, and answers as a test sc
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.faults import Hold
+from tests.waiting import wait_until
 
 
 class Then(Enum):
@@ -19,7 +21,7 @@ class Then(Enum):
     ANSWER = "answer"  # answer and keep the connection
     ANSWER_AND_DROP = "answer-and-drop"  # answer as if keeping it, then close it silently
     DROP = "drop"  # close the connection without answering
-    HANG = "hang"  # never answer (until the test ends)
+    HANG = "hang"  # answer nothing until the test ends: held by ``Recorder.hold``
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Recorder(ThreadingHTTPServer):
         self.replies: deque[Reply] = deque()
         self.connections = 0
         self.closed = 0
-        self.release = threading.Event()
+        self.hold = Hold()
         self.lock = threading.Lock()
 
     @property
@@ -59,12 +61,9 @@ class Recorder(ThreadingHTTPServer):
     def script(self, *replies: Reply) -> None:
         self.replies.extend(replies)
 
-    def wait_closed(self, count: int, limit: float = 2.0) -> None:
+    def wait_closed(self, count: int) -> None:
         """Wait until the server has closed ``count`` connections."""
-        deadline = time.monotonic() + limit
-        while self.closed < count:
-            assert time.monotonic() < deadline, "the server did not close the connection"
-            time.sleep(0.01)
+        wait_until(lambda: self.closed >= count, what=f"{count} closed connections")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -97,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, reply: Reply) -> None:
         if reply.then is Then.HANG:
-            self.server.release.wait(5)
+            self.server.hold.hold()
         if reply.then in (Then.HANG, Then.DROP):
             self.close_connection = True
             return
@@ -120,7 +119,7 @@ def running() -> Iterator[Recorder]:
     try:
         yield server
     finally:
-        server.release.set()
+        server.hold.release()
         server.shutdown()
         thread.join()
         server.server_close()

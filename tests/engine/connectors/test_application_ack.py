@@ -16,6 +16,7 @@ from engine.pipeline import Pipeline
 from engine.rule_versions import bootstrap
 from engine.store.models import JournalEntry
 from tests.engine.connectors.conftest import Peer, adt, listening, run
+from tests.waiting import wait_until_async
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,12 +39,12 @@ def test_application_ack_follows_routing_as_msh_16_asks(sqlite_engine):
             assert acks.pending == 3  # NE asks for nothing, so nothing waits
             routed = await asyncio.to_thread(Pipeline(sqlite_engine).run_once)
             assert routed == 4
-            for _ in range(2):
-                application = await peer.ack(timeout=10)
-                answers[application.get("MSA-2")].append(
-                    (application.get("MSA-1"), application.get("MSH-9.1")))
-            await asyncio.sleep(0.3)  # a third one would have arrived by now
-            assert await peer.nothing_more()
+            # Every waiting message is decided in the round that answers: once none
+            # waits, a third application ACK would have been written before this.
+            await wait_until_async(lambda: acks.pending == 0, what="the outcomes")
+            await peer.send(adt("LATER"))
+            while (frame := await peer.ack(timeout=10)).get("MSA-2") != "LATER":
+                answers[frame.get("MSA-2")].append((frame.get("MSA-1"), frame.get("MSH-9.1")))
             await peer.close()
             await acks.stop()
             return answers, acks.pending
@@ -72,10 +73,12 @@ def test_a_failed_message_gets_ae_and_a_closed_connection_nothing(sqlite_engine)
             await gone.send(adt("GONE", "|||AL|AL"))
             assert (await gone.ack()).get("MSA-1") == "CA"
             await gone.close()
+            # The listener has seen the sender go, so its ACK is not written to it.
+            await wait_until_async(lambda: listener.counters.connections_open == 1,
+                                   what="the closed connection to end")
             # What the pipeline records when a stage fails for this message.
             with sqlite_engine.begin() as connection:
                 connection.execute(update(JournalEntry).values(status="failed"))
-            await asyncio.sleep(0.1)
             await acks.send_ready()
             application = await peer.ack(timeout=10)
             await peer.close()

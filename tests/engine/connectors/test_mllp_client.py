@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +14,7 @@ from engine.commands.send import send_command, split_messages
 from engine.connectors.mllp.client import AckTimeout, MllpClient, MllpConnectionError
 from engine.hl7v2 import parse
 from tests.engine.connectors.conftest import adt, journal_rows, listening, run
+from tests.ports import free_port
 
 
 @asynccontextmanager
@@ -34,12 +34,6 @@ async def silent_server() -> AsyncIterator[int]:
         yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
-
-
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def send_in_thread(port: int, files: list[str], timeout: float = 5.0):
@@ -78,7 +72,7 @@ def test_client_times_out_when_no_ack_comes():
 
 
 def test_client_cannot_connect_where_nothing_listens():
-    port = unused_port()
+    port = free_port()
 
     async def scenario() -> str:
         async with MllpClient("127.0.0.1", port, timeout=2) as client:
@@ -151,7 +145,7 @@ def test_send_exits_1_on_timeout_and_sends_nothing_after_it(tmp_path):
 def test_send_exits_2_when_nothing_listens(tmp_path):
     messages = tmp_path / "one.hl7"
     messages.write_bytes(adt("LOST1"))
-    port = unused_port()
+    port = free_port()
     out, err = io.StringIO(), io.StringIO()
     assert send_command(f"127.0.0.1:{port}", [str(messages)], 2.0, out, err) == 2
     assert out.getvalue().startswith(

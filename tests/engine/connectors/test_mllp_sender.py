@@ -5,7 +5,6 @@ nothing listens, and Switchboard's own listener."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import socketserver
 import threading
 from collections import deque
@@ -25,6 +24,7 @@ from engine.hl7v2.mllp import FrameDecoder
 from engine.rules.catalog_entry import Connection, MllpEndpoint
 from engine.rules.exception_policy import ErrorClass
 from tests.engine.connectors.conftest import journal_rows, listening, run
+from tests.ports import free_port
 
 DESTINATION = "lab-system"
 ADT = (
@@ -134,12 +134,6 @@ def failure(mllp: MllpSender, delivery: Outbound) -> DeliveryFailed:
     with pytest.raises(DeliveryFailed) as raised:
         mllp.send(delivery)
     return raised.value
-
-
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- delivered -------------------------------------------------------------------------
@@ -295,7 +289,7 @@ def test_a_destination_that_hangs_up_without_an_ack_is_a_transport_error():
 
 
 def test_nothing_listening_is_a_transport_error():
-    port = unused_port()
+    port = free_port()
     with sender(port) as mllp:
         failed = failure(mllp, outbound())
     assert failed.error_class is ErrorClass.TRANSPORT_ERROR

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from engine.errors import ParseError, SwitchboardError
+from engine.hl7v2 import ack as ack_module
 from engine.hl7v2 import parse
 from engine.hl7v2.ack import (
     AckError,
@@ -171,18 +172,30 @@ def test_timestamp_carries_the_offset(offset):
     assert stamp == "20240301123005.1234" + expected_zone
 
 
-def test_the_current_timestamp_is_now_in_local_time():
+@pytest.mark.parametrize("cached_second", [
+    None,  # nothing cached yet
+    "now",  # formatted earlier in this second
+    "a second ago",  # the clock has crossed a second boundary since
+    "an hour ago",
+])
+def test_the_current_timestamp_is_now_in_local_time(monkeypatch, cached_second):
     """The current time is formatted from a per-second cache: it must still be now, in
-    the machine's zone, to the tenth of a millisecond."""
-    for _ in range(3):
-        before = datetime.now().astimezone()
-        stamp = hl7_timestamp()
-        after = datetime.now().astimezone()
-        assert TIMESTAMP.match(stamp)
-        read = datetime.strptime(stamp, "%Y%m%d%H%M%S.%f%z")
-        assert before - timedelta(microseconds=100) <= read <= after
-        assert stamp.endswith(before.strftime("%z")) or stamp.endswith(after.strftime("%z"))
-        time.sleep(0.4)  # across a second boundary at least once
+    the machine's zone, to the tenth of a millisecond, whatever the cache held."""
+    now = time.time_ns() // 1_000_000_000
+    second = {None: None, "now": now, "a second ago": now - 1, "an hour ago": now - 3600}
+    if cached_second is None:
+        monkeypatch.setattr(ack_module, "_SECOND", (None, "", ""))
+    else:  # what an earlier call made of its second (for "now", the real formatting)
+        moment = datetime.fromtimestamp(second[cached_second]).astimezone()
+        monkeypatch.setattr(ack_module, "_SECOND", (
+            second[cached_second], moment.strftime("%Y%m%d%H%M%S"), moment.strftime("%z")))
+    before = datetime.now().astimezone()
+    stamp = hl7_timestamp()
+    after = datetime.now().astimezone()
+    assert TIMESTAMP.match(stamp)
+    read = datetime.strptime(stamp, "%Y%m%d%H%M%S.%f%z")
+    assert before - timedelta(microseconds=100) <= read <= after
+    assert stamp.endswith(before.strftime("%z")) or stamp.endswith(after.strftime("%z"))
 
 
 def test_ack_escapes_error_text():

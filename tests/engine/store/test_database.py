@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from engine.store.database import open_engine, reader
+from tests.waiting import wait_until
 
 
 def test_read_then_write_transactions_never_fail_on_the_lock(tmp_path):
@@ -80,7 +81,6 @@ def test_a_writer_queues_on_the_lock_file_before_it_takes_sqlite_s_lock(tmp_path
     import fcntl
     import os
     import sqlite3
-    import time
 
     path = tmp_path / "store.db"
     engine = open_engine(f"sqlite:///{path}")
@@ -98,7 +98,7 @@ def test_a_writer_queues_on_the_lock_file_before_it_takes_sqlite_s_lock(tmp_path
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
     try:
-        time.sleep(0.3)  # let it reach the queue
+        wait_until(lambda: waiting_for_its_turn(writer), what="the writer to queue")
         other = sqlite3.connect(path, timeout=0, isolation_level=None)
         try:
             # 'database is locked' here: the writer took SQLite's lock out of turn.
@@ -169,3 +169,16 @@ def test_a_writer_without_a_turn_in_time_fails_as_locked_and_its_connection_live
     finally:
         os.close(queue)
         engine.dispose()
+
+
+def waiting_for_its_turn(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is in the store's wait for a turn on the writers' lock. The
+    store says nothing of writers waiting, so this looks at the thread's stack."""
+    import sys
+
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == "_take_turn":
+            return True
+        frame = frame.f_back
+    return False

@@ -4,7 +4,7 @@ after the pickup record the new version."""
 
 from __future__ import annotations
 
-import time
+import math
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,35 +14,29 @@ from engine.hl7v2 import parse
 from engine.ingest import Ingestor
 from engine.journal import Journal, Received
 from engine.pipeline import Pipeline
-from engine.rule_versions import RuleSetCache, bootstrap
+from engine.rule_versions import Announcements, RuleSetCache, bootstrap
 from engine.store.migrate import upgrade
 from engine.store.models import JournalEntry
 from tests.republish import publish_copy
 from tests.samples import CORPUS
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def wait_for_version(cache: RuleSetCache, version: int, limit: float) -> float:
-    started = time.monotonic()
-    while cache.current().version != version:
-        assert time.monotonic() - started < limit, f"version {version} not picked up"
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 def test_a_published_version_is_picked_up_without_a_restart(engine):
     upgrade(engine)
     bootstrap(engine, ROOT)
-    # A poll far longer than the wait below: on PostgreSQL only the announcement can
-    # bring the new version in time; SQLite has no announcements and keeps polling.
-    poll = 1.0 if engine.dialect.name == "sqlite" else 60.0
-    cache = RuleSetCache(engine, recheck_after=poll)
+    # On PostgreSQL the cache never polls, so only the announcement can bring the new
+    # version in; SQLite has no announcements and keeps polling.
+    announcements = Announcements.of(engine)
+    cache = RuleSetCache(engine, recheck_after=1.0 if announcements is None else math.inf)
     assert cache.current().version == 1
-    time.sleep(0.2)  # the listener is connected (PostgreSQL)
-    cache.current()
+    if announcements is not None:  # its LISTEN is in place once it has looked once
+        wait_until(lambda: announcements.heard >= 1, what="the LISTEN connection")
+        cache.current()
     publish_copy(engine, 2)
-    wait_for_version(cache, 2, limit=10.0)
+    wait_until(lambda: cache.current().version == 2, what="version 2 to be picked up")
 
 
 def test_messages_routed_after_the_pickup_record_the_new_version(engine):
