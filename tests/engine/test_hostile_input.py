@@ -163,8 +163,8 @@ def outcomes(tmp_path_factory, postgres_server) -> Iterator[dict[str, dict]]:
         with ThreadPoolExecutor(len(STORES)) as pool:
             list(pool.map(lambda feed: feed.run(), feeds.values()))
         for store, feed in feeds.items():
-            wait_until(feed.settled, 180, f"{store}: an ordinary message was not delivered "
-                       "after a hostile one, or the store did not settle")
+            wait_until(feed.settled, 180, f"{store}: every ordinary message delivered after "
+                       "its hostile one, and the store settled")
         yield {store: feed.outcomes() for store, feed in feeds.items()}
     finally:
         for context in reversed(contexts):

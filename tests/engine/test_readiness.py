@@ -30,7 +30,7 @@ def serving(tmp_path: Path, **settings: Any) -> Iterator[Serving]:
 
 def test_a_stalled_pipeline_makes_readyz_503_with_the_reason(tmp_path, monkeypatch):
     with serving(tmp_path, stall_after=0.5) as serve:
-        wait_until(lambda: serve.readiness()[0] == 200, 30, "serve never became ready")
+        wait_until(lambda: serve.readiness()[0] == 200, what="serve to be ready")
         # Fault: every pipeline pass fails, as a pipeline wedged on one message did.
         passes = Pipeline.run_once
 
@@ -39,20 +39,19 @@ def test_a_stalled_pipeline_makes_readyz_503_with_the_reason(tmp_path, monkeypat
 
         monkeypatch.setattr(Pipeline, "run_once", failing)
         assert serve.send("STALL-1", "MRN-1") == "AA"  # work waits for the pipeline
-        _, body = wait_until(
-            lambda: (found := serve.readiness())[0] == 503 and found, 30,
-            "/readyz did not report the stalled pipeline")
+        _, body = wait_until(lambda: (found := serve.readiness())[0] == 503 and found,
+                             what="/readyz to report the stalled pipeline")
         assert body["checks"]["pipeline"] is False
         assert any(reason.startswith("pipeline: pipeline: no progress for")
                    and "messages waiting to be routed: 1" in reason
                    for reason in body["reasons"]), body["reasons"]
         monkeypatch.setattr(Pipeline, "run_once", passes)  # the fault clears
-        wait_until(lambda: serve.readiness()[0] == 200, 30, "/readyz did not recover")
+        wait_until(lambda: serve.readiness()[0] == 200, what="/readyz to recover")
 
 
 def test_a_dead_journal_writer_makes_readyz_503_and_is_started_again(tmp_path):
     with serving(tmp_path) as serve:
-        wait_until(lambda: serve.readiness()[0] == 200, 30, "serve never became ready")
+        wait_until(lambda: serve.readiness()[0] == 200, what="serve to be ready")
         journal = serve.process._journal
         assert journal is not None
         assert serve.send("BEFORE", "MRN-1") == "AA"
@@ -75,8 +74,8 @@ def test_a_destination_that_is_down_is_not_the_engine_failing(tmp_path):
     """The test sink's port is closed: deliveries retry, and the engine stays ready."""
     with serving(tmp_path, stall_after=0.5, delivery_workers=1) as serve:
         assert serve.send("DOWN-1", "MRN-1") == "AA"
-        wait_until(lambda: _metric(serve.web, "switchboard_retried_total") >= 1, 60,
-                   "the delivery was never tried")
+        wait_until(lambda: _metric(serve.web, "switchboard_retried_total") >= 1,
+                   what="the delivery to be tried")
         status, body = serve.readiness()
         assert status == 200, body["reasons"]
         # It shows in /metrics instead, with the feed's own gauges.
