@@ -175,6 +175,8 @@ class Journal:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[Received, Waiter]] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        # A writer that has stopped taking work, though its thread may not have ended.
+        self._stopped: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._statements = JournalStatements(engine.dialect)
         # The writer keeps one connection between commits: checking one out of the pool
@@ -226,7 +228,7 @@ class Journal:
     def _ensure_writer(self) -> None:
         """Start the writer, or a new one if it stopped. Call with the writer's lock."""
         writer = self._writer
-        if writer is not None and writer.is_alive():
+        if self._running(writer):
             return
         if writer is not None:
             log.error("the journal writer had stopped; starting it again")
@@ -240,10 +242,13 @@ class Journal:
         sending on a 503 would otherwise leave it stopped for good."""
         with self._writer_lock:
             writer = self._writer
-            if writer is None or writer.is_alive():
+            if writer is None or self._running(writer):
                 return None
             self._ensure_writer()
         return "the journal writer had stopped; it is being started again"
+
+    def _running(self, writer: threading.Thread | None) -> bool:
+        return writer is not None and writer.is_alive() and writer is not self._stopped
 
     def close(self) -> None:
         """Stop the writer once everything queued is committed."""
@@ -283,6 +288,7 @@ class Journal:
         """Tell everyone waiting on a writer that stopped that nothing was kept for
         them (AE: they send again), rather than leave them waiting forever."""
         with self._writer_lock:
+            self._stopped = threading.current_thread()  # nothing more is queued for it
             stranded = list(batch)
             while True:
                 try:
