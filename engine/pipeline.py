@@ -390,9 +390,6 @@ class _Rows:
         return {"journal_key": result.journal_id, "new_status": status,
                 "new_reason": reason, "new_version": self.version}
 
-    def write(self, connection: Connection, statements: PipelineStatements) -> None:
-        self.bind(statements).write(connection)
-
     def bind(self, statements: PipelineStatements) -> _Bound:
         return _Bound([
             (statement, statement.bind_many(rows)) for statement, rows in (
