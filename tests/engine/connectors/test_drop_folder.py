@@ -142,3 +142,25 @@ def test_a_long_file_name_is_kept_whole_on_both_stores(engine, tmp_path):
     with Session(engine) as session:
         entry = session.scalars(select(JournalEntry)).one()
     assert (entry.status, entry.peer) == ("received", name)
+
+
+def test_a_file_that_cannot_be_moved_stays_and_the_newer_ones_go(engine, tmp_path, monkeypatch):
+    """Nothing stops the line: a file the poll cannot move (a fault injected into the
+    move) stays for the next poll, and the files after it are still taken."""
+    from engine.connectors.file import drop_folder
+
+    source = folder_source(engine, tmp_path)
+    first, second = tmp_path / "a-first.hl7", tmp_path / "b-second.hl7"
+    first.write_bytes(update("MOVE-1", "MRN-1"))
+    old(first)
+    second.write_bytes(update("MOVE-2", "MRN-2"))
+    replace = os.replace
+
+    def refusing(src, dst):
+        if str(src) == str(first):
+            raise PermissionError("the move is refused by the test")
+        replace(src, dst)
+
+    monkeypatch.setattr(drop_folder.os, "replace", refusing)
+    assert source.poll() == 1
+    assert first.exists() and (tmp_path / "done" / "b-second.hl7").exists()
