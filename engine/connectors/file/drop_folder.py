@@ -91,8 +91,13 @@ class DropFolder:
                 continue
             if now - modified < self._config.settle_seconds:
                 continue  # still being written
-            if self._take(path):
-                moved += 1
+            try:
+                if self._take(path):
+                    moved += 1
+            except OSError as error:  # this file cannot be moved: the newer ones still go
+                log.error("a file could not be taken; it stays for the next poll",
+                          extra={"connection": self._source_id, "file": path.name,
+                                 "error": type(error).__name__})
         return moved
 
     def _make_folders(self) -> None:
