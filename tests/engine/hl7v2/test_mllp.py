@@ -45,20 +45,22 @@ def test_encode_frame_wraps_and_round_trips(payload):
 
 
 @pytest.mark.parametrize(
-    "payload, name, offset",
+    "payload, name, offset, escape",
     [
-        (b"MSH|\x0b|x", "VT (0x0B)", 4),
-        (b"MSH|x\x1c", "FS (0x1C)", 5),
-        (b"\x1c\x0b", "VT (0x0B)", 1),
+        (b"MSH|\x0b|x", "VT (0x0B)", 4, "\\X0B\\"),
+        (b"MSH|x\x1c", "FS (0x1C)", 5, "\\X1C\\"),
+        (b"\x1c\x0b", "VT (0x0B)", 1, "\\X0B\\"),
     ],
 )
-def test_encode_frame_rejects_block_characters(payload, name, offset):
+def test_encode_frame_rejects_block_characters(payload, name, offset, escape):
     with pytest.raises(FramingError) as info:
         encode_frame(payload)
     text = str(info.value)
     assert name in text
     assert f"offset {offset}" in text
     assert "MLLP" in text
+    # The hint's escape is the byte that was found, not the other block character.
+    assert escape in info.value.hint
     assert isinstance(info.value, SwitchboardError)
 
 
