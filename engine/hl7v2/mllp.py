@@ -53,14 +53,15 @@ def encode_frame(payload: bytes) -> bytes:
     Raises :class:`FramingError` if the payload holds a VT or FS byte: the receiver
     would take it for the start or end of a block and split the message.
     """
-    for byte, name, role in ((_VT, "VT (0x0B)", "start"), (_FS, "FS (0x1C)", "end")):
+    for byte, name, role, escape in ((_VT, "VT (0x0B)", "start", "\\X0B\\"),
+                                     (_FS, "FS (0x1C)", "end", "\\X1C\\")):
         offset = payload.find(byte)
         if offset >= 0:
             raise FramingError(
                 f"HL7 message contains a {name} byte at offset {offset}; MLLP uses it "
                 f"to mark the {role} of a block, so the receiver would split the message",
                 hint="Remove the control character or escape it in the message "
-                "(for example as \\X1C\\)",
+                f"(for example as {escape})",
             )
     return START_BLOCK + payload + END_BLOCK + TRAILER
 
