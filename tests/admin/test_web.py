@@ -246,13 +246,36 @@ def test_ingest_rejects_with_reasons(web):
     status, _, body = web.call("POST", "/ingest/partner-referrals", token=PARTNER_TOKEN,
                                body=b"x", content_type="text/plain")
     assert status == 415
-    assert web.call("POST", "/ingest/ehr-fhir", token=PARTNER_TOKEN, body=b"MSH",
-                    content_type="application/hl7-v2")[0] == 404
     exceptions = web.call("GET", "/api/exceptions?error_class=validation", as_user="olive")[2]
     assert exceptions["total"] == 1
     assert exceptions["items"][0]["connection"] == "partner-referrals"
     assert exceptions["items"][0]["owner_role"] == "analyst"  # the validation policy's
     assert "Partners retry" in exceptions["items"][0]["recovery_procedure"]
+
+
+def test_ingest_says_nothing_about_a_connection_before_a_valid_token(web, monkeypatch):
+    """Issue 14, item 12: without a valid token, an unknown id answered 404, a known
+    one whose token variable is unset 403, and the others 401, so a caller could tell
+    which connections exist. Every such request is one 401, whatever the id."""
+    monkeypatch.delenv("SWITCHBOARD_PORTAL_FHIR_TOKEN")
+    answers = {}
+    for case, connection, token in (
+            ("unknown connection", "no-such-feed", PARTNER_TOKEN),
+            ("unknown, no token", "no-such-feed", None),
+            ("outbound connection", "ehr-fhir", PARTNER_TOKEN),
+            ("token variable unset", "portal-fhir", PARTNER_TOKEN),
+            ("token variable unset, no token", "portal-fhir", None),
+            ("wrong token", "partner-referrals", "wrong"),
+            ("no token", "partner-referrals", None)):
+        status, headers, body = web.call("POST", f"/ingest/{connection}", token=token,
+                                         body=b"MSH", content_type="application/hl7-v2")
+        answers[case] = (status, body, "Bearer" in headers.get("WWW-Authenticate", ""))
+    first = answers["unknown connection"]
+    assert first[0] == 401 and first[2]
+    assert answers == {case: first for case in answers}
+    # A valid token still reaches the connection's own checks.
+    assert web.call("POST", "/ingest/partner-referrals", token=PARTNER_TOKEN, body=b"x",
+                    content_type="text/plain")[0] == 415
 
 
 def test_ingest_rejects_a_byte_invalid_in_pid_3_with_its_location(web):
