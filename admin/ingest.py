@@ -1,9 +1,9 @@
 """HTTP ingest: POST /ingest/<connection> with HL7 v2 (application/hl7-v2) or FHIR R4
 JSON (application/fhir+json), whichever the connection's catalog entry names. Each
 inbound http connection in the catalog names the environment variable that holds its
-token (endpoint.auth_secret_env); the sender presents it as a bearer token. 202 with
-the message id when journaled, a 4xx with a JSON error otherwise, 503 when the store
-cannot commit."""
+token (endpoint.auth_secret_env); the sender presents it as a bearer token. Without
+that token the answer is 401, whatever the connection id. 202 with the message id when
+journaled, a 4xx with a JSON error otherwise, 503 when the store cannot commit."""
 
 from __future__ import annotations
 
@@ -55,16 +55,20 @@ def ingest(connection_id: str) -> Any:
 
 
 def _authenticate_source(connection_id: str) -> Connection:
-    connection = services().rule_sets.current().rule_set.connections.get(connection_id)
-    if connection is None or connection.direction == "outbound" or connection.transport != "http":
-        abort(404, description=f"no inbound HTTP connection '{connection_id}' in the catalog")
-    variable = getattr(connection.endpoint, "auth_secret_env", None)
-    expected = os.environ.get(variable) if variable else None
-    if not expected:
-        abort(403, description=f"connection '{connection_id}' has no token configured; set "
-              "endpoint.auth_secret_env in the catalog and that environment variable")
+    # One 401 for every request without this connection's valid token, whatever the
+    # id: a caller without one learns nothing about which connections exist or how
+    # they are configured.
     refusal = "send this connection's token: Authorization: Bearer <token>"
+    presented = bearer_token(refusal).encode()
+    connection = services().rule_sets.current().rule_set.connections.get(connection_id)
+    variable = None
+    if (connection is not None and connection.direction != "outbound"
+            and connection.transport == "http"):
+        variable = getattr(connection.endpoint, "auth_secret_env", None)
+    expected = os.environ.get(variable) if variable else None
+    # Compared even when there is nothing to compare with, so the answer takes as long.
     # As bytes: compare_digest refuses str holding anything but ASCII.
-    if not hmac.compare_digest(bearer_token(refusal).encode(), expected.encode()):
+    matches = hmac.compare_digest(presented, (expected or "").encode())
+    if connection is None or not expected or not matches:
         abort(401, description=refusal)
     return connection
