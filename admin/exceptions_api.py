@@ -43,8 +43,8 @@ def assign_exception(item_id: int) -> Any:
 @blueprint.post("/<id:item_id>/resolve")
 @require(*roles_for("exception.resolve"))
 def resolve_exception(item_id: int) -> Any:
-    note = text_field(json_object(), "note") or ""
-    return jsonify(services().exceptions.resolve(item_id, note, g.principal.name))
+    reason = text_field(json_object(), "reason") or ""
+    return jsonify(services().exceptions.resolve(item_id, reason, g.principal.name))
 
 
 @blueprint.post("/<id:item_id>/retry")

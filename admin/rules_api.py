@@ -114,8 +114,8 @@ def submit(version: int) -> Any:
 @blueprint.post("/versions/<version:version>/approve")
 @anyone
 def approve(version: int) -> Any:
-    note = text_field(json_object(), "note", required=False)
-    return jsonify(services().versions.approve(version, g.principal, note))
+    reason = text_field(json_object(), "reason", required=False)
+    return jsonify(services().versions.approve(version, g.principal, reason))
 
 
 @blueprint.post("/versions/<version:version>/reject")

@@ -44,8 +44,8 @@ def assign_task(task_id: int) -> Any:
 @blueprint.post("/<id:task_id>/approve")
 @require(*roles_for("task.approve"))
 def approve_task(task_id: int) -> Any:
-    note = text_field(json_object(), "note", required=False)
-    return jsonify(services().tasks.approve(task_id, g.principal.name, note))
+    reason = text_field(json_object(), "reason", required=False)
+    return jsonify(services().tasks.approve(task_id, g.principal.name, reason))
 
 
 @blueprint.post("/<id:task_id>/reject")

@@ -169,8 +169,9 @@ class ChangeControl:
     def submit(self, version: int, actor: Principal) -> dict[str, Any]:
         return self._transition("submit", version, actor, None)
 
-    def approve(self, version: int, actor: Principal, note: str | None = None) -> dict[str, Any]:
-        return self._transition("approve", version, actor, note)
+    def approve(self, version: int, actor: Principal,
+                reason: str | None = None) -> dict[str, Any]:
+        return self._transition("approve", version, actor, reason)
 
     def reject(self, version: int, actor: Principal, reason: str) -> dict[str, Any]:
         reason = _required(reason, "reason", "tell the author what to fix")

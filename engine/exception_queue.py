@@ -85,16 +85,16 @@ class ExceptionQueue:
             self._record(session, actor, "exception.assign", item, {"assignee": assignee})
         return self.show(item_id)
 
-    def resolve(self, item_id: int, note: str, actor: str) -> dict[str, Any]:
-        """Close an item by hand. The note is kept on the item, not in the audit trail:
+    def resolve(self, item_id: int, reason: str, actor: str) -> dict[str, Any]:
+        """Close an item by hand. The reason is kept on the item, not in the audit trail:
         free text may name a patient."""
-        if not note or not note.strip():
-            raise Invalid("a resolution needs a note", hint="Say what was done about it")
+        if not reason or not reason.strip():
+            raise Invalid("a resolution needs a reason", hint="Say what was done about it")
         with self._changing(item_id) as (session, item):
             now = now_utc()
             item.status, item.resolved_at = "resolved", now
             item.detail = {**(item.detail or {}),
-                           "resolution": {"note": note, "by": actor, "at": now.isoformat()}}
+                           "resolution": {"reason": reason, "by": actor, "at": now.isoformat()}}
             self._record(session, actor, "exception.resolve", item, {})
         return self.show(item_id)
 

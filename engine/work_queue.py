@@ -74,9 +74,9 @@ class WorkQueue:
             self._record(session, actor, "task.assign", task, {"assignee": assignee})
         return self.summary(task_id)
 
-    def approve(self, task_id: int, actor: str, note: str | None = None) -> dict[str, Any]:
+    def approve(self, task_id: int, actor: str, reason: str | None = None) -> dict[str, Any]:
         """Approve a hold task: its held deliveries go to the outbox."""
-        return self._decide(task_id, actor, "approved", "pending", note)
+        return self._decide(task_id, actor, "approved", "pending", reason)
 
     def reject(self, task_id: int, actor: str, reason: str) -> dict[str, Any]:
         """Reject a hold task: its held deliveries are cancelled, for good. The reason is
@@ -116,7 +116,7 @@ class WorkQueue:
             decision: dict[str, Any] = {"outcome": outcome, "by": actor,
                                         "at": iso(task.completed_at)}
             if text:
-                decision["note" if outcome == "approved" else "reason"] = text
+                decision["reason"] = text
             task.payload = {**(task.payload or {}), "decision": decision}
             action = "task.approve" if outcome == "approved" else "task.reject"
             self._record(session, actor, action, task,

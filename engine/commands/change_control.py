@@ -58,7 +58,7 @@ def add_change_commands(tools: Any) -> None:
         tool(name, text, _action(name)).add_argument("version", type=version_number)
     approve = tool("approve", "approve a version in review (another approver)", _approve)
     approve.add_argument("version", type=version_number)
-    approve.add_argument("--note")
+    approve.add_argument("--reason", help="why it may go live (optional)")
     for name, handler in (("reject", _reject), ("rollback", _rollback)):
         command = tool(name, f"{name} with a reason", handler)
         command.add_argument("version", type=version_number)
@@ -144,7 +144,7 @@ def _action(name: str) -> Any:
 
 
 def _approve(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
-    body = {"note": args.note} if args.note else {}
+    body = {"reason": args.reason} if args.reason else {}
     return _done(client.post(f"{VERSIONS}/{args.version}/approve", body), args, out)
 
 

@@ -49,7 +49,7 @@ def _assign(engine: Engine, actor: str, args: argparse.Namespace) -> int:
 
 
 def _resolve(engine: Engine, actor: str, args: argparse.Namespace) -> int:
-    view = ExceptionQueue(engine).resolve(args.id, args.note, actor)
+    view = ExceptionQueue(engine).resolve(args.id, args.reason, actor)
     print_done(f"exception {args.id} resolved", view, args.json)
     return OK
 

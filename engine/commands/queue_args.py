@@ -35,7 +35,7 @@ def _exception_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     _with_id(actions, common, "show", "one item with its delivery and message ids")
     _with_id(actions, common, "assign", "give an open item to a user").add_argument("assignee")
     _with_id(actions, common, "resolve", "close an item by hand").add_argument(
-        "--note", required=True, help="what was done (kept on the item, not audited)")
+        "--reason", required=True, help="what was done (kept on the item, not audited)")
     _with_id(actions, common, "retry", "send the dead delivery or failed message again")
     _with_id(actions, common, "reprocess", "send an edited copy; the original is kept"
              ).add_argument("--file", required=True, metavar="PATH", help=FILE_HELP)
@@ -52,7 +52,7 @@ def _task_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     _with_id(actions, common, "show", "one task with its payload (audited)")
     _with_id(actions, common, "assign", "give an open task to a user").add_argument("assignee")
     _with_id(actions, common, "approve", "release the deliveries a hold task keeps"
-             ).add_argument("--note", help="kept on the task, not audited")
+             ).add_argument("--reason", help="kept on the task, not audited")
     _with_id(actions, common, "reject", "cancel the deliveries a hold task keeps"
              ).add_argument("--reason", required=True, help="kept on the task, not audited")
     _with_id(actions, common, "complete", "mark a notify or work task done")

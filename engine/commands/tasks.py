@@ -46,7 +46,7 @@ def _assign(engine: Engine, actor: str, args: argparse.Namespace) -> int:
 
 
 def _approve(engine: Engine, actor: str, args: argparse.Namespace) -> int:
-    view = WorkQueue(engine).approve(args.id, actor, args.note)
+    view = WorkQueue(engine).approve(args.id, actor, args.reason)
     print_done(f"task {args.id} approved: its held deliveries are released", view,
                args.json)
     return OK

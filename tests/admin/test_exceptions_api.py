@@ -91,9 +91,9 @@ def test_assign_and_resolve_check_their_input(api, engine):
     assert status == 400 and "may not act" in body["reason"]
     assert api.call("POST", f"{url}/resolve", as_user="olive", json={})[0] == 400
     status, body = api.call("POST", f"{url}/resolve", as_user="olive",
-                            json={"note": "clinic confirmed receipt by phone"})
+                            json={"reason": "clinic confirmed receipt by phone"})
     assert status == 200 and body["status"] == "resolved"
-    status, body = api.call("POST", f"{url}/resolve", as_user="olive", json={"note": "x"})
+    status, body = api.call("POST", f"{url}/resolve", as_user="olive", json={"reason": "x"})
     assert status == 409 and body["error"] == "Conflict"
     assert "no longer open" in body["reason"] and body["hint"]
 

@@ -33,7 +33,7 @@ PATH_OPERATIONS = [
 # A body valid but for its id, so only the id can be what is refused.
 PATH_BODIES = {
     "/assign": {"assignee": "olive"}, "/reject": {"reason": "not this one"},
-    "/resolve": {"note": "done"}, "/reprocess": {"body": "MSH|^~\\&|"},
+    "/resolve": {"reason": "done"}, "/reprocess": {"body": "MSH|^~\\&|"},
     "/override": {"reason": "quiet week"}, "/content": {"summary": "another summary"},
     "/documents": {"path": "rules/x.yaml", "kind": "routes", "data": {}},
 }

@@ -84,7 +84,7 @@ def test_a_draft_goes_through_review_to_publish_and_engines_pick_it_up(api, engi
     assert api.call("POST", f"{VERSIONS}/{version}/submit", "anna")[1]["status"] == "in_review"
     previewed(api, engine, version)
     status, body = api.call("POST", f"{VERSIONS}/{version}/approve", "abe",
-                            json={"note": "wording only"})
+                            json={"reason": "wording only"})
     assert (status, body["status"], body["approver"]) == (200, "approved", "abe")
     status, body = api.call("POST", f"{VERSIONS}/{version}/publish", "abe")
     assert (status, body["status"], body["published_by"]) == (200, "published", "abe")

@@ -38,7 +38,7 @@ def test_operators_list_tasks_but_see_no_payload_and_decide_nothing(api, engine)
 def test_approve_releases_the_hold_once(api, engine):
     task_id, journal_id = held_review(engine)
     url = f"/api/tasks/{task_id}"
-    status, body = api.call("POST", f"{url}/approve", as_user="abe", json={"note": "ok"})
+    status, body = api.call("POST", f"{url}/approve", as_user="abe", json={"reason": "ok"})
     assert status == 200 and (body["status"], body["decided_by"]) == ("approved", "abe")
     assert "held" not in delivery_statuses(engine, journal_id).values()
     status, body = api.call("POST", f"{url}/reject", as_user="cora", json={"reason": "no"})

@@ -75,7 +75,7 @@ def test_a_change_from_import_to_publish_and_back(server, capsys, monkeypatch, t
     assert code == 0 and "impact preview" in out and ": done" in out
     code, _, err = r("anna", "approve", "2")
     assert code == 1 and "403" in err
-    assert r("abe", "approve", "2", "--note", "wording only")[0] == 0
+    assert r("abe", "approve", "2", "--reason", "wording only")[0] == 0
     code, out, _ = r("anna", "diff", "1", "2")
     assert code == 0 and "analytics" in out
     assert r("abe", "publish", "2")[0] == 0

@@ -90,7 +90,7 @@ def test_retry_resolve_and_assign(engine, url, capsys):
     assert run(url, "exceptions", "assign", str(other), "anna", "--as", "olive") == 0
     assert run(url, "exceptions", "assign", str(other), "cora", "--as", "olive") == 2
     assert "may not act" in capsys.readouterr().err
-    assert run(url, "exceptions", "resolve", str(other), "--note", "done", "--as",
+    assert run(url, "exceptions", "resolve", str(other), "--reason", "done", "--as",
                "adam", "--json") == 0
     out = capsys.readouterr().out
     assert json.loads(out)["status"] == "resolved"
@@ -131,7 +131,7 @@ def test_tasks_show_approve_reject_and_complete(engine, url, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["holds"][0]["status"] == "held" and shown["payload"]
     assert run(url, "tasks", "approve", str(task_id), "--as", "olive") == 1
-    assert run(url, "tasks", "approve", str(task_id), "--as", "abe", "--note", "ok") == 0
+    assert run(url, "tasks", "approve", str(task_id), "--as", "abe", "--reason", "ok") == 0
     assert "held" not in delivery_statuses(engine, journal_id).values()
     assert run(url, "tasks", "reject", str(task_id), "--as", "cora", "--reason", "no") == 1
     notify = task(engine, journal_id, mode="notify", queue="escalations")

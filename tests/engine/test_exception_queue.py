@@ -110,13 +110,13 @@ def test_assign_to_someone_who_may_act_and_audit_it(engine, queue):
     assert AuditLog(engine).verify() == []
 
 
-def test_resolve_keeps_the_note_on_the_item_not_in_the_audit_trail(engine, queue):
+def test_resolve_keeps_the_reason_on_the_item_not_in_the_audit_trail(engine, queue):
     item_id, _ = dead_delivery_item(engine)
-    with pytest.raises(Invalid, match="needs a note"):
+    with pytest.raises(Invalid, match="needs a reason"):
         queue.resolve(item_id, "  ", "olive")
     view = queue.resolve(item_id, "phoned the clinic about SECRET-NAME", "olive")
     assert view["status"] == "resolved" and view["resolved_at"]
-    assert view["detail"]["resolution"]["note"] == "phoned the clinic about SECRET-NAME"
+    assert view["detail"]["resolution"]["reason"] == "phoned the clinic about SECRET-NAME"
     (event,) = audit_events(engine)
     assert (event.action, event.detail) == ("exception.resolve", {"status": "resolved"})
     with pytest.raises(Refused, match=f"exception {item_id} is resolved"):

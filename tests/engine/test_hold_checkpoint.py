@@ -56,7 +56,7 @@ def test_a_held_message_waits_for_a_clinicians_approval(tmp_path):
             message_id = call(nurse, f"/api/tasks/{task['id']}")["message_id"]
             control_id = call(operator, f"/api/messages/{message_id}")["control_id"]
             by_control_id[control_id] = task["id"]
-        call(nurse, f"/api/tasks/{by_control_id['H1']}/approve", {"note": "fine"})
+        call(nurse, f"/api/tasks/{by_control_id['H1']}/approve", {"reason": "fine"})
         call(nurse, f"/api/tasks/{by_control_id['H2']}/reject",
              {"reason": "wrong patient"})
         wait_until(lambda: delivered(store, "H1"), what="the approved update's delivery")

@@ -59,7 +59,7 @@ def test_approving_the_pipelines_review_releases_its_held_delivery(engine, work)
     task_id, journal_id = held_review(engine)
     before = delivery_statuses(engine, journal_id)
     counted = completed_count("nurse-review")
-    view = work.approve(task_id, "cora", note="looked fine")
+    view = work.approve(task_id, "cora", reason="looked fine")
     assert (view["status"], view["decided_by"]) == ("approved", "cora")
     assert view["completed_at"]
     after = delivery_statuses(engine, journal_id)
@@ -69,7 +69,7 @@ def test_approving_the_pipelines_review_releases_its_held_delivery(engine, work)
             Delivery.held_by_row == HELD_ROW)).one()
         decision = session.get(Task, task_id).payload["decision"]
     assert changed == {held_id: ("held", "pending")}
-    assert (decision["outcome"], decision["note"], decision["by"]) == (
+    assert (decision["outcome"], decision["reason"], decision["by"]) == (
         "approved", "looked fine", "cora")
     assert completed_count("nurse-review") == counted + 1
     (event,) = task_events(engine)
