@@ -24,6 +24,30 @@ def test_lint_and_test_pass_on_the_shipped_example(capsys):
     assert "0 failed" in out and "FAIL" not in out
 
 
+def test_lint_warns_of_each_secret_variable_this_process_lacks(capsys, monkeypatch):
+    """Issue 14, item 4: a connection whose token variable is unset was found only when
+    its deliveries had been retried for ten minutes. Lint names each such variable; it
+    is a warning about this process, not a finding about the rules, so the exit is 0."""
+    named = {"SWITCHBOARD_EHR_FHIR_TOKEN", "SWITCHBOARD_PORTAL_FHIR_TOKEN",
+             "SWITCHBOARD_PARTNER_REFERRALS_TOKEN", "SWITCHBOARD_REFERRAL_TOKEN",
+             "SWITCHBOARD_OUTREACH_TOKEN", "SWITCHBOARD_CLINIC_NORTH_TOKEN",
+             "SWITCHBOARD_CLINIC_SOUTH_TOKEN"}
+    for variable in named:
+        monkeypatch.setenv(variable, "set")
+    monkeypatch.delenv("SWITCHBOARD_EHR_FHIR_TOKEN")
+    assert main(["rules", "lint", str(ROOT)]) == 0
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: catalog/connections/ehr-fhir.yaml: endpoint.auth_secret_env: connection "
+        "'ehr-fhir' names SWITCHBOARD_EHR_FHIR_TOKEN for its Authorization header, and this "
+        "process does not have it set"]
+    assert "0 finding(s)" in out
+    monkeypatch.setenv("SWITCHBOARD_EHR_FHIR_TOKEN", "set")
+    assert main(["rules", "lint", str(ROOT)]) == 0
+    assert "warning:" not in capsys.readouterr().out
+
+
 def test_lint_findings_exit_1(capsys):
     assert main(["rules", "lint", str(BROKEN / "unknown-destination")]) == 1
     assert "connection 'lab-archive' is not in the catalog" in capsys.readouterr().out

@@ -99,7 +99,9 @@ def test_a_missing_secret_variable_fails_before_sending_and_names_the_variable(
 ) -> None:
     monkeypatch.delenv("SB_TEST_TOKEN", raising=False)
     error = failure(make_sink(auth_secret_env="SB_TEST_TOKEN"))
-    assert error.error_class is ErrorClass.TRANSPORT_ERROR
+    # Issue 14, item 4: not an outage to retry for ten minutes, but a configuration
+    # error a person must fix.
+    assert error.error_class is ErrorClass.CONFIGURATION
     assert "SB_TEST_TOKEN" in error.reason and "SB_TEST_TOKEN" in (error.hint or "")
     assert recorder.requests == []
 
@@ -109,6 +111,7 @@ def test_a_secret_with_a_line_break_is_refused_without_showing_it(
 ) -> None:
     monkeypatch.setenv("SB_TEST_TOKEN", "Bearer s3cret\r\nX-Evil: 1")
     error = failure(make_sink(auth_secret_env="SB_TEST_TOKEN"))
+    assert error.error_class is ErrorClass.CONFIGURATION
     assert "SB_TEST_TOKEN" in error.reason and "s3cret" not in str(error)
     assert recorder.requests == []
 

@@ -246,6 +246,7 @@ def test_most_specific_policy_wins_whatever_the_order(
         (ErrorClass.VALIDATION, 1, 1),
         (ErrorClass.UNKNOWN_PATIENT, 1, 1),
         (ErrorClass.CONFLICT, 1, 1),
+        (ErrorClass.CONFIGURATION, 1, 1),
     ],
 )
 def test_builtin_default_when_nothing_matches(
@@ -272,7 +273,7 @@ def test_resolve_refuses_an_unknown_error_class() -> None:
         PolicySet().resolve("lab-out", "timed_out")
     assert str(caught.value) == (
         "'timed_out' is not an error class. Use one of transport_error, rejected, timeout, "
-        "validation, unknown_patient, conflict"
+        "validation, unknown_patient, conflict, configuration"
     )
 
 
@@ -421,7 +422,7 @@ def _exp(**overrides: Any) -> dict[str, Any]:
         (
             doc(entry(["*"], ["timeouts"])),
             "d: policies[0].error_classes: 'timeouts' is not an error class. Use one of "
-            "transport_error, rejected, timeout, validation, unknown_patient, conflict",
+            "transport_error, rejected, timeout, validation, unknown_patient, conflict, configuration",
         ),
         (
             doc(entry(["*"], ["*"], dead_letter={"owner_role": "ops"})),
