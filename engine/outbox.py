@@ -50,7 +50,7 @@ from sqlalchemy import (
 
 from engine.connectors.sink import DeliveryFailed, Outbound
 from engine.journal import now_utc
-from engine.rules.exception_policy import Policy
+from engine.rules.exception_policy import NEVER_RETRIED, Policy
 from engine.rules.rule_set import RuleSet
 from engine.store.limits import storable_text
 from engine.store.models import Delivery, ExceptionItem, JournalEntry
@@ -309,7 +309,7 @@ class Outbox:
         changes: dict[str, Any] = {
             "attempts": made, "error_class": str(failure.error_class),
             "last_error": storable_text(failure.reason), "updated_at": attempt.at}
-        retry = policy.should_retry(made)
+        retry = failure.error_class not in NEVER_RETRIED and policy.should_retry(made)
         if retry:
             changes["status"] = "retrying"
             changes["next_attempt_at"] = attempt.at + timedelta(

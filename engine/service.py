@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from engine.pipeline_workers import DeliveryJob, WorkerPool
 from engine.progress import PROGRESS
 from engine.rule_versions import RuleSetCache, bootstrap, exception_owner, source_charset
 from engine.rules.catalog_entry import Connection, FileEndpoint, MllpEndpoint
+from engine.rules.catalog_secrets import missing_secrets
 from engine.store.database import open_engine, reader
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, JournalEntry
@@ -124,6 +126,7 @@ class EngineProcess:
         self._started_at = time.monotonic()
         rule_sets = RuleSetCache(self._engine)
         running = rule_sets.current()
+        _warn_of_missing_secrets(running.rule_set.connections.values())
         self._journal = Journal(self._engine, exception_owner(rule_sets),
                                 charsets=source_charset(rule_sets))
         ingestor = Ingestor(self._journal)
@@ -308,6 +311,15 @@ def _listening(listener: MllpListener) -> bool:
         return listener.port > 0
     except SwitchboardError:
         return False
+
+
+def _warn_of_missing_secrets(connections: Iterable[Connection]) -> None:
+    """Name each secret variable the catalog names and this process lacks, now rather
+    than at the first delivery that fails or the first sender refused for it."""
+    for missing in missing_secrets(connections, os.environ):
+        log.warning("a secret variable the catalog names is not set",
+                    extra={"connection": missing.connection, "variable": missing.variable,
+                           "location": missing.location, "direction": missing.direction})
 
 
 def _is_source(connection: Connection, transport: str) -> bool:

@@ -5,6 +5,7 @@ the rule language from the command line. Exit codes: 0 ok, 1 findings or failure
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -14,11 +15,13 @@ from typing import Any, TextIO
 from engine.errors import SwitchboardError
 from engine.hl7v2 import Message, parse
 from engine.model.canonical import canonical_errors
+from engine.rules.catalog_entry import CatalogError, Connection
+from engine.rules.catalog_secrets import missing_secrets
 from engine.rules.conditions import Evidence
 from engine.rules.lint import lint
 from engine.rules.rule_set import Outcome, RuleSet, compile_rule_set
 from engine.rules.rule_tests import run_rule_tests
-from engine.rules.source import read_rule_source
+from engine.rules.source import RuleSource, read_rule_source
 
 OK, FINDINGS, USAGE = 0, 1, 2
 _MESSAGE_START = re.compile(rb"(?:\r\n|\r|\n)+(?=MSH)")
@@ -26,11 +29,32 @@ _MESSAGE_START = re.compile(rb"(?:\r\n|\r|\n)+(?=MSH)")
 
 def lint_command(root: Path, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    findings = lint(read_rule_source(root))
+    source = read_rule_source(root)
+    findings = lint(source)
     for finding in findings:
         print(f"{finding}  [{finding.category}]", file=out)
+    # About this process, not the rules: warned of, and no finding.
+    for warning in _secret_warnings(source):
+        print(f"warning: {warning}", file=out)
     print(f"{len(findings)} finding(s) in {root}", file=out)
     return FINDINGS if findings else OK
+
+
+def _secret_warnings(source: RuleSource) -> list[str]:
+    """Each secret variable the catalog names that this process does not have."""
+    files: dict[str, str] = {}
+    connections: list[Connection] = []
+    for doc in source.documents:
+        if doc.kind != "connection":
+            continue
+        try:
+            connection = Connection.from_dict(doc.data)
+        except CatalogError:  # a finding already
+            continue
+        files[connection.id] = doc.path
+        connections.append(connection)
+    return [f"{files[missing.connection]}: {missing.location}: {missing}"
+            for missing in missing_secrets(connections, os.environ)]
 
 
 def test_command(root: Path, out: TextIO | None = None) -> int:

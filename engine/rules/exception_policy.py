@@ -47,10 +47,17 @@ class ErrorClass(StrEnum):
     VALIDATION = "validation"
     UNKNOWN_PATIENT = "unknown_patient"
     CONFLICT = "conflict"
+    # The process lacks something the catalog names (a secret's variable): a person
+    # must fix it, and the engine reads its environment only when it starts.
+    CONFIGURATION = "configuration"
 
 
 TRANSIENT_ERROR_CLASSES: Final = frozenset({ErrorClass.TRANSPORT_ERROR, ErrorClass.TIMEOUT})
 """Failures that waiting can fix; only these are retried by the built-in defaults."""
+
+NEVER_RETRIED: Final = frozenset({ErrorClass.CONFIGURATION})
+"""Failures no retry by this process can fix, whatever a policy allows: each is
+dead-lettered at once, so its exception item opens with the first failure."""
 
 
 def _check_jitter(jitter: float) -> None:

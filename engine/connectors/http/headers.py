@@ -8,6 +8,7 @@ value.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Final
@@ -19,6 +20,7 @@ from engine.rules.exception_policy import ErrorClass
 
 __all__ = ["catalog_headers", "check_header_names"]
 
+log = logging.getLogger("switchboard.delivery")
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Set by the sinks themselves; a catalog value would contradict the body or the key.
 _SINK_HEADERS: Final = frozenset(
@@ -39,7 +41,8 @@ def check_header_names(endpoint: HttpEndpoint, where: str) -> None:
 
 def catalog_headers(endpoint: HttpEndpoint, where: str) -> dict[str, str]:
     """The catalog's headers with their values, read now; a missing variable fails the
-    delivery as a transport error, retried once the engine runs with it set."""
+    delivery as a configuration error, not retried: the engine must be started again
+    with it set."""
     pairs = list(endpoint.headers)
     if endpoint.auth_secret_env is not None:
         pairs.append(("Authorization", endpoint.auth_secret_env))
@@ -49,15 +52,18 @@ def catalog_headers(endpoint: HttpEndpoint, where: str) -> dict[str, str]:
 def _secret(env: str, header: str, where: str) -> str:
     value = os.environ.get(env, "")
     if not value:
+        log.error("a destination's secret variable is not set; its delivery is "
+                  "dead-lettered as a configuration error",
+                  extra={"where": where, "variable": env, "header": header})
         raise DeliveryFailed(
-            ErrorClass.TRANSPORT_ERROR,
+            ErrorClass.CONFIGURATION,
             f"{where}: the environment variable {env}, which holds the {header} header, "
             "is not set", hint=f"Set {env} in the engine's environment (the catalog names the "
             "variable; the secret itself never goes in the catalog) and restart the engine")
     if any(char in value for char in "\r\n\0"):
         # http.client would refuse it with the value in its message.
         raise DeliveryFailed(
-            ErrorClass.TRANSPORT_ERROR,
+            ErrorClass.CONFIGURATION,
             f"{where}: the environment variable {env} holds a line break, which the "
             f"{header} header cannot carry", hint=f"Set {env} to the header value on one line")
     return value

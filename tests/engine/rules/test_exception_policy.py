@@ -422,7 +422,8 @@ def _exp(**overrides: Any) -> dict[str, Any]:
         (
             doc(entry(["*"], ["timeouts"])),
             "d: policies[0].error_classes: 'timeouts' is not an error class. Use one of "
-            "transport_error, rejected, timeout, validation, unknown_patient, conflict, configuration",
+            "transport_error, rejected, timeout, validation, unknown_patient, conflict, "
+            "configuration",
         ),
         (
             doc(entry(["*"], ["*"], dead_letter={"owner_role": "ops"})),
