@@ -131,6 +131,10 @@ def test_http_ingest_journals_and_the_api_shows_the_timeline(web, engine):
     assert [s["stage"] for s in detail["timeline"]][:2] == ["journaled", "parsed"]
     assert {d["destination"] for d in detail["deliveries"]} == {
         "referral-tool", "analytics-warehouse"}
+    # Issue 14, item 5: each delivery says why it waits and when it goes again.
+    for delivery in detail["deliveries"]:
+        assert {"status", "attempts", "error_class", "last_error", "last_attempt_at",
+                "next_attempt_at"} <= set(delivery)
     assert detail["tasks"][0]["queue"] == "referral-intake"
     assert "McWILLIAMS" not in json.dumps(detail)  # no message content in the API
     listed = web.call("GET", "/api/messages?type=REF&status=routed", as_user="olive")[2]
