@@ -12,6 +12,7 @@ from engine.change_control import ChangeControl
 from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
 from engine.journal import Journal
+from engine.message_log import MessageLog
 from engine.rule_versions import RuleSetCache, exception_owner, source_charset
 from engine.security.audit import AuditLog
 from engine.security.users import UserStore
@@ -29,6 +30,7 @@ class Services:
     exceptions: ExceptionQueue
     tasks: WorkQueue
     versions: ChangeControl
+    messages: MessageLog
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -38,7 +40,7 @@ class Services:
         audit = AuditLog(engine)
         return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets,
                    ExceptionQueue(engine, audit), WorkQueue(engine, audit),
-                   ChangeControl(engine, audit))
+                   ChangeControl(engine, audit), MessageLog(engine))
 
     def close(self) -> None:
         """Write what is kept in memory (token uses), then let the connections go."""

@@ -677,5 +677,10 @@ def patient_key(message: Message) -> str | None:
     value = message.get("PID-3.1")
     if not value:
         return None
-    authority = message.get("PID-3.4") or ""
-    return hashlib.sha256(f"{authority}|{value}".encode()).hexdigest()[:32]
+    return patient_key_of(value, message.get("PID-3.4") or "")
+
+
+def patient_key_of(identifier: str, authority: str = "") -> str:
+    """The patient key of ``identifier`` issued by ``authority``: how a search by
+    patient finds the journal's rows without the index holding the identifier."""
+    return hashlib.sha256(f"{authority}|{identifier}".encode()).hexdigest()[:32]

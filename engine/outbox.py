@@ -27,6 +27,7 @@ key, so a receiver can drop the repeat.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -88,6 +89,8 @@ _CLAIM_COLUMNS = (
     _DELIVERIES.c.patient_key, _DELIVERIES.c.sequence, _DELIVERIES.c.idempotency_key,
     _DELIVERIES.c.media_type, _DELIVERIES.c.body, _DELIVERIES.c.attempts,
 )
+
+log = logging.getLogger("switchboard.delivery")
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,12 @@ class Outbox:
             "attempts": made, "error_class": str(failure.error_class),
             "last_error": storable_text(failure.reason), "updated_at": attempt.at}
         retry = failure.error_class not in NEVER_RETRIED and policy.should_retry(made)
+        # Ids and classes only: a reason is meant to be free of PHI, but it comes from
+        # the destination's side, and the log goes further than the store.
+        log.warning("delivery failed", extra={
+            "delivery_id": claimed.id, "connection": claimed.destination,
+            "error_class": str(failure.error_class), "attempt": made,
+            "outcome": "retrying" if retry else "dead-lettered"})
         if retry:
             changes["status"] = "retrying"
             changes["next_attempt_at"] = attempt.at + timedelta(

@@ -20,8 +20,26 @@ def add_queue_commands(commands: Any) -> None:
     common.add_argument("--database", metavar="URL", help="default: "
                         "$SWITCHBOARD_DATABASE_URL, else SQLite in ./instance")
     common.add_argument("--json", action="store_true", help="JSON, one object per line")
+    _message_commands(commands, common)
     _exception_commands(commands, common)
     _task_commands(commands, common)
+
+
+def _message_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    command = commands.add_parser("messages", help="the message log")
+    command.set_defaults(run=_run_messages)
+    actions = command.add_subparsers(required=True, metavar="ACTION", dest="action")
+    listing = actions.add_parser("list", parents=[common], help="messages, newest first")
+    for option in ("control-id", "source", "status", "type", "event", "patient",
+                   "patient-authority"):
+        listing.add_argument(f"--{option}")
+    for option in ("since", "until"):
+        listing.add_argument(f"--{option}", metavar="TIME",
+                             help="ISO 8601 with a UTC offset, e.g. 2026-11-24T08:00+00:00")
+    _paging(listing)
+    actions.add_parser("show", parents=[common], help="one message: its timeline, and for "
+                       "each delivery why it waits and when it goes again"
+                       ).add_argument("message_id")
 
 
 def _exception_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -68,6 +86,12 @@ def _with_id(actions: Any, common: argparse.ArgumentParser, name: str,
 def _paging(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--page", type=store_id, default=1)
     parser.add_argument("--per-page", type=int, default=50)
+
+
+def _run_messages(args: argparse.Namespace) -> int:
+    from engine.commands.messages import messages_command
+
+    return messages_command(args)
 
 
 def _run_exceptions(args: argparse.Namespace) -> int:

@@ -20,6 +20,8 @@ from engine.store.models import User
 
 _CLINICAL = frozenset({Role.CLINICIAN, Role.APPROVER})
 _ALLOWED: dict[str, frozenset[Role]] = {
+    # The message log: identifiers, statuses and PHI-free reasons.
+    "message.read": frozenset({Role.OPERATOR, Role.ANALYST, Role.COMPLIANCE}),
     "exception.read": frozenset({Role.OPERATOR, Role.ANALYST, Role.COMPLIANCE}),
     "exception.assign": frozenset({Role.OPERATOR}),
     "exception.resolve": frozenset({Role.OPERATOR}),

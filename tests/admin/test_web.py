@@ -133,7 +133,7 @@ def test_http_ingest_journals_and_the_api_shows_the_timeline(web, engine):
         "referral-tool", "analytics-warehouse"}
     # Issue 14, item 5: each delivery says why it waits and when it goes again.
     for delivery in detail["deliveries"]:
-        assert {"status", "attempts", "error_class", "last_error", "last_attempt_at",
+        assert {"status", "attempts", "error_class", "last_error",
                 "next_attempt_at"} <= set(delivery)
     assert detail["tasks"][0]["queue"] == "referral-intake"
     assert "McWILLIAMS" not in json.dumps(detail)  # no message content in the API

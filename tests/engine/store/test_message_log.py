@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from datetime import datetime
 
 from engine.cli import main
 from engine.connectors.sink import DeliveryFailed
@@ -38,13 +39,14 @@ def _retrying(engine) -> tuple[str, int]:
 def test_a_retrying_delivery_says_why_and_when_it_goes_again(engine, caplog):
     prepared(engine)
     caplog.set_level(logging.INFO, logger="switchboard")
+    before = now_utc()
     message_id, delivery_id = _retrying(engine)
     (delivery,) = MessageLog(engine).show(message_id)["deliveries"]
     assert delivery["status"] == "retrying"
     assert delivery["attempts"] == 1
     assert delivery["error_class"] == "transport_error"
     assert delivery["last_error"] == REASON
-    assert delivery["next_attempt_at"] > delivery["last_attempt_at"]
+    assert datetime.fromisoformat(delivery["next_attempt_at"]) > before
     failures = [r for r in caplog.records if getattr(r, "delivery_id", None) == delivery_id]
     assert [(r.connection, r.error_class, r.attempt) for r in failures] == [
         ("clinic-north", "transport_error", 1)]

@@ -1,0 +1,80 @@
+"""``switchboard messages list|show``: the message log from the command line, with the
+REST API's views (engine.message_log) and roles (engine.security.permissions), read as
+the ``--as`` user. ``show`` says of each delivery why it waits and when it goes again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from engine.commands.queue_cli import OK, Handler, print_page, run_queue_command
+from engine.message_log import MessageLog
+from engine.queues import Invalid
+
+PROG = "switchboard messages"
+COLUMNS = ("message_id", "received_at", "source", "control_id", "type", "event", "status")
+DELIVERY_COLUMNS = ("destination", "status", "attempts", "error_class", "next_attempt_at",
+                    "last_error")
+
+
+def messages_command(args: argparse.Namespace) -> int:
+    handler: Handler = _list if args.action == "list" else _show
+    return run_queue_command(PROG, args, "message.read", handler)
+
+
+def _list(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
+    filters = {"control_id": args.control_id, "source": args.source, "status": args.status,
+               "type": args.type, "event": args.event, "patient": args.patient,
+               "patient_authority": args.patient_authority,
+               "since": _moment(args.since, "--since"), "until": _moment(args.until, "--until")}
+    page = MessageLog(engine).list(filters, args.page, args.per_page)
+    print_page(page, COLUMNS, args.json, "no messages match")
+    return OK
+
+
+def _show(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
+    view = MessageLog(engine).show(args.message_id)
+    if args.json:
+        print(json.dumps(view, sort_keys=True))
+        return OK
+    for key in ("message_id", "received_at", "source", "control_id", "type", "event",
+                "status", "status_reason", "rule_set_version"):
+        print(f"{key}: {_text(view[key])}")
+    print("timeline: " + ", ".join(f"{e['stage']} {e['at']}" for e in view["timeline"]))
+    print("deliveries:" if view["deliveries"] else "deliveries: none")
+    for delivery in view["deliveries"]:
+        line = f"  {delivery['destination']}: {delivery['status']}"
+        if delivery["attempts"]:
+            line += f", {delivery['attempts']} attempt(s)"
+        if delivery["error_class"]:
+            line += f", last error ({delivery['error_class']}): {delivery['last_error']}"
+        if delivery["next_attempt_at"]:
+            line += f", next attempt {delivery['next_attempt_at']}"
+        print(line)
+    for task in view["tasks"]:
+        print(f"task {task['id']}: {task['queue']} {task['kind']} ({task['mode']}), "
+              f"{task['status']}")
+    for item in view["exceptions"]:
+        print(f"exception {item['id']}: {item['status']}, {item['error_class']}: "
+              f"{item['summary']}")
+    return OK
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{option} must be an ISO 8601 time, e.g. 2026-11-24T08:00+00:00"
+                      ) from None
+    if moment.tzinfo is None:
+        raise Invalid(f"{option} must carry a UTC offset, e.g. 2026-11-24T08:00+00:00")
+    return moment
+
+
+def _text(value: object) -> str:
+    return "-" if value is None else str(value)
