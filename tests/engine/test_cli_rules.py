@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,18 @@ def test_route_json(capsys):
 def test_missing_file_exits_2(capsys):
     assert main(["route", "/nonexistent.hl7", "--config", str(ROOT)]) == 2
     assert "No such file or directory: /nonexistent.hl7" in capsys.readouterr().err
+
+
+def test_lint_flags_a_recovery_procedure_naming_a_command_that_does_not_exist(
+        tmp_path, capsys):
+    """Issue 14, item 11: a recovery procedure named `switchboard status` before it
+    existed, and nothing noticed."""
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "catalog", tmp_path / "catalog")
+    entry_file = tmp_path / "catalog" / "connections" / "ehr-adt-feed.yaml"
+    entry_file.write_text(entry_file.read_text().replace(
+        "(switchboard status)", "(switchboard listeners)"))
+    assert main(["rules", "lint", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "catalog/connections/ehr-adt-feed.yaml: recovery_procedure:" in out
+    assert "'switchboard listeners' is not a Switchboard command" in out
