@@ -1,4 +1,5 @@
-"""The arguments of ``switchboard exceptions`` and ``switchboard tasks``. Only argparse
+"""The arguments of ``switchboard messages``, ``status``, ``exceptions`` and ``tasks``:
+the commands that read or act on the store as an ``--as`` user. Only argparse
 here: the handlers (and the store they open) are imported when a command runs, so
 other commands start fast."""
 
@@ -21,6 +22,9 @@ def add_queue_commands(commands: Any) -> None:
                         "$SWITCHBOARD_DATABASE_URL, else SQLite in ./instance")
     common.add_argument("--json", action="store_true", help="JSON, one object per line")
     _message_commands(commands, common)
+    status = commands.add_parser("status", parents=[common], help="one screen of health "
+                                 "per connection: counts, what waits, exceptions, last error")
+    status.set_defaults(run=_run_status)
     _exception_commands(commands, common)
     _task_commands(commands, common)
 
@@ -86,6 +90,12 @@ def _with_id(actions: Any, common: argparse.ArgumentParser, name: str,
 def _paging(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--page", type=store_id, default=1)
     parser.add_argument("--per-page", type=int, default=50)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from engine.commands.status import status_command
+
+    return status_command(args)
 
 
 def _run_messages(args: argparse.Namespace) -> int:

@@ -12,7 +12,9 @@ indexes) and the problem, and carries a category:
 - ``identifier-in-de-identified``: a de-identified connection whose scope admits a
   direct identifier;
 - ``compile``: what only compiling finds (a lookup table that does not exist, two
-  policies claiming the same failure), reported once everything above is clean.
+  policies claiming the same failure), reported once everything above is clean;
+- ``unknown-command``: a recovery procedure that tells someone to run a ``switchboard``
+  command that does not exist.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from engine.command_names import COMMANDS
 from engine.model.canonical import canonical_paths
 from engine.model.canonical_path import CanonicalPathError, parse_canonical_path
 from engine.rules.catalog_entry import Connection, direct_identifiers_admitted
 from engine.rules.findings import Finding
 from engine.rules.rule_set import RuleSetError, compile_rule_set, schema_findings
 from engine.rules.source import Document, RuleSource
+
+# "switchboard status" in a recovery procedure; not "switchboard.example.org".
+_COMMAND = re.compile(r"\bswitchboard[ \t]+([a-z][a-z-]*)")
 
 
 def lint(source: RuleSource) -> list[Finding]:
@@ -275,7 +281,11 @@ def _empty_range(path: str, conditions: list[Mapping[str, Any]]) -> str | None:
 
 
 def _lint_connection(doc: Document) -> list[Finding]:
-    findings = []
+    findings = [
+        Finding(doc.path, "recovery_procedure", f"'switchboard {name}' is not a Switchboard "
+                f"command; use one of: {', '.join(sorted(COMMANDS))}", "unknown-command")
+        for name in _COMMAND.findall(str(doc.data.get("recovery_procedure") or ""))
+        if name not in COMMANDS]
     scope = doc.data.get("data_scope") or []
     for index, path in enumerate(scope):
         reason = _unknown_field(path)

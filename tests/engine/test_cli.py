@@ -44,3 +44,15 @@ def test_hl7_ack_and_a_bad_path(capsys):
     assert "MSA|AA|CNTRL-3456" in capsys.readouterr().out
     assert main(["hl7", "get", sample, "PID.3"]) == 2
     assert "'PID.3' is not an HL7 path" in capsys.readouterr().err
+
+
+def test_the_command_names_the_linter_knows_are_the_parser_s():
+    """A recovery procedure may name only these (issue 14, item 11)."""
+    import argparse
+
+    from engine.cli import _parser
+    from engine.command_names import COMMANDS
+
+    (commands,) = [action.choices for action in _parser()._actions
+                   if isinstance(action, argparse._SubParsersAction)]
+    assert set(commands) == COMMANDS
