@@ -337,3 +337,27 @@ def test_a_document_an_export_could_not_write_back_is_refused(api, path, kind):
     assert status == 400 and "could not be exported" in body["reason"], body
     assert api.call("GET", f"{VERSIONS}/{version}/content", "anna")[1] == api.call(
         "GET", f"{VERSIONS}/1/content", "anna")[1]
+
+
+def test_no_one_who_changed_a_version_may_approve_it(api, engine):
+    """Issue 14, item 6: an admin could edit and submit an analyst's draft, then approve
+    it alone. Everyone who changed its content is an editor; no editor approves."""
+    version = draft(api, "anna")
+    assert retitle(api, version, "adam", description="The admin's words.")[0] == 200
+    assert api.call("POST", f"{VERSIONS}/{version}/submit", "adam")[0] == 200
+    previewed(api, engine, version, "adam")
+    status, body = api.call("POST", f"{VERSIONS}/{version}/approve", "adam")
+    assert status == 403, body
+    assert "changed" in body["reason"] and "Four-eyes" in body["hint"]
+    shown = api.call("GET", f"{VERSIONS}/{version}", "carl")[1]
+    assert shown["editors"] == ["anna", "adam"]
+    status, body = api.call("POST", f"{VERSIONS}/{version}/approve", "abe")
+    assert (status, body["approver"]) == (200, "abe")
+
+
+def test_a_summary_alone_is_not_a_change_of_content(api, engine):
+    version = draft(api, "anna")
+    assert retitle(api, version, "anna")[0] == 200
+    assert api.call("PUT", f"{VERSIONS}/{version}/content", "adam",
+                    json={"summary": "Clearer words"})[0] == 200
+    assert api.call("GET", f"{VERSIONS}/{version}", "carl")[1]["editors"] == ["anna"]
