@@ -35,7 +35,7 @@ from engine.rules.version_diff import diff_contents
 from engine.security.audit import AuditLog
 from engine.security.identity import Principal
 from engine.store.database import reader
-from engine.store.models import CatalogConnection, ImpactPreview, RuleSetVersion
+from engine.store.models import AuditEvent, CatalogConnection, ImpactPreview, RuleSetVersion
 
 Change = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -67,8 +67,11 @@ class ChangeControl:
                 .outerjoin(parent, parent.id == RuleSetVersion.parent_id)
                 .order_by(RuleSetVersion.version.desc())
                 .limit(per_page).offset((page - 1) * per_page)).all()
-            # The parent's number comes in the same query: no query per listed version.
-            return Page([_view(row, number) for row, number in rows], page, per_page, total)
+            # The parent's number comes in the same query, and every listed version's
+            # editors in one more: no query per listed version.
+            editors = _editors(session, [row for row, _number in rows])
+            return Page([_view(row, number, editors[row.version]) for row, number in rows],
+                        page, per_page, total)
 
     def show(self, version: int) -> dict[str, Any]:
         with Session(self._reads) as session:
@@ -185,7 +188,7 @@ class ChangeControl:
         with self._changing() as session:
             row = _version(session, version)
             target = lifecycle.check(action, row.status, version, actor.name, actor.roles,
-                                     row.author)
+                                     row.author, _editors(session, [row])[row.version])
             moment = now_utc()
             if action == "approve":
                 _require_gates(session, row)
@@ -392,13 +395,35 @@ def _summary(session: Session, row: RuleSetVersion) -> dict[str, Any]:
     parent = (session.scalar(select(RuleSetVersion.version)
                              .where(RuleSetVersion.id == row.parent_id))
               if row.parent_id is not None else None)
-    return _view(row, parent)
+    return _view(row, parent, _editors(session, [row])[row.version])
 
 
-def _view(row: RuleSetVersion, parent: int | None) -> dict[str, Any]:
+def _editors(session: Session, rows: list[RuleSetVersion]) -> dict[int, list[str]]:
+    """Per version: its author, then everyone else who changed its content, in the
+    order they first did, read from the audit trail (which holds every change with its
+    actor and its hashes before and after). A new summary alone changes no content."""
+    editors = {row.version: [row.author] for row in rows}
+    if not rows:
+        return editors
+    changes = session.execute(
+        select(AuditEvent.target_id, AuditEvent.actor)
+        .where(AuditEvent.target_type == "rule_set_version",
+               AuditEvent.target_id.in_([str(row.version) for row in rows]),
+               AuditEvent.action == "rules.edit",
+               AuditEvent.before_hash != AuditEvent.after_hash)
+        .order_by(AuditEvent.id))
+    for target, actor in changes:
+        names = editors[int(target or 0)]
+        if actor not in names:
+            names.append(actor)
+    return editors
+
+
+def _view(row: RuleSetVersion, parent: int | None, editors: list[str]) -> dict[str, Any]:
     return {
         "version": row.version, "status": row.status, "summary": row.summary,
-        "author": row.author, "created_at": iso(row.created_at), "parent": parent,
+        "author": row.author, "editors": editors, "created_at": iso(row.created_at),
+        "parent": parent,
         "content_hash": row.content_hash, "updated_at": iso(row.updated_at),
         "submitted_at": iso(row.submitted_at), "approver": row.approver,
         "approved_at": iso(row.approved_at), "rejected_by": row.rejected_by,

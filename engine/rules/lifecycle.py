@@ -59,9 +59,10 @@ READ_ROLES = frozenset(Role)
 
 
 def check(action: str, status: str, version: int, actor: str, roles: Iterable[Role],
-          author: str) -> str:
+          author: str, editors: Iterable[str] = ()) -> str:
     """The state ``action`` leads to from ``status``; Forbidden or Conflict when the
-    caller or the state does not allow it."""
+    caller or the state does not allow it. ``editors`` changed the version's content:
+    none of them may approve it."""
     transition = TRANSITIONS[action]
     check_role(action, roles, transition.roles)
     if status not in transition.sources:
@@ -70,6 +71,9 @@ def check(action: str, status: str, version: int, actor: str, roles: Iterable[Ro
     if action == "approve" and actor == author:
         raise Forbidden(f"version {version} is yours: its author may not approve it",
                         hint="Four-eyes: ask another approver to review it")
+    if action == "approve" and actor in set(editors):
+        raise Forbidden(f"you changed version {version}: no one who changed it may "
+                        "approve it", hint="Four-eyes: ask an approver who did not change it")
     if action in ("edit", "submit") and actor != author and Role.ADMIN not in set(roles):
         raise Forbidden(f"version {version} is {author}'s draft",
                         hint="Create a draft of your own from it, or ask its author")

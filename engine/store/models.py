@@ -351,3 +351,6 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    # A version's editors (four-eyes) and the trail of one thing are read by target.
+    __table_args__ = (Index("ix_audit_events_target", "target_type", "target_id", "id"),)
