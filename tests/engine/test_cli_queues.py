@@ -159,3 +159,23 @@ def test_an_id_the_store_cannot_hold_is_a_usage_error(url, capsys, argv):
         run(url, *argv)
     assert exit_.value.code == 2
     assert "runs from 1 to" in capsys.readouterr().err
+
+
+def test_tasks_list_and_show_say_which_message_and_what_for(engine, url, capsys):
+    """Issue 14, item 10: ``tasks list`` showed no control id or patient reference, and
+    ``tasks show`` printed its payload as one line, without what the task is for."""
+    task_id, _ = held_review(engine)
+    assert run(url, "tasks", "list", "--as", "cora") == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert {"CONTROL_ID", "MESSAGE_ID", "PATIENT"} <= set(header.split())
+    assert "CNTRL-3456" in row.split() and "555-44-4444" in row.split()
+    # An operator sees which message, but no patient: the payload is not theirs.
+    assert run(url, "tasks", "list", "--as", "olive") == 0
+    listed = capsys.readouterr().out
+    assert "CNTRL-3456" in listed and "555-44-4444" not in listed
+    assert run(url, "tasks", "show", str(task_id), "--as", "cora") == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "for: Review abnormal results before they are written to the chart." in shown
+    assert "control_id: CNTRL-3456" in shown
+    # The payload is readable: one value per line, nested by indentation.
+    assert "  patient:" in shown and any(line.strip() == "gender: female" for line in shown)
