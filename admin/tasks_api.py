@@ -12,7 +12,7 @@ from flask import Blueprint, g, jsonify, request
 from admin.auth import require
 from admin.queue_requests import answer_queue_errors, json_object, page_args, text_field
 from admin.services import services
-from engine.security.permissions import roles_for
+from engine.security.permissions import may, roles_for
 
 blueprint = Blueprint("tasks_api", __name__, url_prefix="/api/tasks")
 answer_queue_errors(blueprint)
@@ -24,7 +24,8 @@ def list_tasks() -> Any:
     page, per_page = page_args()
     args = request.args
     listed = services().tasks.list(args.get("queue"), args.get("status"),
-                                   args.get("assignee"), args.get("kind"), page, per_page)
+                                   args.get("assignee"), args.get("kind"), page, per_page,
+                                   with_patient=may(g.principal.roles, "task.show"))
     return jsonify(listed.as_dict())
 
 

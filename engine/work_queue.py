@@ -26,7 +26,7 @@ from engine.queues import OPEN, Invalid, NotFound, Page, Refused, check_page, is
 from engine.security.audit import AuditLog
 from engine.security.permissions import check_assignee
 from engine.store.database import reader
-from engine.store.models import Delivery, JournalEntry, Task
+from engine.store.models import Delivery, JournalEntry, RuleSetVersion, Task
 
 FILTERS = {"queue": Task.queue, "status": Task.status, "assignee": Task.assignee,
            "kind": Task.kind}
@@ -42,26 +42,36 @@ class WorkQueue:
 
     def list(self, queue: str | None = None, status: str | None = None,
              assignee: str | None = None, kind: str | None = None, page: int = 1,
-             per_page: int = 50) -> Page:
-        """Tasks matching every filter given, oldest first: the order to work them in."""
+             per_page: int = 50, *, with_patient: bool = False) -> Page:
+        """Tasks matching every filter given, oldest first: the order to work them in.
+        Each names its message; ``with_patient`` (for whom the payload is) adds the
+        patient's first identifier, read from the payload, to each."""
         check_page(page, per_page)
-        query = select(Task)
+        query = select(Task, JournalEntry.message_id, JournalEntry.control_id).outerjoin(
+            JournalEntry, JournalEntry.id == Task.journal_id)
         for name, value in (("queue", queue), ("status", status), ("assignee", assignee),
                             ("kind", kind)):
             if value:
                 query = query.where(FILTERS[name] == value)
         with Session(self._reads) as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.scalars(query.order_by(Task.id)
+            rows = session.execute(query.order_by(Task.id)
                                    .limit(per_page).offset((page - 1) * per_page)).all()
-            return Page([task_summary(row) for row in rows], page, per_page, total)
+            items = []
+            for task, message_id, control_id in rows:
+                item = task_summary(task, message_id, control_id)
+                if with_patient:
+                    item["patient"] = patient_reference(task.payload)
+                items.append(item)
+            return Page(items, page, per_page, total)
 
     def show(self, task_id: int, actor: str) -> dict[str, Any]:
         """The task with its payload and the deliveries it holds; the view is audited,
         as the payload may hold PHI."""
         with Session(self._engine) as session, session.begin():
             task = _found(session.get(Task, task_id), task_id)
-            view = {**task_summary(task), "message_id": _message_id(session, task),
+            message = _message(session, task)
+            view = {**task_summary(task, *message), "for": _purpose(session, task),
                     "holds": _holds(session, task), "payload": task.payload}
             self._audit.record(session, actor, "task.view", "task", str(task_id), None)
         return view
@@ -101,7 +111,8 @@ class WorkQueue:
     def summary(self, task_id: int) -> dict[str, Any]:
         """The task as listed, without its payload."""
         with Session(self._reads) as session:
-            return task_summary(_found(session.get(Task, task_id), task_id))
+            task = _found(session.get(Task, task_id), task_id)
+            return task_summary(task, *_message(session, task))
 
     # ---- one transaction per action ----------------------------------------------------
 
@@ -154,9 +165,11 @@ class WorkQueue:
             metrics.RECEIVE_TO_TASK_COMPLETED.labels(task.queue).observe(seconds)
 
 
-def task_summary(task: Task) -> dict[str, Any]:
-    """What a listing shows of a task: no payload."""
+def task_summary(task: Task, message_id: str | None = None,
+                 control_id: str | None = None) -> dict[str, Any]:
+    """What a listing shows of a task: which message it came from, no payload."""
     return {"id": task.id, "queue": task.queue, "kind": task.kind, "mode": task.mode,
+            "message_id": message_id, "control_id": control_id,
             "status": task.status, "assignee": task.assignee, "due_at": iso(task.due_at),
             "created_at": task.created_at.isoformat(), "completed_at": iso(task.completed_at),
             "decided_by": task.decided_by, "row_id": task.row_id}
@@ -190,11 +203,46 @@ def _holds(session: Session, task: Task) -> list[dict[str, Any]]:
             for row in rows]
 
 
-def _message_id(session: Session, task: Task) -> str | None:
-    if task.journal_id is None:
+def patient_reference(payload: dict[str, Any] | None) -> str | None:
+    """The patient's first identifier in a task's payload, as ``value`` or
+    ``system|value``: enough for the person the task is for to find the chart."""
+    patient = (payload or {}).get("patient")
+    identifiers = patient.get("identifiers") if isinstance(patient, dict) else None
+    if not identifiers or not isinstance(identifiers[0], dict):
         return None
-    return session.scalar(select(JournalEntry.message_id)
-                          .where(JournalEntry.id == task.journal_id))
+    first = identifiers[0]
+    value, system = first.get("value"), first.get("system")
+    if not value:
+        return None
+    return f"{system}|{value}" if system else str(value)
+
+
+def _message(session: Session, task: Task) -> tuple[str | None, str | None]:
+    """The message id and control id of the message the task came from."""
+    if task.journal_id is None:
+        return None, None
+    found = session.execute(select(JournalEntry.message_id, JournalEntry.control_id)
+                            .where(JournalEntry.id == task.journal_id)).first()
+    return (found[0], found[1]) if found else (None, None)
+
+
+def _purpose(session: Session, task: Task) -> str | None:
+    """What the task is for: the description its route row gave it, in the rule-set
+    version that routed its message."""
+    if task.row_id is None or task.journal_id is None:
+        return None
+    content = session.scalar(
+        select(RuleSetVersion.content).join(
+            JournalEntry, JournalEntry.rule_set_version == RuleSetVersion.version)
+        .where(JournalEntry.id == task.journal_id))
+    for document in (content or {}).get("documents", []):
+        if document.get("kind") != "routes":
+            continue
+        for row in (document.get("data") or {}).get("rows", []):
+            if isinstance(row, dict) and row.get("id") == task.row_id:
+                checkpoint = row.get("checkpoint") or {}
+                return checkpoint.get("description") or row.get("description")
+    return None
 
 
 def _received_at(session: Session, task: Task) -> datetime | None:
