@@ -31,7 +31,7 @@ from engine.fhir import read_fhir, to_canonical
 from engine.hl7v2 import parse, text_error
 from engine.journal import FHIR_R4, now_utc
 from engine.model.mapping import Conversion
-from engine.queues import Invalid, NotFound, iso
+from engine.queues import Invalid, NotFound, aware_moment, iso
 from engine.rules.impact import (
     CaseMessage,
     MessageImpact,
@@ -107,9 +107,9 @@ def check_selection(selection: Mapping[str, Any]) -> dict[str, Any]:
     checked: dict[str, Any] = {"limit": _limit(selection.get("limit", DEFAULT_LIMIT))}
     for name in ("since", "until"):
         if selection.get(name) is not None:
-            checked[name] = _moment(name, selection[name]).isoformat()
+            checked[name] = aware_moment(name, selection[name]).isoformat()
     if ("since" in checked and "until" in checked
-            and _moment("since", checked["since"]) >= _moment("until", checked["until"])):
+            and aware_moment("since", checked["since"]) >= aware_moment("until", checked["until"])):
         raise Invalid("since must be before until", hint="Swap them, or widen the window")
     source = selection.get("source")
     if source is not None:
@@ -124,17 +124,6 @@ def _limit(value: Any) -> int:
         raise Invalid(f"limit must be a whole number from 1 to {MAX_LIMIT:,}",
                       hint=f"Leave it out for the last {DEFAULT_LIMIT:,} messages")
     return value
-
-
-def _moment(name: str, value: Any) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise Invalid(f"{name} must be an ISO 8601 time with an offset",
-                      hint="For example 2026-11-24T08:00:00+00:00")
-    return moment
 
 
 def preview_state(session: Session, preview_id: int) -> dict[str, Any]:

@@ -5,7 +5,6 @@ carry identifiers, statuses and PHI-free reasons, never message content."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, func, select
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from engine.exception_queue import exception_summary
 from engine.journal import patient_key_of
-from engine.queues import Invalid, NotFound, Page, check_page, iso
+from engine.queues import Invalid, NotFound, Page, aware_moment, check_page, iso
 from engine.store.database import reader
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
 
@@ -32,7 +31,7 @@ class MessageLog:
 
     def list(self, filters: Mapping[str, Any], page: int = 1, per_page: int = 50) -> Page:
         """Messages matching every filter given, newest first. ``since`` and ``until``
-        are aware datetimes; ``patient`` is the identifier PID-3.1 holds."""
+        are ISO 8601 times with an offset; ``patient`` is the identifier PID-3.1 holds."""
         check_page(page, per_page)
         query = _filtered(select(JournalEntry), filters)
         with Session(self._reads) as session:
@@ -96,19 +95,13 @@ def _filtered(query: Select[Any], filters: Mapping[str, Any]) -> Select[Any]:
             key = patient_key_of(str(value), str(filters.get("patient_authority") or ""))
             query = query.where(JournalEntry.patient_key == key)
         elif name == "since":
-            query = query.where(JournalEntry.received_at >= _aware(value, name))
+            query = query.where(JournalEntry.received_at >= aware_moment(name, value))
         elif name == "until":
-            query = query.where(JournalEntry.received_at < _aware(value, name))
+            query = query.where(JournalEntry.received_at < aware_moment(name, value))
         elif name != "patient_authority":
             raise Invalid(f"unknown filter {name!r}", hint="Filter by: " + ", ".join(
                 [*FILTERS, "patient", "patient_authority", "since", "until"]))
     return query
-
-
-def _aware(value: Any, name: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise Invalid(f"{name} must be a time with a UTC offset")
-    return value
 
 
 def _children(session: Session, model: Any, journal_id: int) -> list[Any]:

@@ -46,6 +46,19 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
+def aware_moment(name: str, value: Any) -> datetime:
+    """``value``, an ISO 8601 time with a UTC offset, as a datetime; Invalid naming
+    ``name`` otherwise (a time without an offset would be read in someone's zone)."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise Invalid(f"{name} must be an ISO 8601 time with an offset",
+                      hint="Give it a UTC offset, e.g. 2026-11-24T08:00:00+00:00")
+    return moment
+
+
 def check_page(page: int, per_page: int) -> None:
     if page < 1 or per_page < 1:
         raise Invalid("page and per_page must be whole numbers from 1")

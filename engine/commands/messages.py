@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 
 from sqlalchemy import Engine
 
 from engine.commands.queue_cli import OK, Handler, print_page, run_queue_command
 from engine.message_log import MessageLog
-from engine.queues import Invalid
 
 PROG = "switchboard messages"
 COLUMNS = ("message_id", "received_at", "source", "control_id", "type", "event", "status")
@@ -29,7 +27,7 @@ def _list(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
     filters = {"control_id": args.control_id, "source": args.source, "status": args.status,
                "type": args.type, "event": args.event, "patient": args.patient,
                "patient_authority": args.patient_authority,
-               "since": _moment(args.since, "--since"), "until": _moment(args.until, "--until")}
+               "since": args.since, "until": args.until}
     page = MessageLog(engine).list(filters, args.page, args.per_page)
     print_page(page, COLUMNS, args.json, "no messages match")
     return OK
@@ -61,19 +59,6 @@ def _show(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
         print(f"exception {item['id']}: {item['status']}, {item['error_class']}: "
               f"{item['summary']}")
     return OK
-
-
-def _moment(value: str | None, option: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise Invalid(f"{option} must be an ISO 8601 time, e.g. 2026-11-24T08:00+00:00"
-                      ) from None
-    if moment.tzinfo is None:
-        raise Invalid(f"{option} must carry a UTC offset, e.g. 2026-11-24T08:00+00:00")
-    return moment
 
 
 def _text(value: object) -> str:
