@@ -20,18 +20,23 @@ down for hours, with thousands of deliveries queued behind its retrying heads, c
 each claim nothing: a claim walks only the deliveries that are ready, and those that
 have come due.
 
-A claim marks deliveries in flight with a lease (``next_attempt_at``): if the worker
-dies, the lease lapses and another worker delivers again, with the same idempotency
-key, so a receiver can drop the repeat.
+A claim marks deliveries in flight with a lease (``next_attempt_at``) and a claim
+token: if the worker dies, the lease lapses and another worker delivers again, with the
+same idempotency key, so a receiver can drop the repeat. The worker renews its leases
+while it sends (``renew``), so a slow destination is not sent a delivery twice by two
+live workers, and every outcome is fenced by its token: an outcome counts only while
+its claim still holds the delivery, so a worker whose lease lapsed cannot overwrite
+what its successor recorded, nor give back what it no longer holds.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,9 +84,11 @@ the hold be lifted without unparking it (a decision unparks it at once)."""
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
 _EXCEPTIONS: Table = ExceptionItem.__table__  # type: ignore[assignment]
-_DELIVERED = update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_key")).values(
+_DELIVERED = update(_DELIVERIES).where(
+    _DELIVERIES.c.id == bindparam("delivery_key"), _DELIVERIES.c.status == "in_flight",
+    _DELIVERIES.c.claim_token == bindparam("token")).values(
     status="delivered", attempts=bindparam("made"), delivered_at=bindparam("at"),
-    next_attempt_at=None, updated_at=bindparam("at"))
+    next_attempt_at=None, claim_token=None, updated_at=bindparam("at"))
 _PARK = update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_key")).values(
     next_attempt_at=bindparam("until"))
 _CLAIM_COLUMNS = (
@@ -108,6 +115,8 @@ class Claimed:
     body: str
     attempts: int
     received_at: datetime
+    claim_token: str = ""
+    """The claim under which it is held: its outcome counts only while that holds."""
 
     def outbound(self) -> Outbound:
         return Outbound(self.id, self.journal_id, self.message_id, self.destination,
@@ -126,11 +135,19 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Recorded:
-    """What a batch of outcomes did, for the metrics: per destination."""
+    """What a batch of outcomes did, for the metrics: per destination. ``fenced`` are
+    the outcomes that changed nothing: their claim had lapsed and been taken over."""
 
     delivered: list[Attempt]
     retried: list[Attempt]
     dead_lettered: list[Attempt]
+    fenced: list[Attempt] = field(default_factory=list)
+
+    def extend(self, other: Recorded) -> None:
+        self.delivered.extend(other.delivered)
+        self.retried.extend(other.retried)
+        self.dead_lettered.extend(other.dead_lettered)
+        self.fenced.extend(other.fenced)
 
 
 class Outbox:
@@ -145,6 +162,10 @@ class Outbox:
         self._rng = rng or random.Random()
         self._postgres = engine.dialect.name == "postgresql"
 
+    @property
+    def lease(self) -> timedelta:
+        return self._lease
+
     # ---- claims ------------------------------------------------------------------------
 
     def claim(self, limit: int = 100, now: datetime | None = None) -> list[list[Claimed]]:
@@ -152,6 +173,7 @@ class Outbox:
         deliveries go to one destination for one patient, to be sent in the order given,
         stopping at the first that fails."""
         now = now or now_utc()
+        token = uuid.uuid4().hex
         with self._engine.begin() as connection:
             candidates = self._candidates(connection, limit, now)
             if not candidates:
@@ -161,8 +183,22 @@ class Outbox:
                 connection.execute(
                     update(_DELIVERIES).where(_DELIVERIES.c.id.in_([c.id for c in taken]))
                     .values(status="in_flight", next_attempt_at=now + self._lease,
-                            updated_at=now))
-        return _chains(taken)
+                            claim_token=token, updated_at=now))
+        return _chains([replace(c, claim_token=token) for c in taken])
+
+    def renew(self, tokens: Sequence[str], now: datetime | None = None) -> dict[str, int]:
+        """Extend the leases of these claims from ``now``; how many deliveries each
+        still holds in flight (a claim that holds none is not in the answer)."""
+        if not tokens:
+            return {}
+        now = now or now_utc()
+        held = _in_flight_under(list(tokens))
+        with self._engine.begin() as connection:
+            connection.execute(update(_DELIVERIES).where(held)
+                               .values(next_attempt_at=now + self._lease))
+            return {token: int(count) for token, count in connection.execute(
+                select(_DELIVERIES.c.claim_token, func.count())
+                .where(held).group_by(_DELIVERIES.c.claim_token))}
 
     def _candidates(self, connection: Connection, limit: int, now: datetime) -> list[Claimed]:
         """The oldest deliveries due now, in order: pending ones, retries whose time has
@@ -273,7 +309,8 @@ class Outbox:
         with self._engine.begin() as connection:
             result = connection.execute(
                 update(_DELIVERIES).where(_DELIVERIES.c.status == "in_flight")
-                .values(status="pending", next_attempt_at=None, updated_at=now_utc()))
+                .values(status="pending", next_attempt_at=None, claim_token=None,
+                        updated_at=now_utc()))
             return int(result.rowcount or 0)
 
     # ---- outcomes ----------------------------------------------------------------------
@@ -281,27 +318,55 @@ class Outbox:
     def record(self, attempts: Sequence[Attempt], unsent: Sequence[Claimed],
                rule_set: RuleSet) -> Recorded:
         """Record ``attempts`` and give back ``unsent`` (claimed, not tried: behind a
-        failure in their chain) in one transaction."""
-        recorded = Recorded([a for a in attempts if a.failure is None], [], [])
+        failure in their chain) in one transaction; each only while its claim still
+        holds it (an outcome under a claim that lapsed and was taken over is fenced)."""
+        recorded = Recorded([], [], [])
         with self._engine.begin() as connection:
-            if unsent:  # first, so that a failure before them parks them
+            held = self._still_held(connection, [*(a.claimed for a in attempts), *unsent])
+            mine = [c for c in unsent if c.id in held]
+            if mine:  # first, so that a failure before them parks them
                 connection.execute(
-                    update(_DELIVERIES).where(_DELIVERIES.c.id.in_([c.id for c in unsent]),
-                                              _DELIVERIES.c.status == "in_flight")
-                    .values(status="pending", next_attempt_at=None, updated_at=now_utc()))
+                    update(_DELIVERIES).where(_DELIVERIES.c.id.in_([c.id for c in mine]))
+                    .values(status="pending", next_attempt_at=None, claim_token=None,
+                            updated_at=now_utc()))
+            for attempt in attempts:
+                if attempt.claimed.id not in held:
+                    recorded.fenced.append(attempt)
+                elif attempt.failure is None:
+                    recorded.delivered.append(attempt)
             if recorded.delivered:
                 # One statement for the batch: most outcomes are deliveries.
                 connection.execute(_DELIVERED, [
-                    {"delivery_key": a.claimed.id, "made": a.claimed.attempts + 1, "at": a.at}
+                    {"delivery_key": a.claimed.id, "made": a.claimed.attempts + 1,
+                     "at": a.at, "token": a.claimed.claim_token}
                     for a in recorded.delivered])
             for attempt in attempts:
-                if attempt.failure is None:
+                if attempt.failure is None or attempt.claimed.id not in held:
                     continue
                 if self._failed(connection, attempt, rule_set):
                     recorded.retried.append(attempt)
                 else:
                     recorded.dead_lettered.append(attempt)
+        for attempt in recorded.fenced:
+            # Ids only: the delivery is someone else's now, and theirs is the outcome.
+            log.warning("delivery outcome fenced out: its claim lapsed and was taken over",
+                        extra={"delivery_id": attempt.claimed.id,
+                               "connection": attempt.claimed.destination})
         return recorded
+
+    def _still_held(self, connection: Connection, claimed: Sequence[Claimed]) -> set[int]:
+        """Which of these deliveries are still in flight under the claim that took them,
+        locked (on PostgreSQL) until the outcome is written."""
+        if not claimed:
+            return set()
+        query = select(_DELIVERIES.c.id, _DELIVERIES.c.claim_token).where(
+            _DELIVERIES.c.id.in_([c.id for c in claimed]),
+            _DELIVERIES.c.status == "in_flight")
+        if self._postgres:
+            query = query.with_for_update(of=_DELIVERIES)
+        tokens = {c.id: c.claim_token for c in claimed}
+        return {row.id for row in connection.execute(query)
+                if row.claim_token is not None and row.claim_token == tokens[row.id]}
 
     def _failed(self, connection: Connection, attempt: Attempt, rule_set: RuleSet) -> bool:
         """Schedule a retry, or dead-letter the delivery; True when it will be retried."""
@@ -311,7 +376,8 @@ class Outbox:
         made = claimed.attempts + 1
         changes: dict[str, Any] = {
             "attempts": made, "error_class": str(failure.error_class),
-            "last_error": storable_text(failure.reason), "updated_at": attempt.at}
+            "last_error": storable_text(failure.reason), "claim_token": None,
+            "updated_at": attempt.at}
         retry = failure.error_class not in NEVER_RETRIED and policy.should_retry(made)
         # Ids and classes only: a reason is meant to be free of PHI, but it comes from
         # the destination's side, and the log goes further than the store.
@@ -383,6 +449,10 @@ def unpark_behind(connection: Connection, delivery_ids: Sequence[int]) -> None:
                                   _DELIVERIES.c.status == "pending",
                                   _DELIVERIES.c.next_attempt_at.is_not(None), behind.exists())
         .values(next_attempt_at=None))
+
+
+def _in_flight_under(tokens: list[str]) -> ColumnElement[bool]:
+    return (_DELIVERIES.c.status == "in_flight") & _DELIVERIES.c.claim_token.in_(tokens)
 
 
 def _ready() -> ColumnElement[bool]:

@@ -160,6 +160,9 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # When a retry is due; while in flight, when the claim lapses (its worker died).
     next_attempt_at: Mapped[datetime | None]
+    # Which claim holds it while in flight: an outcome counts only under the claim that
+    # is still current, so a worker whose lease lapsed cannot undo its successor's.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     # Why the last attempt failed: the policy's error class and a reason without content.
     error_class: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)

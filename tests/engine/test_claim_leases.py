@@ -114,7 +114,7 @@ def test_a_slow_destination_gets_a_key_twice_only_after_its_claim_lapsed(engine,
 
     # The first worker's process dies (its renewals stop): now the claim lapses, and
     # the second engine sends the delivery again, with the same key.
-    first.abandon_claims()
+    first.stop_renewing()
     wait_until(lambda: second.run_once() == 1, 30, "the lapsed claim to be taken over")
     [taken] = rows(engine)
     assert taken.status == "delivered" and sink.keys() == [taken.idempotency_key]
