@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,12 +58,16 @@ class OutcomeRecorder:
             self._unrecorded += 1
             self._changed.notify_all()
 
-    def flush(self, stop: Stop | None = None) -> None:
-        """Wait until everything handed in is recorded, or ``stop`` (or ``close``): a
-        pass ends with its outcomes on record, or with its claims left to lapse."""
+    def flush(self, stop: Stop | None = None, limit: float | None = None) -> None:
+        """Wait until everything handed in is recorded, or ``stop`` (or ``close``), or
+        ``limit`` seconds: a pass ends with its outcomes on record, or with its claims
+        left to lapse."""
+        deadline = None if limit is None else time.monotonic() + limit
         with self._changed:
             while self._unrecorded and not self._stop.is_set() and not (
                     stop is not None and stop.is_set()):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
                 self._changed.wait(0.5)
 
     def close(self) -> None:

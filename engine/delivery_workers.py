@@ -31,6 +31,7 @@ from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
 
 log = logging.getLogger("switchboard.delivery")
+CLOSE_GRACE_SECONDS = 10.0
 
 
 class Sinks:
@@ -129,7 +130,9 @@ class DeliveryWorker:
         and close every sink's connection."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        self._outcomes.flush()
+        # What the sending threads finished goes on record, unless the store is away
+        # for long: then those claims lapse, and their deliveries are sent again.
+        self._outcomes.flush(limit=CLOSE_GRACE_SECONDS)
         self._outcomes.close()
         self._leases.stop()
         with self._sinks_lock:

@@ -177,7 +177,8 @@ def test_a_rejected_version_stays_in_the_history_and_its_fix_names_it(api, engin
     status, body = api.call("POST", f"{VERSIONS}/{version}/reject", "abe",
                             json={"reason": "say why the description changed"})
     assert (status, body["status"], body["rejected_by"]) == (200, "rejected", "abe")
-    assert body["review_note"] == "say why the description changed"
+    assert body["review_reason"] == "say why the description changed"
+    assert "review_note" not in body  # the reason, called so everywhere (item 12)
     fix = draft(api, summary="Reworded, with the reason", parent=version)
     status, body = api.call("GET", f"{VERSIONS}/{fix}", "anna")
     assert (body["parent"], body["status"]) == (version, "draft")
