@@ -427,7 +427,7 @@ def _view(row: RuleSetVersion, parent: int | None, editors: list[str]) -> dict[s
         "content_hash": row.content_hash, "updated_at": iso(row.updated_at),
         "submitted_at": iso(row.submitted_at), "approver": row.approver,
         "approved_at": iso(row.approved_at), "rejected_by": row.rejected_by,
-        "rejected_at": iso(row.rejected_at), "review_note": row.review_note,
+        "rejected_at": iso(row.rejected_at), "review_reason": row.review_note,
         "published_by": row.published_by, "published_at": iso(row.published_at),
         "superseded_at": iso(row.superseded_at), "restores_version": row.restores_version,
     }
