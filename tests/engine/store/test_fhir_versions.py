@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from engine.fhir import read_fhir
 from engine.ingest import Ingestor
 from engine.journal import FHIR_R4, Journal, Journaled, Received
 from engine.store.migrate import upgrade
@@ -23,6 +25,7 @@ from tests.waiting import wait_until
 
 SOURCE = "portal-fhir"
 PATIENT_NAME = "Rosa Quintero"  # PHI: never in a reason, a summary or a detail
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def appointment(status: str = "booked", *, resource_id: str = "apt-1",
@@ -264,3 +267,26 @@ def test_two_updates_racing_do_not_both_become_the_newest_version(engine):
     finally:
         for writer in writers:
             writer.close()
+
+
+def test_a_resource_journaled_before_the_upgrade_is_the_version_later_ones_follow(engine):
+    """A resource journaled by a Switchboard that took every later version for a
+    conflict: once upgraded, its versionId still says which later version is newer."""
+    upgrade(engine, "0009")
+    raw = appointment("booked", version_id="3")
+    legacy_id = "00000000-0000-4000-8000-000000000003"
+    legacy = JournalEntry(
+        message_id=legacy_id, received_at=NOW, source=SOURCE,
+        format=FHIR_R4, sending_application="", sending_facility="",
+        control_id="Appointment/apt-1", content_hash=read_fhir(raw).content_hash,
+        message_type="Appointment", status="routed", size_bytes=len(raw), raw=raw,
+        is_original=True)
+    with Session(engine) as session, session.begin():
+        session.add(legacy)
+    sb = journaled(engine)
+    stale = post(sb, appointment("cancelled", version_id="2"))
+    assert (stale.kind, stale.original_message_id) == ("stale", legacy_id)
+    again = post(sb, raw)
+    assert (again.kind, again.original_message_id) == ("duplicate", legacy_id)
+    newer = post(sb, appointment("cancelled", version_id="4"))
+    assert (newer.kind, newer.previous_message_id) == ("update", legacy_id)
