@@ -290,3 +290,16 @@ def test_a_resource_journaled_before_the_upgrade_is_the_version_later_ones_follo
     assert (again.kind, again.original_message_id) == ("duplicate", legacy_id)
     newer = post(sb, appointment("cancelled", version_id="4"))
     assert (newer.kind, newer.previous_message_id) == ("update", legacy_id)
+
+
+def test_a_version_id_longer_than_a_fhir_id_is_rejected_alike_on_both_stores(engine):
+    """FHIR's id (meta.versionId's type) holds at most 64 characters, as the column
+    that keeps the newest version does: PostgreSQL refused a longer one when storing
+    it (the message was journaled as a store failure), while SQLite kept it."""
+    sb = journaled(engine)
+    result = sb.ingest(Received(appointment(version_id="7" * 65), SOURCE, format=FHIR_R4))
+    assert result.journaled is not None and result.journaled.kind == "rejected"
+    reason = str(result.journaled.error)
+    assert "meta.versionId" in reason and "64" in reason
+    assert result.journaled.error.location == "Appointment.meta.versionId"
+    assert post(sb, appointment(version_id="7" * 64)).kind == "received"
