@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from engine.errors import SwitchboardError
 from engine.fhir.document import authority, patient_identifiers, resources_of
 from engine.fhir.problems import describe, element_path
-from engine.fhir.versions import Version, version_of
+from engine.fhir.versions import VERSION_ID_LENGTH, Version, version_of
 
 # The R4 resources Switchboard reads, alone or as the entries of a Bundle of any type.
 # fhir.resources' default models are R5: only its R4B models may be named here.
@@ -100,7 +100,7 @@ def read_fhir(body: bytes) -> FhirInput:
         content_hash=_content_hash(document),
         patient_key=_patient_key(resources_of(document)),
         versioned=control_id is not None and control_id == _resource_key(document),
-        version=version_of(document),
+        version=_version(resource_type, document),
     )
 
 
@@ -199,6 +199,16 @@ def _control_id(document: Mapping[str, Any]) -> str | None:
 
 def _resource_key(document: Mapping[str, Any]) -> str | None:
     return f"{document['resourceType']}/{document['id']}" if document.get("id") else None
+
+
+def _version(resource_type: str, document: Mapping[str, Any]) -> Version:
+    version = version_of(document)
+    if version.version_id is not None and len(version.version_id) > VERSION_ID_LENGTH:
+        raise FhirError(
+            f"meta.versionId is {len(version.version_id)} characters long; a FHIR id "
+            f"holds at most {VERSION_ID_LENGTH}", path=f"{resource_type}.meta.versionId",
+            hint="Send the version id the resource's server gave it")
+    return version
 
 
 def _content_hash(document: Mapping[str, Any]) -> str:
