@@ -2,8 +2,10 @@
 JSON (application/fhir+json), whichever the connection's catalog entry names. Each
 inbound http connection in the catalog names the environment variable that holds its
 token (endpoint.auth_secret_env); the sender presents it as a bearer token. Without
-that token the answer is 401, whatever the connection id. 202 with the message id when
-journaled, a 4xx with a JSON error otherwise, 503 when the store cannot commit."""
+that token the answer is 401, whatever the connection id. 202 with the message id and
+what it turned out to be when journaled (received; for a FHIR resource, an update of
+an earlier version or a stale one; a duplicate or a conflict), a 4xx with a JSON error
+otherwise, 503 when the store cannot commit."""
 
 from __future__ import annotations
 
@@ -48,8 +50,17 @@ def ingest(connection_id: str) -> Any:
                            message_id=journaled.message_id)
         response.status_code = 400
         return response
-    response = jsonify(message_id=journaled.message_id, status=str(journaled.kind),
-                       original_message_id=journaled.original_message_id)
+    # 202 for whatever was journaled: a duplicate, a conflict or a stale version is
+    # safe with Switchboard (the last two in the exception queue), and sending it
+    # again would not change the answer.
+    answer: dict[str, Any] = {"message_id": journaled.message_id,
+                              "status": str(journaled.kind),
+                              "original_message_id": journaled.original_message_id}
+    if journaled.previous_message_id is not None:
+        answer["previous_message_id"] = journaled.previous_message_id
+    if journaled.kind in (Kind.UPDATE, Kind.CONFLICT, Kind.STALE):
+        answer["reason"] = journaled.reason
+    response = jsonify(answer)
     response.status_code = 202
     return response
 

@@ -93,7 +93,7 @@ def _count(source: str, journaled: Journaled) -> None:
     metrics.ACKNOWLEDGED.labels(source).inc()
     if journaled.kind == Kind.DUPLICATE:
         metrics.DUPLICATES.labels(source).inc()
-    elif journaled.kind == Kind.CONFLICT:
+    elif journaled.kind in (Kind.CONFLICT, Kind.STALE):  # a stale version conflicts too
         metrics.CONFLICTS.labels(source).inc()
         metrics.EXCEPTIONS.labels(source).inc()
 

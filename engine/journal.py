@@ -5,6 +5,13 @@ duplicate (same source, MSH-3, MSH-4 and MSH-10, same content apart from MSH-7),
 conflict (same keys, different content) or rejected (it cannot be parsed). Which copy
 is first is decided by a unique index in the database, so two copies arriving at once
 on two connections cannot both be processed.
+
+A FHIR resource filed under its ``Type/id`` has versions instead: other content is an
+update when it is newer than the newest version journaled (meta.versionId, else
+meta.lastUpdated, else arrival: engine.fhir.versions), journaled to be routed after
+it; an older version is stale (journaled, flagged, not routed); the same versionId
+with other content is a conflict; content already journaled is a duplicate. Which
+version is the newest, engine.newest_versions keeps, by compare and set.
 """
 
 from __future__ import annotations
@@ -30,7 +37,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import HeaderError, SwitchboardError
 from engine.fhir import FhirInput, read_fhir
+from engine.fhir.versions import Comparison, DecidedBy, Order, Version, compare
 from engine.hl7v2 import Message, parse, text_error
+from engine.newest_versions import (
+    Newest,
+    NewestMoved,
+    Replacement,
+    ResourceKey,
+    first_with_content,
+    read_newest,
+    replace_newest,
+)
 from engine.store import limits
 from engine.store.availability import error_name, store_unavailable
 from engine.store.models import ExceptionItem, JournalEntry, StageEvent
@@ -46,9 +63,14 @@ _EXCEPTIONS: Table = ExceptionItem.__table__  # type: ignore[assignment]
 
 
 class Kind(StrEnum):
+    """What a message turned out to be, which is also its journal status; but an
+    update's status is ``received``: it is routed as any new message is."""
+
     NEW = "received"
+    UPDATE = "update"
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
+    STALE = "stale"
     REJECTED = "rejected"
     OVERSIZE = "oversize"
 
@@ -89,7 +111,12 @@ class Journaled:
     journal_id: int
     message: Message | None = None
     error: SwitchboardError | None = None
+    # The message this one repeats (a duplicate), clashes with (a conflict) or is older
+    # than (a stale version).
     original_message_id: str | None = None
+    # The version an update follows.
+    previous_message_id: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -322,7 +349,7 @@ class Journal:
         for attempt in range(3):
             try:
                 return self._commit(prepared)
-            except IntegrityError:
+            except (IntegrityError, NewestMoved):
                 # Another process committed the same key since we looked: look again.
                 self._drop_connection()
                 if attempt == 2:
@@ -384,15 +411,22 @@ class Journal:
         statements = self._statements
         connection = self._writer_connection()
         with connection.begin():
-            known = statements.originals(connection,
-                                         {p.key for p in plans if p.key is not None})
+            known = statements.originals(connection, {
+                p.key for p in plans if p.key is not None and p.resource is None})
+            versions = _Versions(connection, read_newest(connection, {
+                p.resource for p in plans if p.resource is not None}))
             for plan in plans:
-                self._classify(plan, known)
+                if plan.resource is not None:
+                    versions.classify(plan)
+                else:
+                    self._classify(plan, known)
             ids = statements.insert_journal(connection, [plan.row for plan in plans])
+            replace_newest(connection, versions.replacements())
             statements.stages.execute_many(connection, [
                 {"journal_id": journal_id, "stage": "journaled",
                  "at": plan.row["received_at"]}
-                for plan, journal_id in zip(plans, ids, strict=True) if plan.kind == Kind.NEW])
+                for plan, journal_id in zip(plans, ids, strict=True)
+                if plan.kind in (Kind.NEW, Kind.UPDATE)])
             statements.exceptions.execute_many(connection, [
                 self._exception_row(plan, journal_id)
                 for plan, journal_id in zip(plans, ids, strict=True) if plan.problem])
@@ -573,14 +607,34 @@ def _header_location(path: str) -> dict[str, Any]:
 
 @dataclass
 class _Plan:
-    """One journal row being decided: new, duplicate, conflict or rejected."""
+    """One journal row being decided: new, an update, a duplicate, a conflict, a stale
+    version or rejected."""
 
     prepared: _Prepared
     row: dict[str, Any]
     key: Key | None
     kind: Kind = Kind.NEW
     original_message_id: str | None = None
+    previous_message_id: str | None = None
     problem: tuple[str, str, dict[str, object]] | None = None
+
+    @property
+    def resource(self) -> ResourceKey | None:
+        """(source, ``Type/id``) of a FHIR resource filed under it: it has versions."""
+        fhir = self.prepared.fhir
+        if fhir is None or not fhir.versioned or self.row["control_id"] is None:
+            return None
+        return self.row["source"], self.row["control_id"]
+
+    @property
+    def version(self) -> Version:
+        fhir = self.prepared.fhir
+        return fhir.version if fhir is not None else Version()
+
+    @property
+    def newest(self) -> Newest:
+        """This message as the newest version of its resource."""
+        return Newest(self.row["message_id"], self.row["content_hash"], self.version)
 
     @property
     def error(self) -> SwitchboardError | None:
@@ -603,7 +657,7 @@ class _Plan:
             fhir = prepared.fhir
             row.update(sending_application="", sending_facility="",
                        control_id=_fits(fhir.control_id), content_hash=fhir.content_hash,
-                       message_type=fhir.resource_type, patient_key=fhir.patient_key)
+                       message_type=fhir.resource_type, patient_key=fhir.order_key)
         if message is None:
             key = None if row["control_id"] is None else (
                 row["source"], "", "", row["control_id"])
@@ -631,17 +685,106 @@ class _Plan:
 
     def repeat(self, original_id: str, original_hash: str) -> None:
         same = original_hash == self.row["content_hash"]
-        self.kind = Kind.DUPLICATE if same else Kind.CONFLICT
-        self.original_message_id = original_id
-        reason = (f"repeats message {original_id}" if same else
-                  f"same MSH-3/MSH-4/MSH-10 as message {original_id}, different content")
-        self.row.update(status=self.kind.value, status_reason=reason)
-        if not same:
-            self.problem = ("conflict", reason, {"original_message_id": original_id})
+        if same:
+            self.duplicate(original_id)
+            return
+        keys = ("same Bundle.identifier" if self.prepared.fhir is not None
+                else "same MSH-3/MSH-4/MSH-10")
+        self.flag(Kind.CONFLICT, original_id,
+                  f"{keys} as message {original_id}, different content", {})
+
+    def duplicate(self, original_id: str) -> None:
+        self.kind, self.original_message_id = Kind.DUPLICATE, original_id
+        self.row.update(status=self.kind.value, status_reason=f"repeats message {original_id}")
+
+    def flag(self, kind: Kind, original_id: str, reason: str,
+             detail: dict[str, object]) -> None:
+        """Journaled, not routed, and an exception item someone owns."""
+        self.kind, self.original_message_id = kind, original_id
+        self.row.update(status=kind.value, status_reason=reason)
+        self.problem = ("conflict", reason, {"original_message_id": original_id, **detail})
+
+    def follow(self, newest: Newest, comparison: Comparison) -> None:
+        """A newer version than ``newest``: routed after it, as any new message is."""
+        self.kind, self.previous_message_id = Kind.UPDATE, newest.message_id
+        name = self._resource_name
+        if comparison.decided_by == DecidedBy.ARRIVAL:
+            why = "received after it; no versionId or lastUpdated orders them"
+        else:
+            why = (f"{self.version.named(comparison.decided_by)} after "
+                   f"{newest.version.named(comparison.decided_by)}")
+        self.row["status_reason"] = f"updates {name} of message {newest.message_id} ({why})"
+
+    def stale(self, newest: Newest, comparison: Comparison) -> None:
+        ours = self.version.named(comparison.decided_by)
+        theirs = newest.version.named(comparison.decided_by)
+        self.flag(Kind.STALE, newest.message_id,
+                  f"{self._resource_name}: {ours} is older than {theirs} of message "
+                  f"{newest.message_id}, received before it; journaled, not routed over "
+                  "the newer version", self._versions(ours, theirs))
+
+    def same_version(self, newest: Newest, comparison: Comparison) -> None:
+        ours = self.version.named(comparison.decided_by)
+        self.flag(Kind.CONFLICT, newest.message_id,
+                  f"{self._resource_name}: {ours} was already received as message "
+                  f"{newest.message_id}, with other content; not routed",
+                  self._versions(ours, newest.version.named(comparison.decided_by)))
+
+    @property
+    def _resource_name(self) -> str:
+        fhir = self.prepared.fhir
+        return str(fhir.control_id if fhir is not None else self.row["control_id"])
+
+    def _versions(self, ours: str, theirs: str) -> dict[str, object]:
+        return {"resource": self._resource_name, "version": ours, "newest_version": theirs}
 
     def result(self, journal_id: int) -> Journaled:
         return Journaled(self.kind, self.row["message_id"], journal_id, self.prepared.message,
-                         self.prepared.error, self.original_message_id)
+                         self.prepared.error, self.original_message_id,
+                         self.previous_message_id, self.row["status_reason"])
+
+
+class _Versions:
+    """The versions of FHIR resources in one batch, decided against the newest stored
+    for each (``newest``, as read in the writer's transaction) and against the earlier
+    messages of the batch."""
+
+    def __init__(self, connection: Connection, newest: dict[ResourceKey, Newest]) -> None:
+        self._connection = connection
+        self._read_as = {key: found.message_id for key, found in newest.items()}
+        self._newest = dict(newest)
+        self._changed: set[ResourceKey] = set()
+        self._content: dict[tuple[ResourceKey, str], str] = {}
+
+    def classify(self, plan: _Plan) -> None:
+        resource = plan.resource
+        assert resource is not None
+        content = plan.row["content_hash"]
+        newest = self._newest.get(resource)
+        if newest is None:
+            self._take(resource, plan)
+        elif newest.content_hash == content:
+            plan.duplicate(newest.message_id)
+        elif (comparison := compare(plan.version, newest.version)).order == Order.NEWER:
+            plan.follow(newest, comparison)
+            self._take(resource, plan)
+        elif earlier := (self._content.get((resource, content))
+                         or first_with_content(self._connection, resource, content)):
+            plan.duplicate(earlier)  # an older version sent again
+        elif comparison.order == Order.SAME:
+            plan.same_version(newest, comparison)
+        else:
+            plan.stale(newest, comparison)
+        if plan.kind != Kind.DUPLICATE:
+            self._content.setdefault((resource, content), plan.row["message_id"])
+
+    def _take(self, resource: ResourceKey, plan: _Plan) -> None:
+        self._newest[resource] = plan.newest
+        self._changed.add(resource)
+
+    def replacements(self) -> list[Replacement]:
+        return [Replacement(key, self._read_as.get(key), self._newest[key])
+                for key in self._changed]
 
 
 def entry_fields(received: Received) -> tuple[dict[str, Any], SwitchboardError | None]:

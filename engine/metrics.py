@@ -16,8 +16,9 @@ REJECTED = Counter("switchboard_rejected", "Messages rejected (AR/CR or 4xx)", [
                    registry=REGISTRY)
 DUPLICATES = Counter("switchboard_duplicates", "Duplicates acknowledged, not reprocessed",
                      ["connection"], registry=REGISTRY)
-CONFLICTS = Counter("switchboard_conflicts", "Same keys, different content", ["connection"],
-                    registry=REGISTRY)
+CONFLICTS = Counter("switchboard_conflicts",
+                    "Same keys, different content; a FHIR version older than the newest",
+                    ["connection"], registry=REGISTRY)
 ROUTED = Counter("switchboard_routed", "Messages routed by the pipeline", ["connection"],
                  registry=REGISTRY)
 EXCEPTIONS = Counter("switchboard_exceptions", "Exception items opened", ["connection"],

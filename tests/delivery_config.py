@@ -26,18 +26,22 @@ def update(control_id: str, patient: str, event: str = "A08") -> bytes:
 
 HTTP_FEED = "http-feed"
 HTTP_FEED_TOKEN_ENV = "SWITCHBOARD_TEST_HTTP_FEED_TOKEN"
+FHIR_FEED = "fhir-feed"
+FHIR_FEED_TOKEN_ENV = "SWITCHBOARD_TEST_FHIR_FEED_TOKEN"
 
 
 def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | None = None,
                     mllp_port: int | None = None, mllp_sink: int | None = None,
-                    hold: bool = False, http_feed: bool = False) -> Path:
+                    hold: bool = False, http_feed: bool = False,
+                    fhir_feed: bool = False) -> Path:
     """Write the configuration into ``folder`` and return it; ``sink_url`` receives
     every message (POST, canonical JSON), or with ``mllp_sink`` an MLLP destination on
     that port (HL7 v2); ``mllp_port`` moves the listener; with ``hold`` only ADT
     updates (A08) and registrations (A04) go out, and an update waits for a nurse's
     review task in the ``review`` queue while a registration goes out at once; with
     ``http_feed`` HL7 v2 may also be posted to /ingest/http-feed (token in
-    HTTP_FEED_TOKEN_ENV)."""
+    HTTP_FEED_TOKEN_ENV); with ``fhir_feed`` FHIR R4 may be posted to /ingest/fhir-feed
+    (token in FHIR_FEED_TOKEN_ENV), and the sink's scope takes appointments too."""
     rules = folder / "rules"
     shutil.copytree(ROOT / "rules" / "mappings", rules / "mappings")
     shutil.copytree(ROOT / "rules" / "schema", rules / "schema")
@@ -66,6 +70,12 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
             "transport": "http", "format": "hl7v2",
             "endpoint": {"url": f"https://switchboard.example/ingest/{HTTP_FEED}",
                          "method": "POST", "auth_secret_env": HTTP_FEED_TOKEN_ENV}})
+    if fhir_feed:
+        _write(connections / f"{FHIR_FEED}.yaml", {
+            **_owned(FHIR_FEED, "FHIR R4 posted over HTTP."), "direction": "inbound",
+            "transport": "http", "format": "fhir-r4",
+            "endpoint": {"url": f"https://switchboard.example/ingest/{FHIR_FEED}",
+                         "method": "POST", "auth_secret_env": FHIR_FEED_TOKEN_ENV}})
     endpoint: dict[str, Any] = {"url": sink_url, "method": "POST"}
     transport, form = "http", "canonical-json"
     if mllp_sink is not None:
@@ -75,7 +85,8 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
         **_owned(SINK, "Records what it receives."),
         "direction": "outbound", "transport": transport, "endpoint": endpoint,
         "format": form,
-        "data_scope": ["message", "patient", "encounter", "orders", "results"],
+        "data_scope": ["message", "patient", "encounter", "orders", "results",
+                       *(["appointments"] if fhir_feed else [])],
     })
     return folder
 

@@ -1,5 +1,6 @@
 """Read a FHIR R4 body: decode it, validate it with the R4B models of fhir.resources and
-say what the journal needs to know about it (control id, content hash, patient key).
+say what the journal needs to know about it (control id, content hash, patient key, and
+for a resource filed under its ``Type/id``, the version it says it is).
 
 Error texts never quote the input (see engine.fhir.problems): a message journaled as
 rejected, or logged, must not carry PHI.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, NoReturn
 
@@ -29,6 +30,7 @@ from pydantic import ValidationError
 from engine.errors import SwitchboardError
 from engine.fhir.document import authority, patient_identifiers, resources_of
 from engine.fhir.problems import describe, element_path
+from engine.fhir.versions import VERSION_ID_LENGTH, Version, version_of
 
 # The R4 resources Switchboard reads, alone or as the entries of a Bundle of any type.
 # fhir.resources' default models are R5: only its R4B models may be named here.
@@ -64,11 +66,24 @@ class FhirInput:
     control_id: str | None
     content_hash: str
     patient_key: str | None
+    versioned: bool = False
+    """Filed under its ``Type/id``: the same key with other content is a new version of
+    the resource, not a conflict (a Bundle's business identifier names one submission)."""
+    version: Version = field(default_factory=Version)
 
     @property
     def resources(self) -> list[Mapping[str, Any]]:
         """The document itself, or the resources of its entries."""
         return resources_of(self.document)
+
+    @property
+    def order_key(self) -> str | None:
+        """The key its deliveries are ordered by: its patient's; without a patient
+        identifier, a resource's own, so that its versions are delivered in order."""
+        if self.patient_key is not None or not self.versioned or self.control_id is None:
+            return self.patient_key
+        digest = hashlib.sha256(f"FHIR resource {self.control_id}".encode())
+        return digest.hexdigest()[:32]
 
 
 def read_fhir(body: bytes) -> FhirInput:
@@ -77,12 +92,15 @@ def read_fhir(body: bytes) -> FhirInput:
     document = _decode(body)
     resource_type = _supported_type(document)
     _validate(resource_type, document)
+    control_id = _control_id(document)
     return FhirInput(
         resource_type=resource_type,
         document=document,
-        control_id=_control_id(document),
+        control_id=control_id,
         content_hash=_content_hash(document),
         patient_key=_patient_key(resources_of(document)),
+        versioned=control_id is not None and control_id == _resource_key(document),
+        version=_version(resource_type, document),
     )
 
 
@@ -176,7 +194,21 @@ def _control_id(document: Mapping[str, Any]) -> str | None:
         if identifier.get("value"):
             system = identifier.get("system")
             return f"{system}|{identifier['value']}" if system else str(identifier["value"])
+    return _resource_key(document)
+
+
+def _resource_key(document: Mapping[str, Any]) -> str | None:
     return f"{document['resourceType']}/{document['id']}" if document.get("id") else None
+
+
+def _version(resource_type: str, document: Mapping[str, Any]) -> Version:
+    version = version_of(document)
+    if version.version_id is not None and len(version.version_id) > VERSION_ID_LENGTH:
+        raise FhirError(
+            f"meta.versionId is {len(version.version_id)} characters long; a FHIR id "
+            f"holds at most {VERSION_ID_LENGTH}", path=f"{resource_type}.meta.versionId",
+            hint="Send the version id the resource's server gave it")
+    return version
 
 
 def _content_hash(document: Mapping[str, Any]) -> str:

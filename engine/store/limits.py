@@ -19,6 +19,7 @@ CONTROL_ID = 199  # MSH-10 (ST)
 MESSAGE_TYPE = 40  # MSH-9.1, or a FHIR resource type
 EVENT = 16  # MSH-9.2
 PATIENT_KEY = 128
+VERSION_ID = 64  # FHIR meta.versionId, an id
 # The largest value both stores hold: an id (BIGINT, and SQLite's INTEGER is as wide)
 # and a rule-set version number (INTEGER, 32 bits on PostgreSQL). Larger numbers from a
 # request are refused before a query sees them: the drivers raise on them.

@@ -97,6 +97,8 @@ class JournalEntry(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))
     message_type: Mapped[str | None] = mapped_column(String(limits.MESSAGE_TYPE))
     event: Mapped[str | None] = mapped_column(String(limits.EVENT))
+    # The key deliveries are kept in order by: the patient's; for a FHIR resource that
+    # names no patient identifier, the resource's own, so its versions stay in order.
     patient_key: Mapped[str | None] = mapped_column(String(limits.PATIENT_KEY))
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str | None] = mapped_column(Text)
@@ -105,6 +107,7 @@ class JournalEntry(Base):
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     # True on the first message for its dedupe key. The partial unique index below makes
     # the database, not a check-then-insert race, decide which of two copies is first.
+    # (Which version of a FHIR resource is the newest, newest_versions says.)
     is_original: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
@@ -125,6 +128,23 @@ class JournalEntry(Base):
         Index("ix_journal_unrouted", "patient_key", "id",
               sqlite_where=text(_UNROUTED_STATES), postgresql_where=text(_UNROUTED_STATES)),
     )
+
+
+class NewestVersion(Base):
+    """The newest version of each FHIR resource a source sent under its ``Type/id``:
+    the journal entry that holds it, its content hash and the version it says it is.
+    A writer replaces the row only where it still names the version that writer read
+    (compare and set) and inserts the first under the primary key, so two versions
+    journaled at once by two processes cannot both become the newest."""
+
+    __tablename__ = "newest_versions"
+    source: Mapped[str] = mapped_column(String(limits.SOURCE), primary_key=True)
+    control_id: Mapped[str] = mapped_column(String(limits.CONTROL_ID), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(36))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # meta.versionId (a FHIR id: at most 64 characters) and meta.lastUpdated.
+    version_id: Mapped[str | None] = mapped_column(String(limits.VERSION_ID))
+    last_updated: Mapped[datetime | None]
 
 
 class StageEvent(Base):
