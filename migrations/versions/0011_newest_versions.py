@@ -8,8 +8,8 @@ Resources already journaled start it: each original filed under ``Type/id`` (not
 Bundle's business identifier), with the meta.versionId and meta.lastUpdated its stored
 body says.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07 07:00:00
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
