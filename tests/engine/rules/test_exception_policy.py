@@ -499,6 +499,7 @@ def test_schema_enums_match_the_model() -> None:
     policy_props = SCHEMA["$defs"]["policy"]["properties"]
     assert policy_props["error_classes"]["items"]["enum"] == [*ErrorClass, "*"]
     assert policy_props["dead_letter"]["properties"]["owner_role"]["enum"] == list(Role)
+    assert policy_props["escalation"]["properties"]["notify_role"]["enum"] == list(Role)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from engine.cli import main
 from engine.commands.users import users_command
 from engine.security.audit import AuditLog
+from engine.security.roles import Role
 from engine.security.users import UserStore
 from engine.store.migrate import upgrade
 from engine.store.models import AuditEvent
@@ -127,3 +128,13 @@ def test_the_switchboard_command_runs_it(engine, url, capsys):
     assert authenticated(engine, token).name == "alice"
     assert main(["users", "list", "--database", url]) == 0
     assert "alice  clinician  active" in capsys.readouterr().out
+
+
+def test_a_registrar_is_a_role_the_command_gives(engine, url, capsys):
+    """Registration and HIM staff own patient identity: the identity-review queue is
+    theirs."""
+    assert main(["users", "add", "rita", "--role", "registrar", "--database", url]) == 0
+    token = TOKEN_LINE.search(capsys.readouterr().out).group(1)
+    assert authenticated(engine, token).roles == {Role.REGISTRAR}
+    assert main(["users", "list", "--database", url]) == 0
+    assert "rita  registrar  active" in capsys.readouterr().out
