@@ -428,7 +428,7 @@ def _exp(**overrides: Any) -> dict[str, Any]:
         (
             doc(entry(["*"], ["*"], dead_letter={"owner_role": "ops"})),
             "d: policies[0].dead_letter.owner_role: 'ops' is not one of analyst, approver, "
-            "compliance, operator, admin, clinician",
+            "compliance, operator, admin, clinician, registrar",
         ),
         (
             doc(

@@ -88,7 +88,7 @@ def test_changes_name_the_command_line_in_the_audit_trail(engine, url, capsys):
     ("add", "Bob", "analyst", "user name 'Bob' is not allowed. "
                               "Use 2 to 64 characters from a-z, 0-9, '.', '_' and '-'"),
     ("add", "bob", "root", "unknown role 'root'. Choose one of: admin, analyst, approver, "
-                           "clinician, compliance, operator"),
+                           "clinician, compliance, operator, registrar"),
     ("disable", "ghost", None, "no such user: 'ghost'. See `switchboard users list`"),
 ])
 def test_a_refused_change_exits_1_with_the_reason(url, capsys, action, name, role, message):
