@@ -35,7 +35,8 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
     every message (POST, canonical JSON), or with ``mllp_sink`` an MLLP destination on
     that port (HL7 v2); ``mllp_port`` moves the listener; with ``hold`` only ADT
     updates (A08) and registrations (A04) go out, and an update waits for a nurse's
-    review task in the ``review`` queue while a registration goes out at once; with
+    review task in the ``review`` queue (clinicians act on it, operators see it) while
+    a registration goes out at once; with
     ``http_feed`` HL7 v2 may also be posted to /ingest/http-feed (token in
     HTTP_FEED_TOKEN_ENV)."""
     rules = folder / "rules"
@@ -66,6 +67,14 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
             "transport": "http", "format": "hl7v2",
             "endpoint": {"url": f"https://switchboard.example/ingest/{HTTP_FEED}",
                          "method": "POST", "auth_secret_env": HTTP_FEED_TOKEN_ENV}})
+    if hold:
+        _write(connections / "review.yaml", {
+            **_owned("review", "Updates a nurse reviews before they go."),
+            "direction": "outbound", "transport": "task-queue",
+            "endpoint": {"queue": "review"}, "format": "canonical-json",
+            "data_scope": ["message", "patient"],
+            "task_access": {"see": ["operator"], "payload": ["clinician"],
+                            "act": ["clinician"]}})
     endpoint: dict[str, Any] = {"url": sink_url, "method": "POST"}
     transport, form = "http", "canonical-json"
     if mllp_sink is not None:
