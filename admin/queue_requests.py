@@ -1,6 +1,7 @@
 """What the API's blueprints share: reading a JSON body, the page arguments and a
-page of rows, and answering the queues' errors as JSON (404 unknown id, 409 a state that
-does not allow the action, 400 bad input), each saying what to do next."""
+page of rows, and answering the queues' errors as JSON (404 unknown id, 403 a role the
+item's queue does not allow, 409 a state that does not allow the action, 400 bad
+input), each saying what to do next."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 from admin.services import services
 from admin.store_ids import Bounds, query_number
 from engine.errors import SwitchboardError
-from engine.queues import Invalid, NotFound, Refused
+from engine.queues import Forbidden, Invalid, NotFound, Refused
 from engine.store.limits import MAX_ID
 
-_STATUS = ((NotFound, 404), (Refused, 409), (Invalid, 400))
+_STATUS = ((NotFound, 404), (Forbidden, 403), (Refused, 409), (Invalid, 400))
 WHOLE = Bounds("a whole number", MAX_ID)
 
 

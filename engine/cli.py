@@ -14,6 +14,7 @@ from engine.commands.queue_args import add_queue_commands
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
 from engine.hl7v2.ack import accept_ack, ack_modes, original_ack
+from engine.security.roles import Role
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,8 +108,7 @@ def _add_service_commands(commands: Any) -> None:
     users = commands.add_parser("users", help="users and their API tokens")
     users.add_argument("action", choices=["add", "list", "disable"])
     users.add_argument("name", nargs="?")
-    users.add_argument("--role", choices=["analyst", "approver", "compliance", "operator",
-                                          "admin", "clinician"])
+    users.add_argument("--role", choices=[role.value for role in Role])
     users.add_argument("--database", metavar="URL")
     users.set_defaults(run=_users)
     add_queue_commands(commands)

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from engine.journal import now_utc
 from engine.rule_versions import SYSTEM, RuleSetCache
+from engine.rules.exception_policy import ESCALATION_QUEUE
 from engine.security.audit import AuditLog
 from engine.store.models import ExceptionItem, Task
 
 log = logging.getLogger("switchboard.escalation")
-QUEUE = "escalations"
+QUEUE = ESCALATION_QUEUE
 OPEN = ("open", "assigned")
 
 

@@ -24,7 +24,7 @@ from engine.journal import now_utc
 from engine.queues import OPEN, Invalid, NotFound, Page, Refused, check_page, iso, settled
 from engine.rule_versions import published_charset
 from engine.security.audit import AuditLog
-from engine.security.permissions import check_assignee
+from engine.security.permissions import check_assignee, roles_for
 from engine.store.database import reader
 from engine.store.models import Delivery, ExceptionItem, JournalEntry
 
@@ -80,7 +80,7 @@ class ExceptionQueue:
     def assign(self, item_id: int, assignee: str, actor: str) -> dict[str, Any]:
         """Give an open item to someone who may act on it."""
         with self._changing(item_id) as (session, item):
-            check_assignee(session, assignee, _ACTING)
+            check_assignee(session, assignee, roles_for(*_ACTING))
             item.assignee, item.status = assignee, "assigned"
             self._record(session, actor, "exception.assign", item, {"assignee": assignee})
         return self.show(item_id)

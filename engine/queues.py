@@ -1,5 +1,5 @@
 """What the exception queue and the work queue share: the errors their callers map to
-answers (the REST API to 404, 409 and 400, the command line to exit codes), a page of
+answers (the REST API to 404, 403, 409 and 400, the command line to exit codes), a page of
 items, and the statuses in which an item still waits for someone."""
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ class NotFound(SwitchboardError):
 class Refused(SwitchboardError):
     """The item's state does not allow the action: it was settled already, or the
     message or delivery it names has moved on. The hint says what to do instead."""
+
+
+class Forbidden(SwitchboardError):
+    """The caller's role may not take the action on this item (a task's queue does not
+    name it)."""
 
 
 class Invalid(SwitchboardError):

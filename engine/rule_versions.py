@@ -23,11 +23,13 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from engine.journal import CharsetLookup, OwnerLookup, Ownership, now_utc
+from engine.rules import catalog_entry
 from engine.rules.exception_policy import ErrorClass
 from engine.rules.rule_set import RuleSet, compile_rule_set
 from engine.rules.snapshot import content_hash, from_content, to_content
 from engine.rules.source import read_rule_source
 from engine.security.audit import AuditLog
+from engine.security.task_access import TaskRules
 from engine.store.database import reader
 from engine.store.models import CatalogConnection, RuleSetVersion
 
@@ -199,6 +201,18 @@ def published_charset(session: Session, source: str) -> str | None:
         .order_by(RuleSetVersion.version.desc()).limit(1))
     charset = (document or {}).get("charset")
     return str(charset) if charset else None
+
+
+def published_task_rules(session: Session) -> TaskRules:
+    """Who may work each task queue, as the newest published version's catalog says
+    (read from its task-queue entries, without compiling the version): a publish
+    changes it at once, on every process. Before any publish, only admins may."""
+    newest = (select(RuleSetVersion.id).where(RuleSetVersion.status == "published")
+              .order_by(RuleSetVersion.version.desc()).limit(1).scalar_subquery())
+    documents = session.scalars(select(CatalogConnection.document)
+                                .where(CatalogConnection.rule_set_version_id == newest))
+    return TaskRules.of(catalog_entry.Connection.from_dict(document) for document in documents
+                        if document.get("transport") == catalog_entry.Transport.TASK_QUEUE)
 
 
 def source_charset(rule_sets: RuleSetCache) -> CharsetLookup:

@@ -1,12 +1,15 @@
 """The work queue: tasks for people, as the pipeline's checkpoints, the task-queue
 sink and escalations create them. A ``hold`` task keeps its route row's deliveries
-waiting (status ``held``) until a clinician or approver decides: approval releases
-them to the outbox, rejection cancels them (the review decided they must not go).
-``notify`` and ``work`` tasks are completed.
+waiting (status ``held``) until someone who may act in its queue decides: approval
+releases them to the outbox, rejection cancels them (the review decided they must not
+go). ``notify`` and ``work`` tasks are completed.
 
-Every action checks the task's state and changes it in one transaction that holds the
-audit chain's lock from its start, with its audit event. Task payloads may hold PHI:
-only ``show`` returns them, and each showing is audited.
+Who may see, read and act on a task is its queue's, as the published catalog says
+(:mod:`engine.security.task_access`); every method checks it for the principal it is
+given, so the REST API, the command line and the console cannot differ. Every action
+checks the task's state and changes it in one transaction that holds the audit chain's
+lock from its start, with its audit event. Task payloads may hold PHI: only ``show``
+returns them, to those their queue lets read them, and each showing is audited.
 """
 
 from __future__ import annotations
@@ -22,8 +25,20 @@ from sqlalchemy.orm import Session
 from engine import metrics
 from engine.journal import now_utc
 from engine.outbox import unpark_behind
-from engine.queues import OPEN, Invalid, NotFound, Page, Refused, check_page, iso, settled
+from engine.queues import (
+    OPEN,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Page,
+    Refused,
+    check_page,
+    iso,
+    settled,
+)
+from engine.rule_versions import published_task_rules
 from engine.security.audit import AuditLog
+from engine.security.identity import Principal
 from engine.security.permissions import check_assignee
 from engine.store.database import reader
 from engine.store.models import Delivery, JournalEntry, RuleSetVersion, Task
@@ -42,10 +57,10 @@ class WorkQueue:
 
     def list(self, queue: str | None = None, status: str | None = None,
              assignee: str | None = None, kind: str | None = None, page: int = 1,
-             per_page: int = 50, *, with_patient: bool = False) -> Page:
-        """Tasks matching every filter given, oldest first: the order to work them in.
-        Each names its message; ``with_patient`` (for whom the payload is) adds the
-        patient's first identifier, read from the payload, to each."""
+             per_page: int = 50, *, viewer: Principal) -> Page:
+        """The tasks ``viewer`` may see that match every filter given, oldest first: the
+        order to work them in. Each names its message, and the patient's first
+        identifier (read from the payload) where ``viewer`` may read the payload."""
         check_page(page, per_page)
         query = select(Task, JournalEntry.message_id, JournalEntry.control_id).outerjoin(
             JournalEntry, JournalEntry.id == Task.journal_id)
@@ -54,41 +69,58 @@ class WorkQueue:
             if value:
                 query = query.where(FILTERS[name] == value)
         with Session(self._reads) as session:
+            rules = published_task_rules(session)
+            visible = rules.visible(viewer.roles)
+            if visible is not None:
+                if not visible:
+                    raise Forbidden("your role may see no task queue",
+                                    hint="Ask an admin to name your role in a task queue's "
+                                         "task_access")
+                if queue:
+                    rules.check(viewer.roles, queue, "task.list")
+                query = query.where(Task.queue.in_(sorted(visible)))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.execute(query.order_by(Task.id)
                                    .limit(per_page).offset((page - 1) * per_page)).all()
             items = []
             for task, message_id, control_id in rows:
                 item = task_summary(task, message_id, control_id)
-                if with_patient:
+                if rules.may(viewer.roles, task.queue, "task.payload"):
                     item["patient"] = patient_reference(task.payload)
                 items.append(item)
             return Page(items, page, per_page, total)
 
-    def show(self, task_id: int, actor: str) -> dict[str, Any]:
-        """The task with its payload and the deliveries it holds; the view is audited,
-        as the payload may hold PHI."""
+    def show(self, task_id: int, viewer: Principal) -> dict[str, Any]:
+        """The task and the deliveries it holds, with its payload for whom its queue
+        lets read it; that view is audited, as the payload may hold PHI."""
         with Session(self._engine) as session, session.begin():
             task = _found(session.get(Task, task_id), task_id)
+            rules = published_task_rules(session)
+            rules.check(viewer.roles, task.queue, "task.show")
             message = _message(session, task)
             view = {**task_summary(task, *message), "for": _purpose(session, task),
-                    "holds": _holds(session, task), "payload": task.payload}
-            self._audit.record(session, actor, "task.view", "task", str(task_id), None)
+                    "holds": _holds(session, task)}
+            if rules.may(viewer.roles, task.queue, "task.payload"):
+                view["payload"] = task.payload
+                self._audit.record(session, viewer.name, "task.view", "task", str(task_id),
+                                   None)
         return view
 
-    def assign(self, task_id: int, assignee: str, actor: str) -> dict[str, Any]:
+    def assign(self, task_id: int, assignee: str, actor: Principal) -> dict[str, Any]:
         """Give an open task to someone who may act on it."""
-        with self._changing(task_id) as (session, task):
-            check_assignee(session, assignee, _acting(task))
+        with self._changing(task_id, actor, "task.assign") as (session, task):
+            allowed = published_task_rules(session).roles(task.queue, _acting(task))
+            check_assignee(session, assignee, allowed)
             task.assignee, task.status = assignee, "assigned"
-            self._record(session, actor, "task.assign", task, {"assignee": assignee})
+            self._record(session, actor.name, "task.assign", task, {"assignee": assignee})
         return self.summary(task_id)
 
-    def approve(self, task_id: int, actor: str, reason: str | None = None) -> dict[str, Any]:
+    def approve(self, task_id: int, actor: Principal,
+                reason: str | None = None) -> dict[str, Any]:
         """Approve a hold task: its held deliveries go to the outbox."""
         return self._decide(task_id, actor, "approved", "pending", reason)
 
-    def reject(self, task_id: int, actor: str, reason: str) -> dict[str, Any]:
+    def reject(self, task_id: int, actor: Principal, reason: str) -> dict[str, Any]:
         """Reject a hold task: its held deliveries are cancelled, for good. The reason is
         kept on the task, not in the audit trail: free text may name a patient."""
         if not reason or not reason.strip():
@@ -96,14 +128,14 @@ class WorkQueue:
                           hint="Say why the deliveries must not go")
         return self._decide(task_id, actor, "rejected", "cancelled", reason)
 
-    def complete(self, task_id: int, actor: str) -> dict[str, Any]:
+    def complete(self, task_id: int, actor: Principal) -> dict[str, Any]:
         """Mark a notify or work task done."""
-        with self._changing(task_id) as (session, task):
+        with self._changing(task_id, actor, "task.complete") as (session, task):
             if task.mode == "hold":
                 raise Refused(f"task {task_id} holds deliveries: it is decided, not "
                               "completed", hint="Approve or reject it")
-            self._finish(task, "completed", actor)
-            self._record(session, actor, "task.complete", task, {})
+            self._finish(task, "completed", actor.name)
+            self._record(session, actor.name, "task.complete", task, {})
             received_at = _received_at(session, task)
         self._observe(task, received_at)
         return self.summary(task_id)
@@ -116,32 +148,35 @@ class WorkQueue:
 
     # ---- one transaction per action ----------------------------------------------------
 
-    def _decide(self, task_id: int, actor: str, outcome: str, delivery_status: str,
+    def _decide(self, task_id: int, actor: Principal, outcome: str, delivery_status: str,
                 text: str | None) -> dict[str, Any]:
-        with self._changing(task_id) as (session, task):
+        action = "task.approve" if outcome == "approved" else "task.reject"
+        with self._changing(task_id, actor, action) as (session, task):
             if task.mode != "hold":
                 raise Refused(f"task {task_id} is a {task.mode} task and holds nothing",
                               hint="Complete it instead")
             changed = _release_holds(session, task, delivery_status)
-            self._finish(task, outcome, actor)
-            decision: dict[str, Any] = {"outcome": outcome, "by": actor,
+            self._finish(task, outcome, actor.name)
+            decision: dict[str, Any] = {"outcome": outcome, "by": actor.name,
                                         "at": iso(task.completed_at)}
             if text:
                 decision["reason"] = text
             task.payload = {**(task.payload or {}), "decision": decision}
-            action = "task.approve" if outcome == "approved" else "task.reject"
-            self._record(session, actor, action, task,
+            self._record(session, actor.name, action, task,
                          {"deliveries": changed, "delivery_status": delivery_status})
             received_at = _received_at(session, task)
         self._observe(task, received_at)
         return self.summary(task_id)
 
     @contextmanager
-    def _changing(self, task_id: int) -> Iterator[tuple[Session, Task]]:
-        """A writing transaction holding the audit lock and the open task."""
+    def _changing(self, task_id: int, actor: Principal,
+                  action: str) -> Iterator[tuple[Session, Task]]:
+        """A writing transaction holding the audit lock and the open task, on which
+        ``actor`` may take ``action``."""
         with Session(self._engine, expire_on_commit=False) as session, session.begin():
             self._audit.lock(session)
             task = _found(session.get(Task, task_id, with_for_update=True), task_id)
+            published_task_rules(session).check(actor.roles, task.queue, action)
             if task.status not in OPEN:
                 raise settled("task", task_id, task.status)
             yield session, task
@@ -252,9 +287,9 @@ def _received_at(session: Session, task: Task) -> datetime | None:
                           .where(JournalEntry.id == task.journal_id))
 
 
-def _acting(task: Task) -> tuple[str, ...]:
-    """The actions of whoever may be handed ``task``."""
-    return ("task.approve",) if task.mode == "hold" else ("task.complete",)
+def _acting(task: Task) -> str:
+    """The action of whoever may be handed ``task``."""
+    return "task.approve" if task.mode == "hold" else "task.complete"
 
 
 def _found(task: Task | None, task_id: int) -> Task:

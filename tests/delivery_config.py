@@ -38,7 +38,8 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
     every message (POST, canonical JSON), or with ``mllp_sink`` an MLLP destination on
     that port (HL7 v2); ``mllp_port`` moves the listener; with ``hold`` only ADT
     updates (A08) and registrations (A04) go out, and an update waits for a nurse's
-    review task in the ``review`` queue while a registration goes out at once; with
+    review task in the ``review`` queue (clinicians act on it, operators see it) while
+    a registration goes out at once; with
     ``http_feed`` HL7 v2 may also be posted to /ingest/http-feed (token in
     HTTP_FEED_TOKEN_ENV); with ``fhir_feed`` FHIR R4 may be posted to /ingest/fhir-feed
     (token in FHIR_FEED_TOKEN_ENV), and the sink's scope takes appointments too."""
@@ -76,6 +77,14 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
             "transport": "http", "format": "fhir-r4",
             "endpoint": {"url": f"https://switchboard.example/ingest/{FHIR_FEED}",
                          "method": "POST", "auth_secret_env": FHIR_FEED_TOKEN_ENV}})
+    if hold:
+        _write(connections / "review.yaml", {
+            **_owned("review", "Updates a nurse reviews before they go."),
+            "direction": "outbound", "transport": "task-queue",
+            "endpoint": {"queue": "review"}, "format": "canonical-json",
+            "data_scope": ["message", "patient"],
+            "task_access": {"see": ["operator"], "payload": ["clinician"],
+                            "act": ["clinician"]}})
     endpoint: dict[str, Any] = {"url": sink_url, "method": "POST"}
     transport, form = "http", "canonical-json"
     if mllp_sink is not None:

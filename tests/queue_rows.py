@@ -13,6 +13,8 @@ from engine.ingest import Ingestor
 from engine.journal import Journal, Received, now_utc
 from engine.pipeline import Pipeline
 from engine.rule_versions import bootstrap
+from engine.security.identity import Principal
+from engine.security.roles import Role
 from engine.security.users import UserStore
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, Task
@@ -22,7 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 HELD_SAMPLE = "fhir-converter/ORU-R01-RMGEAD.hl7"
 HELD_ROW = "abnormal-results-held-for-nurse-review"
 PEOPLE = {"olive": "operator", "anna": "analyst", "carl": "compliance", "cora": "clinician",
-          "abe": "approver", "adam": "admin"}
+          "abe": "approver", "adam": "admin", "rita": "registrar"}
+
+
+def as_(name: str) -> Principal:
+    """The principal of one of PEOPLE, as the API or the command line vouches for them."""
+    return Principal(name, frozenset({Role(PEOPLE[name])}), "database")
 
 
 def prepared(engine, people: dict[str, str] | None = None) -> dict[str, str]:

@@ -18,6 +18,7 @@ from engine.commands.queue_cli import (
     run_queue_command,
 )
 from engine.exception_queue import ExceptionQueue
+from engine.security.identity import Principal
 
 PROG = "switchboard exceptions"
 COLUMNS = ("id", "status", "error_class", "connection", "assignee", "summary")
@@ -28,7 +29,7 @@ def exceptions_command(args: argparse.Namespace) -> int:
     return run_queue_command(PROG, args, action, handler)
 
 
-def _list(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
+def _list(engine: Engine, _actor: Principal, args: argparse.Namespace) -> int:
     filters = {"status": args.status, "connection": args.connection,
                "error_class": args.error_class, "owner_role": args.owner_role,
                "assignee": args.assignee}
@@ -37,25 +38,25 @@ def _list(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
     return OK
 
 
-def _show(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
+def _show(engine: Engine, _actor: Principal, args: argparse.Namespace) -> int:
     print_item(ExceptionQueue(engine).show(args.id), args.json)
     return OK
 
 
-def _assign(engine: Engine, actor: str, args: argparse.Namespace) -> int:
-    view = ExceptionQueue(engine).assign(args.id, args.assignee, actor)
+def _assign(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
+    view = ExceptionQueue(engine).assign(args.id, args.assignee, actor.name)
     print_done(f"exception {args.id} assigned to {args.assignee}", view, args.json)
     return OK
 
 
-def _resolve(engine: Engine, actor: str, args: argparse.Namespace) -> int:
-    view = ExceptionQueue(engine).resolve(args.id, args.reason, actor)
+def _resolve(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
+    view = ExceptionQueue(engine).resolve(args.id, args.reason, actor.name)
     print_done(f"exception {args.id} resolved", view, args.json)
     return OK
 
 
-def _retry(engine: Engine, actor: str, args: argparse.Namespace) -> int:
-    view = ExceptionQueue(engine).retry(args.id, actor)
+def _retry(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
+    view = ExceptionQueue(engine).retry(args.id, actor.name)
     delivery = view["delivery"]
     done = (f"delivery {delivery['id']} {delivery['status']}" if delivery
             else f"message {view['message_id']} queued for routing")
@@ -63,8 +64,8 @@ def _retry(engine: Engine, actor: str, args: argparse.Namespace) -> int:
     return OK
 
 
-def _reprocess(engine: Engine, actor: str, args: argparse.Namespace) -> int:
-    view = ExceptionQueue(engine).reprocess(args.id, read_edit(args.file), actor)
+def _reprocess(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
+    view = ExceptionQueue(engine).reprocess(args.id, read_edit(args.file), actor.name)
     replacement = view["replacement"] or {}
     made = (f"delivery {replacement['delivery_id']}" if "delivery_id" in replacement
             else f"message {replacement.get('message_id')}")

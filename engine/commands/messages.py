@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from engine.commands.queue_cli import OK, Handler, print_page, run_queue_command
 from engine.message_log import MessageLog
+from engine.security.identity import Principal
 
 PROG = "switchboard messages"
 COLUMNS = ("message_id", "received_at", "source", "control_id", "type", "event", "status")
@@ -23,7 +24,7 @@ def messages_command(args: argparse.Namespace) -> int:
     return run_queue_command(PROG, args, "message.read", handler)
 
 
-def _list(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
+def _list(engine: Engine, _actor: Principal, args: argparse.Namespace) -> int:
     filters = {"control_id": args.control_id, "source": args.source, "status": args.status,
                "type": args.type, "event": args.event, "patient": args.patient,
                "patient_authority": args.patient_authority,
@@ -33,7 +34,7 @@ def _list(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
     return OK
 
 
-def _show(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
+def _show(engine: Engine, _actor: Principal, args: argparse.Namespace) -> int:
     view = MessageLog(engine).show(args.message_id)
     if args.json:
         print(json.dumps(view, sort_keys=True))

@@ -71,7 +71,8 @@ def _task_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     for option in ("queue", "status", "assignee", "kind"):
         listing.add_argument(f"--{option}")
     _paging(listing)
-    _with_id(actions, common, "show", "one task with its payload (audited)")
+    _with_id(actions, common, "show", "one task, with its payload where its queue lets "
+             "your role read it (audited)")
     _with_id(actions, common, "assign", "give an open task to a user").add_argument("assignee")
     _with_id(actions, common, "approve", "release the deliveries a hold task keeps"
              ).add_argument("--reason", help="kept on the task, not audited")

@@ -1,7 +1,8 @@
 """What ``switchboard exceptions`` and ``switchboard tasks`` share: the store, the
-``--as`` user checked against the same role table as the REST API, the output, and the
-exit codes: 0 ok, 1 refused (unknown id, a state that does not allow the action, a
-user or role that may not), 2 usage (bad input, a store not yet created)."""
+``--as`` user checked as the REST API checks them (against the same role table, or for
+tasks by the work queue, per task's queue), the output, and the exit codes: 0 ok, 1
+refused (unknown id, a state that does not allow the action, a user or role that may
+not), 2 usage (bad input, a store not yet created)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,21 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect
 
-from engine.queues import Invalid, NotFound, Page, Refused
+from engine.queues import Forbidden, Invalid, NotFound, Page, Refused
+from engine.security.identity import Principal
 from engine.security.permissions import may, refusal
 from engine.security.users import UserStore
 from engine.store.database import default_url, open_engine
 
 OK, REFUSED, USAGE = 0, 1, 2
 
-Handler = Callable[[Engine, str, argparse.Namespace], int]
+Handler = Callable[[Engine, Principal, argparse.Namespace], int]
 
 
-def run_queue_command(prog: str, args: argparse.Namespace, action: str,
+def run_queue_command(prog: str, args: argparse.Namespace, action: str | None,
                       handler: Handler) -> int:
-    """Run ``handler`` as the ``--as`` user, if their role may take ``action``."""
+    """Run ``handler`` as the ``--as`` user, if their role may take ``action`` (None:
+    the queue the handler acts on decides)."""
     engine = open_engine(database_url(args.database))
     try:
         if not inspect(engine).has_table("tasks"):
@@ -37,10 +40,10 @@ def run_queue_command(prog: str, args: argparse.Namespace, action: str,
         if principal is None:
             return fail(prog, f"no enabled user {args.actor!r}: --as names an existing user "
                         "who acts; see `switchboard users list`", REFUSED)
-        if not may(principal.roles, action):
+        if action is not None and not may(principal.roles, action):
             return fail(prog, refusal(action), REFUSED)
-        return handler(engine, principal.name, args)
-    except (NotFound, Refused) as error:
+        return handler(engine, principal, args)
+    except (NotFound, Forbidden, Refused) as error:
         return fail(prog, str(error), REFUSED)
     except Invalid as error:
         return fail(prog, str(error), USAGE)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from engine.commands.queue_cli import OK, print_page, run_queue_command
 from engine.journal import now_utc
 from engine.queues import Page
+from engine.security.identity import Principal
 from engine.status_report import ConnectionStatus, read_status
 
 PROG = "switchboard status"
@@ -23,7 +24,7 @@ def status_command(args: argparse.Namespace) -> int:
     return run_queue_command(PROG, args, "message.read", _status)
 
 
-def _status(engine: Engine, _actor: str, args: argparse.Namespace) -> int:
+def _status(engine: Engine, _actor: Principal, args: argparse.Namespace) -> int:
     rows = read_status(engine)
     if args.json:
         for row in rows:

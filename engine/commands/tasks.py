@@ -1,6 +1,6 @@
 """``switchboard tasks list|show|assign|approve|reject|complete``: the work queue from
-the command line, with the REST API's rules (engine.work_queue) and roles
-(engine.security.permissions), acting as the ``--as`` user."""
+the command line, acting as the ``--as`` user, with the REST API's rules and the same
+per-queue roles (engine.work_queue, engine.security.task_access)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from engine.commands.queue_cli import (
     print_page,
     run_queue_command,
 )
-from engine.security.permissions import may
-from engine.security.users import UserStore
+from engine.security.identity import Principal
 from engine.work_queue import WorkQueue
 
 PROG = "switchboard tasks"
@@ -31,21 +30,20 @@ SUMMARY = ("id", "queue", "kind", "mode", "status", "assignee", "due_at", "creat
 
 
 def tasks_command(args: argparse.Namespace) -> int:
-    action, handler = _ACTIONS[args.action]
-    return run_queue_command(PROG, args, action, handler)
+    # No role check up front: each task's queue decides, in the work queue.
+    return run_queue_command(PROG, args, None, _ACTIONS[args.action])
 
 
-def _list(engine: Engine, actor: str, args: argparse.Namespace) -> int:
-    principal = UserStore(engine).principal(actor)
-    # The patient is the payload's: shown to those who may see payloads.
-    with_patient = principal is not None and may(principal.roles, "task.show")
+def _list(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     page = WorkQueue(engine).list(args.queue, args.status, args.assignee, args.kind,
-                                  args.page, args.per_page, with_patient=with_patient)
+                                  args.page, args.per_page, viewer=actor)
+    # The patient is the payload's: listed where the queue lets the user read it.
+    with_patient = any("patient" in item for item in page.items)
     print_page(page, WITH_PATIENT if with_patient else COLUMNS, args.json, "no tasks match")
     return OK
 
 
-def _show(engine: Engine, actor: str, args: argparse.Namespace) -> int:
+def _show(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     view = WorkQueue(engine).show(args.id, actor)
     if args.json:
         print_item(view, True)
@@ -55,6 +53,9 @@ def _show(engine: Engine, actor: str, args: argparse.Namespace) -> int:
         print(f"{key}: {'-' if view[key] is None else view[key]}")
     for held in view["holds"]:
         print(f"holds: delivery {held['delivery_id']} to {held['destination']} ({held['status']})")
+    if "payload" not in view:
+        print("payload: not shown: your role does not read this queue's payloads")
+        return OK
     print("payload:")
     for line in _outline(view["payload"], 1):
         print(line)
@@ -90,37 +91,37 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def _assign(engine: Engine, actor: str, args: argparse.Namespace) -> int:
+def _assign(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     view = WorkQueue(engine).assign(args.id, args.assignee, actor)
     print_done(f"task {args.id} assigned to {args.assignee}", view, args.json)
     return OK
 
 
-def _approve(engine: Engine, actor: str, args: argparse.Namespace) -> int:
+def _approve(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     view = WorkQueue(engine).approve(args.id, actor, args.reason)
     print_done(f"task {args.id} approved: its held deliveries are released", view,
                args.json)
     return OK
 
 
-def _reject(engine: Engine, actor: str, args: argparse.Namespace) -> int:
+def _reject(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     view = WorkQueue(engine).reject(args.id, actor, args.reason)
     print_done(f"task {args.id} rejected: its held deliveries are cancelled", view,
                args.json)
     return OK
 
 
-def _complete(engine: Engine, actor: str, args: argparse.Namespace) -> int:
+def _complete(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     view = WorkQueue(engine).complete(args.id, actor)
     print_done(f"task {args.id} completed", view, args.json)
     return OK
 
 
-_ACTIONS: dict[str, tuple[str, Handler]] = {
-    "list": ("task.list", _list),
-    "show": ("task.show", _show),
-    "assign": ("task.assign", _assign),
-    "approve": ("task.approve", _approve),
-    "reject": ("task.reject", _reject),
-    "complete": ("task.complete", _complete),
+_ACTIONS: dict[str, Handler] = {
+    "list": _list,
+    "show": _show,
+    "assign": _assign,
+    "approve": _approve,
+    "reject": _reject,
+    "complete": _complete,
 }

@@ -21,6 +21,7 @@ from engine.errors import SwitchboardError
 from engine.hl7v2.charset import codec_for
 from engine.model.canonical_path import EVERY, parse_canonical_path
 from engine.rules.document_reader import IDENTIFIER, DocumentReader
+from engine.security.roles import Role
 
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
@@ -110,6 +111,23 @@ Endpoint = MllpEndpoint | HttpEndpoint | FileEndpoint | TaskQueueEndpoint
 
 
 @dataclass(frozen=True)
+class TaskAccess:
+    """Who may work a task queue's tasks, by role: ``see`` lists them and reads what
+    they are about (queue, kind, status, due time, message), ``payload`` also reads
+    their payload, which may hold PHI, and ``act`` assigns, approves, rejects and
+    completes them. Reading the payload or acting includes seeing. Admins may do
+    everything in every queue; :mod:`engine.security.task_access` applies this."""
+
+    see: frozenset[Role] = frozenset()
+    payload: frozenset[Role] = frozenset()
+    act: frozenset[Role] = frozenset()
+
+    @property
+    def seeing(self) -> frozenset[Role]:
+        return self.see | self.payload | self.act
+
+
+@dataclass(frozen=True)
 class BusinessOwner:
     """Who decides what the connection is for; complete with a name and an email."""
 
@@ -172,6 +190,7 @@ class Connection:
     sla: Sla | None = None
     agreement: Agreement | None = None
     tags: tuple[str, ...] = ()
+    task_access: TaskAccess | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Connection:
@@ -272,7 +291,9 @@ _OPTIONAL: Final = (
     "sla",
     "agreement",
     "tags",
+    "task_access",
 )
+_GRANTS: Final = ("see", "payload", "act")
 
 
 def _read_connection(d: Mapping[str, Any]) -> Connection:
@@ -306,7 +327,26 @@ def _read_connection(d: Mapping[str, Any]) -> Connection:
         sla=_optional(raw.get("sla"), f"{where}: sla", _read_sla),
         agreement=_optional(raw.get("agreement"), f"{where}: agreement", _read_agreement),
         tags=_strings(raw.get("tags") or [], f"{where}: tags", IDENTIFIER),
+        task_access=_read_task_access(transport, raw.get("task_access"),
+                                      f"{where}: task_access"),
     )
+
+
+def _read_task_access(transport: Transport, value: object, where: str) -> TaskAccess | None:
+    if value is None:
+        return None
+    if transport is not Transport.TASK_QUEUE:
+        raise CatalogError(f"{where}: only a task-queue connection has tasks to act on")
+    raw = _reader.mapping(value, where)
+    _reader.check_keys(raw, (), _GRANTS, where)
+    granted = {}
+    for grant in _GRANTS:
+        roles = raw.get(grant) or []
+        if not isinstance(roles, list):
+            raise CatalogError(f"{where}.{grant}: expected a list, got {type(roles).__name__}")
+        granted[grant] = frozenset(_reader.enum(Role, role, f"{where}.{grant}[{index}]")
+                                   for index, role in enumerate(roles))
+    return TaskAccess(**granted)
 
 
 def _read_charset(value: object, where: str) -> str:

@@ -28,6 +28,9 @@ from engine.security.roles import Role
 WILDCARD: Final = "*"
 """Stands alone in ``connections`` or ``error_classes`` to mean every one."""
 
+ESCALATION_QUEUE: Final = "escalations"
+"""The task queue where an escalation becomes a task for the role its policy names."""
+
 BUILTIN_DOCUMENT_ID: Final = "built-in-defaults"
 """Document id of the built-in defaults; reserved, so no policy file can take it."""
 

@@ -14,7 +14,10 @@ indexes) and the problem, and carries a category:
 - ``compile``: what only compiling finds (a lookup table that does not exist, two
   policies claiming the same failure), reported once everything above is clean;
 - ``unknown-command``: a recovery procedure that tells someone to run a ``switchboard``
-  command that does not exist.
+  command that does not exist;
+- ``task-access``: a task queue whose ``task_access`` names no role that may act on its
+  tasks, or an escalation to a role that may not act on the escalations queue: such
+  tasks would wait for an admin to notice them.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ from typing import Any
 from engine.command_names import COMMANDS
 from engine.model.canonical import canonical_paths
 from engine.model.canonical_path import CanonicalPathError, parse_canonical_path
-from engine.rules.catalog_entry import Connection, direct_identifiers_admitted
+from engine.rules.catalog_entry import Connection, Transport, direct_identifiers_admitted
+from engine.rules.exception_policy import ESCALATION_QUEUE
 from engine.rules.findings import Finding
 from engine.rules.rule_set import RuleSetError, compile_rule_set, schema_findings
 from engine.rules.source import Document, RuleSource
+from engine.security.roles import Role
+from engine.security.task_access import TaskRules
 
 # "switchboard status" in a recovery procedure; not "switchboard.example.org".
 _COMMAND = re.compile(r"\bswitchboard[ \t]+([a-z][a-z-]*)")
@@ -291,6 +297,8 @@ def _lint_connection(doc: Document) -> list[Finding]:
         reason = _unknown_field(path)
         if reason:
             findings.append(Finding(doc.path, f"data_scope[{index}]", reason, "unknown-field"))
+    if doc.data.get("transport") == Transport.TASK_QUEUE:
+        findings += _lint_task_access(doc)
     if doc.data.get("classification") == "de-identified":
         for entry, identifier in direct_identifiers_admitted([str(p) for p in scope]):
             index = scope.index(entry)
@@ -300,6 +308,14 @@ def _lint_connection(doc: Document) -> list[Finding]:
                 "identifier-in-de-identified",
             ))
     return findings
+
+
+def _lint_task_access(doc: Document) -> list[Finding]:
+    if (doc.data.get("task_access") or {}).get("act"):
+        return []
+    return [Finding(doc.path, "task_access", f"task queue '{doc.data.get('id')}' names no "
+                    "role that may act on its tasks: only admins can work them",
+                    "task-access")]
 
 
 def _lint_mapping(doc: Document) -> list[Finding]:
@@ -323,10 +339,26 @@ def _lint_target(file: str, location: str, target: str, spec: Any) -> list[Findi
 
 def _lint_policies(doc: Document, connections: Mapping[str, Connection]) -> list[Finding]:
     findings = []
+    rules = TaskRules.of(connections.values())
     for index, policy in enumerate(doc.data.get("policies", [])):
         for position, cid in enumerate(policy.get("connections", [])):
             if cid != "*" and cid not in connections:
                 findings.append(Finding(doc.path, f"policies[{index}].connections[{position}]",
                                         f"connection '{cid}' is not in the catalog",
                                         "unknown-destination"))
+        role = (policy.get("escalation") or {}).get("notify_role")
+        if role is not None:
+            findings += _lint_escalation(doc.path, f"policies[{index}].escalation.notify_role",
+                                         Role(role), rules)
     return findings
+
+
+def _lint_escalation(file: str, location: str, role: Role, rules: TaskRules) -> list[Finding]:
+    """An escalation is a task in the escalations queue for the role the policy names:
+    it must be a role that may act there, or nobody it is meant for sees it."""
+    if rules.may({role}, ESCALATION_QUEUE, "task.complete"):
+        return []
+    where = (f"where {role} may not act" if ESCALATION_QUEUE in rules.queues
+             else "which is not in the catalog: only admins can work them")
+    return [Finding(file, location, f"escalations to {role} land in task queue "
+                    f"'{ESCALATION_QUEUE}', {where}", "task-access")]

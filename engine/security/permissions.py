@@ -1,10 +1,9 @@
-"""Who may do what with exception items and tasks: one table that the REST API, the
+"""Who may do what with messages and exception items: one table that the REST API, the
 command line and the assignee check all read, so their rules cannot drift apart.
 Admins may do everything.
 
-Task payloads may hold PHI: only the clinical roles see them (``task.show``).
-Operators may list tasks, assign them and complete the notify and work tasks
-(escalations are theirs), but never decide a review.
+Tasks are not here: who may see and act on a task is decided by its queue's catalog
+entry (:mod:`engine.security.task_access`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from engine.queues import Invalid
 from engine.security.roles import Role
 from engine.store.models import User
 
-_CLINICAL = frozenset({Role.CLINICIAN, Role.APPROVER})
 _ALLOWED: dict[str, frozenset[Role]] = {
     # The message log: identifiers, statuses and PHI-free reasons.
     "message.read": frozenset({Role.OPERATOR, Role.ANALYST, Role.COMPLIANCE}),
@@ -28,19 +26,13 @@ _ALLOWED: dict[str, frozenset[Role]] = {
     "exception.retry": frozenset({Role.OPERATOR}),
     # Validation exceptions are the analysts': they fix the message and send it again.
     "exception.reprocess": frozenset({Role.OPERATOR, Role.ANALYST}),
-    "task.list": _CLINICAL | {Role.OPERATOR},
-    "task.show": _CLINICAL,
-    "task.assign": _CLINICAL | {Role.OPERATOR},
-    "task.approve": _CLINICAL,
-    "task.reject": _CLINICAL,
-    "task.complete": _CLINICAL | {Role.OPERATOR},
 }
 ACTIONS = tuple(_ALLOWED)
 
 
-def roles_for(action: str) -> frozenset[Role]:
-    """The roles that may take ``action``, admin included."""
-    return _ALLOWED[action] | {Role.ADMIN}
+def roles_for(*actions: str) -> frozenset[Role]:
+    """The roles that may take any of ``actions``, admin included."""
+    return frozenset({Role.ADMIN}).union(*(_ALLOWED[action] for action in actions))
 
 
 def may(roles: Iterable[Role], action: str) -> bool:
@@ -53,17 +45,17 @@ def refusal(action: str) -> str:
     return f"your role may not do this ({action}); ask an admin for one of: {names}"
 
 
-def check_assignee(session: Session, name: str, actions: Iterable[str]) -> None:
-    """Refuse an assignee who is not an enabled user allowed to act on the item: work
-    handed to a typo or to someone who cannot do it would sit unseen."""
+def check_assignee(session: Session, name: str, allowed: frozenset[Role]) -> None:
+    """Refuse an assignee who is not an enabled user holding one of the ``allowed``
+    roles (those that may act on the item): work handed to a typo or to someone who
+    cannot do it would sit unseen."""
     user = session.execute(select(User.role, User.disabled).where(User.name == name)).first()
     if user is None:
         raise Invalid(f"no such user: {name!r}", hint="Assign to an existing user; "
                       "see `switchboard users list`")
     if user.disabled:
         raise Invalid(f"user {name!r} is disabled", hint="Assign to an enabled user")
-    wanted = list(actions)
-    if not any(may([Role(user.role)], action) for action in wanted):
-        allowed = sorted({r.value for action in wanted for r in roles_for(action)})
+    if user.role not in allowed:
         raise Invalid(f"user {name!r} ({user.role}) may not act on this item",
-                      hint=f"Assign to a user with one of the roles: {', '.join(allowed)}")
+                      hint="Assign to a user with one of the roles: "
+                           f"{', '.join(sorted(r.value for r in allowed))}")

@@ -1,4 +1,5 @@
-"""The roles a Switchboard user can hold; the API checks them on every route."""
+"""The roles a Switchboard user can hold; the API checks them on every route, and each
+task queue's catalog entry names the ones that may work its tasks."""
 
 from __future__ import annotations
 
@@ -12,3 +13,5 @@ class Role(StrEnum):
     OPERATOR = "operator"
     ADMIN = "admin"
     CLINICIAN = "clinician"
+    # Registration and health information management staff, who own patient identity.
+    REGISTRAR = "registrar"

@@ -126,18 +126,26 @@ def test_tasks_show_approve_reject_and_complete(engine, url, capsys):
     assert run(url, "tasks", "list", "--as", "olive", "--queue", "nurse-review") == 0
     assert capsys.readouterr().out.splitlines()[1].split()[:5] == [
         str(task_id), "nurse-review", "abnormal-result-review", "hold", "open"]
-    assert run(url, "tasks", "show", str(task_id), "--as", "olive") == 1
+    # An operator sees what the task is about, but not its payload (not audited: no PHI).
+    assert run(url, "tasks", "show", str(task_id), "--as", "olive") == 0
+    out = capsys.readouterr().out
+    assert "queue: nurse-review" in out.splitlines()
+    assert "payload: not shown: your role does not read this queue's payloads" in out
+    assert "555-44-4444" not in out
     assert run(url, "tasks", "show", str(task_id), "--as", "cora", "--json") == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["holds"][0]["status"] == "held" and shown["payload"]
     assert run(url, "tasks", "approve", str(task_id), "--as", "olive") == 1
-    assert run(url, "tasks", "approve", str(task_id), "--as", "abe", "--reason", "ok") == 0
+    assert "may not do this (task.approve) in task queue 'nurse-review'" in (
+        capsys.readouterr().err)
+    assert run(url, "tasks", "approve", str(task_id), "--as", "abe") == 1
+    assert run(url, "tasks", "approve", str(task_id), "--as", "cora", "--reason", "ok") == 0
     assert "held" not in delivery_statuses(engine, journal_id).values()
     assert run(url, "tasks", "reject", str(task_id), "--as", "cora", "--reason", "no") == 1
     notify = task(engine, journal_id, mode="notify", queue="escalations")
     assert run(url, "tasks", "complete", str(notify), "--as", "olive") == 0
     assert capsys.readouterr().out.endswith(f"task {notify} completed\n")
-    assert actors(engine) == [("cora", "task.view"), ("abe", "task.approve"),
+    assert actors(engine) == [("cora", "task.view"), ("cora", "task.approve"),
                               ("olive", "task.complete")]
     assert AuditLog(engine).verify() == []
 

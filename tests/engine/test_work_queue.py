@@ -1,6 +1,7 @@
 """The work queue on SQLite and PostgreSQL: a hold task's approval releases exactly the
 deliveries it holds, its rejection cancels them; notify and work tasks are completed;
-each decision is made once, audited, and timed from the message's receipt."""
+each decision is made once, audited, and timed from the message's receipt. Who may
+act in which queue is tests/admin/test_task_access.py's matrix."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import metrics
-from engine.queues import Invalid, NotFound, Refused
+from engine.queues import Forbidden, Invalid, NotFound, Refused
 from engine.security.audit import AuditLog
 from engine.store.models import AuditEvent, Delivery, Task
 from engine.work_queue import WorkQueue
 from tests.queue_rows import (
     HELD_ROW,
+    as_,
     delivery,
     delivery_statuses,
     entry,
@@ -59,7 +61,7 @@ def test_approving_the_pipelines_review_releases_its_held_delivery(engine, work)
     task_id, journal_id = held_review(engine)
     before = delivery_statuses(engine, journal_id)
     counted = completed_count("nurse-review")
-    view = work.approve(task_id, "cora", reason="looked fine")
+    view = work.approve(task_id, as_("cora"), reason="looked fine")
     assert (view["status"], view["decided_by"]) == ("approved", "cora")
     assert view["completed_at"]
     after = delivery_statuses(engine, journal_id)
@@ -80,10 +82,10 @@ def test_approving_the_pipelines_review_releases_its_held_delivery(engine, work)
 
 def test_each_task_decides_only_the_deliveries_its_row_holds(engine, work):
     first, second, ids = two_holds(engine)
-    work.approve(first, "abe")
+    work.approve(first, as_("cora"))
     assert delivery_statuses(engine) == {ids["a"]: "pending", ids["b"]: "held",
                                          ids["free"]: "pending"}
-    work.reject(second, "cora", "results belong to another patient")
+    work.reject(second, as_("cora"), "results belong to another patient")
     assert delivery_statuses(engine) == {ids["a"]: "pending", ids["b"]: "cancelled",
                                          ids["free"]: "pending"}
 
@@ -91,8 +93,8 @@ def test_each_task_decides_only_the_deliveries_its_row_holds(engine, work):
 def test_reject_keeps_the_reason_on_the_task_not_in_the_audit_trail(engine, work):
     task_id, journal_id = held_review(engine)
     with pytest.raises(Invalid, match="needs a reason"):
-        work.reject(task_id, "cora", " ")
-    view = work.reject(task_id, "cora", "SECRET-NAME: wrong patient")
+        work.reject(task_id, as_("cora"), " ")
+    view = work.reject(task_id, as_("cora"), "SECRET-NAME: wrong patient")
     assert view["status"] == "rejected"
     assert "cancelled" in delivery_statuses(engine, journal_id).values()
     with Session(engine) as session:
@@ -105,49 +107,52 @@ def test_reject_keeps_the_reason_on_the_task_not_in_the_audit_trail(engine, work
 
 def test_a_task_is_decided_once(engine, work):
     task_id, journal_id = held_review(engine)
-    work.approve(task_id, "cora")
+    work.approve(task_id, as_("cora"))
     with pytest.raises(Refused, match=f"task {task_id} is approved, no longer open"):
-        work.reject(task_id, "abe", "too late")
+        work.reject(task_id, as_("cora"), "too late")
     with pytest.raises(Refused):
-        work.approve(task_id, "abe")
+        work.approve(task_id, as_("adam"))
     assert "cancelled" not in delivery_statuses(engine, journal_id).values()
     assert len(task_events(engine)) == 1
 
 
 def test_notify_and_work_tasks_are_completed_not_decided(engine, work):
     journal_id, _ = entry(engine)
-    notify = task(engine, journal_id, mode="notify", queue="discharge-follow-up")
+    notify = task(engine, journal_id, mode="notify", queue="care-coordination")
     hold = task(engine, journal_id)
     with pytest.raises(Refused, match=r"is a notify task and holds nothing\. Complete it"):
-        work.approve(notify, "cora")
+        work.approve(notify, as_("cora"))
     with pytest.raises(Refused, match=r"holds deliveries.*Approve or reject it"):
-        work.complete(hold, "cora")
-    counted = completed_count("discharge-follow-up")
-    view = work.complete(notify, "olive")
-    assert (view["status"], view["decided_by"]) == ("completed", "olive")
-    assert completed_count("discharge-follow-up") == counted + 1
-    # A task for no message (nothing was received) completes, untimed.
+        work.complete(hold, as_("cora"))
+    counted = completed_count("care-coordination")
+    view = work.complete(notify, as_("cora"))
+    assert (view["status"], view["decided_by"]) == ("completed", "cora")
+    assert completed_count("care-coordination") == counted + 1
+    # A task for no message (nothing was received) completes, untimed; a queue the
+    # catalog does not hold is the admins'.
     orphan = task(engine, None, mode="work", row_id=None, queue="outreach")
-    assert work.complete(orphan, "olive")["status"] == "completed"
+    assert work.complete(orphan, as_("adam"))["status"] == "completed"
     assert completed_count("outreach") == 0
 
 
 def test_assign_only_to_someone_who_may_act_on_the_task(engine, work):
     journal_id, _ = entry(engine)
     hold = task(engine, journal_id)
-    notify = task(engine, journal_id, mode="notify")
+    notify = task(engine, journal_id, mode="notify", queue="escalations")
     with pytest.raises(Invalid, match=r"'olive' \(operator\) may not act.*clinician"):
-        work.assign(hold, "olive", "abe")
-    assert work.assign(hold, "cora", "abe")["assignee"] == "cora"
-    assert work.assign(notify, "olive", "abe")["status"] == "assigned"
-    assert work.approve(hold, "cora")["status"] == "approved"  # assigned is still open
+        work.assign(hold, "olive", as_("cora"))
+    assert work.assign(hold, "cora", as_("cora"))["assignee"] == "cora"
+    with pytest.raises(Invalid, match=r"'cora' \(clinician\) may not act.*operator"):
+        work.assign(notify, "cora", as_("adam"))
+    assert work.assign(notify, "olive", as_("adam"))["status"] == "assigned"
+    assert work.approve(hold, as_("cora"))["status"] == "approved"  # assigned is still open
     assert [e.action for e in task_events(engine)] == [
         "task.assign", "task.assign", "task.approve"]
 
 
 def test_show_gives_the_payload_and_holds_and_audits_the_view(engine, work):
     task_id, _ = held_review(engine)
-    view = work.show(task_id, "cora")
+    view = work.show(task_id, as_("cora"))
     assert view["message_id"] and view["payload"]
     assert view["holds"] == [{"delivery_id": view["holds"][0]["delivery_id"],
                               "destination": "ehr-fhir", "status": "held"}]
@@ -155,7 +160,7 @@ def test_show_gives_the_payload_and_holds_and_audits_the_view(engine, work):
     assert (event.actor, event.action, event.target_id, event.detail) == (
         "cora", "task.view", str(task_id), None)
     with pytest.raises(NotFound, match="no task 999"):
-        work.show(999, "cora")
+        work.show(999, as_("cora"))
 
 
 def test_list_filters_oldest_first_without_payloads(engine, work):
@@ -163,11 +168,19 @@ def test_list_filters_oldest_first_without_payloads(engine, work):
     first = task(engine, journal_id, queue="nurse-review")
     task(engine, journal_id, queue="outreach", mode="work", kind="delivery")
     third = task(engine, journal_id, queue="nurse-review", status="approved")
-    listed = work.list(queue="nurse-review")
+    admin = as_("adam")
+    listed = work.list(queue="nurse-review", viewer=admin)
     assert [t["id"] for t in listed.items] == [first, third]
     assert "payload" not in listed.items[0]
-    assert work.list(kind="delivery").total == 1
-    assert [t["id"] for t in work.list(status="open", queue="nurse-review").items] == [first]
+    assert work.list(kind="delivery", viewer=admin).total == 1
+    assert [t["id"] for t in work.list(status="open", queue="nurse-review",
+                                       viewer=admin).items] == [first]
+    # Others list only the queues theirs to see.
+    assert work.list(viewer=as_("olive")).total == 2
+    with pytest.raises(Forbidden, match=r"may not do this \(task.list\) in task queue 'outreach'"):
+        work.list(queue="outreach", viewer=as_("cora"))
+    with pytest.raises(Forbidden, match="your role may see no task queue"):
+        work.list(viewer=as_("anna"))
 
 
 def test_approve_and_reject_at_once_decide_once(engine, work):
@@ -180,9 +193,10 @@ def test_approve_and_reject_at_once_decide_once(engine, work):
         except Refused:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=decide, args=(lambda: work.approve(task_id, "cora"),)),
+    threads = [threading.Thread(target=decide,
+                                args=(lambda: work.approve(task_id, as_("cora")),)),
                threading.Thread(target=decide,
-                                args=(lambda: work.reject(task_id, "abe", "no"),))]
+                                args=(lambda: work.reject(task_id, as_("adam"), "no"),))]
     for thread in threads:
         thread.start()
     for thread in threads:

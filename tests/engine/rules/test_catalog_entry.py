@@ -29,11 +29,13 @@ from engine.rules.catalog_entry import (
     MessageFormat,
     MllpEndpoint,
     Sla,
+    TaskAccess,
     TaskQueueEndpoint,
     TechnicalOwner,
     Transport,
     direct_identifiers_admitted,
 )
+from engine.security.roles import Role
 from tests.schema_checks import assert_documented, schema_properties
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "rules" / "schema"
@@ -157,6 +159,25 @@ def test_a_draft_reads_with_defaults() -> None:
     )
 
 
+def queue(**fields: Any) -> dict[str, Any]:
+    """A task-queue draft: the work queue ``review``."""
+    return draft(id="review", transport="task-queue", endpoint={"queue": "review"},
+                 format="canonical-json", **fields)
+
+
+def test_a_task_queue_names_the_roles_that_see_read_and_act_on_its_tasks() -> None:
+    access = {"see": ["operator"], "payload": ["clinician", "approver"], "act": ["clinician"]}
+    connection = Connection.from_dict(queue(task_access=access))
+    assert connection.task_access == TaskAccess(
+        see=frozenset({Role.OPERATOR}), payload=frozenset({Role.CLINICIAN, Role.APPROVER}),
+        act=frozenset({Role.CLINICIAN}))
+    # Whoever reads the payload or acts on a task sees it; nobody else but the named.
+    assert connection.task_access.seeing == {Role.OPERATOR, Role.CLINICIAN, Role.APPROVER}
+    assert Connection.from_dict(queue()).task_access is None
+    assert Connection.from_dict(queue(task_access={"act": ["registrar"]})).task_access == (
+        TaskAccess(act=frozenset({Role.REGISTRAR})))
+
+
 @pytest.mark.parametrize(
     ("availability", "percent"), [("99.9%", 99.9), ("100%", 100.0), (99.5, 99.5), (95, 95.0)]
 )
@@ -275,6 +296,19 @@ def test_an_expiry_date_already_parsed_by_yaml_is_accepted() -> None:
             draft(recovery_procedure=["restart"]),
             "lab-out: recovery_procedure: ['restart'] is not text",
         ),
+        (
+            draft(task_access={"act": ["operator"]}),
+            "lab-out: task_access: only a task-queue connection has tasks to act on",
+        ),
+        (
+            queue(task_access={"act": ["nurse"]}),
+            "review: task_access.act[0]: 'nurse' is not one of analyst, approver, compliance, "
+            "operator, admin, clinician, registrar",
+        ),
+        (queue(task_access={"act": "clinician"}), "review: task_access.act: expected a list, "
+         "got str"),
+        (queue(task_access={"decide": ["clinician"]}), "review: task_access: unknown key "
+         "'decide'"),
     ],
 )
 def test_from_dict_refuses_malformed_entries(entry: dict[str, Any], reason: str) -> None:
@@ -491,6 +525,10 @@ def test_schema_enums_match_the_model(prop: str, enum: Any) -> None:
     assert SCHEMA["properties"][prop]["enum"] == list(enum)
 
 
+def test_the_schemas_roles_are_the_roles_users_hold() -> None:
+    assert SCHEMA["$defs"]["roles"]["items"]["enum"] == list(Role)
+
+
 @pytest.mark.parametrize("entry", [*SCHEMA["examples"], lab_out(), draft()])
 def test_examples_are_valid_and_read(entry: dict[str, Any]) -> None:
     assert not list(VALIDATOR.iter_errors(entry))
@@ -563,6 +601,19 @@ def _headers(value: Any) -> dict[str, Any]:
         ),
         ({"id": "Lab_Out"}, ["id"], "pattern"),
         ({"transport": "smtp"}, ["transport"], "enum"),
+        ({"task_access": {"act": ["operator"]}}, ["task_access"], "not"),
+        (
+            {"transport": "task-queue", "endpoint": {"queue": "review"},
+             "task_access": {"act": ["nurse"]}},
+            ["task_access", "act", 0],
+            "enum",
+        ),
+        (
+            {"transport": "task-queue", "endpoint": {"queue": "review"},
+             "task_access": {"decide": ["operator"]}},
+            ["task_access"],
+            "additionalProperties",
+        ),
     ],
 )
 def test_invalid_entries_are_located(

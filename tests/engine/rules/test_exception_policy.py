@@ -428,7 +428,7 @@ def _exp(**overrides: Any) -> dict[str, Any]:
         (
             doc(entry(["*"], ["*"], dead_letter={"owner_role": "ops"})),
             "d: policies[0].dead_letter.owner_role: 'ops' is not one of analyst, approver, "
-            "compliance, operator, admin, clinician",
+            "compliance, operator, admin, clinician, registrar",
         ),
         (
             doc(
@@ -499,6 +499,7 @@ def test_schema_enums_match_the_model() -> None:
     policy_props = SCHEMA["$defs"]["policy"]["properties"]
     assert policy_props["error_classes"]["items"]["enum"] == [*ErrorClass, "*"]
     assert policy_props["dead_letter"]["properties"]["owner_role"]["enum"] == list(Role)
+    assert policy_props["escalation"]["properties"]["notify_role"]["enum"] == list(Role)
 
 
 @pytest.mark.parametrize(

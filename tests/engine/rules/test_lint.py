@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.rules.lint import lint
 from engine.rules.source import read_rule_source
@@ -23,7 +24,7 @@ def test_the_shipped_example_is_clean():
 def test_every_category_has_a_broken_configuration():
     expected = [
         "bad-regex", "duplicate-row", "identifier-in-de-identified", "incomplete-destination",
-        "never-holds", "schema", "unknown-destination", "unknown-field",
+        "never-holds", "schema", "task-access", "unknown-destination", "unknown-field",
     ]
     assert expected == CATEGORIES
 
@@ -47,3 +48,35 @@ def test_what_only_compiling_finds_is_reported_with_its_file(tmp_path):
         "rules/mappings/patient.yaml: fields.patient.gender: "
         "no lookup table 'administrative-gender'"
     ]
+
+
+@pytest.mark.parametrize(("notify_role", "queue_roles", "expected"), [
+    ("operator", ["operator"], []),
+    ("admin", None, []),
+    ("clinician", ["operator"],
+     ["rules/policies/default.yaml: policies[0].escalation.notify_role: escalations to "
+      "clinician land in task queue 'escalations', where clinician may not act"]),
+    ("operator", None,
+     ["rules/policies/default.yaml: policies[0].escalation.notify_role: escalations to "
+      "operator land in task queue 'escalations', which is not in the catalog: only admins "
+      "can work them"]),
+])
+def test_an_escalation_reaches_a_role_that_may_act_on_it(tmp_path, notify_role, queue_roles,
+                                                         expected):
+    """The escalation job puts a task in the escalations queue for the policy's role:
+    a role that may not act on that queue would never see it."""
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "catalog", tmp_path / "catalog")
+    policies = tmp_path / "rules" / "policies" / "default.yaml"
+    policies.write_text(policies.read_text().replace(
+        "notify_role: admin", f"notify_role: {notify_role}", 1))
+    escalations = tmp_path / "catalog" / "connections" / "escalations.yaml"
+    if queue_roles is None:
+        escalations.unlink()
+    else:
+        entry = yaml.safe_load(escalations.read_text())
+        entry["task_access"] = {"act": queue_roles}
+        escalations.write_text(yaml.safe_dump(entry))
+    findings = lint(read_rule_source(tmp_path))
+    assert [str(f) for f in findings] == expected
+    assert {f.category for f in findings} <= {"task-access"}

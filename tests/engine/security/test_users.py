@@ -18,7 +18,7 @@ from engine.store.migrate import upgrade
 from engine.store.models import ApiToken, AuditEvent, User
 
 NAME_HINT = "Use 2 to 64 characters from a-z, 0-9, '.', '_' and '-'"
-ROLE_HINT = "Choose one of: admin, analyst, approver, clinician, compliance, operator"
+ROLE_HINT = "Choose one of: admin, analyst, approver, clinician, compliance, operator, registrar"
 
 
 class Clock:

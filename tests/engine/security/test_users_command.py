@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from engine.cli import main
 from engine.commands.users import users_command
 from engine.security.audit import AuditLog
+from engine.security.roles import Role
 from engine.security.users import UserStore
 from engine.store.migrate import upgrade
 from engine.store.models import AuditEvent
@@ -87,7 +88,7 @@ def test_changes_name_the_command_line_in_the_audit_trail(engine, url, capsys):
     ("add", "Bob", "analyst", "user name 'Bob' is not allowed. "
                               "Use 2 to 64 characters from a-z, 0-9, '.', '_' and '-'"),
     ("add", "bob", "root", "unknown role 'root'. Choose one of: admin, analyst, approver, "
-                           "clinician, compliance, operator"),
+                           "clinician, compliance, operator, registrar"),
     ("disable", "ghost", None, "no such user: 'ghost'. See `switchboard users list`"),
 ])
 def test_a_refused_change_exits_1_with_the_reason(url, capsys, action, name, role, message):
@@ -127,3 +128,13 @@ def test_the_switchboard_command_runs_it(engine, url, capsys):
     assert authenticated(engine, token).name == "alice"
     assert main(["users", "list", "--database", url]) == 0
     assert "alice  clinician  active" in capsys.readouterr().out
+
+
+def test_a_registrar_is_a_role_the_command_gives(engine, url, capsys):
+    """Registration and HIM staff own patient identity: the identity-review queue is
+    theirs."""
+    assert main(["users", "add", "rita", "--role", "registrar", "--database", url]) == 0
+    token = TOKEN_LINE.search(capsys.readouterr().out).group(1)
+    assert authenticated(engine, token).roles == {Role.REGISTRAR}
+    assert main(["users", "list", "--database", url]) == 0
+    assert "rita  registrar  active" in capsys.readouterr().out
