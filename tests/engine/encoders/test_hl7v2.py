@@ -183,7 +183,7 @@ def test_numbers_are_written_as_nm(value, text):
     ({"type": "SN", "comparator": ">=", "number": 1.5}, ">=^1.5"),
     ({"type": "SN", "low": 10, "high": 20}, "^10^-^20"),
     ({"type": "SN", "numerator": 1, "denominator": 128}, "^1^:^128"),
-    ({"type": "SN", "text": "2+"}, "2+"),
+    ({"type": "SN", "text": "2+"}, "^2^+"),
     ({"type": "ST", "text": "A^B & C"}, "A\\S\\B \\T\\ C"),
     ({"type": "TX", "text": "one\ntwo"}, "one\\.br\\two"),
     ({"type": "FT", "text": "Critical\n\nvalue"}, "Critical\\.br\\\\.br\\value"),

@@ -143,12 +143,27 @@ def name_parts(name):
 
 
 def result_parts(result):
-    numeric = isinstance(result.get("value"), int | float)
-    return (result.get("code"), result.get("value"),
+    value = value_parts(result.get("value"))
+    numeric = value is not None and ("number" in value or "low" in value)
+    return (result.get("code"), value,
             result.get("units") if numeric else None,
             result.get("abnormal_flags", []),
             # FHIR requires a status: a result without one comes back "unknown"
             result.get("status", "unknown"))
+
+
+def value_parts(value):
+    """What Observation.value[x] carries of a canonical value: not its HL7 v2 type, its
+    coding system as a URI (a local one is not sent), and nothing of an attachment."""
+    if not value or "attachment" in value:
+        return None
+    found = {key: part for key, part in value.items() if key != "type"}
+    if "code" in found:
+        system = found["code"].get("system")
+        found["code"] = {key: part for key, part in {
+            **found["code"], "system": codes.system_uri(system) if system else None}.items()
+            if part}
+    return found
 
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)

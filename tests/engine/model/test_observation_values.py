@@ -30,7 +30,9 @@ def results_mapper() -> Mapper:
 
 def convert(raw: bytes | str) -> Conversion:
     conversion = results_mapper().convert(parse(raw))
-    assert canonical_errors(conversion.record) == []
+    # Only results are mapped here, so the envelope the schema requires is missing.
+    assert [error for error in canonical_errors(conversion.record)
+            if error[0].startswith("results")] == []
     return conversion
 
 
