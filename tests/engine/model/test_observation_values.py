@@ -178,3 +178,35 @@ def test_an_empty_value_is_no_value():
     conversion = convert(ORU + "OBX|1|NM|GLU^Glucose^LN||\"\"|mg/dL\r"
                          "OBX|2|NM|GLU^Glucose^LN|||mg/dL\r")
     assert [result.get("value") for result in conversion.record["results"]] == [None, None]
+
+
+NOT_A_CODING_SYSTEM = "not a coding system name (it holds spaces); left out"
+
+
+def test_text_where_the_coding_system_goes_is_not_taken_for_one():
+    """Regression: the glucose's OBX-3 sends the test's name where its coding system
+    goes (``1554-5^GLUCOSE^POST 12H CFST:MCNC:PT:SER/PLAS:QN``), and the result's
+    system held that text."""
+    conversion = convert(read("fhir-converter/ORU-R01-RMGEAD.hl7"))
+    [result] = conversion.record["results"]
+    assert (result["code"], result["display"], result.get("system")) == (
+        "1554-5", "GLUCOSE", None)
+    assert [str(issue) for issue in conversion.issues] == [
+        f"OBX[1]-3.3 -> results[*].system: {NOT_A_CODING_SYSTEM}"]
+
+
+def test_a_coded_value_with_text_for_its_coding_system_keeps_its_code():
+    conversion = convert(ORU + "OBX|1|CWE|GLU^Glucose^LN||Y^Yes^Yes or no answer\r")
+    assert conversion.record["results"][0]["value"] == {
+        "type": "CWE", "code": {"code": "Y", "display": "Yes"}}
+    assert [str(issue) for issue in conversion.issues] == [
+        f"OBX[1]-5 -> results[*].value: its coding system (CWE-3) is {NOT_A_CODING_SYSTEM}"]
+
+
+@pytest.mark.parametrize("system", ["LN", "SCT", "L", "99zzz", "HL70078", "ISO+",
+                                    "urn:oid:2.16.840.1.113883.6.1", "http://loinc.org"])
+def test_coding_system_names_are_kept(system):
+    conversion = convert(ORU + f"OBX|1|CWE|GLU^Glucose^{system}||Y^Yes^{system}\r")
+    [result] = conversion.record["results"]
+    assert (result["system"], result["value"]["code"]["system"]) == (system, system)
+    assert conversion.issues == ()

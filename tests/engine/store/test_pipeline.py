@@ -86,6 +86,23 @@ def test_the_nurse_review_task_shows_the_value_unit_range_and_flag(engine):
         "units": "mg/dl", "reference_range": "70_105", "abnormal_flags": ["H"]}
 
 
+def test_the_nurse_does_not_see_the_tests_name_as_its_coding_system(engine):
+    """Regression: OBX-3.3 of the glucose holds the test's name, and the task showed it
+    as the result's coding system."""
+    sb = prepared(engine)
+    sb.ingest(Received(sample("fhir-converter/ORU-R01-RMGEAD.hl7"), "ehr-adt-feed"))
+    Pipeline(engine).run_once()
+    with Session(engine) as session:
+        task = session.scalars(select(Task)).one()
+        stage = session.scalars(select(StageEvent).where(
+            StageEvent.stage == "normalised")).one()
+    [result] = task.payload["results"]
+    assert "system" not in result
+    assert stage.detail["issues"] == [
+        "OBX[1]-3.3 -> results[*].system: not a coding system name (it holds spaces); "
+        "left out"]
+
+
 def test_a_coded_result_reaches_the_nurse_with_its_coding_system(engine):
     """Regression: the culture's CWE value reached the task as its code alone."""
     sb = prepared(engine)
