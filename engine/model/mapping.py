@@ -16,7 +16,8 @@ A mapping document::
 
 A value spec takes ``from`` (an HL7 path), ``value`` (a constant), ``first_of`` (specs,
 first non-empty wins) or ``cases`` (``when``/value pairs, first that holds wins), then
-``transform`` (datetime, date, number, trim, upper, lower, boolean), ``lookup`` (a
+``transform`` (datetime, date, number, trim, upper, lower, boolean, coding_system:
+text with spaces is a description, not a coding system), ``lookup`` (a
 table id) and ``default``. A string is short for ``{from: ...}``. ``{from: '-5',
 type_from: '-2'}`` reads a whole field as the HL7 v2 data type another field names:
 OBX-5 as its OBX-2 says, into the value shape of ``engine.model.observation_value``.
@@ -39,6 +40,7 @@ from typing import Any
 
 from engine.errors import SwitchboardError
 from engine.hl7v2 import Message, parse_path
+from engine.model.coding_system import NOT_A_CODING_SYSTEM, is_coding_system
 from engine.model.concept_map import LookupTable
 from engine.model.hl7_time import TimeFormatError, hl7_to_iso, iso_date_part
 from engine.model.observation_value import NOT_A_NUMBER, observation_value, parse_number
@@ -435,6 +437,13 @@ def _number(value: Any, source: str, context: _Context) -> Any:
     return number
 
 
+def _coding_system(value: Any, source: str, context: _Context) -> Any:
+    if is_coding_system(str(value)):
+        return value
+    context.issues.append(Issue(source, context.target, NOT_A_CODING_SYSTEM))
+    return None
+
+
 def _boolean(value: Any, source: str, context: _Context) -> Any:
     text = str(value).strip().upper()
     if text in ("Y", "YES", "TRUE", "T", "1"):
@@ -450,6 +459,7 @@ _TRANSFORMS: dict[str, Callable[[Any, str, _Context], Any]] = {
     "date": _date,
     "number": _number,
     "boolean": _boolean,
+    "coding_system": _coding_system,
     "trim": lambda value, source, context: str(value).strip(),
     "upper": lambda value, source, context: str(value).upper(),
     "lower": lambda value, source, context: str(value).lower(),

@@ -10,7 +10,8 @@ encoders read a number, a code or a time without knowing HL7 v2 data types::
     text         ST, TX, FT (repetitions as lines), HD and FN (components joined by a
                  space), an SN that is neither (``2+``), a coded value's original
                  text (CWE-9), or a value that is not what its type says
-    code         CWE, CE, CNE, CF: {code, display, system}, system the coding system
+    code         CWE, CE, CNE, CF: {code, display, system}; system is the coding
+                 system (CWE-3), left out when it holds text with spaces instead
     datetime     DT, DTM, TS: ISO 8601 at the precision sent, offset kept
     attachment   RP: {pointer, application, data_type, subtype}; ED: {application,
                  data_type, subtype, encoding, data_at}. An ED's content is never
@@ -26,6 +27,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from engine.model.coding_system import NOT_A_CODING_SYSTEM, is_coding_system
 from engine.model.hl7_time import TimeFormatError, hl7_to_iso
 
 Value = dict[str, Any]
@@ -137,9 +139,13 @@ def _structured_numeric(type_code: str, read: Read, field: Field) -> Decoded:
 def _coded(type_code: str, read: Read, field: Field) -> Decoded:
     code = {key: read(n) for key, n in (("code", 1), ("display", 2), ("system", 3))
             if read(n)}
+    problems = []
+    if "system" in code and not is_coding_system(code["system"]):
+        del code["system"]
+        problems.append(f"its coding system ({type_code or 'CWE'}-3) is {NOT_A_CODING_SYSTEM}")
     if not code and not read(9):
-        return None, []
-    return _typed(type_code, code=code, text=read(9)), []
+        return None, problems
+    return _typed(type_code, code=code, text=read(9)), problems
 
 
 def _time(type_code: str, read: Read, field: Field) -> Decoded:
