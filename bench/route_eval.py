@@ -73,7 +73,7 @@ def clinical_test(rng: random.Random, message_type: str | None) -> dict[str, Any
         "ORU": [
             lambda: leaf("results[*].abnormal_flags[*]", "in", rng.sample(FLAGS[:6], 3)),
             lambda: leaf("results[*].code", "matches", f"^({'|'.join(rng.sample(CODES, 3))})$"),
-            lambda: leaf("results[*].value", "ge", rng.choice([5, 7.5, 10, 100, 250])),
+            lambda: leaf("results[*].value.number", "ge", rng.choice([5, 7.5, 10, 100, 250])),
             lambda: leaf("results[*].status", "in", ["F", "C"], "all"),
             lambda: leaf("results[*].observed_at", "ge", "2024-03-01T00:00"),
         ],
@@ -204,8 +204,9 @@ def results(rng: random.Random) -> tuple[str, list[dict[str, Any]]]:
     items = []
     for set_id in range(1, rng.randint(1, 8) + 1):
         items.append({
-            "set_id": str(set_id), "code": rng.choice(CODES), "value_type": "NM",
-            "value": rng.choice([round(rng.uniform(0, 300), 1), str(rng.randint(1, 20))]),
+            "set_id": str(set_id), "code": rng.choice(CODES),
+            "value": rng.choice([{"type": "NM", "number": round(rng.uniform(0, 300), 1)},
+                                 {"type": "NM", "text": str(rng.randint(1, 20))}]),
             "units": "mmol/L",
             "abnormal_flags": rng.choice([[], ["N"], ["H"], ["L"], ["HH", "A"], ["LL"]]),
             "status": rng.choice(["F", "F", "F", "C", "P"]),

@@ -373,13 +373,12 @@ RESULT_OBR = _Spec("OBR", "results[*]", [
     ("order_filler_id", "OBR-3.1"),
 ])
 
+# OBX-2 and OBX-5 come from the result's value: see _value_fields.
 OBX = _Spec("OBX", "results[*]", [
     ("set_id", "OBX-1"),
-    ("value_type", "OBX-2"),
     ("code", "OBX-3.1"),
     ("display", "OBX-3.2"),
     ("system", "OBX-3.3"),
-    ("value", "OBX-5", _number),
     ("units", "OBX-6.1"),
     ("reference_range", "OBX-7"),
     ("abnormal_flags[*]", "OBX-8[*].1"),
@@ -492,8 +491,11 @@ NOT_ROUND_TRIPPED: Mapping[str, str] = {
     "results": "read back only where the results mapping applies (not in MDM, whose OBX "
     "are document text)",
     "results[*].status": _UNCODED,
-    "results[*].value": "a number whose value_type (OBX-2) is not NM, or is outside the "
-    "scope, comes back as text",
+    "results[*].value": "comes back as its type (OBX-2) reads OBX-5: parts another type "
+    "holds (a number in an ST, a comparator in an NM) come back as that type reads "
+    "them, and a value without a type as text",
+    "results[*].value.attachment.data_at": "an ED's content is never in the record, so "
+    "none is written: the value no longer says where it is",
     "appointments": "read back only in SIU messages (the mapping's applies_to)",
     "appointments[*].status": _UNCODED,
     "appointments[*].location": "one AIL, the first appointment's: the mapping reads the "
@@ -671,6 +673,10 @@ def _order_segments(body: list[str], orders: list[Any], results: list[Any]) -> N
         if not result:
             continue
         fields = _fields(OBX, result)
+        value = _value_fields(result.get("value"))
+        if value is not None:
+            fields = fields or OBX.blank()
+            fields[2], fields[5] = value
         key = (result.get("order_placer_id") or None, result.get("order_filler_id") or None)
         if fields is None:
             if key == (None, None):
@@ -679,6 +685,69 @@ def _order_segments(body: list[str], orders: list[Any], results: list[Any]) -> N
         written.under(key, result)
         body.append(_render("OBX", fields))
     written.rest()
+
+
+_VALUE = "results[*].value"
+_SN_TEXT = re.compile(r"(-?[0-9.]+)([+.])([0-9]*)")  # 2+ or 1.5, as SN-2, SN-3, SN-4
+_RP = ("pointer", "application", "data_type", "subtype")
+_ED = ("application", "data_type", "subtype", "encoding")
+
+
+def _value_fields(value: Any) -> tuple[list[list[str]] | None, list[list[str]]] | None:
+    """OBX-2 and OBX-5 for a canonical result value: the components the mapping reads
+    back for its type (engine.model.observation_value), escaped; None for no value."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise EncodeError(f"{_VALUE} must be an object")
+    components = _value_components(value)
+    if not any(components):
+        return None
+    type_code = value.get("type")
+    type_field = [[_text(type_code, f"{_VALUE}.type")]] if type_code else None
+    return type_field, [components]
+
+
+def _value_components(value: Mapping[str, Any]) -> list[str]:
+    type_code = value.get("type")
+    if value.get("number") is not None:
+        number = _value_number(value, "number")
+        if type_code != "SN":
+            return [number]
+        return [_text(value.get("comparator") or "", f"{_VALUE}.comparator"), number]
+    if value.get("low") is not None or value.get("high") is not None:
+        return ["", _value_number(value, "low"), "-", _value_number(value, "high")]
+    if value.get("numerator") is not None or value.get("denominator") is not None:
+        return ["", _value_number(value, "numerator"), ":",
+                _value_number(value, "denominator")]
+    if value.get("code") is not None or type_code in ("CWE", "CE", "CNE", "CF"):
+        code = _section(value, "code", f"{_VALUE}.code")
+        parts = [code.get(key) or "" for key in ("code", "display", "system")]
+        return [*(_text(part, f"{_VALUE}.code") for part in parts), *[""] * 5,
+                _text(value.get("text") or "", f"{_VALUE}.text")]
+    if value.get("datetime") is not None:
+        return [_dtm(value["datetime"], f"{_VALUE}.datetime")]
+    if value.get("attachment") is not None:
+        attachment = _section(value, "attachment", f"{_VALUE}.attachment")
+        names = _RP if type_code == "RP" or "pointer" in attachment else _ED
+        return [_text(attachment.get(name) or "", f"{_VALUE}.attachment.{name}")
+                for name in names]
+    text = value.get("text")
+    if text is None:
+        return []
+    sn = _SN_TEXT.fullmatch(text) if type_code == "SN" and type(text) is str else None
+    if sn is not None:
+        return ["", *sn.groups()]
+    return [_text(text, f"{_VALUE}.text")]
+
+
+def _value_number(value: Mapping[str, Any], key: str) -> str:
+    number = value.get(key)
+    if number is None:
+        return ""  # a range or ratio missing one end
+    if not isinstance(number, (int, float)) or isinstance(number, bool):
+        raise EncodeError(f"{_VALUE}.{key} must be a number")
+    return _number_text(number)
 
 
 class _OrderWriter:

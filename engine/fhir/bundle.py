@@ -297,12 +297,45 @@ def _observation(result: Mapping[str, Any], subject: Json | None, encounter: Jso
     })
 
 
+# SN-1 comparators that Quantity.comparator has; "=" says no more than the number does.
+_COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+_CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF"})
+
+
 def _value(result: Mapping[str, Any]) -> Json:
-    """value[x]: a number as a Quantity with its units, any other value as a string."""
+    """value[x] from the canonical value (see rules/README.md): a Quantity, Range or
+    Ratio with the result's units, a CodeableConcept, a dateTime or a string. An RP or
+    ED gives none: R4's Observation.value[x] has no Attachment."""
     value = result.get("value")
-    if number(value) is not None:
-        return {"valueQuantity": compact({"value": value, "unit": text(result.get("units"))})}
-    return {"valueString": value} if text(value) else {}
+    if not isinstance(value, Mapping):
+        return {}
+    unit = text(result.get("units"))
+    amount = number(value.get("number"))
+    if amount is not None:
+        comparator = value.get("comparator")
+        if comparator == "<>":
+            return {"valueString": f"<>{amount}"}
+        return {"valueQuantity": compact({
+            "value": amount, "comparator": comparator if comparator in _COMPARATORS else None,
+            "unit": unit})}
+    low, high = number(value.get("low")), number(value.get("high"))
+    if low is not None or high is not None:
+        return {"valueRange": compact({
+            "low": compact({"value": low, "unit": unit}) if low is not None else None,
+            "high": compact({"value": high, "unit": unit}) if high is not None else None})}
+    numerator, denominator = number(value.get("numerator")), number(value.get("denominator"))
+    if numerator is not None or denominator is not None:
+        return {"valueRatio": compact({
+            "numerator": {"value": numerator} if numerator is not None else None,
+            "denominator": {"value": denominator} if denominator is not None else None})}
+    if isinstance(value.get("code"), Mapping) or value.get("type") in _CODED_TYPES:
+        coded = concept(value.get("code"))
+        found = compact({**coded, "text": text(value.get("text")) or coded.get("text")})
+        return {"valueCodeableConcept": found} if found else {}
+    when = fhir_datetime(value.get("datetime"))
+    if when:
+        return {"valueDateTime": when}
+    return {"valueString": value["text"]} if text(value.get("text")) else {}
 
 
 def _appointment(appointment: Mapping[str, Any], subject: Json | None) -> Json:

@@ -39,11 +39,8 @@ _COMPLETION_CODES = codes.reverse(codes.DOCUMENT_COMPLETION)
 _AVAILABILITY_CODES = codes.reverse(codes.DOCUMENT_AVAILABILITY)
 _ROLE_OF_CODE = codes.reverse(codes.ENCOUNTER_ROLES)
 
-# Observation.value[x] -> the HL7 v2 value type (OBX-2) it corresponds to.
-_VALUE_TYPES = {
-    "valueQuantity": "NM", "valueInteger": "NM", "valueString": "ST",
-    "valueCodeableConcept": "CWE", "valueDateTime": "TS", "valueTime": "TM",
-}
+# SN-1 comparators, as Quantity.comparator writes them (FHIR's "ad" has none).
+_COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 
 def to_canonical(fhir: FhirInput, *, received_at: datetime) -> dict[str, Any]:
@@ -223,14 +220,13 @@ def _request_of(resource: Resource, references: References) -> Resource | None:
 
 
 def _result(observation: Resource, order: Resource | None) -> dict[str, Any]:
-    value, value_type, units = _value(observation)
+    value, units = _value(observation)
     identifiers = order.get("identifier") if order else None
     return compact({
         "order_placer_id": _typed_value(identifiers, "PLAC"),
         "order_filler_id": _typed_value(identifiers, "FILL"),
         **_coding(observation.get("code")),
-        "value": value,
-        "value_type": value_type,
+        "value": value if len(value) > 1 else None,  # a type alone says nothing
         "units": units,
         "reference_range": _reference_range(first(observation.get("referenceRange"))),
         "abnormal_flags": list(_codes(observation.get("interpretation"))),
@@ -241,20 +237,50 @@ def _result(observation: Resource, order: Resource | None) -> dict[str, Any]:
     })
 
 
-def _value(observation: Resource) -> tuple[Any, str | None, str | None]:
-    """(value, HL7 value type, units) of Observation.value[x]."""
-    for element, value_type in _VALUE_TYPES.items():
-        value = observation.get(element)
-        if value is None:
-            continue
-        if element == "valueQuantity":
-            return value.get("value"), value_type, value.get("unit") or value.get("code")
-        if element == "valueCodeableConcept":
-            return _code_or_text(value), value_type, None
-        if element == "valueDateTime":
-            return canonical_time(value), value_type, None
-        return value, value_type, None
-    return None, None, None
+def _value(observation: Resource) -> tuple[dict[str, Any], str | None]:
+    """The canonical value of Observation.value[x] (typed as the HL7 v2 type that
+    carries it: NM, SN, ST, CWE, TS, TM), and its units."""
+    quantity = observation.get("valueQuantity")
+    if isinstance(quantity, Mapping):
+        comparator = quantity.get("comparator")
+        typed = ({"type": "SN", "comparator": comparator} if comparator in _COMPARATORS
+                 else {"type": "NM"})
+        return compact({**typed, "number": _number(quantity.get("value"))}), _unit(quantity)
+    found = observation.get("valueRange")
+    if isinstance(found, Mapping):
+        low, high = found.get("low") or {}, found.get("high") or {}
+        return compact({"type": "SN", "low": _number(low.get("value")),
+                        "high": _number(high.get("value"))}), _unit(low) or _unit(high)
+    found = observation.get("valueRatio")
+    if isinstance(found, Mapping):
+        return compact({"type": "SN",
+                        "numerator": _number(get(found, "numerator", "value")),
+                        "denominator": _number(get(found, "denominator", "value"))}), None
+    found = observation.get("valueCodeableConcept")
+    if isinstance(found, Mapping):
+        coding = first(found.get("coding")) or {}
+        return compact({"type": "CWE", "code": compact({
+            "code": coding.get("code"), "display": coding.get("display"),
+            "system": coding.get("system")}), "text": found.get("text")}), None
+    if observation.get("valueInteger") is not None:
+        return compact({"type": "NM", "number": _number(observation["valueInteger"])}), None
+    for element, value_type, key in (("valueDateTime", "TS", "datetime"),
+                                     ("valueString", "ST", "text"),
+                                     ("valueTime", "TM", "text")):
+        found = observation.get(element)
+        if found is not None:
+            found = canonical_time(found) if key == "datetime" else str(found)
+            return compact({"type": value_type, key: found}), None
+    return {}, None
+
+
+def _number(value: Any) -> int | float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _unit(quantity: Mapping[str, Any]) -> str | None:
+    found = quantity.get("unit") or quantity.get("code")
+    return str(found) if found else None
 
 
 def _reference_range(reference_range: Resource | None) -> str | None:

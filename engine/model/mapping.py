@@ -16,10 +16,14 @@ A mapping document::
 
 A value spec takes ``from`` (an HL7 path), ``value`` (a constant), ``first_of`` (specs,
 first non-empty wins) or ``cases`` (``when``/value pairs, first that holds wins), then
-``transform`` (datetime, date, number, trim, upper, lower, boolean), ``lookup`` (a
-table id) and ``default``. A string is short for ``{from: ...}``. ``each`` iterates an
-HL7 path with ``[*]``: with ``fields`` it builds a list of objects, with ``value`` a
-list of scalars, and with ``join`` one string. Inside ``each`` a path may be relative:
+``transform`` (datetime, date, number, trim, upper, lower, boolean, coding_system:
+text with spaces is a description, not a coding system), ``lookup`` (a
+table id) and ``default``. A string is short for ``{from: ...}``. ``{from: '-5',
+type_from: '-2'}`` reads a whole field as the HL7 v2 data type another field names:
+OBX-5 as its OBX-2 says, into the value shape of ``engine.model.observation_value``.
+``each`` iterates an HL7 path with ``[*]``: with ``fields`` it builds a list of
+objects, with ``value`` a list of scalars, and with ``join`` one string. Inside
+``each`` a path may be relative:
 ``.4`` (component of the repetition), ``-5`` (field of the segment), ``^-2`` (field
 of the nearest preceding ``parent`` segment), or empty (the item itself).
 
@@ -29,15 +33,17 @@ Problems with the data become issues that name HL7 paths, never values (PHI).
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import SwitchboardError
 from engine.hl7v2 import Message, parse_path
+from engine.model.coding_system import NOT_A_CODING_SYSTEM, is_coding_system
 from engine.model.concept_map import LookupTable
 from engine.model.hl7_time import TimeFormatError, hl7_to_iso, iso_date_part
+from engine.model.observation_value import NOT_A_NUMBER, observation_value, parse_number
 
 TOP_LEVEL_LISTS = ("orders", "results", "appointments", "referrals", "documents", "tasks")
 TOP_LEVEL_OBJECTS = ("message", "patient", "encounter", "merge")
@@ -185,6 +191,8 @@ def _compile_spec(spec: Any, tables: Tables, where: str) -> Getter:
         raise MappingError(f"{where}: expected a path or a mapping spec, got {spec!r}")
     if "each" in spec:
         return _compile_each(spec, tables, where)
+    if "type_from" in spec:
+        return _compile_typed(spec, where)
     return _compile_value(spec, tables, where)
 
 
@@ -316,17 +324,69 @@ def _path_kind(path: str) -> tuple[str, str]:
 
 
 def _read(context: _Context, kind: str, rest: str) -> tuple[str, Any] | None:
-    if kind == "absolute":
-        concrete = rest
-    elif kind in ("parent", "child"):
-        related = context.parent if kind == "parent" else context.child
-        if not related:
-            return None
-        concrete = related + rest
-    else:
-        concrete = context.base + rest
+    concrete = _concrete(context, kind, rest)
+    if concrete is None:
+        return None
     value = context.message.get(concrete)
     return None if value is None else (concrete, value)
+
+
+def _concrete(context: _Context, kind: str, rest: str) -> str | None:
+    """The concrete HL7 path a spec's path names here; None without its segment."""
+    if kind == "absolute":
+        return rest
+    if kind in ("parent", "child"):
+        related = context.parent if kind == "parent" else context.child
+        return related + rest if related else None
+    return context.base + rest
+
+
+# A whole field: SEG-n, SEG[k]-n, or relative -n (^-n, >-n).
+_FIELD_PATH = re.compile(r"[\^>]?([A-Z][A-Z0-9]{2}(\[\d+\])?)?-\d+")
+
+
+def _compile_typed(spec: Mapping[str, Any], where: str) -> Getter:
+    """``{from: FIELD, type_from: PATH}``: every repetition and component of FIELD, read
+    as the data type at PATH (OBX-5 by OBX-2)."""
+    extra = sorted(set(spec) - {"from", "type_from"})
+    if extra:
+        raise MappingError(f"{where}: type_from reads one field as it is; "
+                           f"it takes no {', '.join(extra)}")
+    path = str(spec.get("from", ""))
+    if _FIELD_PATH.fullmatch(path) is None:
+        raise MappingError(f"{where}: type_from needs from to name a whole field, "
+                           "such as '-5' or 'OBX-5'")
+    _compile_path(path, where)
+    kind, rest = _path_kind(path)
+    read_type = _compile_path(str(spec["type_from"]), f"{where}.type_from")
+
+    def get(context: _Context) -> Any:
+        concrete = _concrete(context, kind, rest)
+        if concrete is None:
+            return None
+        found = read_type(context)
+        type_code = str(found[1]).strip() if found else ""
+        value, problems = observation_value(type_code, _FieldAt(context.message, concrete))
+        context.issues.extend(Issue(concrete, context.target, problem) for problem in problems)
+        return value
+
+    return get
+
+
+class _FieldAt:
+    """One concrete field of the message, as observation_value reads it."""
+
+    __slots__ = ("message", "path")
+
+    def __init__(self, message: Message, path: str) -> None:
+        self.message = message
+        self.path = path
+
+    def repetitions(self) -> int:
+        return len(self.message.get_all(self.path + "[*]", raw=True))
+
+    def component(self, repetition: int, component: int) -> str:
+        return self.message.get(f"{self.path}[{repetition}].{component}") or ""
 
 
 def _compile_transform(name: str, where: str) -> Callable[[Any, str, _Context], Any]:
@@ -370,15 +430,18 @@ def _date(value: Any, source: str, context: _Context) -> Any:
 
 
 def _number(value: Any, source: str, context: _Context) -> Any:
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):  # "NaN" and "inf" parse, but JSON has no such numbers
-        context.issues.append(Issue(source, context.target, "not a number; kept as text"))
-        return text
-    return int(number) if number.is_integer() and "." not in text else number
+    number = parse_number(str(value))
+    if number is None:
+        context.issues.append(Issue(source, context.target, NOT_A_NUMBER))
+        return str(value).strip()
+    return number
+
+
+def _coding_system(value: Any, source: str, context: _Context) -> Any:
+    if is_coding_system(str(value)):
+        return value
+    context.issues.append(Issue(source, context.target, NOT_A_CODING_SYSTEM))
+    return None
 
 
 def _boolean(value: Any, source: str, context: _Context) -> Any:
@@ -396,6 +459,7 @@ _TRANSFORMS: dict[str, Callable[[Any, str, _Context], Any]] = {
     "date": _date,
     "number": _number,
     "boolean": _boolean,
+    "coding_system": _coding_system,
     "trim": lambda value, source, context: str(value).strip(),
     "upper": lambda value, source, context: str(value).upper(),
     "lower": lambda value, source, context: str(value).lower(),

@@ -46,8 +46,8 @@ ADT = {
                   "location": {"point_of_care": "4E", "room": "401", "bed": "B"},
                   "attending": {"id": "D1", "family": "HOUSE", "given": "GREG"}},
     "orders": [], "results": [
-        {"value_type": "NM", "code": "8867-4", "display": "Heart rate", "system": "LN",
-         "value": 72, "units": "/min", "reference_range": "60-100",
+        {"code": "8867-4", "display": "Heart rate", "system": "LN",
+         "value": {"type": "NM", "number": 72}, "units": "/min", "reference_range": "60-100",
          "abnormal_flags": ["N"], "status_code": "F", "status": "final",
          "observed_at": "2024-01-02T03:04:05+01:00"},
     ],
@@ -165,14 +165,50 @@ def test_times_go_back_to_dtm_at_their_precision(iso, dtm):
     assert hl7_to_iso(dtm) == iso
 
 
-@pytest.mark.parametrize("value, text", [(72, "72"), (7.5, "7.5"), (-0.25, "-0.25"),
-                                         (1e-05, "0.00001"), (1e16, "10000000000000000"),
-                                         ("<5", "<5")])
+@pytest.mark.parametrize("value, text", [
+    ({"type": "NM", "number": 72}, "72"), ({"type": "NM", "number": 7.5}, "7.5"),
+    ({"type": "NM", "number": -0.25}, "-0.25"), ({"type": "NM", "number": 1e-05}, "0.00001"),
+    ({"type": "NM", "number": 1e16}, "10000000000000000"),
+    ({"type": "NM", "text": "<5"}, "<5"),
+])
 def test_numbers_are_written_as_nm(value, text):
-    record = {"message": ADT["message"], "results": [{"value_type": "NM", "value": value}]}
+    record = {"message": ADT["message"], "results": [{"value": value}]}
     message = encoded(record)
-    assert message.get("OBX-5") == text
+    assert (message.get("OBX-2"), message.get_raw("OBX-5")) == ("NM", text)
     assert convert(encode(record))["results"][0]["value"] == value
+
+
+@pytest.mark.parametrize("value, obx_5", [
+    ({"type": "SN", "number": 182}, "^182"),
+    ({"type": "SN", "comparator": ">=", "number": 1.5}, ">=^1.5"),
+    ({"type": "SN", "low": 10, "high": 20}, "^10^-^20"),
+    ({"type": "SN", "numerator": 1, "denominator": 128}, "^1^:^128"),
+    ({"type": "SN", "text": "2+"}, "^2^+"),
+    ({"type": "ST", "text": "A^B & C"}, "A\\S\\B \\T\\ C"),
+    ({"type": "TX", "text": "one\ntwo"}, "one\\.br\\two"),
+    ({"type": "FT", "text": "Critical\n\nvalue"}, "Critical\\.br\\\\.br\\value"),
+    ({"type": "CWE", "code": {"code": "27268008", "display": "Salmonella", "system": "SCT"},
+      "text": "Salmonella species"}, "27268008^Salmonella^SCT^^^^^^Salmonella species"),
+    ({"type": "CWE", "text": "Bacterial culture"}, "^^^^^^^^Bacterial culture"),
+    ({"type": "CE", "code": {"code": "V01", "display": "Not VFC Eligible",
+                             "system": "HL70064"}}, "V01^Not VFC Eligible^HL70064"),
+    ({"type": "DT", "datetime": "2021-08-18"}, "20210818"),
+    ({"type": "TS", "datetime": "2015-08-18T06:06:05-05:00"}, "20150818060605-0500"),
+    ({"type": "HD", "text": "1.2.840.317.5947431.51"}, "1.2.840.317.5947431.51"),
+    ({"type": "FN", "text": "182"}, "182"),
+    ({"type": "RP", "attachment": {"pointer": "https://testurl.com", "application": "PACS",
+                                   "data_type": "image", "subtype": "PICT"}},
+     "https://testurl.com^PACS^image^PICT"),
+    # The content of an ED stays in the message it came in: none is written.
+    ({"type": "ED", "attachment": {"application": "LAB", "data_type": "AP", "subtype": "PDF",
+                                   "encoding": "Base64"}}, "LAB^AP^PDF^Base64"),
+    ({"text": "free"}, "free"),
+])
+def test_each_value_goes_to_obx_5_as_its_type_reads_it(value, obx_5):
+    record = {"message": {"type": "ORU", "event": "R01"}, "results": [{"value": value}]}
+    message = encoded(record)
+    assert (message.get("OBX-2"), message.get_raw("OBX-5")) == (value.get("type", ""), obx_5)
+    assert encode_and_convert(record)["results"] == record["results"]
 
 
 # ---- minimum necessary ---------------------------------------------------------------
@@ -229,7 +265,7 @@ def test_awkward_values_survive_the_round_trip(value):
     record = {
         "message": ADT["message"],
         "patient": {"identifiers": [{"value": value}], "names": [{"family": value}]},
-        "results": [{"value_type": "ST", "value": value, "units": value}],
+        "results": [{"value": {"type": "ST", "text": value}, "units": value}],
     }
     text = encode(record)
     encode_frame(text.encode("utf-8"))  # no VT or FS reaches the MLLP frame
@@ -320,7 +356,7 @@ def test_any_text_round_trips_and_keeps_the_segment_structure(
                     "names": [{"family": family, "given": given_name}],
                     "addresses": [{"city": city}]},
         "orders": [{"placer_id": identifier, "display": note}],
-        "results": [{"order_placer_id": identifier, "value_type": "ST", "value": value,
+        "results": [{"order_placer_id": identifier, "value": {"type": "ST", "text": value},
                      "reference_range": note}],
     }
     text = encode(record)
@@ -354,8 +390,8 @@ def test_any_time_round_trips(dtm):
                  st.floats(allow_nan=False, allow_infinity=False)))
 def test_any_number_round_trips(number):
     record = {"message": {"type": "ORU", "event": "R01"},
-              "results": [{"value_type": "NM", "value": number}]}
-    assert encode_and_convert(record)["results"][0]["value"] == number
+              "results": [{"value": {"type": "NM", "number": number}}]}
+    assert encode_and_convert(record)["results"][0]["value"] == {"type": "NM", "number": number}
 
 
 # ---- errors ------------------------------------------------------------------------
@@ -378,6 +414,14 @@ def test_any_number_round_trips(number):
          "patient.deceased must be true or false"),
         ({"message": {"type": "ADT"}, "results": [{"units": ["SECRET"]}]},
          "results[*].units must be text. Check the mapping that produced it"),
+        ({"message": {"type": "ORU"}, "results": [{"value": "SECRET"}]},
+         "results[*].value must be an object"),
+        ({"message": {"type": "ORU"}, "results": [{"value": {"type": "NM", "number": "SECRET"}}]},
+         "results[*].value.number must be a number"),
+        ({"message": {"type": "ORU"}, "results": [{"value": {
+            "type": "TS", "datetime": "SECRET"}}]},
+         "results[*].value.datetime is not an ISO 8601 date/time. "
+         "Expected YYYY[-MM[-DD[Thh[:mm[:ss[.f]]][+hh:mm]]]] as the schema says"),
         ({"message": {"type": "ADT"}, "orders": "SECRET"},
          "orders must be a list of objects"),
         ({"message": {"type": "REF"}, "referrals": [{"referred_to": "SECRET"}]},
@@ -421,7 +465,11 @@ def test_every_documented_loss_names_a_canonical_path():
         ("message.operator.prefix", {"message": {"type": "ADT", "event": "A08",
                                                  "operator": {"id": "U1", "prefix": "Dr"}}}),
         ("results[*].value", {"message": {"type": "ORU", "event": "R01"},
-                              "results": [{"value": 5}]}),
+                              "results": [{"value": {"type": "ST", "number": 5}}]}),
+        ("results[*].value.attachment.data_at", {
+            "message": {"type": "ORU", "event": "R01"},
+            "results": [{"value": {"type": "ED", "attachment": {
+                "data_type": "AP", "subtype": "PDF", "data_at": "OBX[3]-5.5"}}}]}),
         ("orders", {"message": {"type": "ORU", "event": "R01"}, "orders": [],
                     "results": [{"code": "K", "order_placer_id": "P1"}]}),
         ("appointments", {"message": {"type": "ORU", "event": "R01"},

@@ -4,6 +4,8 @@ parses and converts back to the same record, apart from the envelope of the new 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from engine.hl7v2 import parse
@@ -46,7 +48,17 @@ def test_a_whole_record_round_trips(path):
     first = record_of(path)
     again = encode_and_convert(first)
     assert canonical_errors(again) == []
-    assert again == {**first, "message": new_hop(first["message"])}
+    assert again == {**first, "message": new_hop(first["message"]),
+                     "results": without_data_at(first["results"])}
+
+
+def without_data_at(results: list[dict]) -> list[dict]:
+    """Results as they come back: an ED's content is never written (see
+    NOT_ROUND_TRIPPED), so its value no longer says where the content is."""
+    found = copy.deepcopy(results)
+    for result in found:
+        result.get("value", {}).get("attachment", {}).pop("data_at", None)
+    return found
 
 
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=corpus_ids())

@@ -143,12 +143,27 @@ def name_parts(name):
 
 
 def result_parts(result):
-    numeric = isinstance(result.get("value"), int | float)
-    return (result.get("code"), result.get("value"),
+    value = value_parts(result.get("value"))
+    numeric = value is not None and ("number" in value or "low" in value)
+    return (result.get("code"), value,
             result.get("units") if numeric else None,
             result.get("abnormal_flags", []),
             # FHIR requires a status: a result without one comes back "unknown"
             result.get("status", "unknown"))
+
+
+def value_parts(value):
+    """What Observation.value[x] carries of a canonical value: not its HL7 v2 type, its
+    coding system as a URI (a local one is not sent), and nothing of an attachment."""
+    if not value or "attachment" in value:
+        return None
+    found = {key: part for key, part in value.items() if key != "type"}
+    if "code" in found:
+        system = found["code"].get("system")
+        found["code"] = {key: part for key, part in {
+            **found["code"], "system": codes.system_uri(system) if system else None}.items()
+            if part}
+    return found
 
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
@@ -262,6 +277,50 @@ def test_times_keep_their_offset_or_fall_back_to_their_date(canonical, fhir):
     bundle = valid(encode_bundle({"results": [{"code": "8867-4", "observed_at": canonical}]},
                                  "m"))
     assert resources(bundle, "Observation")[0]["effectiveDateTime"] == fhir
+
+
+SNOMED = "http://snomed.info/sct"
+
+
+@pytest.mark.parametrize("value, units, fhir", [
+    ({"type": "NM", "number": 4.41}, "10*6/uL",
+     {"valueQuantity": {"value": 4.41, "unit": "10*6/uL"}}),
+    ({"type": "SN", "number": 182}, "mg/dl", {"valueQuantity": {"value": 182, "unit": "mg/dl"}}),
+    ({"type": "SN", "comparator": ">", "number": 100}, "mg/dl",
+     {"valueQuantity": {"value": 100, "comparator": ">", "unit": "mg/dl"}}),
+    ({"type": "SN", "comparator": "=", "number": 5}, None, {"valueQuantity": {"value": 5}}),
+    ({"type": "SN", "comparator": "<>", "number": 5}, None, {"valueString": "<>5"}),
+    ({"type": "SN", "low": 10, "high": 20}, "mg/dl",
+     {"valueRange": {"low": {"value": 10, "unit": "mg/dl"},
+                     "high": {"value": 20, "unit": "mg/dl"}}}),
+    ({"type": "SN", "numerator": 1, "denominator": 128}, None,
+     {"valueRatio": {"numerator": {"value": 1}, "denominator": {"value": 128}}}),
+    ({"type": "SN", "text": "2+"}, None, {"valueString": "2+"}),
+    ({"type": "ST", "text": "Positive"}, None, {"valueString": "Positive"}),
+    ({"type": "FT", "text": "one\ntwo"}, None, {"valueString": "one\ntwo"}),
+    ({"type": "HD", "text": "1.2.840.317.5947431.51"}, None,
+     {"valueString": "1.2.840.317.5947431.51"}),
+    ({"type": "CWE", "code": {"code": "27268008", "display": "Salmonella", "system": "SCT"},
+      "text": "Salmonella species"}, "beats/min",
+     {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "27268008",
+                                           "display": "Salmonella"}],
+                               "text": "Salmonella species"}}),
+    ({"type": "CE", "code": {"code": "V01", "display": "Not VFC Eligible",
+                             "system": "HL70064"}}, None,
+     {"valueCodeableConcept": {"coding": [{
+         "system": "http://terminology.hl7.org/CodeSystem/v2-0064", "code": "V01",
+         "display": "Not VFC Eligible"}]}}),
+    ({"type": "DT", "datetime": "2021-08-18"}, None, {"valueDateTime": "2021-08-18"}),
+    ({"type": "TS", "datetime": "2015-08-18T06:06:05-05:00"}, None,
+     {"valueDateTime": "2015-08-18T06:06:05-05:00"}),
+    # R4's Observation.value[x] has no Attachment: RP and ED give no value element
+    ({"type": "RP", "attachment": {"pointer": "https://testurl.com", "data_type": "image"}},
+     None, {}),
+])
+def test_an_observation_value_from_each_canonical_value(value, units, fhir):
+    result = {"code": "8867-4", "value": value, **({"units": units} if units else {})}
+    (observation,) = resources(valid(encode_bundle({"results": [result]}, "m")), "Observation")
+    assert {key: item for key, item in observation.items() if key.startswith("value")} == fhir
 
 
 def test_an_appointment_and_a_document():

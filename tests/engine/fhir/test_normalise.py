@@ -92,7 +92,7 @@ def test_a_single_observation():
         {"value": "MRN-204417", "assigning_authority": MRN_SYSTEM}]}
     assert record["results"] == [{
         "code": "2345-7", "display": "Glucose [Mass/volume] in Serum or Plasma",
-        "system": "http://loinc.org", "value": 182, "value_type": "NM", "units": "mg/dL",
+        "system": "http://loinc.org", "value": {"type": "NM", "number": 182}, "units": "mg/dL",
         "reference_range": "70-99", "abnormal_flags": ["H"], "status": "final",
         # seven fraction digits cut to the six the canonical schema allows
         "observed_at": "2024-05-02T07:45:10.123456+00:00",
@@ -121,15 +121,15 @@ def test_a_lab_report_links_results_to_their_order():
     }]
     results = record["results"]
     assert [(r.get("code"), r["value"], r["status"]) for r in results] == [
-        ("718-7", 13.2, "final"), ("6690-2", 12.1, "preliminary"),
-        (None, "Slight haemolysis; potassium not reported.", "final")]
+        ("718-7", {"type": "NM", "number": 13.2}, "final"),
+        ("6690-2", {"type": "NM", "number": 12.1}, "preliminary"),
+        (None, {"type": "ST", "text": "Slight haemolysis; potassium not reported."}, "final")]
     # the first two through the DiagnosticReport, the third through its own basedOn
     assert all((r["order_placer_id"], r["order_filler_id"]) == ("ORD-44120", "LAB-99812")
                for r in results)
     assert results[0]["reference_range"] == "13.5-17.5"
     assert results[1]["abnormal_flags"] == ["H"]
     assert results[2]["display"] == "Specimen comment"
-    assert results[2]["value_type"] == "ST"
 
 
 def test_an_appointment():
@@ -200,3 +200,33 @@ def test_patient_values_the_schema_constrains(gender, birth_date):
     if gender:
         patient["gender"] = gender
     canonical(patient)
+
+
+@pytest.mark.parametrize("element, value, expected, units", [
+    ("valueQuantity", {"value": 182, "unit": "mg/dL"}, {"type": "NM", "number": 182}, "mg/dL"),
+    ("valueQuantity", {"value": 100, "comparator": ">", "code": "mg/dL"},
+     {"type": "SN", "comparator": ">", "number": 100}, "mg/dL"),
+    ("valueInteger", 3, {"type": "NM", "number": 3}, None),
+    ("valueString", "Positive", {"type": "ST", "text": "Positive"}, None),
+    ("valueCodeableConcept",
+     {"coding": [{"system": "http://snomed.info/sct", "code": "27268008",
+                  "display": "Salmonella"}], "text": "Salmonella species"},
+     {"type": "CWE", "code": {"code": "27268008", "display": "Salmonella",
+                              "system": "http://snomed.info/sct"},
+      "text": "Salmonella species"}, None),
+    ("valueCodeableConcept", {"text": "Bacterial culture"},
+     {"type": "CWE", "text": "Bacterial culture"}, None),
+    ("valueDateTime", "2015-08-18T06:06:05-05:00",
+     {"type": "TS", "datetime": "2015-08-18T06:06:05-05:00"}, None),
+    ("valueRange", {"low": {"value": 10, "unit": "mg/dL"}, "high": {"value": 20}},
+     {"type": "SN", "low": 10, "high": 20}, "mg/dL"),
+    ("valueRatio", {"numerator": {"value": 1}, "denominator": {"value": 128}},
+     {"type": "SN", "numerator": 1, "denominator": 128}, None),
+])
+def test_each_observation_value_becomes_a_canonical_value(element, value, expected, units):
+    observation = {"resourceType": "Observation", "status": "final",
+                   "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+                   element: value}
+    (result,) = canonical(observation)["results"]
+    assert result["value"] == expected
+    assert result.get("units") == units

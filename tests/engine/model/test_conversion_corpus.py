@@ -77,13 +77,15 @@ def check_results(record, message: Message):
     assert len(results) == count
     for n, result in enumerate(results, start=1):
         assert result.get("code") == (message.get(f"OBX[{n}]-3.1") or None)
-        source = message.get(f"OBX[{n}]-5") or None
+        sent = (message.get_raw(f"OBX[{n}]-5") or "").strip("^~&")
         value = result.get("value")
-        if isinstance(value, (int, float)):
-            assert message.get(f"OBX[{n}]-2") == "NM"
-            assert value == float(source)
-        else:
-            assert value == source
+        if value is None:
+            assert sent in ("", '""')
+            continue
+        assert value.get("type") == (message.get(f"OBX[{n}]-2") or None)
+        if "number" in value:  # NM-1, or SN-2 after its comparator
+            component = 2 if value["type"] == "SN" else 1
+            assert value["number"] == float(message.get(f"OBX[{n}]-5.{component}"))
 
 
 def iso_or_none(value: str | None) -> str | None:

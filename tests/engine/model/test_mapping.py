@@ -133,6 +133,11 @@ def test_applies_to_requires_and_excludes():
             {"x": {"cases": [{"when": {"from": "PID-8"}, "value": 1}]}},
             "give one of eq, in or exists",
         ),
+        ({"x": {"from": "OBX-5.1", "type_from": "OBX-2"}}, "from to name a whole field"),
+        ({"x": {"type_from": "OBX-2"}}, "from to name a whole field"),
+        ({"x": {"from": "OBX-5", "type_from": "OBX-2", "transform": "number"}},
+         "it takes no transform"),
+        ({"x": {"from": "OBX-5", "type_from": "OBX.2"}}, "is not an HL7 path"),
     ],
 )
 def test_bad_mappings_name_document_and_key(fields, fragment):

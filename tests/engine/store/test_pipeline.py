@@ -71,6 +71,53 @@ def test_abnormal_result_becomes_held_delivery_task_and_stages(engine):
         assert session.scalars(select(ExceptionItem)).all() == []
 
 
+def test_the_nurse_review_task_shows_the_value_unit_range_and_flag(engine):
+    """Regression: the SN value ``^182`` reached the nurse's task as nothing at all."""
+    sb = prepared(engine)
+    sb.ingest(Received(sample("fhir-converter/ORU-R01-RMGEAD.hl7"), "ehr-adt-feed"))
+    Pipeline(engine).run_once()
+    with Session(engine) as session:
+        task = session.scalars(select(Task)).one()
+    assert (task.queue, task.kind) == ("nurse-review", "abnormal-result-review")
+    [result] = task.payload["results"]
+    assert {key: result.get(key) for key in (
+        "code", "display", "value", "units", "reference_range", "abnormal_flags")} == {
+        "code": "1554-5", "display": "GLUCOSE", "value": {"type": "SN", "number": 182},
+        "units": "mg/dl", "reference_range": "70_105", "abnormal_flags": ["H"]}
+
+
+def test_the_nurse_does_not_see_the_tests_name_as_its_coding_system(engine):
+    """Regression: OBX-3.3 of the glucose holds the test's name, and the task showed it
+    as the result's coding system."""
+    sb = prepared(engine)
+    sb.ingest(Received(sample("fhir-converter/ORU-R01-RMGEAD.hl7"), "ehr-adt-feed"))
+    Pipeline(engine).run_once()
+    with Session(engine) as session:
+        task = session.scalars(select(Task)).one()
+        stage = session.scalars(select(StageEvent).where(
+            StageEvent.stage == "normalised")).one()
+    [result] = task.payload["results"]
+    assert "system" not in result
+    assert stage.detail["issues"] == [
+        "OBX[1]-3.3 -> results[*].system: not a coding system name (it holds spaces); "
+        "left out"]
+
+
+def test_a_coded_result_reaches_the_nurse_with_its_coding_system(engine):
+    """Regression: the culture's CWE value reached the task as its code alone."""
+    sb = prepared(engine)
+    sb.ingest(Received(sample("fhir-converter/ORU-R01-01.hl7"), "ehr-adt-feed"))
+    Pipeline(engine).run_once()
+    with Session(engine) as session:
+        task = session.scalars(select(Task)).one()
+    assert task.queue == "nurse-review"
+    culture = task.payload["results"][2]
+    assert culture["value"] == {
+        "type": "CWE", "code": {"code": "27268008", "display": "Salmonella", "system": "SCT"},
+        "text": "Salmonella species"}
+    assert culture["abnormal_flags"] == ["A"]
+
+
 def test_discharge_fans_out_to_tasks(engine):
     sb = prepared(engine)
     sb.ingest(Received(sample("fhir-converter/ADT-A03-01.hl7"), "ehr-adt-feed"))
