@@ -1,6 +1,7 @@
 """The work queue over REST: clinicians, approvers and operators list tasks; only
 clinicians and approvers see a task's payload (it may hold PHI) and decide a hold;
-notify and work tasks are completed. The rules live in engine.work_queue; this module
+notify and work tasks are completed, with a state when their route row names states.
+The rules live in engine.work_queue; this module
 only speaks HTTP. Every action, and every showing of a payload, is audited there."""
 
 from __future__ import annotations
@@ -59,4 +60,7 @@ def reject_task(task_id: int) -> Any:
 @blueprint.post("/<id:task_id>/complete")
 @require(*roles_for("task.complete"))
 def complete_task(task_id: int) -> Any:
-    return jsonify(services().tasks.complete(task_id, g.principal.name))
+    body = json_object()
+    return jsonify(services().tasks.complete(
+        task_id, g.principal.name, text_field(body, "state", required=False),
+        text_field(body, "reason", required=False)))

@@ -223,7 +223,7 @@ def _outcome_codes(outcome: Outcome) -> set[str]:
     the value that broke it."""
     codes = {f"canonical record invalid at {_general(problem.partition(': ')[0])}"
              for problem in outcome.problems}
-    if not outcome.decision.rows:
+    if not outcome.decision.rows and outcome.needs_a_route:
         codes.add(NO_ROUTE)
     return codes
 
