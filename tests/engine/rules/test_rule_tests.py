@@ -7,10 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from engine.hl7v2 import parse
-from engine.rules.rule_set import compile_rule_set
-from engine.rules.rule_tests import run_rule_tests
-from engine.rules.source import message_file_key, read_rule_source
+from engine.rules.rule_set import Outcome, compile_rule_set
+from engine.rules.rule_tests import case_outcome, run_rule_tests
+from engine.rules.source import read_rule_source
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -28,13 +27,9 @@ def test_every_route_row_fires_in_some_rule_test():
     fired = set()
     for doc in source.of_kind("tests"):
         for case in doc.data["cases"]:
-            spec = case["message"]
-            raw = (
-                source.files[message_file_key(doc.path, spec["file"])]
-                if "file" in spec
-                else spec["inline"].replace("\n", "\r").encode()
-            )
-            fired |= {row.id for row in rule_set.process(parse(raw)).decision.rows}
+            outcome = case_outcome(rule_set, source, doc.path, case)
+            assert isinstance(outcome, Outcome), outcome
+            fired |= {row.id for row in outcome.decision.rows}
     assert {row.id for row in rule_set.routes.rows} - fired == set()
 
 
