@@ -51,6 +51,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "tasks_api.assign_task": _object({"assignee": _TEXT}, ("assignee",)),
     "tasks_api.approve_task": _object({"reason": _TEXT}),
     "tasks_api.reject_task": _object({"reason": _TEXT}, ("reason",)),
+    "tasks_api.complete_task": _object({"state": _TEXT, "reason": _TEXT}),
 }
 _ERRORS = {
     "400": "The request is malformed; the reason says which part",

@@ -2,7 +2,8 @@
 see and do is decided per task by its queue's catalog entry (engine.security.task_access),
 which engine.work_queue applies: a listing holds only the queues the caller may see,
 a task's payload (it may hold PHI) goes only to those its queue lets read it, and only
-those it names may act. This module only speaks HTTP. Every action, and every showing
+those it names may act; notify and work tasks are completed, with a state when their
+route row names states. This module only speaks HTTP. Every action, and every showing
 of a payload, is audited there."""
 
 from __future__ import annotations
@@ -63,4 +64,7 @@ def reject_task(task_id: int) -> Any:
 @blueprint.post("/<id:task_id>/complete")
 @require(*ANY_ROLE)
 def complete_task(task_id: int) -> Any:
-    return jsonify(services().tasks.complete(task_id, g.principal))
+    body = json_object()
+    return jsonify(services().tasks.complete(
+        task_id, g.principal, text_field(body, "state", required=False),
+        text_field(body, "reason", required=False)))

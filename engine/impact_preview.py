@@ -31,6 +31,7 @@ from engine.fhir import read_fhir, to_canonical
 from engine.hl7v2 import parse, text_error
 from engine.journal import FHIR_R4, now_utc
 from engine.model.mapping import Conversion
+from engine.model.outcome_event import TASK_OUTCOME, OutcomeEvent
 from engine.queues import Invalid, NotFound, aware_moment, iso
 from engine.rules.impact import (
     CaseMessage,
@@ -456,6 +457,8 @@ def replayable(raw: bytes, format_name: str, received_at: datetime | None = None
         if format_name == FHIR_R4:
             record = to_canonical(read_fhir(raw), received_at=received_at or now_utc())
             return Conversion(record, (), True, (FHIR_R4,))
+        if format_name == TASK_OUTCOME:
+            return OutcomeEvent.read(raw)
         message = parse(raw, charset)
         unreadable = text_error(message)
         if unreadable is not None:  # the pipeline fails it at parse, too

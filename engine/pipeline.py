@@ -23,6 +23,7 @@ from engine.fhir import read_fhir, to_canonical
 from engine.hl7v2 import parse, text_error
 from engine.journal import FHIR_R4, now_utc
 from engine.model.mapping import Conversion
+from engine.model.outcome_event import TASK_OUTCOME, OutcomeEvent
 from engine.progress import Heart
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
@@ -170,6 +171,11 @@ class Pipeline:
                 record = to_canonical(fhir, received_at=row.received_at)
                 conversion = Conversion(record, (), True, (FHIR_R4,))
                 result.outcome = rule_set.outcome(conversion)
+            elif row.format == TASK_OUTCOME:
+                event = OutcomeEvent.read(row.raw or b"")
+                conversion, message = event.conversion(rule_set.mapper, rule_set.charset_of)
+                result.stage_times.append(("parsed", now_utc()))
+                result.outcome = rule_set.outcome(conversion, message)
             else:
                 message = parse(row.raw or b"", rule_set.charset_of(row.source))
                 unreadable = text_error(message)
@@ -297,7 +303,8 @@ def _exception_count(result: _Result) -> int:
     if outcome is None:
         return 1
     unencoded = sum(1 for value in result.encoded.values() if not isinstance(value, Encoded))
-    return len(outcome.problems) + (0 if outcome.decision.rows else 1) + unencoded
+    unrouted = not outcome.decision.rows and outcome.needs_a_route
+    return len(outcome.problems) + unrouted + unencoded
 
 
 class _Rows:
@@ -354,7 +361,7 @@ class _Rows:
             })
         for problem in outcome.problems:
             self.exception(result, f"canonical record: {problem}", moment)
-        if not outcome.decision.rows:
+        if not outcome.decision.rows and outcome.needs_a_route:
             self.exception(result, "no route row matched this message: it goes nowhere",
                            moment)
         self.journal.append(self._status(result, "routed", None))

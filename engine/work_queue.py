@@ -2,7 +2,9 @@
 sink and escalations create them. A ``hold`` task keeps its route row's deliveries
 waiting (status ``held``) until someone who may act in its queue decides: approval
 releases them to the outbox, rejection cancels them (the review decided they must not
-go). ``notify`` and ``work`` tasks are completed.
+go). ``notify`` and ``work`` tasks are completed, with a state when their route row
+names states. Every decision journals the task's outcome event (engine.task_outcome) in
+the decision's own transaction, for the routes to send on.
 
 Who may see, read and act on a task is its queue's, as the published catalog says
 (:mod:`engine.security.task_access`); every method checks it for the principal it is
@@ -41,7 +43,8 @@ from engine.security.audit import AuditLog
 from engine.security.identity import Principal
 from engine.security.permissions import check_assignee
 from engine.store.database import reader
-from engine.store.models import Delivery, JournalEntry, RuleSetVersion, Task
+from engine.store.models import Delivery, JournalEntry, Task
+from engine.task_outcome import check_state, checkpoint_of, journal_outcome, role_of
 
 FILTERS = {"queue": Task.queue, "status": Task.status, "assignee": Task.assignee,
            "kind": Task.kind}
@@ -128,14 +131,19 @@ class WorkQueue:
                           hint="Say why the deliveries must not go")
         return self._decide(task_id, actor, "rejected", "cancelled", reason)
 
-    def complete(self, task_id: int, actor: Principal) -> dict[str, Any]:
-        """Mark a notify or work task done."""
+    def complete(self, task_id: int, actor: Principal, state: str | None = None,
+                 reason: str | None = None) -> dict[str, Any]:
+        """Mark a notify or work task done, in one of the states its route row names
+        (and only then with a state)."""
         with self._changing(task_id, actor, "task.complete") as (session, task):
             if task.mode == "hold":
                 raise Refused(f"task {task_id} holds deliveries: it is decided, not "
                               "completed", hint="Approve or reject it")
+            check_state(session, task, state)
             self._finish(task, "completed", actor.name)
-            self._record(session, actor.name, "task.complete", task, {})
+            self._settle(session, task, "completed", actor.name, state, reason)
+            self._record(session, actor.name, "task.complete", task,
+                         {"state": state} if state else {})
             received_at = _received_at(session, task)
         self._observe(task, received_at)
         return self.summary(task_id)
@@ -157,11 +165,7 @@ class WorkQueue:
                               hint="Complete it instead")
             changed = _release_holds(session, task, delivery_status)
             self._finish(task, outcome, actor.name)
-            decision: dict[str, Any] = {"outcome": outcome, "by": actor.name,
-                                        "at": iso(task.completed_at)}
-            if text:
-                decision["reason"] = text
-            task.payload = {**(task.payload or {}), "decision": decision}
+            self._settle(session, task, outcome, actor.name, None, text)
             self._record(session, actor.name, action, task,
                          {"deliveries": changed, "delivery_status": delivery_status})
             received_at = _received_at(session, task)
@@ -184,6 +188,20 @@ class WorkQueue:
     @staticmethod
     def _finish(task: Task, status: str, actor: str) -> None:
         task.status, task.completed_at, task.decided_by = status, now_utc(), actor
+
+    @staticmethod
+    def _settle(session: Session, task: Task, outcome: str, actor: str, state: str | None,
+                reason: str | None) -> None:
+        """Keep the decision on the task and journal it as the task's outcome event."""
+        decision: dict[str, Any] = {"outcome": outcome, "by": actor,
+                                    "at": iso(task.completed_at)}
+        if state:
+            decision["state"] = state
+        if reason:
+            decision["reason"] = reason
+        task.payload = {**(task.payload or {}), "decision": decision}
+        journal_outcome(session, task, outcome, state=state, reason=reason,
+                        role=role_of(session, actor))
 
     def _record(self, session: Session, actor: str, action: str, task: Task,
                 detail: dict[str, Any]) -> None:
@@ -264,20 +282,8 @@ def _message(session: Session, task: Task) -> tuple[str | None, str | None]:
 def _purpose(session: Session, task: Task) -> str | None:
     """What the task is for: the description its route row gave it, in the rule-set
     version that routed its message."""
-    if task.row_id is None or task.journal_id is None:
-        return None
-    content = session.scalar(
-        select(RuleSetVersion.content).join(
-            JournalEntry, JournalEntry.rule_set_version == RuleSetVersion.version)
-        .where(JournalEntry.id == task.journal_id))
-    for document in (content or {}).get("documents", []):
-        if document.get("kind") != "routes":
-            continue
-        for row in (document.get("data") or {}).get("rows", []):
-            if isinstance(row, dict) and row.get("id") == task.row_id:
-                checkpoint = row.get("checkpoint") or {}
-                return checkpoint.get("description") or row.get("description")
-    return None
+    description = (checkpoint_of(session, task) or {}).get("description")
+    return str(description) if description else None
 
 
 def _received_at(session: Session, task: Task) -> datetime | None:

@@ -23,6 +23,8 @@ from tests.samples import CORPUS
 ROOT = Path(__file__).resolve().parents[1]
 HELD_SAMPLE = "fhir-converter/ORU-R01-RMGEAD.hl7"
 HELD_ROW = "abnormal-results-held-for-nurse-review"
+REFERRAL_SAMPLE = "fhir-converter/REF-I12-01.hl7"
+REFERRAL_ROW = "referral-intake"
 PEOPLE = {"olive": "operator", "anna": "analyst", "carl": "compliance", "cora": "clinician",
           "abe": "approver", "adam": "admin", "rita": "registrar"}
 
@@ -64,6 +66,22 @@ def held_review(engine) -> tuple[int, int]:
     with Session(engine) as session:
         task = session.scalars(select(Task).where(Task.row_id == HELD_ROW)).one()
         return task.id, task.journal_id
+
+
+def referral_task(engine) -> tuple[int, int]:
+    """A partner's referral through the real pipeline: (triage task id, journal id)."""
+    ingest(engine, sample(REFERRAL_SAMPLE), "partner-referrals")
+    assert Pipeline(engine).run_once() == 1
+    with Session(engine) as session:
+        task = session.scalars(select(Task).where(Task.row_id == REFERRAL_ROW)).one()
+        return task.id, task.journal_id
+
+
+def outcome_events(engine) -> list[JournalEntry]:
+    """The task outcome events journaled, oldest first."""
+    with Session(engine) as session:
+        return list(session.scalars(select(JournalEntry).where(
+            JournalEntry.format == "task-outcome").order_by(JournalEntry.id)))
 
 
 def entry(engine, status: str = "routed", raw: bytes = b"MSH|^~\\&|x",

@@ -1,4 +1,5 @@
-"""An HTTP sink that records every POST's idempotency key and JSON body, on a port that
+"""An HTTP sink that records every POST's idempotency key and JSON body (with its path,
+media type and Authorization header), on a port that
 stays the same when it is stopped and started again (a destination going down); a
 fault from :mod:`tests.faults` makes it answer late or hold a request."""
 
@@ -20,6 +21,9 @@ from tests.ports import free_port
 class Received:
     key: str
     body: dict[str, Any]
+    path: str = ""
+    media_type: str = ""
+    authorization: str | None = None
 
 
 @dataclass
@@ -63,8 +67,10 @@ class RecordingSink:
                     sink.fault(number)
                 with sink._lock:
                     sink._at_once -= 1
-                    sink.received.append(Received(self.headers.get("Idempotency-Key", ""),
-                                                  json.loads(body)))
+                    sink.received.append(Received(
+                        self.headers.get("Idempotency-Key", ""), json.loads(body), self.path,
+                        self.headers.get("Content-Type", ""),
+                        self.headers.get("Authorization")))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -78,7 +78,11 @@ def _task_commands(commands: Any, common: argparse.ArgumentParser) -> None:
              ).add_argument("--reason", help="kept on the task, not audited")
     _with_id(actions, common, "reject", "cancel the deliveries a hold task keeps"
              ).add_argument("--reason", required=True, help="kept on the task, not audited")
-    _with_id(actions, common, "complete", "mark a notify or work task done")
+    complete = _with_id(actions, common, "complete", "mark a notify or work task done")
+    complete.add_argument("--state", help="how it ended: one of the states its route row "
+                          "names (required when it names some)")
+    complete.add_argument("--reason", help="kept on the task and in its outcome event, "
+                          "not audited")
 
 
 def _with_id(actions: Any, common: argparse.ArgumentParser, name: str,

@@ -112,8 +112,9 @@ def _reject(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
 
 
 def _complete(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
-    view = WorkQueue(engine).complete(args.id, actor)
-    print_done(f"task {args.id} completed", view, args.json)
+    view = WorkQueue(engine).complete(args.id, actor, args.state, args.reason)
+    state = f" as {args.state}" if args.state else ""
+    print_done(f"task {args.id} completed{state}", view, args.json)
     return OK
 
 

@@ -411,6 +411,7 @@ RF1 = _Spec("RF1", "referrals[*]", [
     ("effective_at", "RF1-7", _dtm),
     ("expires_at", "RF1-8", _dtm),
     ("reason", "RF1-10.1"),
+    ("external_id", "RF1-11.1"),
 ])
 
 

@@ -17,6 +17,10 @@ and the Bundle's references then point at the one it has. Never a conditional up
 a record minimised to a scope without addresses would erase the receiver's addresses.
 An identifier without a URI system cannot be searched for safely (the same number may
 belong to another patient in another system), so such a Patient is simply posted.
+
+A task outcome event's record (one with ``task_outcome``) is a write-back of a state:
+its Bundle holds one Task (:mod:`engine.fhir.task`) and nothing else, created only if
+the server has none with its identifier, so a retried delivery files it once.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from engine.fhir.elements import (
     typed_identifier,
     v2_concept,
 )
+from engine.fhir.task import outcome_task
 from engine.fhir.times import fhir_date, fhir_datetime, fhir_instant
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://switchboard.invalid/fhir/bundle")
@@ -102,14 +107,10 @@ class _Entries:
 def encode_bundle(record: Mapping[str, Any], message_id: str) -> dict[str, Any]:
     """The transaction Bundle for a (possibly minimised) canonical record."""
     entries = _Entries(message_id)
-    subject = _add_patient(entries, section(record, "patient"))
-    encounter = _add_encounter(entries, section(record, "encounter"), subject)
-    orders = _add_orders(entries, record, subject, encounter)
-    _add_results(entries, record, orders, subject, encounter)
-    for index, appointment in _carried(record, "appointments"):
-        entries.add(f"appointment/{index}", _appointment(appointment, subject))
-    for index, document in _carried(record, "documents"):
-        entries.add(f"document/{index}", _document(document, subject, encounter))
+    if section(record, "task_outcome"):
+        _add_task(entries, record)
+    else:
+        _add_resources(entries, record)
     bundle: Json = {
         "resourceType": "Bundle",
         "identifier": {"system": "urn:ietf:rfc:3986", "value": entries.url("bundle")},
@@ -118,6 +119,24 @@ def encode_bundle(record: Mapping[str, Any], message_id: str) -> dict[str, Any]:
     if entries.entries:
         bundle["entry"] = entries.entries
     return bundle
+
+
+def _add_resources(entries: _Entries, record: Mapping[str, Any]) -> None:
+    subject = _add_patient(entries, section(record, "patient"))
+    encounter = _add_encounter(entries, section(record, "encounter"), subject)
+    orders = _add_orders(entries, record, subject, encounter)
+    _add_results(entries, record, orders, subject, encounter)
+    for index, appointment in _carried(record, "appointments"):
+        entries.add(f"appointment/{index}", _appointment(appointment, subject))
+    for index, document in _carried(record, "documents"):
+        entries.add(f"document/{index}", _document(document, subject, encounter))
+
+
+def _add_task(entries: _Entries, record: Mapping[str, Any]) -> None:
+    system, value = "urn:ietf:rfc:3986", entries.url("task")
+    entries.add("task", outcome_task(record, {"system": system, "value": value}),
+                {"method": "POST", "url": "Task",
+                 "ifNoneExist": f"identifier={_search_value(system)}|{_search_value(value)}"})
 
 
 def _carried(record: Mapping[str, Any], name: str) -> list[tuple[int, Mapping[str, Any]]]:

@@ -71,7 +71,16 @@ STATUSES: dict[str, tuple[frozenset[str], str | None]] = {
     "Appointment": (frozenset({
         "proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow",
         "entered-in-error", "checked-in", "waitlist"}), None),
+    "Task": (frozenset({
+        "draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
+        "in-progress", "on-hold", "failed", "completed", "entered-in-error"}), None),
 }
+
+# A task's outcome (task_outcome) -> Task.status: the state chosen on completion when
+# it is a Task status or one of these words for one, else what the decision itself was.
+# "scheduled": the referral was accepted and its appointment booked, so it is under way.
+TASK_STATES = {"declined": "rejected", "scheduled": "in-progress"}
+TASK_OUTCOMES = {"completed": "completed", "approved": "accepted", "rejected": "rejected"}
 
 GENDERS = frozenset({"male", "female", "other", "unknown"})
 NAME_USES = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})

@@ -24,6 +24,7 @@ from engine.encoders import encode
 from engine.errors import SwitchboardError
 from engine.hl7v2 import Message
 from engine.model.mapping import Conversion
+from engine.model.outcome_event import OutcomeEvent
 from engine.rules.rule_set import Outcome, RuleSet
 from engine.rules.rule_tests import case_message
 from engine.rules.source import RuleSource
@@ -43,9 +44,10 @@ class Unreadable:
     error: str
 
 
-Replayable = Message | Conversion | Unreadable
+Replayable = Message | Conversion | OutcomeEvent | Unreadable
 """One message to replay: parsed HL7 v2, a FHIR resource already converted (its
-conversion does not depend on the rules), or why it could not be read."""
+conversion does not depend on the rules), a task's outcome event (its originating
+message converted by each version), or why it could not be read."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def compare(baseline: RuleSet, draft: RuleSet, item: Replayable, *,
     return _outcome_impact(baseline, before, draft, after)
 
 
-def evaluate(rule_set: RuleSet, item: Message | Conversion,
+def evaluate(rule_set: RuleSet, item: Message | Conversion | OutcomeEvent,
              message: Message | None = None) -> Outcome | str:
     """The outcome of ``item`` under ``rule_set``, or the exception it raises instead,
     named by its error class (the pipeline's error text can quote the message). A
@@ -142,6 +144,8 @@ def evaluate(rule_set: RuleSet, item: Message | Conversion,
     try:
         if isinstance(item, Conversion):
             return rule_set.outcome(item, message)
+        if isinstance(item, OutcomeEvent):
+            return rule_set.outcome(*item.conversion(rule_set.mapper, rule_set.charset_of))
         return rule_set.process(item)
     except SwitchboardError as error:
         return f"cannot be processed ({type(error).__name__})"
@@ -223,7 +227,7 @@ def _outcome_codes(outcome: Outcome) -> set[str]:
     the value that broke it."""
     codes = {f"canonical record invalid at {_general(problem.partition(': ')[0])}"
              for problem in outcome.problems}
-    if not outcome.decision.rows:
+    if not outcome.decision.rows and outcome.needs_a_route:
         codes.add(NO_ROUTE)
     return codes
 

@@ -68,6 +68,8 @@ class Checkpoint:
     description: str | None = None
     # Seconds from the task's creation until it is due (``due: 2h`` in the rule).
     due_after: float | None = None
+    # notify only: the states its completion chooses from (engine.task_outcome).
+    states: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,22 @@ def _checkpoint(data: Any, where: str) -> Checkpoint | None:
             raise RuleError(f"checkpoint.due: {error.reason}", where=where,
                             hint=error.hint) from None
     return Checkpoint(data["mode"], data["queue"], data["kind"],
-                      description if isinstance(description, str) else None, due)
+                      description if isinstance(description, str) else None, due,
+                      _states(data, where))
+
+
+def _states(data: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    states = data.get("states")
+    if states is None:
+        return ()
+    if data["mode"] == "hold":
+        raise RuleError("checkpoint.states: a hold is approved or rejected, not completed "
+                        "with a state", where=where,
+                        hint="Name states on a notify checkpoint, or remove them")
+    if not isinstance(states, list) or not states or not all(
+            isinstance(state, str) and state for state in states):
+        raise RuleError("checkpoint.states: write a non-empty list of states", where=where)
+    return tuple(dict.fromkeys(states))
 
 
 def _destinations(data: Any, checkpoint: Checkpoint | None, where: str) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from engine.errors import SwitchboardError
 from engine.hl7v2 import Message
 from engine.model.canonical import canonical_errors
 from engine.model.mapping import Conversion, Mapper, MappingError
+from engine.model.outcome_event import TASK_OUTCOME
 from engine.model.schemas import schema_errors
 from engine.rules.catalog_entry import CatalogError, Connection
 from engine.rules.conditions import RuleError
@@ -71,6 +72,13 @@ class Outcome:
     deliveries: tuple[Delivery, ...]
     tasks: tuple[Task, ...]
     problems: tuple[str, ...]
+
+    @property
+    def needs_a_route(self) -> bool:
+        """Whether matching no route row is a problem: a message that goes nowhere is;
+        a task's outcome event that no row sends on is not (most are kept only)."""
+        message = self.conversion.record.get("message")
+        return not (isinstance(message, dict) and message.get("source_format") == TASK_OUTCOME)
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,26 @@
 """Rule tests: YAML cases (message in -> expected canonical fields, rows, destinations,
-tasks) run through the pure core, each reported as pass or fail with its differences."""
+tasks) run through the pure core, each reported as pass or fail with its differences.
+A case with ``outcome`` routes the outcome event of the task its message's route row
+makes, decided as the case says, instead of the message."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
+from engine.model.outcome_event import Origin, OutcomeEvent
 from engine.rules.rule_set import Outcome, RuleSet
 from engine.rules.source import RuleSource, message_file_key
 
 _INDEXED_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 _MISSING = object()
+# An outcome case's decision and message need a time: a fixed one, so results repeat.
+_DECIDED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,54 @@ def run_rule_tests(rule_set: RuleSet, source: RuleSource) -> list[CaseResult]:
 
 
 def _run(rule_set: RuleSet, source: RuleSource, path: str, case: Mapping[str, Any]) -> list[str]:
+    outcome = case_outcome(rule_set, source, path, case)
+    if isinstance(outcome, str):
+        return [outcome]
+    return compare(outcome, case["expect"])
+
+
+def case_outcome(rule_set: RuleSet, source: RuleSource, path: str,
+                 case: Mapping[str, Any]) -> Outcome | str:
+    """What the rules make of a case's message, or of the outcome of its task; or why
+    the case cannot be run."""
     raw = case_message(source, path, case)
     if raw is None:
-        return [f"message file {case['message'].get('file')} was not found"]
+        return f"message file {case['message'].get('file')} was not found"
     try:
-        outcome = rule_set.process(parse(raw))
+        if "outcome" not in case:
+            return rule_set.process(parse(raw))
+        event = _case_event(rule_set, case["outcome"], raw)
+        if isinstance(event, str):
+            return f"outcome: {event}"
+        return rule_set.outcome(*event.conversion(rule_set.mapper, rule_set.charset_of))
     except SwitchboardError as exc:
-        return [f"the message cannot be processed: {exc}"]
-    return compare(outcome, case["expect"])
+        return f"the message cannot be processed: {exc}"
+
+
+def _case_event(rule_set: RuleSet, spec: Mapping[str, Any], raw: bytes) -> OutcomeEvent | str:
+    """The outcome event a case describes, or why no task could be decided so."""
+    row = next((r for r in rule_set.routes.rows if r.id == spec["row"]), None)
+    if row is None:
+        return f"there is no route row {spec['row']!r}"
+    checkpoint = row.checkpoint
+    if checkpoint is None:
+        return f"row {row.id} makes no task: it has no checkpoint"
+    hold = checkpoint.mode == "hold"
+    decided = spec.get("outcome") or ("approved" if hold else "completed")
+    if hold == (decided == "completed"):
+        return ("a hold task is approved or rejected, not completed" if hold else
+                "a notify task is completed, not approved or rejected")
+    state, states = spec.get("state"), checkpoint.states
+    if state is not None and not states:
+        return f"row {row.id} names no states, so its task takes none"
+    if state is not None and state not in states:
+        return f"{state!r} is not one of row {row.id}'s states: {', '.join(states)}"
+    if state is None and states:
+        return f"row {row.id}'s task needs a state: one of {', '.join(states)}"
+    origin = Origin("rule-test", "rule-test", "hl7v2", _DECIDED_AT, raw)
+    return OutcomeEvent(1, checkpoint.queue, checkpoint.kind, checkpoint.mode, row.id, decided,
+                        _DECIDED_AT, state, spec.get("reason"), spec.get("decided_by_role"),
+                        origin)
 
 
 def case_message(source: RuleSource, path: str, case: Any) -> bytes | None:

@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 
 from engine.security.audit import AuditLog
 from engine.store.models import AuditEvent
-from tests.queue_rows import delivery_statuses, entry, held_review, task
+from tests.queue_rows import (
+    delivery_statuses,
+    entry,
+    held_review,
+    outcome_events,
+    referral_task,
+    task,
+)
 
 
 @pytest.mark.parametrize("path", ["/api/tasks", "/api/tasks/1", "/api/tasks/1/approve"])
@@ -81,3 +88,22 @@ def test_assign_complete_and_their_conflicts(api, engine):
     assert status == 200 and body["status"] == "completed"
     assert api.call("POST", f"/api/tasks/{notify}/complete", as_user="olive")[0] == 409
     assert api.call("POST", "/api/tasks/999/complete", as_user="olive")[0] == 404
+
+
+def test_a_referral_is_completed_in_one_of_its_states(api, engine):
+    task_id, _ = referral_task(engine)
+    url = f"/api/tasks/{task_id}/complete"
+    status, body = api.call("POST", url, as_user="cora")
+    assert status == 400
+    assert "needs a state: one of accepted, declined, scheduled" in body["reason"]
+    status, body = api.call("POST", url, as_user="cora", json={"state": "maybe"})
+    assert status == 400 and "'maybe' is not a state" in body["reason"]
+    assert outcome_events(engine) == []
+    status, body = api.call("POST", url, as_user="cora",
+                            json={"state": "scheduled", "reason": "booked for 3 Dec"})
+    assert status == 200 and body["status"] == "completed"
+    (event,) = outcome_events(engine)
+    assert (event.event, event.control_id, event.status) == (
+        "completed", f"task-{task_id}", "received")
+    status, body = api.call("GET", f"/api/tasks/{task_id}", as_user="cora")
+    assert body["payload"]["decision"]["state"] == "scheduled"

@@ -21,7 +21,9 @@ from tests.queue_rows import (
     entry,
     exception_item,
     held_review,
+    outcome_events,
     prepared,
+    referral_task,
     task,
 )
 
@@ -187,3 +189,13 @@ def test_tasks_list_and_show_say_which_message_and_what_for(engine, url, capsys)
     assert "control_id: CNTRL-3456" in shown
     # The payload is readable: one value per line, nested by indentation.
     assert "  patient:" in shown and any(line.strip() == "gender: female" for line in shown)
+
+
+def test_complete_a_referral_with_its_state(engine, url, capsys):
+    task_id, _ = referral_task(engine)
+    assert run(url, "tasks", "complete", str(task_id), "--as", "cora") == 2
+    assert "needs a state: one of accepted, declined, scheduled" in capsys.readouterr().err
+    assert run(url, "tasks", "complete", str(task_id), "--as", "cora", "--state", "declined",
+               "--reason", "not our service") == 0
+    assert capsys.readouterr().out.endswith(f"task {task_id} completed as declined\n")
+    assert [e.event for e in outcome_events(engine)] == ["completed"]

@@ -39,10 +39,11 @@ def test_lint_warns_of_each_secret_variable_this_process_lacks(capsys, monkeypat
     assert main(["rules", "lint", str(ROOT)]) == 0
     out = capsys.readouterr().out
     warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    # Both connections to the EHR present its token.
     assert warnings == [
-        "warning: catalog/connections/ehr-fhir.yaml: endpoint.auth_secret_env: connection "
-        "'ehr-fhir' names SWITCHBOARD_EHR_FHIR_TOKEN for its Authorization header, and this "
-        "process does not have it set"]
+        f"warning: catalog/connections/{name}.yaml: endpoint.auth_secret_env: connection "
+        f"'{name}' names SWITCHBOARD_EHR_FHIR_TOKEN for its Authorization header, and this "
+        "process does not have it set" for name in ("ehr-fhir", "ehr-referral-status")]
     assert "0 finding(s)" in out
     monkeypatch.setenv("SWITCHBOARD_EHR_FHIR_TOKEN", "set")
     assert main(["rules", "lint", str(ROOT)]) == 0

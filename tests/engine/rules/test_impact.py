@@ -14,8 +14,10 @@ import pytest
 
 from engine.fhir import read_fhir, to_canonical
 from engine.hl7v2 import parse
+from engine.impact_preview import replayable
 from engine.journal import now_utc
 from engine.model.mapping import Conversion
+from engine.model.outcome_event import Origin, OutcomeEvent
 from engine.rules.impact import (
     NO_ROUTE,
     Changes,
@@ -289,3 +291,34 @@ def test_a_message_the_pipeline_fails_at_parse_is_unreadable_in_a_preview_too():
 
     raw = b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A08|1|P|2.5.1\rPID|1||12||DO\xffE\r"
     assert replayable(raw, "hl7v2") == Unreadable("ParseError")
+
+
+def referral_outcome() -> bytes:
+    """A referral task's completion, as the journal keeps it."""
+    moment = now_utc()
+    origin = Origin("m-1", "partner-referrals", "hl7v2", moment,
+                    read("fhir-converter/REF-I12-01.hl7"))
+    return OutcomeEvent(3, "referral-intake", "referral-triage", "notify", "referral-intake",
+                        "completed", moment, None, None, "clinician", origin).to_bytes()
+
+
+def outcomes_to_the_referral_tool(docs: dict[str, Any]) -> None:
+    docs["rules/routes/referrals.yaml"]["rows"].append(
+        {"id": "outcomes-to-tool", "match": {"type": "TASK", "event": "completed"},
+         "to": ["referral-tool"]})
+    del docs["rules/mappings/referrals.yaml"]["fields"]["referrals"]["fields"]["priority"]
+
+
+def test_a_task_outcome_is_replayed_with_its_origin_converted_by_each_version():
+    item = replayable(referral_outcome(), "task-outcome")
+    assert isinstance(item, OutcomeEvent)
+    impact = compare(published(), draft(outcomes_to_the_referral_tool), item)
+    assert not impact.unreadable
+    assert impact.destinations.added == ("referral-tool",)
+    assert "referrals[*].priority" in impact.canonical.removed
+    # An outcome no row sends on is no failure, in a preview as in the pipeline.
+    outreach = OutcomeEvent(4, "outreach", "delivery", "work", None, "completed", now_utc())
+    impact = compare(published(), draft(no_analytics),
+                     replayable(outreach.to_bytes(), "task-outcome"))
+    assert (impact.before, impact.after) == (("analytics-warehouse",), ())
+    assert not impact.exceptions

@@ -344,6 +344,16 @@ def test_a_checkpoint_may_say_when_its_task_is_due():
             {"id": "r", "to": ["d"], "checkpoint": {**checkpoint, "due": "2 hours"}}]}])
 
 
+def test_a_notify_checkpoint_may_name_the_states_its_completion_chooses_from():
+    notify = {"mode": "notify", "queue": "q", "kind": "k"}
+    table = compile_routes([{"id": "t", "rows": [
+        {"id": "r", "to": [], "checkpoint": {**notify, "states": ["accepted", "declined"]}}]}])
+    assert table.rows[0].checkpoint.states == ("accepted", "declined")
+    with pytest.raises(RuleError, match=r"checkpoint.states: a hold is approved or rejected"):
+        compile_routes([{"id": "t", "rows": [{"id": "r", "to": ["d"], "checkpoint": {
+            **notify, "mode": "hold", "states": ["accepted"]}}]}])
+
+
 def test_duplicate_row_error_says_what_to_do():
     with pytest.raises(RuleError, match="Row ids are unique across every route table"):
         compile_routes([{"id": "a", "rows": [row(), row()]}])
