@@ -64,6 +64,16 @@ class Classification(StrEnum):
     OPERATIONAL = "operational"
 
 
+class Ordering(StrEnum):
+    """What a delivery that is dead-lettered, or a message that fails in the pipeline,
+    does to the patient's later ones on this connection: ``strict`` holds them until an
+    operator retries, reprocesses, skips or resolves it; ``skip_dead`` lets them go on,
+    so a retry afterwards arrives out of order."""
+
+    STRICT = "strict"
+    SKIP_DEAD = "skip_dead"
+
+
 class AgreementKind(StrEnum):
     BAA = "BAA"
     DUA = "DUA"
@@ -172,6 +182,7 @@ class Connection:
     sla: Sla | None = None
     agreement: Agreement | None = None
     tags: tuple[str, ...] = ()
+    ordering: Ordering = Ordering.STRICT
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Connection:
@@ -272,6 +283,7 @@ _OPTIONAL: Final = (
     "sla",
     "agreement",
     "tags",
+    "ordering",
 )
 
 
@@ -306,6 +318,7 @@ def _read_connection(d: Mapping[str, Any]) -> Connection:
         sla=_optional(raw.get("sla"), f"{where}: sla", _read_sla),
         agreement=_optional(raw.get("agreement"), f"{where}: agreement", _read_agreement),
         tags=_strings(raw.get("tags") or [], f"{where}: tags", IDENTIFIER),
+        ordering=_reader.enum(Ordering, raw.get("ordering", "strict"), f"{where}: ordering"),
     )
 
 
