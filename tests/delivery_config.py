@@ -30,14 +30,15 @@ HTTP_FEED_TOKEN_ENV = "SWITCHBOARD_TEST_HTTP_FEED_TOKEN"
 
 def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | None = None,
                     mllp_port: int | None = None, mllp_sink: int | None = None,
-                    hold: bool = False, http_feed: bool = False) -> Path:
+                    hold: bool = False, http_feed: bool = False,
+                    ordering: str | None = None) -> Path:
     """Write the configuration into ``folder`` and return it; ``sink_url`` receives
     every message (POST, canonical JSON), or with ``mllp_sink`` an MLLP destination on
     that port (HL7 v2); ``mllp_port`` moves the listener; with ``hold`` only ADT
     updates (A08) and registrations (A04) go out, and an update waits for a nurse's
     review task in the ``review`` queue while a registration goes out at once; with
     ``http_feed`` HL7 v2 may also be posted to /ingest/http-feed (token in
-    HTTP_FEED_TOKEN_ENV)."""
+    HTTP_FEED_TOKEN_ENV); ``ordering`` is the test sink's (strict when not given)."""
     rules = folder / "rules"
     shutil.copytree(ROOT / "rules" / "mappings", rules / "mappings")
     shutil.copytree(ROOT / "rules" / "schema", rules / "schema")
@@ -76,6 +77,7 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
         "direction": "outbound", "transport": transport, "endpoint": endpoint,
         "format": form,
         "data_scope": ["message", "patient", "encounter", "orders", "results"],
+        **({} if ordering is None else {"ordering": ordering}),
     })
     return folder
 

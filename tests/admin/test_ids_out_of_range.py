@@ -21,6 +21,7 @@ PATH_OPERATIONS = [
     ("POST", "/api/exceptions/{n}/resolve", MAX_ID),
     ("POST", "/api/exceptions/{n}/retry", MAX_ID),
     ("POST", "/api/exceptions/{n}/reprocess", MAX_ID),
+    ("POST", "/api/exceptions/{n}/skip", MAX_ID),
     ("GET", VERSION, MAX_VERSION), ("GET", VERSION + "/content", MAX_VERSION),
     ("PUT", VERSION + "/content", MAX_VERSION), ("PUT", VERSION + "/documents", MAX_VERSION),
     ("DELETE", VERSION + "/documents?path=rules/x.yaml", MAX_VERSION),
@@ -33,7 +34,8 @@ PATH_OPERATIONS = [
 # A body valid but for its id, so only the id can be what is refused.
 PATH_BODIES = {
     "/assign": {"assignee": "olive"}, "/reject": {"reason": "not this one"},
-    "/resolve": {"reason": "done"}, "/reprocess": {"body": "MSH|^~\\&|"},
+    "/resolve": {"reason": "done"}, "/skip": {"reason": "done"},
+    "/reprocess": {"body": "MSH|^~\\&|"},
     "/override": {"reason": "quiet week"}, "/content": {"summary": "another summary"},
     "/documents": {"path": "rules/x.yaml", "kind": "routes", "data": {}},
 }

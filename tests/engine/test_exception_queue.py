@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session
 from engine import encoders
 from engine.exception_queue import ExceptionQueue
 from engine.hl7v2 import parse
-from engine.journal import Journal, Received
+from engine.journal import Journal, Received, now_utc
+from engine.outbox import Attempt, Outbox
 from engine.pipeline import Pipeline
 from engine.queues import Invalid, NotFound, Refused
 from engine.security.audit import AuditLog
 from engine.store.models import AuditEvent, Delivery, ExceptionItem, JournalEntry, StageEvent
+from tests.engine.store.test_outbox import REJECTED, RULES
 from tests.queue_rows import delivery, entry, exception_item, ingest, prepared, sample
 
 ADMISSION = "fhir-converter/ADT-A01-01.hl7"
@@ -298,3 +300,71 @@ def test_two_people_retrying_at_once_retry_once(engine, queue):
     assert sorted(outcomes) == ["refused"] * 3 + ["retried"]
     assert len(audit_events(engine)) == 1
     assert AuditLog(engine).verify() == []
+
+
+def held_chain(engine) -> tuple[int, int, list[int]]:
+    """A delivery the outbox dead-lettered under strict ordering, with two of its
+    patient's later deliveries to the same destination behind it: (item id, dead
+    delivery id, the ids behind it)."""
+    head, *behind = [delivery(engine, entry(engine)[0], status="pending", attempts=0)
+                     for _ in range(3)]
+    outbox = Outbox(engine, lease=60)
+    (chain,) = outbox.claim(limit=10)
+    outbox.record([Attempt(chain[0], now_utc(), REJECTED)], chain[1:], RULES)
+    with Session(engine) as session:
+        item = session.scalars(select(ExceptionItem.id).where(
+            ExceptionItem.delivery_id == head)).one()
+    return item, head, behind
+
+
+@pytest.mark.parametrize("action", ["retry", "reprocess", "skip", "resolve"])
+def test_each_way_out_of_a_dead_letter_releases_its_chain_in_order(engine, queue, action):
+    """Issue 14, item 2: under strict ordering a dead letter holds its chain, and the
+    item says how many deliveries wait behind it, until an operator retries it (it goes
+    first), reprocesses it (its edit goes first), skips or resolves it (the rest go)."""
+    item_id, head, behind = held_chain(engine)
+    outbox = Outbox(engine, lease=60)
+    assert outbox.claim(limit=10) == []
+    assert queue.show(item_id)["waiting_behind"] == {"deliveries": 2}
+    first: list[int] = []
+    if action == "retry":
+        queue.retry(item_id, "olive")
+        first = [head]
+    elif action == "reprocess":
+        view = queue.reprocess(item_id, '{"a": 2}', "anna")
+        first = [view["replacement"]["delivery_id"]]
+    elif action == "skip":
+        queue.skip(item_id, "the clinic keyed it in by hand", "olive")
+    else:
+        queue.resolve(item_id, "the clinic keyed it in by hand", "olive")
+    assert queue.show(item_id)["waiting_behind"] is None
+    assert [[c.id for c in chain] for chain in outbox.claim(limit=10)] == [[*first, *behind]]
+
+
+def test_skip_needs_a_reason_keeps_it_on_the_item_and_is_audited(engine, queue):
+    item_id, _, _ = held_chain(engine)
+    with pytest.raises(Invalid, match="a skip needs a reason"):
+        queue.skip(item_id, "  ", "olive")
+    view = queue.skip(item_id, "SECRET-NAME was admitted by phone", "olive")
+    assert (view["status"], view["delivery"]["status"]) == ("skipped", "dead")
+    assert view["resolved_at"]
+    assert view["detail"]["skip"]["reason"] == "SECRET-NAME was admitted by phone"
+    (event,) = audit_events(engine)
+    assert (event.actor, event.action, event.target_id, event.detail) == (
+        "olive", "exception.skip", str(item_id),
+        {"status": "skipped", "released": {"deliveries": 2}})
+    assert AuditLog(engine).verify() == []
+    with pytest.raises(Refused, match=f"exception {item_id} is skipped, no longer open"):
+        queue.skip(item_id, "again", "olive")
+
+
+def test_skip_refuses_an_item_that_holds_nothing_back(engine, queue):
+    """A dead letter under skip_dead, a message routed with a problem: nothing waits
+    behind them, so there is nothing to skip; resolving them is what is left."""
+    item_id, _ = dead_delivery_item(engine)
+    assert queue.show(item_id)["waiting_behind"] is None
+    with pytest.raises(Refused, match=f"exception {item_id} holds nothing back") as caught:
+        queue.skip(item_id, "nothing to hold", "olive")
+    assert "Resolve" in (caught.value.hint or "")
+    assert queue.show(item_id)["status"] == "open"
+    assert audit_events(engine) == []
