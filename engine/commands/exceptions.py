@@ -1,4 +1,4 @@
-"""``switchboard exceptions list|show|assign|resolve|retry|reprocess``: the exception
+"""``switchboard exceptions list|show|assign|resolve|retry|reprocess|skip``: the exception
 queue from the command line, with the REST API's rules (engine.exception_queue) and
 roles (engine.security.permissions), acting as the ``--as`` user."""
 
@@ -21,6 +21,7 @@ from engine.exception_queue import ExceptionQueue
 
 PROG = "switchboard exceptions"
 COLUMNS = ("id", "status", "error_class", "connection", "assignee", "summary")
+_ONE = {"deliveries": "delivery", "messages": "message"}
 
 
 def exceptions_command(args: argparse.Namespace) -> int:
@@ -63,6 +64,16 @@ def _retry(engine: Engine, actor: str, args: argparse.Namespace) -> int:
     return OK
 
 
+def _skip(engine: Engine, actor: str, args: argparse.Namespace) -> int:
+    view = ExceptionQueue(engine).skip(args.id, args.reason, actor)
+    what, count = next(iter(view["detail"]["skip"]["released"].items()))
+    failure = (f"delivery {view['delivery']['id']}" if view["delivery"]
+               else f"message {view['message_id']}")
+    print_done(f"exception {args.id} skipped: {count} {_ONE[what] if count == 1 else what} "
+               f"behind {failure} may go on", view, args.json)
+    return OK
+
+
 def _reprocess(engine: Engine, actor: str, args: argparse.Namespace) -> int:
     view = ExceptionQueue(engine).reprocess(args.id, read_edit(args.file), actor)
     replacement = view["replacement"] or {}
@@ -80,4 +91,5 @@ _ACTIONS: dict[str, tuple[str, Handler]] = {
     "resolve": ("exception.resolve", _resolve),
     "retry": ("exception.retry", _retry),
     "reprocess": ("exception.reprocess", _reprocess),
+    "skip": ("exception.skip", _skip),
 }
