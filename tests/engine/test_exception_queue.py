@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 from engine import encoders
 from engine.exception_queue import ExceptionQueue
 from engine.hl7v2 import parse
-from engine.journal import Journal, Received, now_utc
+from engine.journal import Journal, Received, now_utc, patient_key_of
+from engine.message_log import MessageLog
 from engine.outbox import Attempt, Outbox
 from engine.pipeline import Pipeline
 from engine.queues import Invalid, NotFound, Refused
 from engine.security.audit import AuditLog
 from engine.store.models import AuditEvent, Delivery, ExceptionItem, JournalEntry, StageEvent
+from tests.delivery_config import update
 from tests.engine.store.test_outbox import REJECTED, RULES
 from tests.queue_rows import delivery, entry, exception_item, ingest, prepared, sample
 
@@ -368,3 +370,95 @@ def test_skip_refuses_an_item_that_holds_nothing_back(engine, queue):
     assert "Resolve" in (caught.value.hint or "")
     assert queue.show(item_id)["status"] == "open"
     assert audit_events(engine) == []
+
+
+def failing_for(monkeypatch, message_id: str) -> None:
+    """A defect in the canonical JSON encoder that fails one message (in the pipeline,
+    before any delivery exists) and no other, until ``monkeypatch.undo()``."""
+    real = encoders.ENCODERS["canonical-json"]
+
+    def encode(record, delivery):
+        if delivery.message_id == message_id:
+            raise KeyError("a defect")
+        return real(record, delivery)
+
+    monkeypatch.setitem(encoders.ENCODERS, "canonical-json", encode)
+
+
+def statuses_by_control_id(engine) -> dict[str, tuple[str, str | None]]:
+    with Session(engine) as session:
+        return {row.control_id: (row.status, row.status_reason) for row in session.execute(
+            select(JournalEntry.control_id, JournalEntry.status, JournalEntry.status_reason)
+            .order_by(JournalEntry.id))}
+
+
+def warehouse_chain(engine) -> list[str]:
+    """The control ids of MRN1's deliveries to analytics-warehouse (every event goes
+    there) as the outbox claims them: in the order the destination receives them."""
+    mrn1 = patient_key_of("MRN1", "RIVERSIDE")
+    with Session(engine) as session:
+        control_ids = dict(session.execute(
+            select(JournalEntry.id, JournalEntry.control_id)).all())
+    chains = Outbox(engine, lease=60).claim(limit=100)
+    (chain,) = [chain for chain in chains if chain[0].destination == "analytics-warehouse"
+                and chain[0].patient_key == mrn1]
+    return [control_ids[claimed.journal_id] for claimed in chain]
+
+
+@pytest.mark.parametrize("action", ["retry", "reprocess", "skip", "resolve"])
+def test_a_message_failed_in_the_pipeline_holds_its_patients_later_messages_from_its_source(
+        engine, queue, monkeypatch, action):
+    """Regression (issue 14, item 2): a message that failed in the pipeline held nothing
+    back, so the patient's discharge was routed while the admission lay failed, and
+    reprocessing the admission delivered it after the discharge. Under strict ordering
+    the patient's later messages from the same source are held before routing, with the
+    reason, and the exception item says how many wait; once the admission is retried or
+    reprocessed it is routed first, and once it is skipped or resolved they go on.
+    Other patients, and the same patient's messages from other sources, flow."""
+    admit = ingest(engine, update("ADMIT", "MRN1", "A01"))
+    ingest(engine, update("DISCHARGE", "MRN1", "A03"))
+    ingest(engine, update("OTHER", "MRN2", "A01"))
+    ingest(engine, update("ELSEWHERE", "MRN1", "A08"), source="partner-referrals")
+    failing_for(monkeypatch, admit)
+    Pipeline(engine).run_once()  # one pass: the discharge comes right behind the failure
+    ingest(engine, update("LATER", "MRN1", "A08"))
+    Pipeline(engine).run_once()  # a pass of its own: the hold is found in the store
+    found = statuses_by_control_id(engine)
+    assert {c: status for c, (status, _) in found.items()} == {
+        "ADMIT": "failed", "DISCHARGE": "held", "OTHER": "routed", "ELSEWHERE": "routed",
+        "LATER": "held"}
+    for held in ("DISCHARGE", "LATER"):
+        reason = found[held][1] or ""
+        assert admit in reason and "failed in the pipeline" in reason, reason
+    listed = MessageLog(engine).list({"status": "held"}).items
+    assert sorted(m["control_id"] for m in listed) == ["DISCHARGE", "LATER"]
+    assert all(admit in m["status_reason"] for m in listed)
+    (item,) = queue.list({"status": "open"}).items
+    assert queue.show(item["id"])["waiting_behind"] == {"messages": 2}
+    monkeypatch.undo()  # the defect is fixed
+
+    first: list[str] = []
+    if action == "retry":
+        queue.retry(item["id"], "olive")
+        first = ["ADMIT"]
+    elif action == "reprocess":
+        edited = parse(update("ADMIT", "MRN1", "A01"))
+        edited.set("PV1-2", "I")  # the analyst's fix: an inpatient admission
+        queue.reprocess(item["id"], edited.encode(), "anna")
+        first = ["ADMIT"]  # the edited copy, in the original's place
+    elif action == "skip":
+        queue.skip(item["id"], "admitted by phone", "olive")
+    else:
+        queue.resolve(item["id"], "admitted by phone", "olive")
+    while Pipeline(engine).run_once():
+        pass
+    assert {c: status for c, (status, _) in statuses_by_control_id(engine).items()
+            if c != "ADMIT"} == dict.fromkeys(("DISCHARGE", "OTHER", "ELSEWHERE", "LATER"),
+                                              "routed")
+    assert queue.show(item["id"])["waiting_behind"] is None
+    # ELSEWHERE came from another source: it never waited, and keeps its place.
+    assert warehouse_chain(engine) == [*first, "DISCHARGE", "ELSEWHERE", "LATER"]
+    if action == "skip":
+        (event,) = audit_events(engine)
+        assert (event.action, event.detail) == (
+            "exception.skip", {"status": "skipped", "released": {"messages": 2}})
