@@ -65,6 +65,7 @@ def reprocess_exception(item_id: int) -> Any:
 @blueprint.post("/<id:item_id>/skip")
 @require(*roles_for("exception.skip"))
 def skip_exception(item_id: int) -> Any:
-    """``{"reason": "..."}``: let what a dead letter holds back go on without it."""
+    """``{"reason": "..."}``: let what a dead letter or a failed message holds back go
+    on without it."""
     reason = text_field(json_object(), "reason") or ""
     return jsonify(services().exceptions.skip(item_id, reason, g.principal.name))

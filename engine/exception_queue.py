@@ -65,7 +65,8 @@ class ExceptionQueue:
 
     def show(self, item_id: int) -> dict[str, Any]:
         """The item, its delivery's state, its message id, any replacement made, and
-        how many deliveries wait behind it (None when it holds nothing back)."""
+        how many deliveries or messages wait behind it (None when it holds nothing
+        back)."""
         with Session(self._reads) as session:
             item = _found(session.get(ExceptionItem, item_id), item_id)
             message_id = None if item.journal_id is None else session.scalar(
@@ -95,7 +96,7 @@ class ExceptionQueue:
             raise Invalid("a resolution needs a reason", hint="Say what was done about it")
         with self._changing(item_id) as (session, item):
             now = now_utc()
-            released = recovery.release_chain(session, item)
+            released = recovery.release_chain(session, item, now, "resolved")
             item.status, item.resolved_at = "resolved", now
             item.detail = {**(item.detail or {}),
                            "resolution": {"reason": reason, "by": actor, "at": now.isoformat()}}
@@ -104,15 +105,15 @@ class ExceptionQueue:
         return self.show(item_id)
 
     def skip(self, item_id: int, reason: str, actor: str) -> dict[str, Any]:
-        """Let the chain a dead letter holds go on without it, which stays unsent. The
-        reason is kept on the item, not in the audit trail: free text may name a
-        patient."""
+        """Let what the item's failure holds back go on without it: a dead letter stays
+        unsent, a failed message unrouted. The reason is kept on the item, not in the
+        audit trail: free text may name a patient."""
         if not reason or not reason.strip():
             raise Invalid("a skip needs a reason",
                           hint="Say why what waits behind it may go on without it")
         with self._changing(item_id) as (session, item):
             now = now_utc()
-            released = recovery.release_chain(session, item)
+            released = recovery.release_chain(session, item, now, "skipped")
             if released is None:
                 raise Refused(f"exception {item_id} holds nothing back: nothing waits "
                               "behind it", hint="Resolve it, or retry it")
