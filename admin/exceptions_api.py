@@ -1,6 +1,6 @@
 """The exception queue over REST: list and show for the readers (operator, analyst,
-compliance), assign, resolve and retry for operators, reprocess for operators and
-analysts. The rules live in engine.exception_queue; this module only speaks HTTP.
+compliance), assign, resolve, retry and skip for operators, reprocess for operators
+and analysts. The rules live in engine.exception_queue; this module only speaks HTTP.
 Every action is audited there, named by the caller's principal."""
 
 from __future__ import annotations
@@ -60,3 +60,12 @@ def reprocess_exception(item_id: int) -> Any:
     edited message (HL7 v2 text, or FHIR JSON for a FHIR source)."""
     edited = text_field(json_object(), "body") or ""
     return jsonify(services().exceptions.reprocess(item_id, edited, g.principal.name))
+
+
+@blueprint.post("/<id:item_id>/skip")
+@require(*roles_for("exception.skip"))
+def skip_exception(item_id: int) -> Any:
+    """``{"reason": "..."}``: let what a dead letter or a failed message holds back go
+    on without it."""
+    reason = text_field(json_object(), "reason") or ""
+    return jsonify(services().exceptions.skip(item_id, reason, g.principal.name))

@@ -47,6 +47,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "rules_api.rollback": _object({"version": _VERSION, "reason": _TEXT}, ("version", "reason")),
     "exceptions_api.assign_exception": _object({"assignee": _TEXT}, ("assignee",)),
     "exceptions_api.resolve_exception": _object({"reason": _TEXT}, ("reason",)),
+    "exceptions_api.skip_exception": _object({"reason": _TEXT}, ("reason",)),
     "exceptions_api.reprocess_exception": _object({"body": _TEXT}, ("body",)),
     "tasks_api.assign_task": _object({"assignee": _TEXT}, ("assignee",)),
     "tasks_api.approve_task": _object({"reason": _TEXT}),

@@ -1,5 +1,5 @@
-"""The exception queue: list, show, assign, resolve, retry and reprocess the failures
-people own. The REST API and the command line both act through this one class, so
+"""The exception queue: list, show, assign, resolve, retry, reprocess and skip the
+failures people own. The REST API and the command line both act through this one class, so
 the rules (what may happen to an item in which state) live in one place.
 
 Every action checks the item's state and changes it in one transaction that holds the
@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from engine import chain_holds
 from engine import exception_recovery as recovery
 from engine.journal import now_utc
 from engine.queues import OPEN, Invalid, NotFound, Page, Refused, check_page, iso, settled
@@ -32,7 +33,7 @@ FILTERS = {"status": ExceptionItem.status, "connection": ExceptionItem.connectio
            "error_class": ExceptionItem.error_class, "owner_role": ExceptionItem.owner_role,
            "assignee": ExceptionItem.assignee}
 # Who may be handed an item: whoever may act on it.
-_ACTING = ("exception.resolve", "exception.retry", "exception.reprocess")
+_ACTING = ("exception.resolve", "exception.retry", "exception.reprocess", "exception.skip")
 
 Recover = Callable[[Session, ExceptionItem, datetime], dict[str, Any]]
 
@@ -63,7 +64,9 @@ class ExceptionQueue:
             return Page([exception_summary(row) for row in rows], page, per_page, total)
 
     def show(self, item_id: int) -> dict[str, Any]:
-        """The item, its delivery's state, its message id and any replacement made."""
+        """The item, its delivery's state, its message id, any replacement made, and
+        how many deliveries or messages wait behind it (None when it holds nothing
+        back)."""
         with Session(self._reads) as session:
             item = _found(session.get(ExceptionItem, item_id), item_id)
             message_id = None if item.journal_id is None else session.scalar(
@@ -75,7 +78,8 @@ class ExceptionQueue:
                     "escalate_at": iso(item.escalate_at), "escalate_to": item.escalate_to,
                     "escalated_at": iso(item.escalated_at),
                     "delivery": None if delivery is None else _delivery_view(delivery),
-                    "replacement": _replacement(session, item.detail or {})}
+                    "replacement": _replacement(session, item.detail or {}),
+                    "waiting_behind": chain_holds.waiting_behind(session, item)}
 
     def assign(self, item_id: int, assignee: str, actor: str) -> dict[str, Any]:
         """Give an open item to someone who may act on it."""
@@ -86,16 +90,37 @@ class ExceptionQueue:
         return self.show(item_id)
 
     def resolve(self, item_id: int, reason: str, actor: str) -> dict[str, Any]:
-        """Close an item by hand. The reason is kept on the item, not in the audit trail:
-        free text may name a patient."""
+        """Close an item by hand; what its failure held back goes on. The reason is kept
+        on the item, not in the audit trail: free text may name a patient."""
         if not reason or not reason.strip():
             raise Invalid("a resolution needs a reason", hint="Say what was done about it")
         with self._changing(item_id) as (session, item):
             now = now_utc()
+            released = recovery.release_chain(session, item, now, "resolved")
             item.status, item.resolved_at = "resolved", now
             item.detail = {**(item.detail or {}),
                            "resolution": {"reason": reason, "by": actor, "at": now.isoformat()}}
-            self._record(session, actor, "exception.resolve", item, {})
+            self._record(session, actor, "exception.resolve", item,
+                         {} if released is None else {"released": released})
+        return self.show(item_id)
+
+    def skip(self, item_id: int, reason: str, actor: str) -> dict[str, Any]:
+        """Let what the item's failure holds back go on without it: a dead letter stays
+        unsent, a failed message unrouted. The reason is kept on the item, not in the
+        audit trail: free text may name a patient."""
+        if not reason or not reason.strip():
+            raise Invalid("a skip needs a reason",
+                          hint="Say why what waits behind it may go on without it")
+        with self._changing(item_id) as (session, item):
+            now = now_utc()
+            released = recovery.release_chain(session, item, now, "skipped")
+            if released is None:
+                raise Refused(f"exception {item_id} holds nothing back: nothing waits "
+                              "behind it", hint="Resolve it, or retry it")
+            item.status, item.resolved_at = "skipped", now
+            item.detail = {**(item.detail or {}), "skip": {
+                "reason": reason, "by": actor, "at": now.isoformat(), "released": released}}
+            self._record(session, actor, "exception.skip", item, {"released": released})
         return self.show(item_id)
 
     def retry(self, item_id: int, actor: str) -> dict[str, Any]:

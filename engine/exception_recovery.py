@@ -2,7 +2,10 @@
 delivery sent again, a failed message routed again, or an edited copy of either made
 beside the original (both are kept: the original shows what was received, the copy what
 was sent). Each step checks the state it changes in the same transaction, so two people
-acting at once cannot both succeed."""
+acting at once cannot both succeed. A dead letter that holds its chain (strict ordering,
+engine.chain_holds) releases it when it is sent again or replaced: it, or its edit,
+goes first, and what waited behind it follows. A failed message that holds its chain
+keeps holding it until it, or its edited copy in its place, is routed."""
 
 from __future__ import annotations
 
@@ -14,11 +17,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine import chain_holds
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
 from engine.hl7v2.message import header_codec
 from engine.journal import FHIR_R4, Received, entry_fields
-from engine.outbox import BLOCKING
+from engine.outbox import BLOCKING, unpark_behind
 from engine.queues import Invalid, Refused
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent
 
@@ -38,6 +42,7 @@ def requeue_delivery(session: Session, item: ExceptionItem, now: datetime) -> di
                       hint="Use reprocess with an edited body")
     delivery.status, delivery.attempts = "pending", 0
     delivery.next_attempt_at, delivery.updated_at = None, now
+    release_chain(session, item, now, "retried")
     return {"delivery_id": delivery.id, "delivery_status": "pending"}
 
 
@@ -67,6 +72,7 @@ def replace_delivery(session: Session, item: ExceptionItem, edited: str,
         held_by_row=None, attempts=0, next_attempt_at=None, created_at=now, updated_at=now)
     session.add(replacement)
     session.flush()
+    release_chain(session, item, now, "reprocessed")
     return {"delivery_id": original.id, "replacement_delivery_id": replacement.id}
 
 
@@ -87,8 +93,21 @@ def replace_message(session: Session, item: ExceptionItem, edited: bytes,
     session.flush()
     session.add(StageEvent(journal_id=replacement.id, stage="reprocessed_from", at=now,
                            detail={"message_id": original.message_id, "exception_id": item.id}))
+    chain_holds.follow_copy(session, original.id, replacement.id)
     return {"message_id": original.message_id,
             "replacement_message_id": replacement.message_id}
+
+
+def release_chain(session: Session, item: ExceptionItem, now: datetime,
+                  action: str) -> dict[str, int] | None:
+    """End the hold the item's failure has on its chain, if it has one: what was parked
+    behind a dead letter is ready now, what was held behind a failed message goes back
+    to be routed. How many waited, or None when it held nothing back."""
+    released = chain_holds.end_item_hold(session, item, now,
+                                         {"exception_id": item.id, "action": action})
+    if released is not None and item.delivery_id is not None:
+        unpark_behind(session.connection(), [item.delivery_id])
+    return released
 
 
 def message_bytes(entry_format: str, edited: bytes | str, charset: str | None = None) -> bytes:

@@ -3,22 +3,27 @@ of each as the destination's exception policy says.
 
 Order is kept per (destination, patient). A delivery may be claimed only when every
 earlier delivery of its chain has ended (delivered, dead-lettered, cancelled): one that
-is pending, retrying, in flight or held blocks the ones behind it. The claim asks the
-store for the oldest deliveries whose chain can move now (nothing earlier in it held,
-retrying later or in flight), so a destination that is down holds up its own chains
-and no other. ``SKIP LOCKED`` alone cannot promise order (a worker that skips a locked
-head would take the next in line), so the claim then checks each candidate against the
-delivery before it in its chain and takes only runs that start at their chain's head.
+is pending, retrying, in flight or held blocks the ones behind it. A dead letter to a
+destination whose catalog entry says ``ordering: strict`` (the default) holds its chain
+too, until an operator retries, reprocesses, skips or resolves it (engine.chain_holds):
+else its retry would arrive after the deliveries that went on without it. The claim
+asks the store for the oldest deliveries whose chain can move now (nothing earlier in
+it held, retrying later or in flight, no dead letter holding it), so a destination that
+is down holds up its own chains and no other. ``SKIP LOCKED`` alone cannot promise
+order (a worker that skips a locked head would take the next in line), so the claim
+then checks each candidate against the delivery before it in its chain and takes only
+runs that start at their chain's head.
 A delivery is also not claimed while an earlier journaled message for the same patient
 is still waiting to be routed: its deliveries do not exist yet, and would otherwise be
 overtaken. Other patients' deliveries need not wait for it.
 
-A pending delivery behind a head that waits (a retry scheduled for later, a hold)
-is parked: its ``next_attempt_at`` says when to look at it again (the head's retry,
-or a while for a hold, or at once when the hold is decided). So a destination that is
-down for hours, with thousands of deliveries queued behind its retrying heads, costs
-each claim nothing: a claim walks only the deliveries that are ready, and those that
-have come due.
+A pending delivery behind a head that waits (a retry scheduled for later, a hold, a
+dead letter that holds its chain) is parked: its ``next_attempt_at`` says when to look
+at it again (the head's retry, or a while for a hold or a dead letter, or at once when
+the hold is decided or the dead letter released). So a destination that is down for
+hours, with thousands of deliveries queued behind its retrying heads or its dead
+letters, costs each claim nothing: a claim walks only the deliveries that are ready,
+and those that have come due.
 
 A claim marks deliveries in flight with a lease (``next_attempt_at``) and a claim
 token: if the worker dies, the lease lapses and another worker delivers again, with the
@@ -54,6 +59,7 @@ from sqlalchemy import (
     update,
 )
 
+from engine.chain_holds import held_by_dead_letter, hold_behind_dead_letter, strict
 from engine.connectors.sink import DeliveryFailed, Outbound
 from engine.journal import now_utc
 from engine.rules.exception_policy import NEVER_RETRIED, Policy
@@ -80,6 +86,10 @@ PARK_WALKS_PER_CLAIM = 5
 HOLD_RECHECK = timedelta(seconds=60)
 """How long a delivery parked behind a hold waits before it is looked at again, should
 the hold be lifted without unparking it (a decision unparks it at once)."""
+DEAD_RECHECK = timedelta(minutes=10)
+"""How long a delivery parked behind a dead letter that holds its chain waits before it
+is looked at again. An operator's action unparks it at once; this only bounds the wait
+should a claim that read the hold just before it ended park it just after."""
 
 _DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 _JOURNAL: Table = JournalEntry.__table__  # type: ignore[assignment]
@@ -227,9 +237,10 @@ class Outbox:
             if self._postgres:
                 query = query.with_for_update(of=_DELIVERIES, skip_locked=True)
             rows = connection.execute(query).all()
-            parked = [{"delivery_key": row.id, "until": row.parked_until or now + HOLD_RECHECK}
-                      for row in rows if row.parks]
-            movable.extend(row for row in rows if not row.parks and not row.in_flight_ahead)
+            parked = [{"delivery_key": row.id, "until": _parked_until(row, now)}
+                      for row in rows if row.parks or row.dead_ahead]
+            movable.extend(row for row in rows
+                           if not row.parks and not row.dead_ahead and not row.in_flight_ahead)
             if parked:
                 connection.execute(_PARK, parked)
             if len(rows) < limit or not parked or len(movable) >= limit:
@@ -244,9 +255,10 @@ class Outbox:
         (sequence, id)), none behind an earlier message of the same patient still waiting
         to be routed; each with what its chain's earlier deliveries say: ``parks`` when
         one is held or retrying later (and ``parked_until``, the earliest such retry),
-        ``in_flight_ahead`` when one is being sent. A delivery that has neither starts
-        or continues a run that can move now, whatever waits ahead of it in the table.
-        A delivery for no patient has no chain to keep in order."""
+        ``dead_ahead`` when a dead letter holds the chain, ``in_flight_ahead`` when one
+        is being sent. A delivery that has none of these starts or continues a run that
+        can move now, whatever waits ahead of it in the table. A delivery for no patient
+        has no chain to keep in order."""
         ahead = _DELIVERIES.alias("ahead")
         chain = (ahead.c.destination == _DELIVERIES.c.destination,
                  ahead.c.patient_key == _DELIVERIES.c.patient_key,
@@ -266,6 +278,7 @@ class Outbox:
         query = (select(*_CLAIM_COLUMNS, _JOURNAL.c.message_id, _JOURNAL.c.received_at,
                         parks.exists().label("parks"),
                         until.scalar_subquery().label("parked_until"),
+                        held_by_dead_letter(_DELIVERIES).label("dead_ahead"),
                         sending.exists().label("in_flight_ahead"))
                  .join(_JOURNAL, _JOURNAL.c.id == _DELIVERIES.c.journal_id)
                  .where(condition, ~waiting.exists())
@@ -379,6 +392,8 @@ class Outbox:
             "last_error": storable_text(failure.reason), "claim_token": None,
             "updated_at": attempt.at}
         retry = failure.error_class not in NEVER_RETRIED and policy.should_retry(made)
+        holds = (not retry and claimed.patient_key is not None
+                 and strict(rule_set, claimed.destination))
         # Ids and classes only: a reason is meant to be free of PHI, but it comes from
         # the destination's side, and the log goes further than the store.
         log.warning("delivery failed", extra={
@@ -394,10 +409,15 @@ class Outbox:
             changes["next_attempt_at"] = None
             connection.execute(_EXCEPTIONS.insert().values(
                 **dead_letter(claimed, failure, policy, made, attempt.at, rule_set)))
+            if holds and claimed.patient_key is not None:
+                hold_behind_dead_letter(connection, claimed.id, claimed.journal_id,
+                                        claimed.destination, claimed.patient_key,
+                                        claimed.sequence, attempt.at)
         connection.execute(
             update(_DELIVERIES).where(_DELIVERIES.c.id == claimed.id).values(**changes))
-        if retry and claimed.patient_key is not None:
-            # Its chain waits for the retry: park what is queued behind it until then.
+        if (retry or holds) and claimed.patient_key is not None:
+            # Its chain waits for the retry, or for an operator to release the dead
+            # letter: park what is queued behind it until then.
             connection.execute(
                 update(_DELIVERIES).where(
                     _DELIVERIES.c.destination == claimed.destination,
@@ -405,7 +425,8 @@ class Outbox:
                     _in(_DELIVERIES.c.status, BLOCKING), _DELIVERIES.c.status == "pending",
                     tuple_(_DELIVERIES.c.sequence, _DELIVERIES.c.id)
                     > tuple_(literal(claimed.sequence), literal(claimed.id)))
-                .values(next_attempt_at=changes["next_attempt_at"]))
+                .values(next_attempt_at=changes["next_attempt_at"] if retry
+                        else attempt.at + DEAD_RECHECK))
         return retry
 
 
@@ -434,8 +455,8 @@ def dead_letter(claimed: Claimed, failure: DeliveryFailed, policy: Policy, attem
 
 
 def unpark_behind(connection: Connection, delivery_ids: Sequence[int]) -> None:
-    """Make the deliveries parked behind these (whose hold was just decided) ready
-    again, rather than wait out HOLD_RECHECK."""
+    """Make the deliveries parked behind these (whose hold was just decided, or whose
+    dead letter was released) ready again, rather than wait out HOLD_RECHECK."""
     if not delivery_ids:
         return
     decided = _DELIVERIES.alias("decided")
@@ -453,6 +474,15 @@ def unpark_behind(connection: Connection, delivery_ids: Sequence[int]) -> None:
 
 def _in_flight_under(tokens: list[str]) -> ColumnElement[bool]:
     return (_DELIVERIES.c.status == "in_flight") & _DELIVERIES.c.claim_token.in_(tokens)
+
+
+def _parked_until(row: Any, now: datetime) -> datetime:
+    """When a claim should look again at a delivery it found waiting: at the retry
+    ahead of it, or after a while behind a hold or a dead letter (a decision or an
+    operator's action unparks it sooner)."""
+    if row.dead_ahead:
+        return now + DEAD_RECHECK
+    return row.parked_until or now + HOLD_RECHECK  # type: ignore[no-any-return]
 
 
 def _ready() -> ColumnElement[bool]:

@@ -3,7 +3,11 @@ delivery intents, run by workers apart from the listeners so a slow stage never 
 ingest. Messages are taken in batches: the pure stages run for each message, then one
 transaction claims the batch and records every stage with its time and the rule-set
 version, the deliveries (the outbox) and the tasks; any failure leaves an exception
-item with its error class and owner instead."""
+item with its error class and owner instead.
+
+Under strict ordering (engine.chain_holds), a message that fails holds the later
+messages of its source and patient: those found behind it, in the same batch or in
+the store, are held, not routed, until it is dealt with."""
 
 from __future__ import annotations
 
@@ -17,6 +21,15 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Dialect, Engine, Select, Table, bindparam, func, select, update
 
 from engine import metrics
+from engine.chain_holds import (
+    Waiting,
+    end_routed_holds,
+    hold_messages,
+    hold_waiting,
+    message_hold_ahead,
+    own_hold_place,
+    strict,
+)
 from engine.encoders import Delivery, Encoded, encode
 from engine.errors import SwitchboardError
 from engine.fhir import read_fhir, to_canonical
@@ -27,7 +40,7 @@ from engine.model.outcome_event import TASK_OUTCOME, OutcomeEvent
 from engine.progress import Heart
 from engine.rule_versions import RuleSetCache, Running
 from engine.rules.exception_policy import ErrorClass
-from engine.rules.rule_set import Outcome
+from engine.rules.rule_set import Outcome, RuleSet
 from engine.store.availability import error_name, store_unavailable
 from engine.store.database import reader
 from engine.store.limits import storable_text
@@ -69,6 +82,14 @@ class _Result:
     stage_times: list[tuple[str, datetime]] = field(default_factory=list)
     # Per destination: the encoded body, or why it could not be encoded.
     encoded: dict[str, Encoded | str] = field(default_factory=dict)
+    # Strict ordering: the message id of the failed message a hold in the store makes
+    # this one wait for, and the one it waits for now (that one, or a failure earlier
+    # in its batch); None when it may be routed.
+    held_in_store: str | None = None
+    behind: str | None = None
+    # The chain's place this message takes when a hold waits for it (a failed message
+    # sent again, or its edited copy): the failed original's journal id.
+    place: int | None = None
 
 
 class Pipeline:
@@ -148,8 +169,12 @@ class Pipeline:
         return len(results), len(rows)
 
     def waiting_query(self, size: int) -> Select[Any]:
-        """This worker's oldest ``size`` waiting messages."""
-        return select(*_WAITING).where(self._waiting).order_by(_JOURNAL.c.id).limit(size)
+        """This worker's oldest ``size`` waiting messages, each with the failed message
+        it must wait behind (``held_behind``) and the place it takes in its chain
+        (``place``), if any."""
+        return (select(*_WAITING, message_hold_ahead(_JOURNAL).label("held_behind"),
+                       own_hold_place(_JOURNAL).label("place"))
+                .where(self._waiting).order_by(_JOURNAL.c.id).limit(size))
 
     def _claim(self, connection: Connection, ids: Sequence[int]) -> set[int]:
         """The ids no other worker has taken since they were read, now taken."""
@@ -162,7 +187,10 @@ class Pipeline:
         return set(taken.scalars())
 
     def _process(self, running: Running, row: Any) -> _Result:
-        result = _Result(row.id, row.message_id, row.source, row.patient_key, row.received_at)
+        result = _Result(row.id, row.message_id, row.source, row.patient_key, row.received_at,
+                         held_in_store=row.held_behind, place=row.place)
+        if result.held_in_store is not None:
+            return result  # it waits: routed once the failure it is behind is dealt with
         rule_set = running.rule_set
         try:
             if row.format == FHIR_R4:
@@ -216,8 +244,15 @@ class Pipeline:
 
     def _bind(self, results: list[_Result], running: Running) -> _Bound:
         """The batch's rows, each message's bound on its own: one whose rows cannot be
-        bound fails alone."""
-        return _Bound.joined([self._bind_one(result, running) for result in results])
+        bound fails alone, and holds what follows it as any failure does."""
+        hold_behind_failures(results, running.rule_set)
+        parts = []
+        for result in results:
+            routed = result.outcome is not None
+            parts.append(self._bind_one(result, running))
+            if routed and result.outcome is None:
+                hold_behind_failures(results, running.rule_set)
+        return _Bound.joined(parts)
 
     def _bind_one(self, result: _Result, running: Running) -> _Bound:
         rows = _Rows(running)
@@ -257,6 +292,7 @@ class Pipeline:
                 if store_unavailable(error):
                     raise
                 _isolate(result, error)
+                hold_behind_failures(results, running.rule_set)
             # Now only Switchboard's own words and times: the store takes them.
             with connection.begin_nested():
                 self._bind_one(result, running).write(connection)
@@ -266,6 +302,8 @@ class Pipeline:
         counts: Counter[tuple[str, str]] = Counter()
         moment = now_utc()
         for result in results:
+            if result.behind is not None:
+                continue  # held: counted when it is routed
             if result.outcome is not None:
                 counts["routed", result.source] += 1
                 for delivery in result.outcome.deliveries:
@@ -279,6 +317,21 @@ class Pipeline:
         for (counter, source), count in counts.items():
             if count:
                 self._report(counter, source, count)
+
+
+def hold_behind_failures(results: Sequence[_Result], rule_set: RuleSet) -> None:
+    """Which of ``results`` (a batch, in journal order) wait: those a hold in the store
+    is ahead of, and under strict ordering those behind a message of their source and
+    patient that failed earlier in the batch."""
+    failed: dict[tuple[str, str], str] = {}
+    for result in results:
+        key = (result.source, result.patient_key or "")
+        result.behind = result.held_in_store or (
+            failed.get(key) if result.patient_key is not None else None)
+        if (result.behind is None and result.outcome is None
+                and result.patient_key is not None
+                and (result.place is not None or strict(rule_set, result.source))):
+            failed[key] = result.message_id
 
 
 def _isolate(result: _Result, error: BaseException) -> None:
@@ -319,8 +372,16 @@ class _Rows:
         self.deliveries: list[dict[str, Any]] = []
         self.tasks: list[dict[str, Any]] = []
         self.exceptions: list[dict[str, Any]] = []
+        self.holds: list[dict[str, Any]] = []
+        self.routed_holds: list[int] = []
+        self.waiting: list[Waiting] = []
 
     def add(self, result: _Result) -> None:
+        if result.behind is not None:
+            assert result.patient_key is not None  # only a patient's messages wait
+            self.waiting.append(Waiting(result.journal_id, result.source,
+                                        result.patient_key, result.behind))
+            return
         moment = now_utc()
         for stage, at in result.stage_times:
             self.stage(result, stage, at)
@@ -330,7 +391,13 @@ class _Rows:
             self.stage(result, "failed", moment)
             self.journal.append(self._status(result, "failed", failure))
             self.exception(result, failure, moment)
+            if (result.place is None and result.patient_key is not None
+                    and strict(self.running.rule_set, result.source)):
+                self.holds.append({"journal_id": result.journal_id, "source": result.source,
+                                   "patient_key": result.patient_key})
             return
+        if result.place is not None:
+            self.routed_holds.append(result.journal_id)
         self.stage(result, "intents_recorded", moment)
         for delivery in outcome.deliveries:
             encoded = result.encoded.get(delivery.destination)
@@ -341,7 +408,8 @@ class _Rows:
                                f"{encoded or 'not encoded'}", moment)
             self.deliveries.append({
                 "journal_id": result.journal_id, "destination": delivery.destination,
-                "patient_key": result.patient_key, "sequence": result.journal_id,
+                "patient_key": result.patient_key,
+                "sequence": result.journal_id if result.place is None else result.place,
                 "status": status,
                 "idempotency_key": f"{result.message_id}:{delivery.destination}",
                 "payload": delivery.payload, "held_by_row": delivery.held_by, "attempts": 0,
@@ -402,14 +470,36 @@ class _Rows:
             (statement, statement.bind_many(rows)) for statement, rows in (
                 (statements.stages, self.stages), (statements.deliveries, self.deliveries),
                 (statements.tasks, self.tasks), (statements.exceptions, self.exceptions),
-                (statements.journal_status, self.journal))])
+                (statements.journal_status, self.journal))],
+            _ChainChanges(self.holds, self.routed_holds, self.waiting))
+
+
+@dataclass(frozen=True)
+class _ChainChanges:
+    """What a batch does to the holds of strict ordering: holds for the messages that
+    failed, the end of those whose message was routed, and the messages held."""
+
+    holds: list[dict[str, Any]] = field(default_factory=list)
+    routed: list[int] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)
+
+    def write(self, connection: Connection) -> None:
+        if not (self.holds or self.routed or self.waiting):
+            return
+        at = now_utc()
+        hold_messages(connection, self.holds, at)
+        end_routed_holds(connection, self.routed, at)
+        hold_waiting(connection, self.waiting, at,
+                     lock=connection.dialect.name == "postgresql")
 
 
 @dataclass(frozen=True)
 class _Bound:
-    """A batch's rows as the driver's parameters, statement by statement, in order."""
+    """A batch's rows as the driver's parameters, statement by statement, in order,
+    then what the batch does to the holds."""
 
     statements: list[tuple[Prepared, list[Any]]]
+    chains: _ChainChanges = field(default_factory=_ChainChanges)
 
     @classmethod
     def joined(cls, parts: list[_Bound]) -> _Bound:
@@ -417,11 +507,15 @@ class _Bound:
         if not parts:
             return cls([])
         return cls([(statement, [row for part in parts for row in part.statements[n][1]])
-                    for n, (statement, _) in enumerate(parts[0].statements)])
+                    for n, (statement, _) in enumerate(parts[0].statements)],
+                   _ChainChanges([h for part in parts for h in part.chains.holds],
+                                 [r for part in parts for r in part.chains.routed],
+                                 [w for part in parts for w in part.chains.waiting]))
 
     def write(self, connection: Connection) -> None:
         for statement, parameters in self.statements:
             statement.execute_bound(connection, parameters)
+        self.chains.write(connection)
 
 
 _STAGE_COLUMNS = ("journal_id", "stage", "at", "rule_set_version", "detail")

@@ -1,8 +1,9 @@
 """``switchboard status``: one line per catalog connection, read from the store, so
 it says the same whichever process (or none) is running. A feed counts what it sent
-(received, routed, failed, waiting to be routed); a destination what was sent to it
-(delivered, dead-lettered, held for a task, waiting); both count their open exception
-items, and a destination shows its latest PHI-free error."""
+(received, routed, failed, held behind a failed message, waiting to be routed); a
+destination what was sent to it (delivered, dead-lettered, held for a task, waiting);
+both count their open exception items, and a destination shows its latest PHI-free
+error."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from engine.backlog import OPEN_EXCEPTION, UNROUTED, WAITING_DELIVERY
+from engine.chain_holds import HELD
 from engine.store.database import reader
 from engine.store.models import (
     CatalogConnection,
@@ -71,6 +73,8 @@ def read_status(engine: Engine) -> list[ConnectionStatus]:
                 changes["routed"] = row.routed + count
             elif status == "failed":
                 changes["failed"] = row.failed + count
+            elif status == HELD:
+                changes["held"] = row.held + count
             elif status in UNROUTED:
                 changes["waiting"] = row.waiting + count
                 changes["oldest_waiting"] = _earliest(row.oldest_waiting, oldest)

@@ -33,7 +33,7 @@ FHIR_FEED_TOKEN_ENV = "SWITCHBOARD_TEST_FHIR_FEED_TOKEN"
 def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | None = None,
                     mllp_port: int | None = None, mllp_sink: int | None = None,
                     hold: bool = False, http_feed: bool = False,
-                    fhir_feed: bool = False) -> Path:
+                    fhir_feed: bool = False, ordering: str | None = None) -> Path:
     """Write the configuration into ``folder`` and return it; ``sink_url`` receives
     every message (POST, canonical JSON), or with ``mllp_sink`` an MLLP destination on
     that port (HL7 v2); ``mllp_port`` moves the listener; with ``hold`` only ADT
@@ -42,7 +42,8 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
     a registration goes out at once; with
     ``http_feed`` HL7 v2 may also be posted to /ingest/http-feed (token in
     HTTP_FEED_TOKEN_ENV); with ``fhir_feed`` FHIR R4 may be posted to /ingest/fhir-feed
-    (token in FHIR_FEED_TOKEN_ENV), and the sink's scope takes appointments too."""
+    (token in FHIR_FEED_TOKEN_ENV), and the sink's scope takes appointments too;
+    ``ordering`` is the test sink's (strict when not given)."""
     rules = folder / "rules"
     shutil.copytree(ROOT / "rules" / "mappings", rules / "mappings")
     shutil.copytree(ROOT / "rules" / "schema", rules / "schema")
@@ -96,6 +97,7 @@ def delivery_config(folder: Path, sink_url: str, *, policy: dict[str, Any] | Non
         "format": form,
         "data_scope": ["message", "patient", "encounter", "orders", "results",
                        *(["appointments"] if fhir_feed else [])],
+        **({} if ordering is None else {"ordering": ordering}),
     })
     return folder
 

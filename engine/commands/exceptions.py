@@ -1,4 +1,4 @@
-"""``switchboard exceptions list|show|assign|resolve|retry|reprocess``: the exception
+"""``switchboard exceptions list|show|assign|resolve|retry|reprocess|skip``: the exception
 queue from the command line, with the REST API's rules (engine.exception_queue) and
 roles (engine.security.permissions), acting as the ``--as`` user."""
 
@@ -22,6 +22,7 @@ from engine.security.identity import Principal
 
 PROG = "switchboard exceptions"
 COLUMNS = ("id", "status", "error_class", "connection", "assignee", "summary")
+_ONE = {"deliveries": "delivery", "messages": "message"}
 
 
 def exceptions_command(args: argparse.Namespace) -> int:
@@ -64,6 +65,16 @@ def _retry(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     return OK
 
 
+def _skip(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
+    view = ExceptionQueue(engine).skip(args.id, args.reason, actor.name)
+    what, count = next(iter(view["detail"]["skip"]["released"].items()))
+    failure = (f"delivery {view['delivery']['id']}" if view["delivery"]
+               else f"message {view['message_id']}")
+    print_done(f"exception {args.id} skipped: {count} {_ONE[what] if count == 1 else what} "
+               f"behind {failure} may go on", view, args.json)
+    return OK
+
+
 def _reprocess(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     view = ExceptionQueue(engine).reprocess(args.id, read_edit(args.file), actor.name)
     replacement = view["replacement"] or {}
@@ -81,4 +92,5 @@ _ACTIONS: dict[str, tuple[str, Handler]] = {
     "resolve": ("exception.resolve", _resolve),
     "retry": ("exception.retry", _retry),
     "reprocess": ("exception.reprocess", _reprocess),
+    "skip": ("exception.skip", _skip),
 }

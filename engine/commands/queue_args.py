@@ -59,6 +59,9 @@ def _exception_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     _with_id(actions, common, "resolve", "close an item by hand").add_argument(
         "--reason", required=True, help="what was done (kept on the item, not audited)")
     _with_id(actions, common, "retry", "send the dead delivery or failed message again")
+    _with_id(actions, common, "skip", "let what the failure holds back go on without it"
+             ).add_argument("--reason", required=True,
+                            help="why it may (kept on the item, not audited)")
     _with_id(actions, common, "reprocess", "send an edited copy; the original is kept"
              ).add_argument("--file", required=True, metavar="PATH", help=FILE_HELP)
 

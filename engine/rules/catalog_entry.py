@@ -65,6 +65,16 @@ class Classification(StrEnum):
     OPERATIONAL = "operational"
 
 
+class Ordering(StrEnum):
+    """What a delivery that is dead-lettered, or a message that fails in the pipeline,
+    does to the patient's later ones on this connection: ``strict`` holds them until an
+    operator retries, reprocesses, skips or resolves it; ``skip_dead`` lets them go on,
+    so a retry afterwards arrives out of order."""
+
+    STRICT = "strict"
+    SKIP_DEAD = "skip_dead"
+
+
 class AgreementKind(StrEnum):
     BAA = "BAA"
     DUA = "DUA"
@@ -191,6 +201,7 @@ class Connection:
     agreement: Agreement | None = None
     tags: tuple[str, ...] = ()
     task_access: TaskAccess | None = None
+    ordering: Ordering = Ordering.STRICT
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Connection:
@@ -292,6 +303,7 @@ _OPTIONAL: Final = (
     "agreement",
     "tags",
     "task_access",
+    "ordering",
 )
 _GRANTS: Final = ("see", "payload", "act")
 
@@ -329,6 +341,7 @@ def _read_connection(d: Mapping[str, Any]) -> Connection:
         tags=_strings(raw.get("tags") or [], f"{where}: tags", IDENTIFIER),
         task_access=_read_task_access(transport, raw.get("task_access"),
                                       f"{where}: task_access"),
+        ordering=_reader.enum(Ordering, raw.get("ordering", "strict"), f"{where}: ordering"),
     )
 
 

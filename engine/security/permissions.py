@@ -24,6 +24,8 @@ _ALLOWED: dict[str, frozenset[Role]] = {
     "exception.assign": frozenset({Role.OPERATOR}),
     "exception.resolve": frozenset({Role.OPERATOR}),
     "exception.retry": frozenset({Role.OPERATOR}),
+    # Letting a patient's later messages go on without the one that failed.
+    "exception.skip": frozenset({Role.OPERATOR}),
     # Validation exceptions are the analysts': they fix the message and send it again.
     "exception.reprocess": frozenset({Role.OPERATOR, Role.ANALYST}),
 }

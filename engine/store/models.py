@@ -207,6 +207,34 @@ class Delivery(Base):
     )
 
 
+class ChainHold(Base):
+    """A failure that holds its patient's later messages on a connection whose catalog
+    entry says ``ordering: strict``: a dead letter (``kind`` delivery) holds the later
+    deliveries of its (destination, patient); a message failed in the pipeline (``kind``
+    message) holds the later messages of its (source, patient) before routing. Only the
+    holds in force are kept: retrying, reprocessing, skipping or resolving the failure's
+    exception item ends its hold. ``sequence`` is the failure's place in its chain (the
+    delivery's sequence, or the message's journal id); ``journal_id`` the message the
+    chain waits for, which becomes an edited copy when one is made."""
+
+    __tablename__ = "chain_holds"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    connection_id: Mapped[str] = mapped_column(String(limits.SOURCE))
+    patient_key: Mapped[str] = mapped_column(String(limits.PATIENT_KEY))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), unique=True)
+    journal_id: Mapped[int] = mapped_column(ForeignKey("journal.id"), index=True)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        # A claim or a pipeline pass asks, per delivery or message, whether a hold
+        # stands earlier in its chain: a few steps of this index, however many wait.
+        Index("ix_chain_holds_chain", "kind", "connection_id", "patient_key", "sequence",
+              "delivery_id"),
+    )
+
+
 class ExceptionItem(Base):
     """A failure someone owns: what failed, its error class, the role that owns it and
     the catalog's recovery procedure. ``detail`` never holds message content."""

@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from engine.security.audit import AuditLog
 from engine.store.models import AuditEvent
+from tests.engine.test_exception_queue import held_chain
 from tests.queue_rows import delivery, entry, exception_item
 
 ROUTES = [("GET", "/api/exceptions"), ("GET", "/api/exceptions/1"),
           ("POST", "/api/exceptions/1/assign"), ("POST", "/api/exceptions/1/resolve"),
-          ("POST", "/api/exceptions/1/retry"), ("POST", "/api/exceptions/1/reprocess")]
+          ("POST", "/api/exceptions/1/retry"), ("POST", "/api/exceptions/1/reprocess"),
+          ("POST", "/api/exceptions/1/skip")]
 
 
 def dead_item(engine, **options) -> int:
@@ -43,6 +45,7 @@ def test_every_route_needs_a_token(api, method, path):
     ("POST", "/api/exceptions/{id}/assign", [], ["anna", "carl", "cora", "abe"]),
     ("POST", "/api/exceptions/{id}/resolve", [], ["anna", "carl", "cora"]),
     ("POST", "/api/exceptions/{id}/retry", [], ["anna", "carl", "cora"]),
+    ("POST", "/api/exceptions/{id}/skip", [], ["anna", "carl", "cora"]),
     ("POST", "/api/exceptions/{id}/reprocess", [], ["carl", "cora", "abe"]),
 ])
 def test_roles_are_checked_on_the_server(api, engine, method, path, allowed, refused):
@@ -129,4 +132,25 @@ def test_reprocess_by_an_analyst_and_its_bad_input(api, engine):
                             as_user="anna", json={"body": "PID|1||123"})
     assert status == 400 and "must start with an MSH segment" in body["reason"]
     assert audit(engine) == [("anna", "exception.reprocess", str(item_id))]
+    assert AuditLog(engine).verify() == []
+
+
+def test_skip_needs_a_reason_and_a_chain_held_back(api, engine):
+    """Issue 14, item 2: skipping a dead letter that holds its chain lets the chain go
+    on without it, for a reason kept on the item, audited; the item's view says how
+    many deliveries wait behind it."""
+    item_id, _, _ = held_chain(engine)
+    url = f"/api/exceptions/{item_id}"
+    assert api.call("GET", url, as_user="carl")[1]["waiting_behind"] == {"deliveries": 2}
+    status, body = api.call("POST", f"{url}/skip", as_user="olive", json={})
+    assert status == 400 and '"reason"' in body["reason"]
+    status, body = api.call("POST", f"{url}/skip", as_user="olive",
+                            json={"reason": "keyed in by the clinic"})
+    assert status == 200 and body["status"] == "skipped"
+    assert body["waiting_behind"] is None
+    assert audit(engine) == [("olive", "exception.skip", str(item_id))]
+    nothing_held = dead_item(engine)
+    status, body = api.call("POST", f"/api/exceptions/{nothing_held}/skip", as_user="olive",
+                            json={"reason": "x"})
+    assert status == 409 and "holds nothing back" in body["reason"] and body["hint"]
     assert AuditLog(engine).verify() == []

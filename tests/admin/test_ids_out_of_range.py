@@ -21,6 +21,7 @@ PATH_OPERATIONS = [
     ("POST", "/api/exceptions/{n}/resolve", MAX_ID),
     ("POST", "/api/exceptions/{n}/retry", MAX_ID),
     ("POST", "/api/exceptions/{n}/reprocess", MAX_ID),
+    ("POST", "/api/exceptions/{n}/skip", MAX_ID),
     ("GET", VERSION, MAX_VERSION), ("GET", VERSION + "/content", MAX_VERSION),
     ("PUT", VERSION + "/content", MAX_VERSION), ("PUT", VERSION + "/documents", MAX_VERSION),
     ("DELETE", VERSION + "/documents?path=rules/x.yaml", MAX_VERSION),
@@ -33,7 +34,8 @@ PATH_OPERATIONS = [
 # A body valid but for its id, so only the id can be what is refused.
 PATH_BODIES = {
     "/assign": {"assignee": "olive"}, "/reject": {"reason": "not this one"},
-    "/resolve": {"reason": "done"}, "/reprocess": {"body": "MSH|^~\\&|"},
+    "/resolve": {"reason": "done"}, "/skip": {"reason": "done"},
+    "/reprocess": {"body": "MSH|^~\\&|"},
     "/override": {"reason": "quiet week"}, "/content": {"summary": "another summary"},
     "/documents": {"path": "rules/x.yaml", "kind": "routes", "data": {}},
 }
@@ -79,7 +81,7 @@ def test_the_table_names_every_route_with_an_integer_id(api):
                      if re.search(r"<(int|id|version)[:(]", rule.rule)
                      for method in rule.methods - {"HEAD", "OPTIONS"}}
     listed = {(method, re.sub(r"\?.*", "", path)) for method, path, _ in PATH_OPERATIONS}
-    assert len(integer_rules) == len(listed) == 23
+    assert len(integer_rules) == len(listed) == 24
     assert {(m, re.sub(r"<[^>]+>", "{n}", r)) for m, r in integer_rules} == listed
 
 

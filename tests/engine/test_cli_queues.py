@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from engine.cli import main
 from engine.security.audit import AuditLog
 from engine.store.models import AuditEvent, Delivery
+from tests.engine.test_exception_queue import held_chain
 from tests.queue_rows import (
     delivery,
     delivery_statuses,
@@ -99,6 +100,27 @@ def test_retry_resolve_and_assign(engine, url, capsys):
     assert run(url, "exceptions", "show", "999", "--as", "olive") == 1
     assert actors(engine) == [("olive", "exception.retry"), ("olive", "exception.assign"),
                               ("adam", "exception.resolve")]
+
+
+def test_show_says_what_waits_behind_and_skip_lets_it_go(engine, url, capsys):
+    """Issue 14, item 2: a dead letter holding its chain says so in ``show``, and
+    ``skip --reason`` lets the chain go on without it, as the ``--as`` user."""
+    item_id, delivery_id, _ = held_chain(engine)
+    assert run(url, "exceptions", "show", str(item_id), "--as", "carl") == 0
+    assert 'waiting_behind: {"deliveries": 2}' in capsys.readouterr().out.splitlines()
+    with pytest.raises(SystemExit) as exit_:
+        run(url, "exceptions", "skip", str(item_id), "--as", "olive")  # no --reason
+    assert exit_.value.code == 2
+    capsys.readouterr()
+    assert run(url, "exceptions", "skip", str(item_id), "--reason", "keyed in by hand",
+               "--as", "anna") == 1
+    assert "may not do this (exception.skip)" in capsys.readouterr().err
+    assert run(url, "exceptions", "skip", str(item_id), "--reason", "keyed in by hand",
+               "--as", "olive") == 0
+    assert capsys.readouterr().out == (
+        f"exception {item_id} skipped: 2 deliveries behind delivery {delivery_id} "
+        "may go on\n")
+    assert actors(engine) == [("olive", "exception.skip")]
 
 
 def test_reprocess_from_a_file_or_stdin(engine, url, capsys, tmp_path, monkeypatch):

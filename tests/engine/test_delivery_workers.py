@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.delivery_workers import DeliveryWorker
 from engine.encoders import outbound_control_id
+from engine.exception_queue import ExceptionQueue
 from engine.hl7v2 import parse
 from engine.hl7v2.ack import AckError
 from engine.ingest import Ingestor
@@ -80,9 +81,22 @@ def test_messages_reach_the_sink_in_order_with_their_keys(engine, sink, workers)
     assert {r.path for r in sink.requests} == {"/events"}
 
 
-def test_a_failing_destination_retries_then_dead_letters_and_blocks_nothing_else(
-        engine, sink, workers):
-    sb, pipeline, worker = workers(f"{sink.url}/events")
+def make_due(engine) -> None:
+    """Time moves on: every retry (and what is parked behind it) is due now."""
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.next_attempt_at.is_not(None))
+                           .values(next_attempt_at=now_utc()))
+
+
+def sent(sink) -> list[str]:
+    """The control ids the sink was sent, in order, failed attempts included."""
+    return [json.loads(r.body)["message"]["control_id"] for r in sink.requests]
+
+
+def test_under_skip_dead_a_dead_letter_blocks_nothing_behind_it(engine, sink, workers):
+    """What every destination did before issue 14, item 2, now stated in its catalog
+    entry: the dead letter no longer holds back the patient's next delivery."""
+    sb, pipeline, worker = workers(f"{sink.url}/events", ordering="skip_dead")
     sink.script(Reply(503), Reply(503), Reply(503))
     sb.ingest(Received(message("C1", "MRN1"), "ehr-adt-feed"))
     sb.ingest(Received(message("C2", "MRN1"), "ehr-adt-feed"))
@@ -92,9 +106,7 @@ def test_a_failing_destination_retries_then_dead_letters_and_blocks_nothing_else
         assert (first.status, first.attempts) == ("retrying", attempt)
         # The second waits behind the first while the first is retried.
         assert second.status == "pending"
-        with engine.begin() as connection:  # the retry is due now: time moves on
-            connection.execute(update(Delivery).where(Delivery.next_attempt_at.is_not(None))
-                               .values(next_attempt_at=now_utc()))
+        make_due(engine)
     drain(pipeline, worker)
     first, second = deliveries(engine)
     assert (first.status, first.attempts, first.error_class) == ("dead", 3, "transport_error")
@@ -109,6 +121,49 @@ def test_a_failing_destination_retries_then_dead_letters_and_blocks_nothing_else
     assert "DOE" not in item.summary and "MRN1" not in item.summary
 
 
+def dead_admission(engine, sink, workers):
+    """An admission whose three attempts the destination refused, and the same
+    patient's discharge behind it: (ingestor, pipeline, worker, dead letter's item)."""
+    sb, pipeline, worker = workers(f"{sink.url}/events")
+    sink.script(Reply(503), Reply(503), Reply(503))
+    sb.ingest(Received(message("ADMIT", "MRN1", "A01"), "ehr-adt-feed"))
+    sb.ingest(Received(message("DISCHARGE", "MRN1", "A03"), "ehr-adt-feed"))
+    for _ in range(3):
+        drain(pipeline, worker)
+        make_due(engine)
+    admit, discharge = deliveries(engine)
+    assert (admit.status, discharge.status) == ("dead", "pending")
+    with Session(engine) as session:
+        item = session.scalars(select(ExceptionItem.id)).one()
+    return sb, pipeline, worker, item
+
+
+def test_under_strict_a_dead_letter_holds_its_chain_and_a_retry_delivers_in_order(
+        engine, sink, workers):
+    """Regression (issue 14, item 2): the discharge went out while the admission lay
+    dead, and the admission's retry then arrived after the discharge. Under strict (the
+    default) the discharge waits for the admission; another patient's message goes."""
+    sb, pipeline, worker, item = dead_admission(engine, sink, workers)
+    sb.ingest(Received(message("OTHER", "MRN2"), "ehr-adt-feed"))
+    drain(pipeline, worker)
+    assert sent(sink) == ["ADMIT"] * 3 + ["OTHER"]
+    queue = ExceptionQueue(engine)
+    assert queue.show(item)["waiting_behind"] == {"deliveries": 1}
+    queue.retry(item, "olive")
+    drain(pipeline, worker)
+    assert sent(sink)[4:] == ["ADMIT", "DISCHARGE"]
+    assert [d.status for d in deliveries(engine)] == ["delivered"] * 3
+
+
+def test_a_skipped_dead_letter_lets_its_chain_go_on_without_it(engine, sink, workers):
+    _, pipeline, worker, item = dead_admission(engine, sink, workers)
+    ExceptionQueue(engine).skip(item, "the clinic registered the admission by hand",
+                                "olive")
+    drain(pipeline, worker)
+    assert sent(sink) == ["ADMIT"] * 3 + ["DISCHARGE"]
+    assert [d.status for d in deliveries(engine)] == ["dead", "delivered"]
+
+
 def test_an_mllp_destination_answering_ar_is_rejected_and_routed_by_policy(
         engine, workers):
     with destination(acknowledge("AR", AckError(103, "Table value not found"))) as lis:
@@ -116,7 +171,7 @@ def test_an_mllp_destination_answering_ar_is_rejected_and_routed_by_policy(
         sb, pipeline, worker = workers("http://127.0.0.1:9/unused", mllp_sink=lis.port,
                                        policy={"max_attempts": 1})
         sb.ingest(Received(message("C1", "MRN1"), "ehr-adt-feed"))
-        sb.ingest(Received(message("C2", "MRN1"), "ehr-adt-feed"))
+        sb.ingest(Received(message("C2", "MRN2"), "ehr-adt-feed"))
         drain(pipeline, worker)
         worker.close()  # the destination waits for its connections to end
         sent = [parse(frame).get("MSH-10") for frame in lis.received]

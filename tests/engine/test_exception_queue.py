@@ -14,11 +14,15 @@ from sqlalchemy.orm import Session
 from engine import encoders
 from engine.exception_queue import ExceptionQueue
 from engine.hl7v2 import parse
-from engine.journal import Journal, Received
+from engine.journal import Journal, Received, now_utc, patient_key_of
+from engine.message_log import MessageLog
+from engine.outbox import Attempt, Outbox
 from engine.pipeline import Pipeline
 from engine.queues import Invalid, NotFound, Refused
 from engine.security.audit import AuditLog
 from engine.store.models import AuditEvent, Delivery, ExceptionItem, JournalEntry, StageEvent
+from tests.delivery_config import update
+from tests.engine.store.test_outbox import REJECTED, RULES
 from tests.queue_rows import delivery, entry, exception_item, ingest, prepared, sample
 
 ADMISSION = "fhir-converter/ADT-A01-01.hl7"
@@ -298,3 +302,163 @@ def test_two_people_retrying_at_once_retry_once(engine, queue):
     assert sorted(outcomes) == ["refused"] * 3 + ["retried"]
     assert len(audit_events(engine)) == 1
     assert AuditLog(engine).verify() == []
+
+
+def held_chain(engine) -> tuple[int, int, list[int]]:
+    """A delivery the outbox dead-lettered under strict ordering, with two of its
+    patient's later deliveries to the same destination behind it: (item id, dead
+    delivery id, the ids behind it)."""
+    head, *behind = [delivery(engine, entry(engine)[0], status="pending", attempts=0)
+                     for _ in range(3)]
+    outbox = Outbox(engine, lease=60)
+    (chain,) = outbox.claim(limit=10)
+    outbox.record([Attempt(chain[0], now_utc(), REJECTED)], chain[1:], RULES)
+    with Session(engine) as session:
+        item = session.scalars(select(ExceptionItem.id).where(
+            ExceptionItem.delivery_id == head)).one()
+    return item, head, behind
+
+
+@pytest.mark.parametrize("action", ["retry", "reprocess", "skip", "resolve"])
+def test_each_way_out_of_a_dead_letter_releases_its_chain_in_order(engine, queue, action):
+    """Issue 14, item 2: under strict ordering a dead letter holds its chain, and the
+    item says how many deliveries wait behind it, until an operator retries it (it goes
+    first), reprocesses it (its edit goes first), skips or resolves it (the rest go)."""
+    item_id, head, behind = held_chain(engine)
+    outbox = Outbox(engine, lease=60)
+    assert outbox.claim(limit=10) == []
+    assert queue.show(item_id)["waiting_behind"] == {"deliveries": 2}
+    first: list[int] = []
+    if action == "retry":
+        queue.retry(item_id, "olive")
+        first = [head]
+    elif action == "reprocess":
+        view = queue.reprocess(item_id, '{"a": 2}', "anna")
+        first = [view["replacement"]["delivery_id"]]
+    elif action == "skip":
+        queue.skip(item_id, "the clinic keyed it in by hand", "olive")
+    else:
+        queue.resolve(item_id, "the clinic keyed it in by hand", "olive")
+    assert queue.show(item_id)["waiting_behind"] is None
+    assert [[c.id for c in chain] for chain in outbox.claim(limit=10)] == [[*first, *behind]]
+
+
+def test_skip_needs_a_reason_keeps_it_on_the_item_and_is_audited(engine, queue):
+    item_id, _, _ = held_chain(engine)
+    with pytest.raises(Invalid, match="a skip needs a reason"):
+        queue.skip(item_id, "  ", "olive")
+    view = queue.skip(item_id, "SECRET-NAME was admitted by phone", "olive")
+    assert (view["status"], view["delivery"]["status"]) == ("skipped", "dead")
+    assert view["resolved_at"]
+    assert view["detail"]["skip"]["reason"] == "SECRET-NAME was admitted by phone"
+    (event,) = audit_events(engine)
+    assert (event.actor, event.action, event.target_id, event.detail) == (
+        "olive", "exception.skip", str(item_id),
+        {"status": "skipped", "released": {"deliveries": 2}})
+    assert AuditLog(engine).verify() == []
+    with pytest.raises(Refused, match=f"exception {item_id} is skipped, no longer open"):
+        queue.skip(item_id, "again", "olive")
+
+
+def test_skip_refuses_an_item_that_holds_nothing_back(engine, queue):
+    """A dead letter under skip_dead, a message routed with a problem: nothing waits
+    behind them, so there is nothing to skip; resolving them is what is left."""
+    item_id, _ = dead_delivery_item(engine)
+    assert queue.show(item_id)["waiting_behind"] is None
+    with pytest.raises(Refused, match=f"exception {item_id} holds nothing back") as caught:
+        queue.skip(item_id, "nothing to hold", "olive")
+    assert "Resolve" in (caught.value.hint or "")
+    assert queue.show(item_id)["status"] == "open"
+    assert audit_events(engine) == []
+
+
+def failing_for(monkeypatch, message_id: str) -> None:
+    """A defect in the canonical JSON encoder that fails one message (in the pipeline,
+    before any delivery exists) and no other, until ``monkeypatch.undo()``."""
+    real = encoders.ENCODERS["canonical-json"]
+
+    def encode(record, delivery):
+        if delivery.message_id == message_id:
+            raise KeyError("a defect")
+        return real(record, delivery)
+
+    monkeypatch.setitem(encoders.ENCODERS, "canonical-json", encode)
+
+
+def statuses_by_control_id(engine) -> dict[str, tuple[str, str | None]]:
+    with Session(engine) as session:
+        return {row.control_id: (row.status, row.status_reason) for row in session.execute(
+            select(JournalEntry.control_id, JournalEntry.status, JournalEntry.status_reason)
+            .order_by(JournalEntry.id))}
+
+
+def warehouse_chain(engine) -> list[str]:
+    """The control ids of MRN1's deliveries to analytics-warehouse (every event goes
+    there) as the outbox claims them: in the order the destination receives them."""
+    mrn1 = patient_key_of("MRN1", "RIVERSIDE")
+    with Session(engine) as session:
+        control_ids = dict(session.execute(
+            select(JournalEntry.id, JournalEntry.control_id)).all())
+    chains = Outbox(engine, lease=60).claim(limit=100)
+    (chain,) = [chain for chain in chains if chain[0].destination == "analytics-warehouse"
+                and chain[0].patient_key == mrn1]
+    return [control_ids[claimed.journal_id] for claimed in chain]
+
+
+@pytest.mark.parametrize("action", ["retry", "reprocess", "skip", "resolve"])
+def test_a_message_failed_in_the_pipeline_holds_its_patients_later_messages_from_its_source(
+        engine, queue, monkeypatch, action):
+    """Regression (issue 14, item 2): a message that failed in the pipeline held nothing
+    back, so the patient's discharge was routed while the admission lay failed, and
+    reprocessing the admission delivered it after the discharge. Under strict ordering
+    the patient's later messages from the same source are held before routing, with the
+    reason, and the exception item says how many wait; once the admission is retried or
+    reprocessed it is routed first, and once it is skipped or resolved they go on.
+    Other patients, and the same patient's messages from other sources, flow."""
+    admit = ingest(engine, update("ADMIT", "MRN1", "A01"))
+    ingest(engine, update("DISCHARGE", "MRN1", "A03"))
+    ingest(engine, update("OTHER", "MRN2", "A01"))
+    ingest(engine, update("ELSEWHERE", "MRN1", "A08"), source="partner-referrals")
+    failing_for(monkeypatch, admit)
+    Pipeline(engine).run_once()  # one pass: the discharge comes right behind the failure
+    ingest(engine, update("LATER", "MRN1", "A08"))
+    Pipeline(engine).run_once()  # a pass of its own: the hold is found in the store
+    found = statuses_by_control_id(engine)
+    assert {c: status for c, (status, _) in found.items()} == {
+        "ADMIT": "failed", "DISCHARGE": "held", "OTHER": "routed", "ELSEWHERE": "routed",
+        "LATER": "held"}
+    for held in ("DISCHARGE", "LATER"):
+        reason = found[held][1] or ""
+        assert admit in reason and "failed in the pipeline" in reason, reason
+    listed = MessageLog(engine).list({"status": "held"}).items
+    assert sorted(m["control_id"] for m in listed) == ["DISCHARGE", "LATER"]
+    assert all(admit in m["status_reason"] for m in listed)
+    (item,) = queue.list({"status": "open"}).items
+    assert queue.show(item["id"])["waiting_behind"] == {"messages": 2}
+    monkeypatch.undo()  # the defect is fixed
+
+    first: list[str] = []
+    if action == "retry":
+        queue.retry(item["id"], "olive")
+        first = ["ADMIT"]
+    elif action == "reprocess":
+        edited = parse(update("ADMIT", "MRN1", "A01"))
+        edited.set("PV1-2", "I")  # the analyst's fix: an inpatient admission
+        queue.reprocess(item["id"], edited.encode(), "anna")
+        first = ["ADMIT"]  # the edited copy, in the original's place
+    elif action == "skip":
+        queue.skip(item["id"], "admitted by phone", "olive")
+    else:
+        queue.resolve(item["id"], "admitted by phone", "olive")
+    while Pipeline(engine).run_once():
+        pass
+    assert {c: status for c, (status, _) in statuses_by_control_id(engine).items()
+            if c != "ADMIT"} == dict.fromkeys(("DISCHARGE", "OTHER", "ELSEWHERE", "LATER"),
+                                              "routed")
+    assert queue.show(item["id"])["waiting_behind"] is None
+    # ELSEWHERE came from another source: it never waited, and keeps its place.
+    assert warehouse_chain(engine) == [*first, "DISCHARGE", "ELSEWHERE", "LATER"]
+    if action == "skip":
+        (event,) = audit_events(engine)
+        assert (event.action, event.detail) == (
+            "exception.skip", {"status": "skipped", "released": {"messages": 2}})

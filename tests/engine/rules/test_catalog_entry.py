@@ -641,3 +641,21 @@ def test_the_schemas_charsets_are_those_the_parser_knows() -> None:
     from engine.hl7v2.charset import _TABLE_0211
 
     assert SCHEMA["properties"]["charset"]["enum"] == list(_TABLE_0211)
+
+
+def test_ordering_is_strict_unless_the_entry_says_skip_dead() -> None:
+    """Issue 14, item 2: what a dead letter (or a message failed in the pipeline) does to
+    the messages behind it is the connection's to say; strict unless it says otherwise."""
+    from engine.rules.catalog_entry import Ordering
+
+    assert SCHEMA["properties"]["ordering"]["enum"] == list(Ordering)
+    assert Connection.from_dict(draft()).ordering is Ordering.STRICT
+    assert Connection.from_dict(lab_out()).ordering is Ordering.STRICT
+    for ordering in ("strict", "skip_dead"):
+        entry = draft(ordering=ordering)
+        assert not list(VALIDATOR.iter_errors(entry))
+        assert Connection.from_dict(entry).ordering == ordering
+    assert SCHEMA["properties"]["ordering"]["default"] == "strict"
+    with pytest.raises(CatalogError) as caught:
+        Connection.from_dict(draft(ordering="loose"))
+    assert caught.value.reason == "lab-out: ordering: 'loose' is not one of strict, skip_dead"

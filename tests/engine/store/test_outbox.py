@@ -8,6 +8,7 @@ import random
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.connectors.sink import DeliveryFailed
+from engine.exception_queue import ExceptionQueue
 from engine.journal import now_utc
 from engine.outbox import Attempt, Outbox, unpark_behind
 from engine.rules.exception_policy import ErrorClass
@@ -23,9 +25,21 @@ from engine.rules.source import read_rule_source
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, ExceptionItem, JournalEntry
 from tests.engine.store.query_plan import plan, statements_sent
+from tests.queue_rows import prepared
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = compile_rule_set(read_rule_source(ROOT))
+REJECTED = DeliveryFailed(ErrorClass.REJECTED, "HTTP 422 from clinic-north")
+
+
+def ordered(connection: str, ordering: str):
+    """The shipped rules with ``connection``'s catalog entry saying ``ordering``."""
+    source = read_rule_source(ROOT)
+    documents = tuple(
+        replace(doc, data={**doc.data, "ordering": ordering})
+        if doc.kind == "connection" and doc.data.get("id") == connection else doc
+        for doc in source.documents)
+    return compile_rule_set(replace(source, documents=documents))
 
 
 def journal(engine, count: int, patient: str | None, status: str = "routed") -> list[int]:
@@ -226,9 +240,74 @@ def test_retries_run_out_into_a_dead_letter_with_owner_and_procedure(engine):
     # default-delivery: rejected escalates to admin after 4 h.
     assert item.escalate_to == "admin"
     assert abs((item.escalate_at - moment).total_seconds() - 4 * 3600) < 1
-    # A dead letter ends its chain's wait: the next delivery may go.
-    behind = deliveries(engine, journal(engine, 1, "p1"), destination="clinic-north")
-    assert ids(outbox.claim(limit=10)) == [behind]
+
+
+def dead_letter_head(outbox: Outbox, rules=RULES) -> list[int]:
+    """Claim the one chain waiting, fail its head as rejected (dead at once) and give
+    the rest back; the ids of the chain."""
+    (chain,) = outbox.claim(limit=100)
+    outbox.record([Attempt(chain[0], now_utc(), REJECTED)], chain[1:], rules)
+    return [c.id for c in chain]
+
+
+def parked_until(engine, delivery_ids: list[int]) -> set:
+    with Session(engine) as session:
+        return set(session.scalars(select(Delivery.next_attempt_at)
+                                   .where(Delivery.id.in_(delivery_ids))))
+
+
+def test_under_strict_a_dead_letter_holds_its_chain_and_no_other(engine):
+    """Regression (issue 14, item 2): a dead letter ended its chain's wait, so the
+    discharge went out while the admit lay dead, and retrying the admit sent it after
+    the discharge. Under strict (the default) the dead letter holds the later deliveries
+    of its (destination, patient); other patients and other destinations flow."""
+    outbox = store(engine)
+    admit, discharge = deliveries(engine, journal(engine, 2, "p1"))
+    assert dead_letter_head(outbox) == [admit, discharge]
+    assert statuses(engine)[admit] == "dead"
+    later = deliveries(engine, journal(engine, 1, "p1"))  # made after the dead letter
+    other_patient = deliveries(engine, journal(engine, 1, "p2"), patient="p2")
+    other_destination = deliveries(engine, journal(engine, 1, "p1"), destination="ehr-fhir")
+    before = now_utc()
+    assert sorted(ids(outbox.claim(limit=10))) == sorted([other_patient, other_destination])
+    assert {statuses(engine)[i] for i in (discharge, *later)} == {"pending"}
+    # Parked behind the dead letter: no claim walks them while it holds them.
+    assert all(moment > before for moment in parked_until(engine, [discharge, *later]))
+    assert outbox.claim(limit=10) == []
+
+
+def test_under_skip_dead_a_dead_letter_ends_its_chains_wait(engine):
+    """skip_dead states what every destination did before: the next delivery may go."""
+    outbox = store(engine)
+    rules = ordered("clinic-north", "skip_dead")
+    admit, discharge = deliveries(engine, journal(engine, 2, "p1"))
+    assert dead_letter_head(outbox, rules) == [admit, discharge]
+    later = deliveries(engine, journal(engine, 1, "p1"))
+    assert ids(outbox.claim(limit=10)) == [[discharge, *later]]
+
+
+def test_what_waits_behind_dead_letters_is_parked_until_an_operator_releases_it(engine):
+    """Thousands of deliveries held behind a destination's dead letters must cost a
+    claim nothing: a claim parks what it finds behind a dead letter, so that no later
+    claim walks it again, and a retry of the dead letter brings its chain back at once."""
+    prepared(engine)
+    outbox = Outbox(engine, lease=60, rng=random.Random(7))
+    heads = {}
+    for patient in ("p1", "p2"):
+        deliveries(engine, journal(engine, 1, patient), patient=patient)
+        heads[patient] = dead_letter_head(outbox)[0]
+    behind = {patient: deliveries(engine, journal(engine, 300, patient), patient=patient)
+              for patient in heads}
+    free = deliveries(engine, journal(engine, 1, "p3"), patient="p3")
+    claimed = [chain for _ in range(8) for chain in ids(outbox.claim(limit=50))]
+    assert claimed == [free]
+    now = now_utc()
+    assert all(moment > now for moment in parked_until(engine, behind["p1"] + behind["p2"]))
+    with Session(engine) as session:
+        item = session.scalars(select(ExceptionItem.id).where(
+            ExceptionItem.delivery_id == heads["p1"])).one()
+    ExceptionQueue(engine).retry(item, "olive")
+    assert ids(outbox.claim(limit=50)) == [[heads["p1"], *behind["p1"][:49]]]
 
 
 def test_the_last_allowed_attempt_dead_letters(engine):
@@ -323,9 +402,12 @@ def test_a_claim_probes_chains_through_the_partial_indexes(engine):
     # walked again (see the parking test).
     for chosen in walks:
         assert "ix_deliveries_stalling" in chosen and "ix_journal_unrouted" in chosen, chosen
+        # Dead letters that hold their chains are probed through their own index.
+        assert "ix_chain_holds_chain" in chosen, chosen
     assert "ix_deliveries_blocking" in heads[0], heads
     plans = [*walks, *heads]
     for chosen in plans:
-        for walk in ("SCAN deliveries", "SCAN ahead", "SCAN unrouted", "Seq Scan",
-                     "ix_deliveries_order", "ix_journal_status_id", "ix_journal_patient"):
+        for walk in ("SCAN deliveries", "SCAN ahead", "SCAN unrouted", "SCAN chain_holds",
+                     "Seq Scan", "ix_deliveries_order", "ix_journal_status_id",
+                     "ix_journal_patient"):
             assert walk not in chosen, chosen

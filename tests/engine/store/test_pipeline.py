@@ -254,3 +254,34 @@ def test_the_queue_query_walks_the_status_index_without_sorting(tmp_path):
         "literal_binds": True})))
     engine.dispose()
     assert "ix_journal_status_id" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_under_skip_dead_a_failed_message_holds_nothing_back(engine, tmp_path, monkeypatch):
+    """A source whose catalog entry says ``ordering: skip_dead`` keeps what every source
+    did before issue 14, item 2: the patient's next message is routed at once."""
+    import yaml
+
+    from engine import encoders
+    from tests.delivery_config import update
+
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "catalog", tmp_path / "catalog")
+    feed = tmp_path / "catalog" / "connections" / "ehr-adt-feed.yaml"
+    feed.write_text(yaml.safe_dump({**yaml.safe_load(feed.read_text()),
+                                    "ordering": "skip_dead"}))
+    sb = prepared(engine, tmp_path)
+    admit = sb.ingest(Received(update("ADMIT", "MRN1", "A01"), "ehr-adt-feed")).journaled
+    sb.ingest(Received(update("DISCHARGE", "MRN1", "A03"), "ehr-adt-feed"))
+    real = encoders.ENCODERS["canonical-json"]
+
+    def failing(record, delivery):
+        if delivery.message_id == admit.message_id:
+            raise KeyError("a defect")
+        return real(record, delivery)
+
+    monkeypatch.setitem(encoders.ENCODERS, "canonical-json", failing)
+    assert Pipeline(engine).run_once() == 2
+    with Session(engine) as session:
+        assert dict(session.execute(
+            select(JournalEntry.control_id, JournalEntry.status)).all()) == {
+            "ADMIT": "failed", "DISCHARGE": "routed"}

@@ -64,3 +64,14 @@ def test_switchboard_status_prints_one_screen(engine, capsys):
         r for r in rows if r["connection"] == "clinic-north").items()
     assert main(["status", "--as", "cora", "--database", url]) == 1  # a clinician
 
+
+
+def test_a_feed_counts_the_messages_held_behind_a_failure(engine):
+    """Issue 14, item 2: a feed's messages held behind a failed one of their patient
+    (strict ordering) show as held, not lost among those received."""
+    prepared(engine)
+    entry(engine, "failed")
+    entry(engine, "held")
+    entry(engine, "held")
+    feed = {row.connection: row for row in read_status(engine)}["ehr-adt-feed"]
+    assert (feed.received, feed.failed, feed.held, feed.waiting) == (3, 1, 2, 0)
