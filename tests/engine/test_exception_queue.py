@@ -462,3 +462,15 @@ def test_a_message_failed_in_the_pipeline_holds_its_patients_later_messages_from
         (event,) = audit_events(engine)
         assert (event.action, event.detail) == (
             "exception.skip", {"status": "skipped", "released": {"messages": 2}})
+
+
+def test_an_item_names_the_recovery_actions_open_to_it(engine, queue):
+    """Issue 14, item 2: the item's recovery actions include skip while something
+    waits behind it; a settled item offers none."""
+    item_id, _, _ = held_chain(engine)
+    assert queue.show(item_id)["recovery_actions"] == [
+        "assign", "retry", "reprocess", "skip", "resolve"]
+    lone, _ = dead_delivery_item(engine)
+    assert queue.show(lone)["recovery_actions"] == ["assign", "retry", "reprocess", "resolve"]
+    queue.skip(item_id, "the clinic keyed it in by hand", "olive")
+    assert queue.show(item_id)["recovery_actions"] == []
