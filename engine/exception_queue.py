@@ -73,13 +73,15 @@ class ExceptionQueue:
                 select(JournalEntry.message_id).where(JournalEntry.id == item.journal_id))
             delivery = (None if item.delivery_id is None
                         else session.get(Delivery, item.delivery_id))
+            waiting = chain_holds.waiting_behind(session, item)
             return {**exception_summary(item), "message_id": message_id,
                     "detail": item.detail, "resolved_at": iso(item.resolved_at),
                     "escalate_at": iso(item.escalate_at), "escalate_to": item.escalate_to,
                     "escalated_at": iso(item.escalated_at),
                     "delivery": None if delivery is None else _delivery_view(delivery),
                     "replacement": _replacement(session, item.detail or {}),
-                    "waiting_behind": chain_holds.waiting_behind(session, item)}
+                    "waiting_behind": waiting,
+                    "recovery_actions": _recovery_actions(item, waiting)}
 
     def assign(self, item_id: int, assignee: str, actor: str) -> dict[str, Any]:
         """Give an open item to someone who may act on it."""
@@ -189,6 +191,16 @@ def exception_summary(item: ExceptionItem) -> dict[str, Any]:
         "summary": item.summary, "recovery_procedure": item.recovery_procedure,
         "created_at": item.created_at.isoformat(), "delivery_id": item.delivery_id,
     }
+
+
+def _recovery_actions(item: ExceptionItem, waiting: dict[str, int] | None) -> list[str]:
+    """What an operator may still do with the item, in the order they are usually
+    weighed: skip only while something waits behind it."""
+    if item.status not in OPEN:
+        return []
+    names_work = item.delivery_id is not None or item.journal_id is not None
+    return ["assign", *(["retry", "reprocess"] if names_work else []),
+            *(["skip"] if waiting is not None else []), "resolve"]
 
 
 def _delivery_view(delivery: Delivery) -> dict[str, Any]:
