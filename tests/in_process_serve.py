@@ -27,17 +27,29 @@ class Serving:
     mllp: int
 
     def readiness(self) -> tuple[int, dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web}/readyz") as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            with error:  # closed now: a leaked socket fails whichever test collects it
-                return error.code, json.loads(error.read())
+        return _answer(urllib.request.Request(f"http://127.0.0.1:{self.web}/readyz"))
+
+    def ingest(self, connection: str, token: str, body: bytes,
+               content_type: str) -> tuple[int, dict[str, Any]]:
+        """``body`` POSTed to the HTTP ingest ``connection`` with a bearer ``token``:
+        the status and the JSON answer, whatever the status."""
+        return _answer(urllib.request.Request(
+            f"http://127.0.0.1:{self.web}/ingest/{connection}", data=body, method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": content_type}))
 
     def send(self, control_id: str, patient: str) -> str:
         """An ordinary ADT^A08 over MLLP; its MSA-1."""
         with BlockingMllpClient("127.0.0.1", self.mllp, timeout=30) as client:
             return parse(client.send(update(control_id, patient))).get("MSA-1") or ""
+
+
+def _answer(request: urllib.request.Request) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:  # closed now: a leaked socket fails whichever test collects it
+            return error.code, json.loads(error.read())
 
 
 @contextmanager

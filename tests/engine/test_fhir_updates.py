@@ -7,8 +7,6 @@ journaled, owned in the exception queue and never delivered."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +36,8 @@ def appointment(resource_id: str, status: str, start: str,
 
 
 def post(serve: Serving, document: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{serve.web}/ingest/{FHIR_FEED}", method="POST",
-        data=json.dumps(document).encode(),
-        headers={"Authorization": f"Bearer {TOKEN}",
-                 "Content-Type": "application/fhir+json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        with error:  # closed now: a leaked socket fails whichever test collects it
-            return error.code, json.loads(error.read())
+    return serve.ingest(FHIR_FEED, TOKEN, json.dumps(document).encode(),
+                        "application/fhir+json")
 
 
 def delivered(sink: RecordingSink, resource: str) -> list[tuple[str, str]]:

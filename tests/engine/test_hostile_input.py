@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -104,16 +102,7 @@ class Feed:
         self.ordinary.append(control_id)
 
     def _post(self, raw: bytes) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.serve.web}/ingest/{HTTP_FEED}", data=raw,
-            method="POST", headers={"Authorization": f"Bearer {TOKEN}",
-                                    "Content-Type": "application/hl7-v2"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            with error:  # closed now: a leaked socket fails whichever test collects it
-                return error.code, json.loads(error.read())
+        return self.serve.ingest(HTTP_FEED, TOKEN, raw, "application/hl7-v2")
 
     def settled(self) -> bool:
         """Every ordinary message delivered, and nothing left moving in the store."""

@@ -71,13 +71,18 @@ def test_abnormal_result_becomes_held_delivery_task_and_stages(engine):
         assert session.scalars(select(ExceptionItem)).all() == []
 
 
-def test_the_nurse_review_task_shows_the_value_unit_range_and_flag(engine):
-    """Regression: the SN value ``^182`` reached the nurse's task as nothing at all."""
-    sb = prepared(engine)
-    sb.ingest(Received(sample("fhir-converter/ORU-R01-RMGEAD.hl7"), "ehr-adt-feed"))
+def routed_to_a_task(engine, name: str) -> Task:
+    """The corpus message ``name`` from the EHR's feed through the pipeline: the one
+    task it made."""
+    prepared(engine).ingest(Received(sample(name), "ehr-adt-feed"))
     Pipeline(engine).run_once()
     with Session(engine) as session:
-        task = session.scalars(select(Task)).one()
+        return session.scalars(select(Task)).one()
+
+
+def test_the_nurse_review_task_shows_the_value_unit_range_and_flag(engine):
+    """Regression: the SN value ``^182`` reached the nurse's task as nothing at all."""
+    task = routed_to_a_task(engine, "fhir-converter/ORU-R01-RMGEAD.hl7")
     assert (task.queue, task.kind) == ("nurse-review", "abnormal-result-review")
     [result] = task.payload["results"]
     assert {key: result.get(key) for key in (
@@ -89,11 +94,8 @@ def test_the_nurse_review_task_shows_the_value_unit_range_and_flag(engine):
 def test_the_nurse_does_not_see_the_tests_name_as_its_coding_system(engine):
     """Regression: OBX-3.3 of the glucose holds the test's name, and the task showed it
     as the result's coding system."""
-    sb = prepared(engine)
-    sb.ingest(Received(sample("fhir-converter/ORU-R01-RMGEAD.hl7"), "ehr-adt-feed"))
-    Pipeline(engine).run_once()
+    task = routed_to_a_task(engine, "fhir-converter/ORU-R01-RMGEAD.hl7")
     with Session(engine) as session:
-        task = session.scalars(select(Task)).one()
         stage = session.scalars(select(StageEvent).where(
             StageEvent.stage == "normalised")).one()
     [result] = task.payload["results"]
@@ -105,11 +107,7 @@ def test_the_nurse_does_not_see_the_tests_name_as_its_coding_system(engine):
 
 def test_a_coded_result_reaches_the_nurse_with_its_coding_system(engine):
     """Regression: the culture's CWE value reached the task as its code alone."""
-    sb = prepared(engine)
-    sb.ingest(Received(sample("fhir-converter/ORU-R01-01.hl7"), "ehr-adt-feed"))
-    Pipeline(engine).run_once()
-    with Session(engine) as session:
-        task = session.scalars(select(Task)).one()
+    task = routed_to_a_task(engine, "fhir-converter/ORU-R01-01.hl7")
     assert task.queue == "nurse-review"
     culture = task.payload["results"][2]
     assert culture["value"] == {
