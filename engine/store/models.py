@@ -371,6 +371,16 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # local (a password kept here) or ldap (the directory vouches at each sign-in).
+    source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    # argon2id; None: the user signs in with API tokens only, or through LDAP.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The last TOTP time step accepted, so a code cannot be used twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # An LDAP user's roles beyond ``role``, as their groups gave them at the last sign-in.
+    extra_roles: Mapped[list[str] | None] = mapped_column(JSON)
+    theme: Mapped[str] = mapped_column(String(16), default="light", server_default="light")
 
 
 class ApiToken(Base):
@@ -383,6 +393,50 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in console user. The browser holds only the session's random token;
+    the row is what ends it: sign-out, an idle or absolute timeout, a disabled user."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(16))
+    # second_factor or enrol_second_factor until the TOTP step is done; then signed_in.
+    stage: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class SignInAttempt(Base):
+    """One sign-in attempt, for the rate limits per user name and per address."""
+
+    __tablename__ = "sign_in_attempts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    username: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (Index("ix_sign_in_attempts_username", "username", "at"),
+                      Index("ix_sign_in_attempts_address", "address", "at"))
+
+
+class LdapRoleMapping(Base):
+    """A directory group whose members hold a Switchboard role."""
+
+    __tablename__ = "ldap_role_mappings"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    group_name: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("group_name", "role"),)
 
 
 class AuditEvent(Base):
@@ -404,4 +458,6 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     # A version's editors (four-eyes) and the trail of one thing are read by target.
-    __table_args__ = (Index("ix_audit_events_target", "target_type", "target_id", "id"),)
+    # Security events are counted by action, for /metrics and the dashboard.
+    __table_args__ = (Index("ix_audit_events_target", "target_type", "target_id", "id"),
+                      Index("ix_audit_events_action", "action", "id"))
