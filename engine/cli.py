@@ -106,9 +106,13 @@ def _add_service_commands(commands: Any) -> None:
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an ACK")
     send.set_defaults(run=_send)
     users = commands.add_parser("users", help="users and their API tokens")
-    users.add_argument("action", choices=["add", "list", "disable"])
+    users.add_argument("action", choices=["add", "list", "disable", "enable", "passwd",
+                                          "reset-second-factor"])
     users.add_argument("name", nargs="?")
     users.add_argument("--role", choices=[role.value for role in Role])
+    users.add_argument("--password", action="store_true",
+                       help="with add: also set a console password (asked for, or read "
+                            "from standard input when it is not a terminal)")
     users.add_argument("--database", metavar="URL")
     users.set_defaults(run=_users)
     add_queue_commands(commands)
@@ -152,7 +156,8 @@ def _send(args: argparse.Namespace) -> int:
 def _users(args: argparse.Namespace) -> int:
     from engine.commands.users import users_command
 
-    return users_command(args.action, args.name, args.role, _database_url(args))
+    return users_command(args.action, args.name, args.role, _database_url(args),
+                         with_password=args.password)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

@@ -1,5 +1,8 @@
-"""``switchboard users add NAME --role ROLE | list | disable NAME``: managing API users
-from the command line. Exit codes: 0 ok, 1 the change was refused, 2 usage error."""
+"""``switchboard users add NAME --role ROLE [--password] | list | disable NAME |
+enable NAME | passwd NAME | reset-second-factor NAME``: managing users from the command
+line. A password is asked for twice at a terminal, or read as one line from standard
+input otherwise (for scripts); it is never an argument, which other users could read.
+Exit codes: 0 ok, 1 the change was refused, 2 usage error."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from collections.abc import Callable
 
 from sqlalchemy import inspect
 
+from engine.security import passwords
 from engine.security.users import UserError, UserStore, UserView
 from engine.store.database import open_engine
 
@@ -16,8 +20,11 @@ OK, REFUSED, USAGE = 0, 1, 2
 PROG = "switchboard users"
 
 
-def users_command(action: str, name: str | None, role: str | None, database_url: str) -> int:
+def users_command(action: str, name: str | None, role: str | None, database_url: str,
+                  with_password: bool = False) -> int:
     problem = _usage_problem(action, name, role)
+    if not problem and with_password and action != "add":
+        problem = "--password goes with add; use passwd NAME to change one"
     if problem:
         print(f"{PROG}: {problem}", file=sys.stderr)
         return USAGE
@@ -27,7 +34,18 @@ def users_command(action: str, name: str | None, role: str | None, database_url:
             print(f"{PROG}: the store has no users table; run `switchboard db upgrade` first",
                   file=sys.stderr)
             return USAGE
-        return _ACTIONS[action](UserStore(engine), name or "", role or "")
+        store = UserStore(engine)
+        if action == "add" and with_password:
+            password = read_password()
+            try:
+                passwords.check_new(password)
+            except passwords.PasswordRefused as exc:
+                raise UserError(exc.reason, hint=exc.hint) from None
+            code = _add(store, name or "", role or "")
+            store.set_password(name or "", password, cli_actor())
+            print(f"set a console password for {name}")
+            return code
+        return _ACTIONS[action](store, name or "", role or "")
     except UserError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return REFUSED
@@ -37,7 +55,7 @@ def users_command(action: str, name: str | None, role: str | None, database_url:
 
 def _usage_problem(action: str, name: str | None, role: str | None) -> str | None:
     if action not in _ACTIONS:
-        return f"unknown action {action!r}: use add, list or disable"
+        return f"unknown action {action!r}: use one of {', '.join(_ACTIONS)}"
     if action != "list" and not name:
         return f"{action} needs a user NAME"
     if action == "list" and name:
@@ -82,6 +100,34 @@ def _disable(store: UserStore, name: str, _role: str) -> int:
     return OK
 
 
+def _enable(store: UserStore, name: str, _role: str) -> int:
+    store.enable(name, cli_actor())
+    print(f"enabled user {name}; issue them a token or a password to use")
+    return OK
+
+
+def _passwd(store: UserStore, name: str, _role: str) -> int:
+    store.set_password(name, read_password(), cli_actor())
+    print(f"set the console password of {name}; their console sessions have ended")
+    return OK
+
+
+def _reset_second_factor(store: UserStore, name: str, _role: str) -> int:
+    store.reset_second_factor(name, cli_actor())
+    print(f"removed the second factor of {name}; they can enrol a new one when they sign in")
+    return OK
+
+
+def read_password() -> str:
+    """A new password: asked twice at a terminal, else one line of standard input."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("New console password: ")
+    if getpass.getpass("Again: ") != first:
+        raise UserError("the two passwords differ", hint="Run the command again")
+    return first
+
+
 def cli_actor() -> str:
     """Who to name in the audit trail for a change made at the command line."""
     try:
@@ -96,4 +142,7 @@ _ACTIONS: dict[str, Callable[[UserStore, str, str], int]] = {
     "add": _add,
     "list": _list,
     "disable": _disable,
+    "enable": _enable,
+    "passwd": _passwd,
+    "reset-second-factor": _reset_second_factor,
 }

@@ -12,20 +12,22 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import SwitchboardError
+from engine.security import passwords
 from engine.security.audit import AuditLog, Clock, now_utc
 from engine.security.identity import Principal
 from engine.security.roles import Role
 from engine.security.token_use import TokenUse
 from engine.security.tokens import TOKEN_PREFIX, hash_token, new_token
 from engine.store.database import reader
-from engine.store.models import ApiToken, User
+from engine.store.models import ApiToken, ConsoleSession, User
 
 SOURCE = "database"
+THEMES = ("light", "dark")
 NAME_PATTERN = re.compile(r"[a-z0-9._-]{2,64}")
 # last_used_at is for people ("is this token still in use?"), not for forensics: a
 # minute's resolution spares the database a write on every request.
@@ -50,6 +52,21 @@ class UserView:
     created_at: datetime
     active_tokens: int
     last_used_at: datetime | None
+    source: str = "local"
+    extra_roles: tuple[Role, ...] = ()
+    has_password: bool = False
+    has_second_factor: bool = False
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """An API token as it may be shown: its number and dates, never the token."""
+
+    id: int
+    user: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
 
 
 class UserStore:
@@ -91,7 +108,9 @@ class UserStore:
                  .group_by(User.id).order_by(User.name))
         with self._sessions() as session:
             return [UserView(user.name, Role(user.role), user.disabled, user.created_at,
-                             count, last_used)
+                             count, last_used, user.source,
+                             tuple(Role(r) for r in user.extra_roles or ()),
+                             user.password_hash is not None, user.totp_secret is not None)
                     for user, count, last_used in session.execute(query)]
 
     def disable(self, name: str, actor: str) -> int:
@@ -108,9 +127,83 @@ class UserStore:
             tokens = live.all()
             for row in tokens:
                 row.revoked_at = revoked_at
+            _end_sessions(session, user.id, revoked_at)
             self._audit.record(session, actor, "user.disable", "user", name,
                                {"tokens_revoked": len(tokens)})
             return len(tokens)
+
+    def enable(self, name: str, actor: str) -> None:
+        """Let a disabled user sign in again; their old tokens stay revoked."""
+        with self._sessions.begin() as session:
+            self._audit.lock(session)
+            user = _existing(session, name)
+            if not user.disabled:
+                raise UserError(f"user {name!r} is not disabled")
+            user.disabled = False
+            self._audit.record(session, actor, "user.enable", "user", name, None)
+
+    def set_password(self, name: str, password: str, actor: str) -> None:
+        """Set a local user's console password (argon2id); their sessions end."""
+        try:
+            hashed = passwords.hash_password(password)
+        except passwords.PasswordRefused as exc:
+            raise UserError(exc.reason, hint=exc.hint) from None
+        with self._sessions.begin() as session:
+            self._audit.lock(session)
+            user = _existing(session, name)
+            if user.source != "local":
+                raise UserError(f"user {name!r} signs in through the directory",
+                                hint="Change the password in the directory")
+            user.password_hash = hashed
+            _end_sessions(session, user.id, self._clock())
+            self._audit.record(session, actor, "user.password", "user", name, None)
+
+    def reset_second_factor(self, name: str, actor: str) -> None:
+        """Forget a user's TOTP secret: they sign in with their password alone (and an
+        admin, where a second factor is required, enrols a new one at once)."""
+        with self._sessions.begin() as session:
+            self._audit.lock(session)
+            user = _existing(session, name)
+            if user.totp_secret is None:
+                raise UserError(f"user {name!r} has no second factor")
+            user.totp_secret, user.totp_last_step = None, None
+            _end_sessions(session, user.id, self._clock())
+            self._audit.record(session, actor, "user.second_factor.reset", "user", name, None)
+
+    def set_theme(self, name: str, theme: str) -> None:
+        """A user's own choice of light or dark console; not audited, as it changes
+        nothing anyone else sees."""
+        if theme not in THEMES:
+            raise UserError(f"unknown theme {theme!r}", hint="Choose light or dark")
+        with self._sessions.begin() as session:
+            _existing(session, name).theme = theme
+
+    def tokens(self, name: str | None = None) -> builtins.list[TokenView]:
+        """API tokens, newest first: one user's, or everyone's."""
+        query = (select(ApiToken, User.name).join(User, ApiToken.user_id == User.id)
+                 .order_by(ApiToken.id.desc()))
+        if name is not None:
+            query = query.where(User.name == name)
+        with self._sessions() as session:
+            return [TokenView(t.id, user, t.created_at, t.last_used_at, t.revoked_at)
+                    for t, user in session.execute(query)]
+
+    def revoke_token(self, token_id: int, actor: str, owner: str | None = None) -> None:
+        """Revoke one token; with ``owner``, only if it is theirs (users revoke their
+        own, admins anyone's)."""
+        with self._sessions.begin() as session:
+            self._audit.lock(session)
+            found = session.execute(select(ApiToken, User.name)
+                                    .join(User, ApiToken.user_id == User.id)
+                                    .where(ApiToken.id == token_id)).one_or_none()
+            if found is None or (owner is not None and found[1] != owner):
+                raise UserError(f"no token {token_id}" + (f" of {owner}" if owner else ""))
+            token, user = found
+            if token.revoked_at is not None:
+                raise UserError(f"token {token_id} is already revoked")
+            token.revoked_at = self._clock()
+            self._audit.record(session, actor, "token.revoke", "user", user,
+                               {"token_id": token_id})
 
     def issue_token(self, name: str, actor: str) -> str:
         """Give an enabled user another token; return it, as it is not kept."""
@@ -132,7 +225,7 @@ class UserStore:
         if not token.startswith(TOKEN_PREFIX):
             return None
         query = (select(ApiToken.id, ApiToken.last_used_at, ApiToken.revoked_at, User.name,
-                        User.role, User.disabled)
+                        User.role, User.extra_roles, User.disabled)
                  .join(User, ApiToken.user_id == User.id)
                  .where(ApiToken.token_hash == hash_token(token)))
         with self._reads() as session:
@@ -142,7 +235,7 @@ class UserStore:
         now = self._clock()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
             self._uses.note(row.id, now)
-        return Principal(row.name, frozenset({Role(row.role)}), SOURCE)
+        return Principal(row.name, roles_of(row.role, row.extra_roles), SOURCE)
 
     def flush(self) -> None:
         """Write the token uses remembered since the last flush (a background flusher
@@ -161,13 +254,18 @@ class UserStore:
             user = session.scalar(select(User).where(User.name == name))
             if user is None or user.disabled:
                 return None
-            return Principal(user.name, frozenset({Role(user.role)}), SOURCE)
+            return Principal(user.name, roles_of(user.role, user.extra_roles), SOURCE)
 
     def _store_token(self, session: Session, user: User, token: str) -> int:
         row = ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=self._clock())
         session.add(row)
         session.flush()
         return row.id
+
+
+def roles_of(role: str, extra_roles: builtins.list[str] | None) -> frozenset[Role]:
+    """A user's roles: ``role``, and for an LDAP user the others their groups gave."""
+    return frozenset({Role(role), *(Role(r) for r in extra_roles or ())})
 
 
 def check_name(name: str) -> None:
@@ -182,6 +280,12 @@ def checked_role(role: str) -> Role:
     except ValueError:
         choices = ", ".join(sorted(r.value for r in Role))
         raise UserError(f"unknown role {role!r}", hint=f"Choose one of: {choices}") from None
+
+
+def _end_sessions(session: Session, user_id: int, at: datetime) -> None:
+    session.execute(update(ConsoleSession).where(ConsoleSession.user_id == user_id,
+                                                 ConsoleSession.ended_at.is_(None))
+                    .values(ended_at=at))
 
 
 def _existing(session: Session, name: str) -> User:
