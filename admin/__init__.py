@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from engine.store.database import default_url
@@ -42,6 +42,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(audit_api.blueprint)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(ingest.blueprint)
+    if app.config["CONSOLE"]:
+        from admin import console
+
+        console.mount(app)
     if not app.testing and app.config.get("PREVIEW_RUNNER", True):
         # Impact previews run in the background of the web process that serves their
         # API; with several web processes, each preview is claimed by one of them.
@@ -70,6 +74,15 @@ def _configured(test_config: dict[str, Any] | None) -> Flask:
             Path(app.instance_path)),
         CONFIG_ROOT=os.environ.get("SWITCHBOARD_CONFIG", str(Path.cwd())),
         PAGE_SIZE_MAX=200,
+        # The web console (admin.console); the engine process serves none.
+        CONSOLE=True,
+        CONSOLE_IDLE_MINUTES=15,
+        CONSOLE_ABSOLUTE_HOURS=12,
+        CONSOLE_ADMINS_NEED_SECOND_FACTOR=False,
+        # LDAP sign-in: a mapping of engine.security.ldap_directory settings; with it,
+        # local passwords work only for LDAP_BREAK_GLASS_USER.
+        LDAP=None,
+        LDAP_BREAK_GLASS_USER=None,
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -84,6 +97,14 @@ def _configured(test_config: dict[str, Any] | None) -> Flask:
     app.before_request(_start_clock)
     app.after_request(_log_request)
     return app
+
+
+def _console_request() -> bool:
+    """A browser's request for a console page (the API answers JSON whatever is asked)."""
+    from admin.console import COOKIELESS_BLUEPRINTS
+
+    return current_app.config["CONSOLE"] and request.blueprint not in COOKIELESS_BLUEPRINTS \
+        and not request.path.startswith(("/api/", "/ingest/"))
 
 
 def _start_clock() -> None:
@@ -101,6 +122,10 @@ def _log_request(response: Response) -> Response:
 
 
 def _json_error(error: HTTPException) -> Any:
+    if _console_request():
+        from admin.console.errors import error_page
+
+        return error_page(error)
     response = jsonify(error=error.name, reason=error.description)
     response.status_code = error.code or 500
     if error.code == 401:

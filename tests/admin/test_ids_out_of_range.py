@@ -75,10 +75,12 @@ def api_answering_500(api):
     return api
 
 
-def test_the_table_names_every_route_with_an_integer_id(api):
+def test_the_table_names_every_api_route_with_an_integer_id(api):
+    """The console's routes with ids are covered by its own role matrix."""
     app = api.client.application
     integer_rules = {(method, rule.rule) for rule in app.url_map.iter_rules()
                      if re.search(r"<(int|id|version)[:(]", rule.rule)
+                     and rule.rule.startswith("/api/")
                      for method in rule.methods - {"HEAD", "OPTIONS"}}
     listed = {(method, re.sub(r"\?.*", "", path)) for method, path, _ in PATH_OPERATIONS}
     assert len(integer_rules) == len(listed) == 24

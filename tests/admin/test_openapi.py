@@ -6,6 +6,7 @@ from __future__ import annotations
 from openapi_spec_validator import validate
 
 from admin import create_app
+from admin.console import COOKIELESS_BLUEPRINTS
 from tests.queue_rows import ROOT
 
 
@@ -17,7 +18,9 @@ def test_the_served_document_is_valid_and_covers_every_route(tmp_path):
         assert response.status_code == 200
         document = response.get_json()
         validate(document)
-        routes = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
+        # The console's HTML pages are not the API; its role matrix covers them.
+        routes = {rule.rule for rule in app.url_map.iter_rules()
+                  if rule.endpoint.split(".")[0] in COOKIELESS_BLUEPRINTS}
         assert len(document["paths"]) == len(routes)
         rules = document["paths"]["/api/rule-sets/versions/{version}/approve"]["post"]
         assert rules["security"] == [{"bearer": []}]

@@ -1,0 +1,26 @@
+// Switchboard console: the CSRF token on every htmx request, and due-time countdowns.
+(function () {
+  "use strict";
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    if (meta) { event.detail.headers["X-CSRFToken"] = meta.content; }
+  });
+
+  function words(ms) {
+    var overdue = ms < 0, s = Math.abs(ms) / 1000;
+    var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    var text = d ? d + "d " + h + "h" : h ? h + "h " + m + "m" : m + "m";
+    return overdue ? "overdue by " + text : "due in " + text;
+  }
+  function tick() {
+    document.querySelectorAll("[data-due]").forEach(function (el) {
+      var ms = Date.parse(el.getAttribute("data-due")) - Date.now();
+      el.textContent = words(ms);
+      el.classList.toggle("text-danger", ms < 0);
+      el.classList.toggle("overdue", ms < 0);
+    });
+  }
+  tick();
+  setInterval(tick, 30000);
+  document.body.addEventListener("htmx:afterSwap", tick);
+})();
