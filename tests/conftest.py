@@ -16,12 +16,14 @@ settings.load_profile("switchboard")
 
 @pytest.fixture(scope="session", autouse=True)
 def audit_key_and_anchors(tmp_path_factory):
-    """A fixed audit key and a private folder for the audit anchors (one file per test
-    database), so no test writes a key or an anchor into ./instance. Server processes the
-    tests start inherit both."""
+    """A fixed audit key, console cookie key and a private folder for the audit anchors
+    (one file per test database), so no test writes a key or an anchor into ./instance.
+    Server processes the tests start inherit them."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SWITCHBOARD_AUDIT_KEY", "switchboard-tests-audit-key-not-a-secret-0001")
         patch.delenv("SWITCHBOARD_AUDIT_KEY_FILE", raising=False)
         patch.delenv("SWITCHBOARD_AUDIT_ANCHOR", raising=False)
         patch.setenv("SWITCHBOARD_AUDIT_ANCHOR_DIR", str(tmp_path_factory.mktemp("audit-anchors")))
+        # The console's cookie key, likewise never written into ./instance by a test.
+        patch.setenv("SWITCHBOARD_SECRET_KEY", "switchboard-tests-console-key-not-a-secret")
         yield

@@ -34,7 +34,7 @@ SECRET_KEY_FILE = "secret_key"
 COOKIELESS_BLUEPRINTS = ("api", "audit_api", "exceptions_api", "tasks_api", "rules_api",
                          "openapi", "ingest", "health")
 
-assets = Blueprint("console_assets", __name__, static_folder="static",
+assets = Blueprint("console_assets", __name__, static_folder="static", template_folder="templates",
                    static_url_path="/console/static")
 
 
@@ -72,7 +72,8 @@ def mount(app: Flask) -> None:
 
 def _configure_cookies(app: Flask) -> None:
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
+        app.config["SECRET_KEY"] = os.environ.get("SWITCHBOARD_SECRET_KEY") or _secret_key(
+            Path(app.instance_path))
     app.session_interface = _ConsoleCookie()
     app.config.update(SESSION_COOKIE_NAME="switchboard_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", WTF_CSRF_TIME_LIMIT=None,
