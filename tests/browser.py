@@ -37,9 +37,9 @@ def chromium(width: int = WIDTH, height: int = HEIGHT) -> Iterator[webdriver.Chr
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
-        # The window's outer size includes no browser chrome headless; the viewport is
-        # set as the screenshots need it.
-        driver.set_window_size(width, height)
+        # The viewport itself is width x height, as a 1280x800 screen shows a page.
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
         yield driver
     finally:
         driver.quit()

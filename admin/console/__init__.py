@@ -106,9 +106,19 @@ def _index_view() -> Any:
 
 
 def _views() -> list[Any]:
+    """The console's screens, in menu order; each module is one screen."""
     from admin.console.account import AccountView, SignInView
+    from admin.console.exceptions import ExceptionsView
+    from admin.console.messages import MessagesView
+    from admin.console.tasks import TasksView
 
-    return [SignInView(), AccountView()]
+    return [
+        MessagesView(),
+        ExceptionsView(),
+        TasksView(),
+        SignInView(),
+        AccountView(),
+    ]
 
 
 def _template_globals() -> dict[str, Any]:
