@@ -9,8 +9,10 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import abort, g, request
+from sqlalchemy.orm import Session
 
 from admin.services import services
+from engine.security.audit import AuditLog
 from engine.security.identity import Principal
 from engine.security.roles import Role
 
@@ -41,6 +43,15 @@ def current_principal() -> Principal:
     return principal
 
 
+def audit_denial(principal: Principal, what: str) -> None:
+    """A permission denial is a security event: it goes to the audit trail, which
+    /metrics and the dashboard count."""
+    engine = services().engine
+    with Session(engine) as session, session.begin():
+        AuditLog(engine).record(session, principal.name, "access.denied", "api", what[:64],
+                                {"path": request.path[:200], "method": request.method})
+
+
 def require(*roles: Role) -> Callable[[F], F]:
     allowed = frozenset(roles) | {Role.ADMIN}
 
@@ -49,6 +60,7 @@ def require(*roles: Role) -> Callable[[F], F]:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             principal = current_principal()
             if not principal.roles & allowed:
+                audit_denial(principal, view.__name__)
                 abort(403, description="Your role may not do this; ask an admin for "
                       f"one of: {', '.join(sorted(r.value for r in allowed))}")
             g.principal = principal

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from admin.services import services
 from engine.backlog import BacklogCollector
 from engine.metrics import REGISTRY
+from engine.security.security_events import SecurityEventCollector
 
 blueprint = Blueprint("health", __name__)
 # Extra readiness checks a process registers: name -> callable giving why it is not
@@ -72,6 +73,7 @@ def _backlog() -> CollectorRegistry:
     except Exception:  # the store is down: /readyz says so; the gauges wait
         return registry
     registry.register(BacklogCollector(services().reads, connections))
+    registry.register(SecurityEventCollector(services().reads))
     return registry
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 from werkzeug.http import HTTP_STATUS_CODES
 
+from admin.auth import audit_denial
 from admin.services import services
 from admin.store_ids import Bounds, query_number
 from engine.errors import SwitchboardError
@@ -31,6 +32,8 @@ def answer_queue_errors(blueprint: Blueprint) -> None:
 
 def _handler(code: int) -> Any:
     def answer(error: SwitchboardError) -> tuple[Response, int]:
+        if code == 403 and g.get("principal") is not None:
+            audit_denial(g.principal, request.endpoint or request.path)
         return jsonify(error=HTTP_STATUS_CODES[code], reason=str(error),
                        hint=error.hint), code
 

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, g, jsonify, request
 from werkzeug.http import HTTP_STATUS_CODES
 
-from admin.auth import require
+from admin.auth import audit_denial, require
 from admin.queue_requests import answer_queue_errors, json_object, page_args, text_field
 from admin.services import services
 from admin.store_ids import VERSIONS, body_number, query_number
@@ -23,6 +23,8 @@ answer_queue_errors(blueprint)
 
 def _answer(code: int) -> Any:
     def answer(error: Forbidden | Conflict) -> tuple[Response, int]:
+        if code == 403 and g.get("principal") is not None:
+            audit_denial(g.principal, request.endpoint or request.path)
         body: dict[str, Any] = {"error": HTTP_STATUS_CODES[code], "reason": str(error),
                                 "hint": error.hint}
         if isinstance(error, GatesFailed):

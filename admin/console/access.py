@@ -78,6 +78,16 @@ def audit_denial(found: Principal, what: str) -> None:
                                 {"path": request.path[:200], "method": request.method})
 
 
+def audit_content_view(what: str, target: str, detail: dict[str, Any] | None = None,
+                       bulk: bool = False) -> None:
+    """A view of message content: always audited, as compliance reads it back."""
+    engine = current_app.extensions["switchboard"].engine
+    with Session(engine) as db, db.begin():
+        AuditLog(engine).record(db, principal().name,
+                                "content.view.bulk" if bulk else "content.view", what[:32],
+                                target[:64], {**(detail or {}), "path": request.path[:200]})
+
+
 def _next_path() -> str:
     path = request.full_path if request.query_string else request.path
     return path if request.method == "GET" else "/"
