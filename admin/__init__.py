@@ -67,7 +67,8 @@ def create_health_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _configured(test_config: dict[str, Any] | None) -> Flask:
-    app = Flask(__name__, instance_path=str(Path(os.environ.get(
+    # No app-wide /static: the console serves its own assets under /console/static.
+    app = Flask(__name__, static_folder=None, instance_path=str(Path(os.environ.get(
         "SWITCHBOARD_INSTANCE", Path.cwd() / "instance")).resolve()))
     app.config.from_mapping(
         DATABASE_URL=os.environ.get("SWITCHBOARD_DATABASE_URL") or default_url(
