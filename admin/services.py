@@ -17,6 +17,7 @@ from engine.rule_versions import RuleSetCache, exception_owner, source_charset
 from engine.security.audit import AuditLog
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
+from engine.throughput_rollup import ThroughputRecorder
 from engine.work_queue import WorkQueue
 
 
@@ -31,6 +32,7 @@ class Services:
     tasks: WorkQueue
     versions: ChangeControl
     messages: MessageLog
+    rollup: ThroughputRecorder  # what HTTP ingest receives, for the throughput charts
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -38,13 +40,16 @@ class Services:
         rule_sets = RuleSetCache(engine)
         journal = Journal(engine, exception_owner(rule_sets), charsets=source_charset(rule_sets))
         audit = AuditLog(engine)
-        return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets,
-                   ExceptionQueue(engine, audit), WorkQueue(engine, audit),
-                   ChangeControl(engine, audit), MessageLog(engine))
+        rollup = ThroughputRecorder(engine)
+        return cls(engine, reader(engine), UserStore(engine), Ingestor(journal, rollup),
+                   rule_sets, ExceptionQueue(engine, audit), WorkQueue(engine, audit),
+                   ChangeControl(engine, audit), MessageLog(engine), rollup)
 
     def close(self) -> None:
-        """Write what is kept in memory (token uses), then let the connections go."""
+        """Write what is kept in memory (token uses, throughput counts), then let the
+        connections go."""
         self.users.close()
+        self.rollup.close()
         self.engine.dispose()
 
 

@@ -11,6 +11,8 @@ when it says NE.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,6 +21,9 @@ from engine.errors import FrameTooLargeError, SwitchboardError
 from engine.hl7v2 import Message
 from engine.hl7v2.ack import AckError, accept_ack_bytes, ack_modes, original_ack_bytes, reject
 from engine.journal import Journal, Journaled, Kind, Received, WriterStopped, now_utc
+
+if TYPE_CHECKING:
+    from engine.throughput_rollup import ThroughputRecorder
 
 
 class StoreUnavailable(SwitchboardError):
@@ -33,8 +38,11 @@ class IngestResult:
 
 
 class Ingestor:
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, rollup: ThroughputRecorder | None = None) -> None:
+        """``rollup`` counts what is received and rejected, per connection and minute,
+        for the throughput charts."""
         self._journal = journal
+        self._rollup = rollup
 
     @property
     def journal(self) -> Journal:
@@ -45,8 +53,8 @@ class Ingestor:
         try:
             journaled = self._journal.record(received)
         except (SQLAlchemyError, WriterStopped) as exc:
-            return _unavailable_result(received, exc)
-        return _result(received, journaled)
+            return self._unavailable_result(received, exc)
+        return self._result(received, journaled)
 
     async def ingest_async(self, received: Received) -> IngestResult:
         """``ingest`` for the event loop: waits for the journal's commit without
@@ -55,14 +63,15 @@ class Ingestor:
         try:
             journaled = await self._journal.submit_async(received)
         except (SQLAlchemyError, WriterStopped) as exc:
-            return _unavailable_result(received, exc)
-        return _result(received, journaled)
+            return self._unavailable_result(received, exc)
+        return self._result(received, journaled)
 
     def oversize(self, source: str, peer: str | None, error: FrameTooLargeError) -> IngestResult:
         """Journal an oversize frame (no content), answer AR when its MSH can be read,
         and ask the listener to close the connection."""
         metrics.RECEIVED.labels(source).inc()
         metrics.REJECTED.labels(source).inc()
+        self._roll(source, now_utc(), rejected=True)
         try:
             journaled = self._journal.record_oversize(source, peer, error.size)
         except SQLAlchemyError as exc:
@@ -70,6 +79,23 @@ class Ingestor:
         metrics.EXCEPTIONS.labels(source).inc()
         ack = reject(error.head, error, "AR")
         return IngestResult(journaled, ack.encode() if ack else None, close=True)
+
+    def _result(self, received: Received, journaled: Journaled) -> IngestResult:
+        self._roll(received.source, received.received_at,
+                   rejected=journaled.kind == Kind.REJECTED)
+        return _result(received, journaled)
+
+    def _unavailable_result(self, received: Received, exc: Exception) -> IngestResult:
+        self._roll(received.source, received.received_at, rejected=True)
+        return _unavailable_result(received, exc)
+
+    def _roll(self, source: str, at: datetime, *, rejected: bool) -> None:
+        """Counted as /metrics counts it: every message that arrived is received, and
+        one refused (AR, or AE when the store cannot take it) is rejected too."""
+        if self._rollup is not None:
+            self._rollup.count(source, "received", at=at)
+            if rejected:
+                self._rollup.count(source, "rejected", at=at)
 
 
 def _result(received: Received, journaled: Journaled) -> IngestResult:

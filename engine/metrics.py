@@ -21,6 +21,8 @@ CONFLICTS = Counter("switchboard_conflicts",
                     ["connection"], registry=REGISTRY)
 ROUTED = Counter("switchboard_routed", "Messages routed by the pipeline", ["connection"],
                  registry=REGISTRY)
+FAILED = Counter("switchboard_failed", "Messages the pipeline could not process",
+                 ["connection"], registry=REGISTRY)
 EXCEPTIONS = Counter("switchboard_exceptions", "Exception items opened", ["connection"],
                      registry=REGISTRY)
 QUEUE_DEPTH = Gauge("switchboard_queue_depth", "Journaled messages waiting for the pipeline",
@@ -62,8 +64,9 @@ RULE_SET_VERSION = Gauge(
 # how many) for a counter, (metric, label, seconds) for a histogram, and ("progress",
 # part, rule-set version) for a part's beat (engine.progress).
 _REPORTED_COUNTERS = {
-    "routed": ROUTED, "exceptions": EXCEPTIONS, "held": HELD, "tasks_created": TASKS_CREATED,
-    "delivered": DELIVERED, "retried": RETRIED, "dead_lettered": DEAD_LETTERED}
+    "routed": ROUTED, "failed": FAILED, "exceptions": EXCEPTIONS, "held": HELD,
+    "tasks_created": TASKS_CREATED, "delivered": DELIVERED, "retried": RETRIED,
+    "dead_lettered": DEAD_LETTERED}
 _REPORTED_HISTOGRAMS = {
     "receive_to_task_created": RECEIVE_TO_TASK_CREATED,
     "receive_to_delivered": RECEIVE_TO_DELIVERED}

@@ -313,6 +313,8 @@ class Pipeline:
                     counts["tasks_created", task.intent.queue] += 1
                     self._report("receive_to_task_created", task.intent.queue,
                                  max(0.0, (moment - result.received_at).total_seconds()))
+            else:
+                counts["failed", result.source] += 1
             counts["exceptions", result.source] += _exception_count(result)
         for (counter, source), count in counts.items():
             if count:

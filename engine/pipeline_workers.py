@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnProcess
@@ -97,9 +98,11 @@ class WorkerPool:
     """``count`` worker processes over one store, kept running until ``stop``: pipeline
     lanes, or with ``delivery`` that many delivery processes."""
 
-    def __init__(self, database_url: str, count: int,
-                 delivery: DeliveryJob | None = None) -> None:
+    def __init__(self, database_url: str, count: int, delivery: DeliveryJob | None = None,
+                 report: Callable[[str, str, float], None] = metrics.report) -> None:
+        """``report`` takes the workers' reports in this process."""
         self._url = database_url
+        self._report = report
         self._count = count
         self._delivery = delivery
         self._kind = "pipeline" if delivery is None else "delivery"
@@ -171,7 +174,7 @@ class WorkerPool:
             for reader in wait(readers, timeout=0.5):
                 assert isinstance(reader, Connection)
                 try:
-                    metrics.report(*reader.recv())
+                    self._report(*reader.recv())
                 except (EOFError, OSError):  # that worker has exited
                     with self._lock:
                         self._readers.pop(reader, None)

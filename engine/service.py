@@ -38,12 +38,14 @@ from engine.outbox import Outbox
 from engine.pipeline import Pipeline
 from engine.pipeline_workers import DeliveryJob, WorkerPool
 from engine.progress import PROGRESS
+from engine.rollup_thinning import RollupThinning
 from engine.rule_versions import RuleSetCache, bootstrap, exception_owner, source_charset
 from engine.rules.catalog_entry import Connection, FileEndpoint, MllpEndpoint
 from engine.rules.catalog_secrets import missing_secrets
 from engine.store.database import open_engine, reader
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, JournalEntry
+from engine.throughput_rollup import ThroughputRecorder
 
 log = logging.getLogger("switchboard.service")
 
@@ -116,6 +118,10 @@ class EngineProcess:
         self._delivery: DeliveryThreads | None = None
         self._delivery_pool: WorkerPool | None = None
         self._escalator = Escalator(engine)
+        # The charts' history: what this engine's parts count, and the outbox's queue.
+        self._rollup = ThroughputRecorder(engine, sample_queue=True)
+        self._report = self._rollup.reporting(metrics.report)
+        self._thinning = RollupThinning(engine)
         self._application_acks = ApplicationAcks(engine)
         self._journal: Journal | None = None
         self.listeners: dict[str, MllpListener] = {}
@@ -129,7 +135,7 @@ class EngineProcess:
         _warn_of_missing_secrets(running.rule_set.connections.values())
         self._journal = Journal(self._engine, exception_owner(rule_sets),
                                 charsets=source_charset(rule_sets))
-        ingestor = Ingestor(self._journal)
+        ingestor = Ingestor(self._journal, self._rollup)
         self._application_acks.start()
         for connection in running.rule_set.connections.values():
             if _is_source(connection, "mllp"):
@@ -144,15 +150,19 @@ class EngineProcess:
                 self.folders[connection.id] = folder
         metrics.QUEUE_DEPTH.set_function(lambda: waiting_count(self._engine))
         if self._settings.pipeline_workers > 0:
-            self._pool = WorkerPool(self._settings.database_url, self._settings.pipeline_workers)
+            self._pool = WorkerPool(self._settings.database_url, self._settings.pipeline_workers,
+                                    report=self._report)
             self._pool.start()
         else:
-            worker = threading.Thread(target=Pipeline(self._engine).run_until, args=(self._stop,),
+            pipeline = Pipeline(self._engine, report=self._report)
+            worker = threading.Thread(target=pipeline.run_until, args=(self._stop,),
                                       name="pipeline", daemon=True)
             worker.start()
             self._workers.append(worker)
         self._start_delivery()
         self._escalator.start()
+        self._rollup.start()
+        self._thinning.start()
 
     def _start_delivery(self) -> None:
         settings = self._settings
@@ -169,12 +179,13 @@ class EngineProcess:
         if settings.pipeline_workers > 0:
             # Like the pipeline, in a process of its own: sinks never slow ingest.
             self._delivery_pool = WorkerPool(settings.database_url, 1, DeliveryJob(
-                settings.delivery_workers, settings.delivery_batch, settings.delivery_lease))
+                settings.delivery_workers, settings.delivery_batch, settings.delivery_lease),
+                report=self._report)
             self._delivery_pool.start()
             return
         self._delivery = DeliveryThreads(DeliveryWorker(
             self._engine, outbox=outbox, batch=settings.delivery_batch,
-            concurrency=settings.delivery_workers))
+            concurrency=settings.delivery_workers, report=self._report))
         self._delivery.start()
 
     def readiness(self) -> dict[str, Callable[[], str | None]]:
@@ -260,10 +271,13 @@ class EngineProcess:
         if self._delivery_pool is not None:
             await asyncio.to_thread(self._delivery_pool.stop, grace)
         await asyncio.to_thread(self._escalator.stop)
+        await asyncio.to_thread(self._thinning.stop)
         if self._pool is not None:
             await asyncio.to_thread(self._pool.stop, grace)
         if self._journal is not None:
             await asyncio.to_thread(self._journal.close)
+        # Last: every part has stopped, and its counts have reached this process.
+        await asyncio.to_thread(self._rollup.close)
 
     def _listener_config(self, connection: Connection) -> MllpListenerConfig:
         endpoint = connection.endpoint

@@ -235,6 +235,44 @@ class ChainHold(Base):
     )
 
 
+class ConnectionMinute(Base):
+    """A connection's throughput in one minute, or one hour once thinned by age
+    (``resolution``): messages received (rejected among them), routed, delivered and
+    failed, added to by every engine as its counts are flushed, and the deepest outbox
+    queue sampled in it (None: not sampled). The connection ``*`` holds only the
+    queue depth of the whole outbox. (engine.throughput_rollup writes these rows.)"""
+
+    __tablename__ = "connection_minutes"
+    connection_id: Mapped[str] = mapped_column(String(limits.SOURCE), primary_key=True)
+    resolution: Mapped[str] = mapped_column(String(8), primary_key=True)
+    starts_at: Mapped[datetime] = mapped_column(primary_key=True)
+    received: Mapped[int] = mapped_column(BigInteger)
+    routed: Mapped[int] = mapped_column(BigInteger)
+    delivered: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    rejected: Mapped[int] = mapped_column(BigInteger)
+    queue_depth: Mapped[int | None] = mapped_column(BigInteger)
+
+    # Charts read a window of every connection's periods; thinning, the old minutes.
+    __table_args__ = (Index("ix_connection_minutes_period", "resolution", "starts_at"),)
+
+
+class ConnectionMinuteLatency(Base):
+    """How many of a connection's deliveries in a period took a latency (receipt to
+    delivered) in one bucket of engine.latency_histogram: only buckets that counted
+    one are rows."""
+
+    __tablename__ = "connection_minute_latencies"
+    connection_id: Mapped[str] = mapped_column(String(limits.SOURCE), primary_key=True)
+    resolution: Mapped[str] = mapped_column(String(8), primary_key=True)
+    starts_at: Mapped[datetime] = mapped_column(primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    deliveries: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_connection_minute_latencies_period", "resolution", "starts_at"),)
+
+
 class ExceptionItem(Base):
     """A failure someone owns: what failed, its error class, the role that owns it and
     the catalog's recovery procedure. ``detail`` never holds message content."""
