@@ -5,7 +5,7 @@ every engine, and after a restart) rather than a process's memory. Minutes older
 two days are merged into hours; hours older than 90 days are deleted.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-08 09:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
