@@ -26,6 +26,7 @@ from flask_wtf.csrf import CSRFProtect
 from admin.console import access, templates
 from engine.security.console_sessions import ConsoleSessions, SessionPolicy
 from engine.security.ldap_directory import Directory, LdapSettings
+from engine.security.roles import Role
 from engine.security.sign_in import SignIn
 
 NAME = "Switchboard"
@@ -123,6 +124,7 @@ def _views() -> list[Any]:
 
 def _template_globals() -> dict[str, Any]:
     return {"console_principal": access.signed_in, "console_theme": access.theme,
+            "holds_role": lambda role: access.holds(Role(role)),
             "message_search_url": templates.message_search_url}
 
 
