@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from engine.cli import main
 from engine.exception_queue import ExceptionQueue
 from engine.hl7v2 import parse
 from engine.indexed_paths import IndexedPaths
@@ -274,3 +275,14 @@ def test_a_search_walks_the_lookup_index_in_its_order(engine, journaled, query):
         assert "ix_message_lookups_search" in walk, walk
         assert "TEMP B-TREE" not in walk and "Sort" not in walk, walk
         assert not re.search(r"SCAN (journal|message_lookups)|Seq Scan", walk), walk
+
+
+def test_the_command_line_searches_with_the_same_parameters(engine, journaled, capsys):
+    url = engine.url.render_as_string(hide_password=False)
+    assert main(["messages", "list", "--as", "olive", "--database", url, "--path",
+                 "OBX-3.1", "--value", "718-7", "--sort", "received_at", "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [m["control_id"] for m in listed] == ["R1", "R2"]
+    assert main(["messages", "list", "--as", "olive", "--database", url, "--path",
+                 "OBX-5", "--value", "1"]) == 2
+    assert "'OBX-5' is not an indexed path" in capsys.readouterr().err
