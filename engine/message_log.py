@@ -1,6 +1,8 @@
 """The message log: journaled messages with their stage timeline, deliveries, tasks
-and exception items, as the REST API and ``switchboard messages`` show them. Views
-carry identifiers, statuses and PHI-free reasons, never message content."""
+and exception items, as the REST API, ``switchboard messages`` and the console show
+them, and the one search over them. Control ids, patients and path values are searched
+by their lookup keys (engine.lookup_keys, engine.message_lookups). Views carry
+identifiers, statuses and PHI-free reasons, never message content."""
 
 from __future__ import annotations
 
