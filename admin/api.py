@@ -11,7 +11,6 @@ from flask import Blueprint, jsonify, request
 from admin.auth import require
 from admin.queue_requests import answer_queue_errors, page_args
 from admin.services import services
-from engine.message_log import FILTERS
 from engine.security.permissions import roles_for
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
@@ -21,10 +20,15 @@ answer_queue_errors(blueprint)
 @blueprint.get("/messages")
 @require(*roles_for("message.read"))
 def list_messages() -> Any:
-    filters = {name: request.args.get(name)
-               for name in (*FILTERS, "patient", "patient_authority", "since", "until")}
+    """Search the message log: every parameter given must match; paged on the server.
+
+    Parameters are those of engine.message_log.PARAMETERS (the console's searches and
+    saved searches take the same); an unknown one is refused with the list of known
+    ones. ``total_exact`` false means at least ``total`` messages match."""
+    query = {name: value for name, value in request.args.items()
+             if name not in ("page", "per_page")}
     page, per_page = page_args()
-    return jsonify(services().messages.list(filters, page, per_page).as_dict())
+    return jsonify(services().messages.list(query, page, per_page).as_dict())
 
 
 @blueprint.get("/messages/<message_id>")

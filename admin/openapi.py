@@ -2,8 +2,8 @@
 
 Its paths are read from the app's own URL map, so a route cannot be added without
 appearing here; what each operation is for comes from its view's docstring, and the
-request bodies from the table below. Every operation needs a bearer token except the
-health probes and this document, which name no data."""
+request bodies and query parameters from the tables below. Every operation needs a
+bearer token except the health probes and this document, which name no data."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 
 from admin.store_ids import CONVERTERS, VERSIONS, Bounds
+from engine import message_log
 
 blueprint = Blueprint("openapi", __name__)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json"})
@@ -53,6 +54,17 @@ BODIES: dict[str, dict[str, Any]] = {
     "tasks_api.approve_task": _object({"reason": _TEXT}),
     "tasks_api.reject_task": _object({"reason": _TEXT}, ("reason",)),
     "tasks_api.complete_task": _object({"state": _TEXT, "reason": _TEXT}),
+}
+_PAGING = {"page": "the page, from 1", "per_page": "items per page (at most 200)"}
+# Query parameters by endpoint: what the view reads from the query string.
+QUERIES: dict[str, dict[str, str]] = {
+    "api.list_messages": {**message_log.PARAMETERS, **_PAGING},
+}
+_QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "sort": {"type": "string", "enum": list(message_log.SORTS)},
+    "since": {"type": "string", "format": "date-time"},
+    "until": {"type": "string", "format": "date-time"},
+    "page": {"type": "integer", "minimum": 1}, "per_page": {"type": "integer", "minimum": 1},
 }
 _ERRORS = {
     "400": "The request is malformed; the reason says which part",
@@ -114,7 +126,10 @@ def _operation(app: Flask, rule: Any, path: str) -> dict[str, Any]:
         "summary": doc.splitlines()[0] if doc else rule.endpoint.split(".")[-1]
         .replace("_", " "),
         "tags": [rule.endpoint.split(".")[0]],
-        "parameters": [_parameter(m) for m in _PARAMETER.finditer(rule.rule)],
+        "parameters": [_parameter(m) for m in _PARAMETER.finditer(rule.rule)] + [
+            {"name": name, "in": "query", "required": False, "description": text,
+             "schema": _QUERY_SCHEMAS.get(name, _TEXT)}
+            for name, text in QUERIES.get(rule.endpoint, {}).items()],
         "responses": {"200": {"description": "Done", "content": {
             "application/json": {"schema": {"type": "object"}}}}},
     }

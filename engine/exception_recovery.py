@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import chain_holds
+from engine import chain_holds, message_lookups
 from engine.errors import SwitchboardError
 from engine.hl7v2 import parse
 from engine.hl7v2.message import header_codec
-from engine.journal import FHIR_R4, Received, entry_fields
+from engine.journal import FHIR_R4, Received, entry_fields_and_lookups
 from engine.outbox import BLOCKING, unpark_behind
 from engine.queues import Invalid, Refused
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent
@@ -83,14 +83,15 @@ def replace_message(session: Session, item: ExceptionItem, edited: bytes,
     ``charset``: what HL7 v2 bytes are when MSH-18 names none (the source's)."""
     original = _entry(session, item)
     _refuse_if_sent(session, original)
-    fields, error = entry_fields(Received(edited, original.source, None, now, original.format,
-                                          charset))
+    fields, error, lookups = entry_fields_and_lookups(
+        Received(edited, original.source, None, now, original.format, charset))
     if error is not None:
         raise Invalid(f"the edited message cannot be read: {error}",
                       hint="Fix the edit and send it again; the original is unchanged")
     replacement = JournalEntry(**fields)
     session.add(replacement)
     session.flush()
+    message_lookups.add(session.connection(), replacement.id, now, lookups)
     session.add(StageEvent(journal_id=replacement.id, stage="reprocessed_from", at=now,
                            detail={"message_id": original.message_id, "exception_id": item.id}))
     chain_holds.follow_copy(session, original.id, replacement.id)

@@ -39,6 +39,8 @@ from engine.errors import HeaderError, SwitchboardError
 from engine.fhir import FhirInput, read_fhir
 from engine.fhir.versions import Comparison, DecidedBy, Order, Version, compare
 from engine.hl7v2 import Message, parse, text_error
+from engine.message_lookups import Key as LookupKey
+from engine.message_lookups import LookupStatements, fhir_identity, hl7v2_identity, rows
 from engine.newest_versions import (
     Newest,
     NewestMoved,
@@ -422,6 +424,9 @@ class Journal:
                     self._classify(plan, known)
             ids = statements.insert_journal(connection, [plan.row for plan in plans])
             replace_newest(connection, versions.replacements())
+            statements.lookups.insert.execute_many(connection, [
+                row for plan, journal_id in zip(plans, ids, strict=True)
+                for row in rows(journal_id, plan.row["received_at"], plan.lookups)])
             statements.stages.execute_many(connection, [
                 {"journal_id": journal_id, "stage": "journaled",
                  "at": plan.row["received_at"]}
@@ -503,6 +508,7 @@ class JournalStatements:
         self._dialect = dialect
         self.stages = Prepared.insert(_STAGES, ("journal_id", "stage", "at"), dialect)
         self.exceptions = Prepared.insert(_EXCEPTIONS, _EXCEPTION_COLUMNS, dialect)
+        self.lookups = LookupStatements(dialect)
         # SQLite reports each new id as lastrowid; PostgreSQL returns them all from one
         # multi-row INSERT ... RETURNING, which Core builds.
         self._journal = (Prepared.insert(_JOURNAL, _JOURNAL_COLUMNS, dialect)
@@ -617,6 +623,8 @@ class _Plan:
     original_message_id: str | None = None
     previous_message_id: str | None = None
     problem: tuple[str, str, dict[str, object]] | None = None
+    # What the message log finds it by: its control id and patient (engine.message_lookups).
+    lookups: list[LookupKey] = field(default_factory=list)
 
     @property
     def resource(self) -> ResourceKey | None:
@@ -661,7 +669,8 @@ class _Plan:
         if message is None:
             key = None if row["control_id"] is None else (
                 row["source"], "", "", row["control_id"])
-            return cls(prepared, row, key)
+            lookups = fhir_identity(prepared.fhir) if prepared.fhir is not None else []
+            return cls(prepared, row, key, lookups=lookups)
         row.update(
             sending_application=message.get_raw("MSH-3") or "",
             sending_facility=message.get_raw("MSH-4") or "",
@@ -673,7 +682,7 @@ class _Plan:
         key = None if row["control_id"] is None else (  # no MSH-10: nothing to match on
             row["source"], row["sending_application"], row["sending_facility"],
             row["control_id"])
-        return cls(prepared, row, key)
+        return cls(prepared, row, key, lookups=hl7v2_identity(message))
 
     def reject(self) -> None:
         error = self.prepared.error
@@ -791,8 +800,15 @@ def entry_fields(received: Received) -> tuple[dict[str, Any], SwitchboardError |
     """The journal row ``received`` would make (status received, not an original), with
     why it cannot be read if it cannot: for a message entered by hand, such as an edit
     that replaces one, which must not take the original's place in the dedupe index."""
+    row, error, _ = entry_fields_and_lookups(received)
+    return row, error
+
+
+def entry_fields_and_lookups(received: Received) -> tuple[
+        dict[str, Any], SwitchboardError | None, list[LookupKey]]:
+    """``entry_fields``, and the lookup keys the message log finds the entry by."""
     plan = _Plan.of(_prepare(received, received.charset))
-    return plan.row, plan.error
+    return plan.row, plan.error, plan.lookups
 
 
 def _fits(control_id: str | None) -> str | None:

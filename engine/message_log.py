@@ -1,44 +1,163 @@
 """The message log: journaled messages with their stage timeline, deliveries, tasks
-and exception items, as the REST API and ``switchboard messages`` show them. Views
-carry identifiers, statuses and PHI-free reasons, never message content."""
+and exception items, as the REST API, ``switchboard messages`` and the console show
+them, and the one search over them. Control ids, patients and path values are searched
+by their lookup keys (engine.lookup_keys, engine.message_lookups). Views carry
+identifiers, statuses and PHI-free reasons, never message content."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Select, asc, desc, exists, func, select
+from sqlalchemy.orm import Session, aliased, defer
 
 from engine.exception_queue import exception_summary
-from engine.journal import patient_key_of
+from engine.indexed_paths import IndexedPaths
+from engine.lookup_keys import CONTROL_ID, PATIENT, lookup_key, patient_value
 from engine.queues import Invalid, NotFound, Page, aware_moment, check_page, iso
 from engine.store.database import reader
-from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent, Task
+from engine.store.models import (
+    Delivery,
+    ExceptionItem,
+    JournalEntry,
+    MessageLookup,
+    StageEvent,
+    Task,
+)
 
 FILTERS: Mapping[str, Any] = {
-    "control_id": JournalEntry.control_id, "source": JournalEntry.source,
-    "status": JournalEntry.status, "type": JournalEntry.message_type,
-    "event": JournalEntry.event,
+    "source": JournalEntry.source, "status": JournalEntry.status,
+    "type": JournalEntry.message_type, "event": JournalEntry.event,
 }
-"""Filters that match a column exactly; ``patient`` (with ``patient_authority``),
-``since`` and ``until`` are read apart."""
+"""Filters that match a journal column exactly; the others are read apart."""
+PARAMETERS: Mapping[str, str] = {
+    "control_id": "MSH-10 (a FHIR resource's Bundle identifier or Type/id), exactly",
+    "patient": "the patient's identifier (PID-3.1, or a FHIR identifier's value)",
+    "patient_authority": "with patient: its assigning authority (PID-3.4, or the "
+                         "identifier's system); empty when the message names none",
+    "source": "the source connection", "status": "the journal status",
+    "type": "the message type (MSH-9.1, or a FHIR resource type)",
+    "event": "the trigger event (MSH-9.2)",
+    "destination": "messages with a delivery to this destination",
+    "path": "an indexed HL7 path (by default OBX-3.1, PV1-3.1 or MSH-4); with value",
+    "value": "with path: the value held there, exactly",
+    "since": "received at or after this ISO 8601 time with a UTC offset",
+    "until": "received before this ISO 8601 time with a UTC offset",
+    "sort": "received_at (oldest first) or -received_at (newest first, the default)",
+}
+"""Every parameter of a search, as the REST API, the command line and a saved search
+take it; the API document describes them from here."""
+SORTS = ("-received_at", "received_at")
+TOTAL_COUNTED = 10_000
+"""Matches counted past the page asked for: a page's total stops there (``total_exact``
+false) rather than count every message of a busy code."""
+
+
+@dataclass(frozen=True)
+class Search:
+    """A message-log query, checked: lookup keys (the first drives the query), journal
+    columns, a destination, a time range and an order."""
+
+    keys: list[tuple[str, str]] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)
+    destination: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    newest_first: bool = True
+
+    @classmethod
+    def read(cls, query: Mapping[str, Any], indexed: IndexedPaths) -> Search:
+        """``query``'s parameters (see PARAMETERS; empty ones are left out); Invalid
+        says which one is wrong and what to send instead."""
+        given = _given(query)
+        keys = []
+        if "control_id" in given:
+            keys.append((CONTROL_ID, lookup_key(CONTROL_ID, given["control_id"])))
+        if "patient" in given:
+            value = patient_value(given["patient"], given.get("patient_authority", ""))
+            keys.append((PATIENT, lookup_key(PATIENT, value)))
+        elif "patient_authority" in given:
+            raise Invalid("patient_authority needs patient",
+                          hint="Send the identifier as patient, with its authority")
+        if "path" in given or "value" in given:
+            keys.append(_path_key(given, indexed))
+        sort = given.get("sort", SORTS[0])
+        if sort not in SORTS:
+            raise Invalid(f"unknown sort {sort!r}", hint="Sort by: " + ", ".join(SORTS))
+        return cls(keys, {name: value for name, value in given.items() if name in FILTERS},
+                   given.get("destination"),
+                   aware_moment("since", given["since"]) if "since" in given else None,
+                   aware_moment("until", given["until"]) if "until" in given else None,
+                   sort == SORTS[0])
+
+    def statement(self, *, counting: bool = False) -> Select[Any]:
+        """The journal entries that match, in order; ``counting``: only their ids, read
+        from the lookup index alone when no journal column is filtered."""
+        if self.keys:
+            (kind, key), *others = self.keys
+            driver = aliased(MessageLookup)
+            received, ident = driver.received_at, driver.journal_id
+            query = select(ident if counting else JournalEntry).select_from(driver).where(
+                driver.kind == kind, driver.key == key)
+            if not counting or self.columns:
+                query = query.join(JournalEntry, JournalEntry.id == ident)
+        else:
+            received, ident = JournalEntry.received_at, JournalEntry.id
+            query = select(ident if counting else JournalEntry)
+            others = []
+        for kind, key in others:
+            other = aliased(MessageLookup)
+            query = query.where(exists().where(
+                other.journal_id == ident, other.kind == kind, other.key == key))
+        if self.since is not None:
+            query = query.where(received >= self.since)
+        if self.until is not None:
+            query = query.where(received < self.until)
+        for name, value in self.columns.items():
+            query = query.where(FILTERS[name] == value)
+        if self.destination is not None:
+            query = query.where(exists().where(Delivery.journal_id == ident,
+                                               Delivery.destination == self.destination))
+        if counting:
+            return query
+        order = desc if self.newest_first else asc
+        return query.order_by(order(received), order(ident))
+
+
+def checked_query(query: Mapping[str, Any], indexed: IndexedPaths) -> dict[str, str]:
+    """``query`` as a saved search keeps it: only the parameters given, each checked."""
+    Search.read(query, indexed)
+    return _given(query)
 
 
 class MessageLog:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, indexed: IndexedPaths | None = None) -> None:
         self._reads = reader(engine)
+        self.indexed = indexed or IndexedPaths.configured()
 
-    def list(self, filters: Mapping[str, Any], page: int = 1, per_page: int = 50) -> Page:
-        """Messages matching every filter given, newest first. ``since`` and ``until``
-        are ISO 8601 times with an offset; ``patient`` is the identifier PID-3.1 holds."""
+    def list(self, query: Mapping[str, Any], page: int = 1, per_page: int = 50) -> Page:
+        """Messages matching every parameter of ``query`` (see PARAMETERS), newest
+        first unless it sorts them otherwise. The total counts up to TOTAL_COUNTED
+        matches past the page."""
         check_page(page, per_page)
-        query = _filtered(select(JournalEntry), filters)
+        search = Search.read(query, self.indexed)
+        offset = (page - 1) * per_page
         with Session(self._reads) as session:
-            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.scalars(query.order_by(JournalEntry.id.desc())
-                                   .limit(per_page).offset((page - 1) * per_page)).all()
-            return Page([message_summary(row) for row in rows], page, per_page, total)
+            # The body stays in the store: a listing shows none of it.
+            listed = search.statement().options(defer(JournalEntry.raw))
+            rows = session.scalars(listed.limit(per_page).offset(offset)).all()
+            if len(rows) < per_page and (rows or page == 1):
+                total, exact = offset + len(rows), True  # this page is the last
+            else:
+                limit = offset + per_page + TOTAL_COUNTED
+                counted = search.statement(counting=True).limit(limit + 1).subquery()
+                total = session.scalar(select(func.count()).select_from(counted)) or 0
+                exact = total <= limit
+                total = min(total, limit)
+            return Page([message_summary(row) for row in rows], page, per_page, total, exact)
 
     def show(self, message_id: str) -> dict[str, Any]:
         with Session(self._reads) as session:
@@ -85,23 +204,32 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def _filtered(query: Select[Any], filters: Mapping[str, Any]) -> Select[Any]:
-    for name, value in filters.items():
+def _given(query: Mapping[str, Any]) -> dict[str, str]:
+    """The parameters of ``query`` that hold a value; Invalid for an unknown one."""
+    given = {}
+    for name, value in query.items():
+        if name not in PARAMETERS:
+            raise Invalid(f"unknown filter {name!r}",
+                          hint="Filter by: " + ", ".join(PARAMETERS))
         if value is None or value == "":
             continue
-        if name in FILTERS:
-            query = query.where(FILTERS[name] == value)
-        elif name == "patient":
-            key = patient_key_of(str(value), str(filters.get("patient_authority") or ""))
-            query = query.where(JournalEntry.patient_key == key)
-        elif name == "since":
-            query = query.where(JournalEntry.received_at >= aware_moment(name, value))
-        elif name == "until":
-            query = query.where(JournalEntry.received_at < aware_moment(name, value))
-        elif name != "patient_authority":
-            raise Invalid(f"unknown filter {name!r}", hint="Filter by: " + ", ".join(
-                [*FILTERS, "patient", "patient_authority", "since", "until"]))
-    return query
+        if not isinstance(value, str):
+            raise Invalid(f"{name} must be text", hint=f"Send {name} as a string")
+        given[name] = value
+    return given
+
+
+def _path_key(given: Mapping[str, str], indexed: IndexedPaths) -> tuple[str, str]:
+    path, value = given.get("path"), given.get("value")
+    if path is None or value is None:
+        raise Invalid("path and value go together",
+                      hint="Send both, e.g. path=OBX-3.1&value=8867-4")
+    kind = indexed.kind_of(path)
+    if kind is None:
+        names = ", ".join(indexed.names) or "none"
+        raise Invalid(f"{path!r} is not an indexed path",
+                      hint=f"Search one of the indexed paths: {names}")
+    return kind, lookup_key(kind, value)
 
 
 def _children(session: Session, model: Any, journal_id: int) -> list[Any]:

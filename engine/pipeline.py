@@ -34,7 +34,11 @@ from engine.encoders import Delivery, Encoded, encode
 from engine.errors import SwitchboardError
 from engine.fhir import read_fhir, to_canonical
 from engine.hl7v2 import parse, text_error
+from engine.indexed_paths import IndexedPaths
 from engine.journal import FHIR_R4, now_utc
+from engine.message_lookups import Key as LookupKey
+from engine.message_lookups import LookupStatements
+from engine.message_lookups import rows as lookup_rows
 from engine.model.mapping import Conversion
 from engine.model.outcome_event import TASK_OUTCOME, OutcomeEvent
 from engine.progress import Heart
@@ -90,16 +94,21 @@ class _Result:
     # The chain's place this message takes when a hold waits for it (a failed message
     # sent again, or its edited copy): the failed original's journal id.
     place: int | None = None
+    # The keys of the values at the indexed paths, once it is parsed.
+    path_keys: list[LookupKey] = field(default_factory=list)
 
 
 class Pipeline:
     def __init__(self, engine: Engine, rule_sets: RuleSetCache | None = None,
                  batch: int = 50, report: Report = metrics.report,
-                 lane: tuple[int, int] | None = None) -> None:
+                 lane: tuple[int, int] | None = None,
+                 indexed: IndexedPaths | None = None) -> None:
         """``lane`` (k, n): take only the messages of lane k out of n. Lanes split the
         journal by patient, so that workers never race for a message and one patient's
-        messages are routed in order by one worker."""
+        messages are routed in order by one worker. ``indexed``: the HL7 paths whose
+        values the message log searches (default: as configured)."""
         self._engine = engine
+        self._indexed = indexed or IndexedPaths.configured()
         self._batch = batch
         self._report = report
         self._rule_sets = rule_sets or RuleSetCache(engine)
@@ -209,6 +218,7 @@ class Pipeline:
                 unreadable = text_error(message)
                 if unreadable is not None:
                     raise unreadable
+                result.path_keys = self._indexed.keys(message)
                 result.stage_times.append(("parsed", now_utc()))
                 result.outcome = rule_set.process(message)
             moment = now_utc()
@@ -377,6 +387,7 @@ class _Rows:
         self.holds: list[dict[str, Any]] = []
         self.routed_holds: list[int] = []
         self.waiting: list[Waiting] = []
+        self.lookups: list[dict[str, Any]] = []
 
     def add(self, result: _Result) -> None:
         if result.behind is not None:
@@ -384,6 +395,9 @@ class _Rows:
             self.waiting.append(Waiting(result.journal_id, result.source,
                                         result.patient_key, result.behind))
             return
+        # Found by its paths' values whatever became of it: a failure most of all.
+        self.lookups.extend(lookup_rows(result.journal_id, result.received_at,
+                                        result.path_keys))
         moment = now_utc()
         for stage, at in result.stage_times:
             self.stage(result, stage, at)
@@ -472,6 +486,7 @@ class _Rows:
             (statement, statement.bind_many(rows)) for statement, rows in (
                 (statements.stages, self.stages), (statements.deliveries, self.deliveries),
                 (statements.tasks, self.tasks), (statements.exceptions, self.exceptions),
+                (statements.lookups, self.lookups),
                 (statements.journal_status, self.journal))],
             _ChainChanges(self.holds, self.routed_holds, self.waiting))
 
@@ -545,6 +560,7 @@ class PipelineStatements:
         self.deliveries = insert(DeliveryRow, _DELIVERY_COLUMNS)
         self.tasks = insert(Task, _TASK_COLUMNS)
         self.exceptions = insert(ExceptionItem, _EXCEPTION_COLUMNS)
+        self.lookups = LookupStatements(dialect).insert_new
         self.journal_status = Prepared(
             update(_JOURNAL).where(_JOURNAL.c.id == bindparam("journal_key")).values(
                 status=bindparam("new_status"), status_reason=bindparam("new_reason"),

@@ -35,16 +35,18 @@ class Invalid(SwitchboardError):
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a listing: the items as JSON-ready dicts, and how many match."""
+    """One page of a listing: the items as JSON-ready dicts, and how many match (at
+    least ``total`` when ``total_exact`` is false: a listing may stop counting)."""
 
     items: list[dict[str, Any]]
     page: int
     per_page: int
     total: int
+    total_exact: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {"items": self.items, "page": self.page, "per_page": self.per_page,
-                "total": self.total}
+                "total": self.total, "total_exact": self.total_exact}
 
 
 def iso(moment: datetime | None) -> str | None:

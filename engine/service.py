@@ -32,6 +32,7 @@ from engine.connectors.mllp.listener import MllpListener, MllpListenerConfig
 from engine.delivery_workers import DeliveryThreads, DeliveryWorker
 from engine.errors import SwitchboardError
 from engine.escalation import Escalator
+from engine.indexed_paths import IndexedPaths
 from engine.ingest import Ingestor
 from engine.journal import Journal, now_utc
 from engine.outbox import Outbox
@@ -370,6 +371,8 @@ async def run(settings: Settings, *, engine_part: bool, web_part: bool,
               started: Callable[[EngineProcess | None, list[BaseWSGIServer]], None] | None = None,
               stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set or a termination signal arrives."""
+    # A path the setting cannot mean stops the start here, not a worker at each restart.
+    IndexedPaths.configured()
     store = prepare_store(settings)
     stop = stop or asyncio.Event()
     _on_signals(stop)

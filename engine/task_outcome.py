@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import message_lookups
 from engine.model.outcome_event import EVENT_TYPE, TASK_OUTCOME, Origin, OutcomeEvent
 from engine.queues import Invalid
 from engine.store.models import JournalEntry, RuleSetVersion, StageEvent, Task, User
@@ -50,6 +51,11 @@ def journal_outcome(session: Session, task: Task, outcome: str, *, state: str | 
         is_original=True)
     session.add(entry)
     session.flush()
+    connection = session.connection()
+    message_lookups.add(connection, entry.id, task.completed_at,
+                        message_lookups.identity_keys(event.control_id, None))
+    if source is not None:
+        message_lookups.copy_patient(connection, source.id, entry.id, task.completed_at)
     session.add(StageEvent(journal_id=entry.id, stage="journaled", at=task.completed_at))
     return entry.message_id
 

@@ -10,7 +10,7 @@ import json
 from sqlalchemy import Engine
 
 from engine.commands.queue_cli import OK, Handler, print_page, run_queue_command
-from engine.message_log import MessageLog
+from engine.message_log import PARAMETERS, MessageLog
 from engine.security.identity import Principal
 
 PROG = "switchboard messages"
@@ -25,11 +25,8 @@ def messages_command(args: argparse.Namespace) -> int:
 
 
 def _list(engine: Engine, _actor: Principal, args: argparse.Namespace) -> int:
-    filters = {"control_id": args.control_id, "source": args.source, "status": args.status,
-               "type": args.type, "event": args.event, "patient": args.patient,
-               "patient_authority": args.patient_authority,
-               "since": args.since, "until": args.until}
-    page = MessageLog(engine).list(filters, args.page, args.per_page)
+    query = {name: getattr(args, name) for name in PARAMETERS}
+    page = MessageLog(engine).list(query, args.page, args.per_page)
     print_page(page, COLUMNS, args.json, "no messages match")
     return OK
 

@@ -35,11 +35,15 @@ def _message_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     actions = command.add_subparsers(required=True, metavar="ACTION", dest="action")
     listing = actions.add_parser("list", parents=[common], help="messages, newest first")
     for option in ("control-id", "source", "status", "type", "event", "patient",
-                   "patient-authority"):
+                   "patient-authority", "destination"):
         listing.add_argument(f"--{option}")
+    listing.add_argument("--path", help="an indexed HL7 path, e.g. OBX-3.1 (with --value)")
+    listing.add_argument("--value", help="the value at --path, exactly")
     for option in ("since", "until"):
         listing.add_argument(f"--{option}", metavar="TIME",
                              help="ISO 8601 with a UTC offset, e.g. 2026-11-24T08:00+00:00")
+    listing.add_argument("--sort", choices=["-received_at", "received_at"],
+                         help="newest first (-received_at, the default) or oldest first")
     _paging(listing)
     actions.add_parser("show", parents=[common], help="one message: its timeline, and for "
                        "each delivery why it waits and when it goes again"

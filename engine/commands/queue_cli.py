@@ -83,7 +83,8 @@ def print_page(page: Page, columns: Sequence[str], as_json: bool, nothing: str) 
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     shown_to = (page.page - 1) * page.per_page + len(page.items)
     if shown_to < page.total:
-        print(f"{shown_to} of {page.total} shown; next: --page {page.page + 1}",
+        total = f"{page.total}" if page.total_exact else f"at least {page.total}"
+        print(f"{shown_to} of {total} shown; next: --page {page.page + 1}",
               file=sys.stderr)
 
 

@@ -70,6 +70,9 @@ class FhirInput:
     """Filed under its ``Type/id``: the same key with other content is a new version of
     the resource, not a conflict (a Bundle's business identifier names one submission)."""
     version: Version = field(default_factory=Version)
+    patient_identifier: tuple[str, str] | None = None
+    """(value, authority) of the first patient identifier: what its patient key is
+    made of, and what a search by patient finds it by."""
 
     @property
     def resources(self) -> list[Mapping[str, Any]]:
@@ -93,14 +96,16 @@ def read_fhir(body: bytes) -> FhirInput:
     resource_type = _supported_type(document)
     _validate(resource_type, document)
     control_id = _control_id(document)
+    patient = _patient_identifier(resources_of(document))
     return FhirInput(
         resource_type=resource_type,
         document=document,
         control_id=control_id,
         content_hash=_content_hash(document),
-        patient_key=_patient_key(resources_of(document)),
+        patient_key=_patient_key(patient),
         versioned=control_id is not None and control_id == _resource_key(document),
         version=_version(resource_type, document),
+        patient_identifier=patient,
     )
 
 
@@ -243,13 +248,21 @@ def _without_last_updated(node: Any) -> Any:
     return node
 
 
-def _patient_key(resources: list[Mapping[str, Any]]) -> str | None:
-    """sha256 of ``authority|value`` of the first patient identifier, cut to 32 hex
-    digits, as engine.journal keys HL7 patients (PID-3.4|PID-3.1): the index that
-    orders deliveries per patient then holds no identifier."""
+def _patient_identifier(resources: list[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """(value, authority) of the first patient identifier, when it has a value."""
     identifiers = patient_identifiers(resources)
     value = identifiers[0].get("value") if identifiers else None
     if not value:
         return None
-    key = f"{authority(identifiers[0]) or ''}|{value}"
+    return str(value), authority(identifiers[0]) or ""
+
+
+def _patient_key(patient: tuple[str, str] | None) -> str | None:
+    """sha256 of ``authority|value`` of the first patient identifier, cut to 32 hex
+    digits, as engine.journal keys HL7 patients (PID-3.4|PID-3.1): the index that
+    orders deliveries per patient then holds no identifier."""
+    if patient is None:
+        return None
+    value, issuer = patient
+    key = f"{issuer}|{value}"
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from engine import lookup_keys
 from engine.store import limits
 
 # Stable constraint names, so migrations can find them again on every database.
@@ -117,6 +118,8 @@ class JournalEntry(Base):
               "control_id", unique=True, sqlite_where=text("is_original"),
               postgresql_where=text("is_original")),
         Index("ix_journal_status_received_at", "status", "received_at"),
+        # The message log, newest first, when no lookup key narrows it.
+        Index("ix_journal_received_at", "received_at"),
         # The pipeline's queue: the oldest waiting messages, without sorting them all.
         Index("ix_journal_status_id", "status", "id"),
         # A patient's messages, for the API. Not (patient_key) alone: with the rowid
@@ -127,6 +130,25 @@ class JournalEntry(Base):
         # later deliveries (engine.outbox's UNROUTED): only those messages are in it.
         Index("ix_journal_unrouted", "patient_key", "id",
               sqlite_where=text(_UNROUTED_STATES), postgresql_where=text(_UNROUTED_STATES)),
+    )
+
+
+class MessageLookup(Base):
+    """A key a journaled message is found under (engine.lookup_keys): its control id and
+    patient, written with the journal entry, and the values at the indexed HL7 paths,
+    written when the pipeline parses it. ``received_at`` is the message's, so that a
+    search walks one index in the order it lists and stops at its page."""
+
+    __tablename__ = "message_lookups"
+    journal_id: Mapped[int] = mapped_column(ForeignKey("journal.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(lookup_keys.KIND_LENGTH), primary_key=True)
+    key: Mapped[str] = mapped_column(String(lookup_keys.KEY_LENGTH), primary_key=True)
+    received_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_message_lookups_search", "kind", "key", "received_at", "journal_id"),
+        # Small rows read by key: on SQLite the primary key is the table.
+        {"sqlite_with_rowid": False},
     )
 
 
@@ -400,6 +422,20 @@ class CatalogConnection(Base):
     document: Mapped[dict[str, Any]]
 
     __table_args__ = (UniqueConstraint("rule_set_version_id", "connection_id"),)
+
+
+class SavedSearch(Base):
+    """A user's named message-log search: the filters as the REST API takes them."""
+
+    __tablename__ = "saved_searches"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("owner", "name"),)
 
 
 class User(Base):

@@ -7,6 +7,7 @@ from openapi_spec_validator import validate
 
 from admin import create_app
 from admin.console import COOKIELESS_BLUEPRINTS
+from engine.message_log import PARAMETERS
 from tests.queue_rows import ROOT
 
 
@@ -34,6 +35,12 @@ def test_the_served_document_is_valid_and_covers_every_route(tmp_path):
             [parameter] = document["paths"][path]["get"]["parameters"]
             assert parameter["schema"] == {"type": "integer", "minimum": 1,
                                            "maximum": largest}, path
+        # The message log's search parameters, as engine.message_log takes them.
+        listed = {p["name"]: p for p in document["paths"]["/api/messages"]["get"]["parameters"]}
+        assert set(listed) == {*PARAMETERS, "page", "per_page"}
+        assert all(p["in"] == "query" and not p["required"] for p in listed.values())
+        assert listed["sort"]["schema"]["enum"] == ["-received_at", "received_at"]
+        assert "indexed HL7 path" in listed["path"]["description"]
         assert document["paths"]["/healthz"]["get"]["security"] == []
         assert document["paths"]["/ingest/{connection_id}"]["post"]["security"] == [
             {"sourceToken": []}]

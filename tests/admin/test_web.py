@@ -314,6 +314,27 @@ def test_pagination_and_bad_parameters(web):
     assert status == 400 and "UTC offset" in body["reason"]
 
 
+def test_the_api_searches_by_the_parameters_the_message_log_takes(web, engine):
+    ingest = "/ingest/partner-referrals"
+    for number, code in enumerate(("2345-7", "718-7", "2345-7")):
+        message = parse((CORPUS / "fhir-converter/ORU-R01-01.hl7").read_bytes())
+        message.set("MSH-10", f"LAB{number}")
+        message.set("OBX-3.1", code)
+        assert web.call("POST", ingest, token=PARTNER_TOKEN, body=message.encode(),
+                        content_type="application/hl7-v2")[0] == 202
+    Pipeline(engine).run_once()
+    status, _, body = web.call("GET", "/api/messages?path=OBX-3.1&value=2345-7"
+                               "&sort=received_at", as_user="olive")
+    assert status == 200
+    assert [m["control_id"] for m in body["items"]] == ["LAB0", "LAB2"]
+    assert (body["total"], body["total_exact"]) == (2, True)
+    assert web.call("GET", "/api/messages?control_id=LAB1", as_user="olive")[2]["total"] == 1
+    status, _, body = web.call("GET", "/api/messages?colour=red", as_user="olive")
+    assert status == 400 and "unknown filter 'colour'" in body["reason"]
+    status, _, body = web.call("GET", "/api/messages?path=OBX-5&value=1", as_user="olive")
+    assert status == 400 and "OBX-3.1, PV1-3.1, MSH-4" in body["hint"]
+
+
 def test_health_and_metrics_need_no_token(web):
     assert web.call("GET", "/healthz")[2] == {"status": "alive"}
     status, _, body = web.call("GET", "/readyz")
