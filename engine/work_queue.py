@@ -39,6 +39,7 @@ from engine.queues import (
     settled,
 )
 from engine.rule_versions import published_task_queues, published_task_rules
+from engine.rules.catalog_entry import Connection, TaskQueueEndpoint
 from engine.security.audit import AuditLog
 from engine.security.identity import Principal
 from engine.security.permissions import check_assignee
@@ -117,22 +118,27 @@ class WorkQueue:
             return Page(items, page, per_page, total)
 
     def waiting(self, viewer: Principal) -> Rows:
-        """Each queue ``viewer`` may see, with how many of its tasks wait for someone
-        and how many of those are overdue: a person's queues at a glance."""
+        """Each queue ``viewer`` may see, by its catalog name and description, with how
+        many of its tasks wait for someone and how many of those are overdue: a
+        person's queues at a glance."""
         now = now_utc()
         query = (select(Task.queue, func.count(),
                         func.coalesce(func.sum(case((Task.due_at < now, 1), else_=0)), 0))
                  .where(Task.status.in_(OPEN)).group_by(Task.queue))
         with Session(self._reads) as session:
-            rules = published_task_rules(session)
+            connections = published_task_queues(session)
+            rules = TaskRules.of(connections)
             visible = rules.visible(viewer.roles)
             if visible is not None:
                 query = query.where(Task.queue.in_(sorted(visible)))
             counts = {name: (int(waiting), int(overdue))
                       for name, waiting, overdue in session.execute(query)}
-        names = set(counts) | (set(rules.queues) if visible is None else set(visible))
-        return [{"queue": name, "waiting": counts.get(name, (0, 0))[0],
-                 "overdue": counts.get(name, (0, 0))[1]} for name in sorted(names)]
+        named = _named(connections)
+        queues = set(counts) | (set(rules.queues) if visible is None else set(visible))
+        return [{"queue": queue, "name": named.get(queue, (queue, None))[0],
+                 "description": named.get(queue, (queue, None))[1],
+                 "waiting": counts.get(queue, (0, 0))[0],
+                 "overdue": counts.get(queue, (0, 0))[1]} for queue in sorted(queues)]
 
     def access(self) -> TaskRules:
         """Who may work each queue, as the newest published catalog says now: for a
@@ -351,6 +357,22 @@ def _message(session: Session, task: Task) -> tuple[str | None, str | None]:
     found = session.execute(select(JournalEntry.message_id, JournalEntry.control_id)
                             .where(JournalEntry.id == task.journal_id)).first()
     return (found[0], found[1]) if found else (None, None)
+
+
+def _named(connections: list[Connection]) -> dict[str, tuple[str, str | None]]:
+    """Each task queue's catalog name and description, by the name its tasks carry
+    (the connection's id first, as for access)."""
+    named: dict[str, tuple[str, str | None]] = {}
+    for connection in connections:
+        if isinstance(connection.endpoint, TaskQueueEndpoint):
+            named[connection.endpoint.queue] = _name_of(connection)
+    for connection in connections:
+        named[connection.id] = _name_of(connection)
+    return named
+
+
+def _name_of(connection: Connection) -> tuple[str, str | None]:
+    return connection.name, connection.description or None
 
 
 def _described(checkpoint: Mapping[str, Any] | None) -> str | None:

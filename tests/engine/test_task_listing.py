@@ -95,6 +95,9 @@ def test_each_queue_counts_its_waiting_and_overdue_tasks(engine, work):
                       "referral-intake": (0, 0)}
     assert {q["queue"] for q in work.waiting(as_("rita"))} == {
         "identity-review", "scheduling-desk"}
+    nurses = next(q for q in work.waiting(as_("cora")) if q["queue"] == "nurse-review")
+    assert nurses["name"] == "Nurse review queue"
+    assert nurses["description"].startswith("Abnormal results a nurse reviews")
     assert work.waiting(as_("anna")) == []
     everything = {q["queue"]: q["waiting"] for q in work.waiting(as_("adam"))}
     assert everything["identity-review"] == 1 and "escalations" in everything
