@@ -30,7 +30,7 @@ def list_tasks() -> Any:
     args = request.args
     listed = services().tasks.list(args.get("queue"), args.get("status"),
                                    args.get("assignee"), args.get("kind"), page, per_page,
-                                   viewer=g.principal)
+                                   viewer=g.principal, sort=args.get("sort", "created"))
     return jsonify(listed.as_dict())
 
 

@@ -207,12 +207,18 @@ def published_task_rules(session: Session) -> TaskRules:
     """Who may work each task queue, as the newest published version's catalog says
     (read from its task-queue entries, without compiling the version): a publish
     changes it at once, on every process. Before any publish, only admins may."""
+    return TaskRules.of(published_task_queues(session))
+
+
+def published_task_queues(session: Session) -> list[catalog_entry.Connection]:
+    """The task-queue entries of the newest published version's catalog, read without
+    compiling the version; none before any publish."""
     newest = (select(RuleSetVersion.id).where(RuleSetVersion.status == "published")
               .order_by(RuleSetVersion.version.desc()).limit(1).scalar_subquery())
     documents = session.scalars(select(CatalogConnection.document)
                                 .where(CatalogConnection.rule_set_version_id == newest))
-    return TaskRules.of(catalog_entry.Connection.from_dict(document) for document in documents
-                        if document.get("transport") == catalog_entry.Transport.TASK_QUEUE)
+    return [catalog_entry.Connection.from_dict(document) for document in documents
+            if document.get("transport") == catalog_entry.Transport.TASK_QUEUE]
 
 
 def source_charset(rule_sets: RuleSetCache) -> CharsetLookup:

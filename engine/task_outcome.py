@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -85,7 +85,12 @@ def check_state(session: Session, task: Task, state: str | None) -> None:
 
 def states_of(session: Session, task: Task) -> tuple[str, ...]:
     """The states the task's route row names on its checkpoint, if any."""
-    states = (checkpoint_of(session, task) or {}).get("states")
+    return states_in(checkpoint_of(session, task))
+
+
+def states_in(checkpoint: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The states a route row's checkpoint names, if any."""
+    states = (checkpoint or {}).get("states")
     if not isinstance(states, list):
         return ()
     return tuple(str(state) for state in states)
@@ -100,11 +105,41 @@ def checkpoint_of(session: Session, task: Task) -> Mapping[str, Any] | None:
         select(RuleSetVersion.content).join(
             JournalEntry, JournalEntry.rule_set_version == RuleSetVersion.version)
         .where(JournalEntry.id == task.journal_id))
+    return checkpoint_in(content, task.row_id)
+
+
+def checkpoints_of(session: Session, tasks: Iterable[Task]) -> dict[int, Mapping[str, Any]]:
+    """:func:`checkpoint_of` for many tasks, by task id, reading each rule-set version
+    once: a page of a listing names a few versions, not one per task."""
+    made = [task for task in tasks if task.row_id is not None and task.journal_id is not None]
+    if not made:
+        return {}
+    versions = dict(session.execute(
+        select(JournalEntry.id, JournalEntry.rule_set_version)
+        .where(JournalEntry.id.in_({task.journal_id for task in made}))).all())
+    contents: dict[int, Any] = dict(session.execute(
+        select(RuleSetVersion.version, RuleSetVersion.content)
+        .where(RuleSetVersion.version.in_({v for v in versions.values() if v is not None})))
+        .all())
+    found = {}
+    for task in made:
+        assert task.row_id is not None and task.journal_id is not None
+        version = versions.get(task.journal_id)
+        content = contents.get(version) if version is not None else None
+        checkpoint = checkpoint_in(content, task.row_id)
+        if checkpoint is not None:
+            found[task.id] = checkpoint
+    return found
+
+
+def checkpoint_in(content: Mapping[str, Any] | None, row_id: str) -> Mapping[str, Any] | None:
+    """Route row ``row_id``'s checkpoint in a version's content, with the row's
+    description when the checkpoint has none; None when no routes document has it."""
     for document in (content or {}).get("documents", []):
         if document.get("kind") != "routes":
             continue
         for row in (document.get("data") or {}).get("rows", []):
-            if isinstance(row, dict) and row.get("id") == task.row_id:
+            if isinstance(row, dict) and row.get("id") == row_id:
                 checkpoint = row.get("checkpoint") or {}
                 return {**checkpoint, "description": checkpoint.get("description")
                         or row.get("description")}

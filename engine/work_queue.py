@@ -16,12 +16,12 @@ returns them, to those their queue lets read them, and each showing is audited.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, case, func, select, update
 from sqlalchemy.orm import Session
 
 from engine import metrics
@@ -38,16 +38,32 @@ from engine.queues import (
     iso,
     settled,
 )
-from engine.rule_versions import published_task_rules
+from engine.rule_versions import published_task_queues, published_task_rules
+from engine.rules.catalog_entry import Connection, TaskQueueEndpoint
 from engine.security.audit import AuditLog
 from engine.security.identity import Principal
 from engine.security.permissions import check_assignee
+from engine.security.task_access import TaskRules
 from engine.store.database import reader
 from engine.store.models import Delivery, JournalEntry, Task
-from engine.task_outcome import check_state, checkpoint_of, journal_outcome, role_of
+from engine.task_content import QueueScopes
+from engine.task_outcome import (
+    check_state,
+    checkpoint_of,
+    checkpoints_of,
+    journal_outcome,
+    role_of,
+    states_in,
+)
 
 FILTERS = {"queue": Task.queue, "status": Task.status, "assignee": Task.assignee,
            "kind": Task.kind}
+SORTS = {"created": Task.id, "due": Task.due_at, "queue": Task.queue, "status": Task.status,
+         "kind": Task.kind, "assignee": Task.assignee}
+"""What a listing may be sorted by; ``-`` before the name sorts the other way."""
+Rows = list[dict[str, Any]]
+# Both stores put tasks without a due time or an assignee last, either way.
+_NULLABLE = frozenset({"due", "assignee"})
 
 
 class WorkQueue:
@@ -58,21 +74,27 @@ class WorkQueue:
         self._reads = reader(engine)
         self._audit = audit or AuditLog(engine)
 
-    def list(self, queue: str | None = None, status: str | None = None,
+    def list(self, queue: str | None = None, status: str | Sequence[str] | None = None,
              assignee: str | None = None, kind: str | None = None, page: int = 1,
-             per_page: int = 50, *, viewer: Principal) -> Page:
-        """The tasks ``viewer`` may see that match every filter given, oldest first: the
-        order to work them in. Each names its message, and the patient's first
-        identifier (read from the payload) where ``viewer`` may read the payload."""
+             per_page: int = 50, *, viewer: Principal, sort: str = "created") -> Page:
+        """The tasks ``viewer`` may see that match every filter given (``status`` one
+        status or several), oldest first unless ``sort`` (one of SORTS) says otherwise:
+        by ``due``, the overdue come first. Each names its message and what its route
+        row says it is for, and the patient's first identifier (read from the payload
+        as its queue's scope allows) where ``viewer`` may read the payload."""
         check_page(page, per_page)
         query = select(Task, JournalEntry.message_id, JournalEntry.control_id).outerjoin(
             JournalEntry, JournalEntry.id == Task.journal_id)
-        for name, value in (("queue", queue), ("status", status), ("assignee", assignee),
-                            ("kind", kind)):
+        for name, value in (("queue", queue), ("assignee", assignee), ("kind", kind)):
             if value:
                 query = query.where(FILTERS[name] == value)
+        if isinstance(status, str) and status:
+            query = query.where(Task.status == status)
+        elif status and not isinstance(status, str):
+            query = query.where(Task.status.in_(list(status)))
         with Session(self._reads) as session:
-            rules = published_task_rules(session)
+            queues = published_task_queues(session)
+            rules, scopes = TaskRules.of(queues), QueueScopes.of(queues)
             visible = rules.visible(viewer.roles)
             if visible is not None:
                 if not visible:
@@ -83,31 +105,73 @@ class WorkQueue:
                     rules.check(viewer.roles, queue, "task.list")
                 query = query.where(Task.queue.in_(sorted(visible)))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.execute(query.order_by(Task.id)
+            rows = session.execute(query.order_by(*_order(sort))
                                    .limit(per_page).offset((page - 1) * per_page)).all()
+            purposes = checkpoints_of(session, (row[0] for row in rows))
             items = []
             for task, message_id, control_id in rows:
                 item = task_summary(task, message_id, control_id)
+                item["for"] = _described(purposes.get(task.id))
                 if rules.may(viewer.roles, task.queue, "task.payload"):
-                    item["patient"] = patient_reference(task.payload)
+                    item["patient"] = patient_reference(scopes.cut(task.queue, task.payload))
                 items.append(item)
             return Page(items, page, per_page, total)
 
+    def waiting(self, viewer: Principal) -> Rows:
+        """Each queue ``viewer`` may see, by its catalog name and description, with how
+        many of its tasks wait for someone and how many of those are overdue: a
+        person's queues at a glance."""
+        now = now_utc()
+        query = (select(Task.queue, func.count(),
+                        func.coalesce(func.sum(case((Task.due_at < now, 1), else_=0)), 0))
+                 .where(Task.status.in_(OPEN)).group_by(Task.queue))
+        with Session(self._reads) as session:
+            connections = published_task_queues(session)
+            rules = TaskRules.of(connections)
+            visible = rules.visible(viewer.roles)
+            if visible is not None:
+                query = query.where(Task.queue.in_(sorted(visible)))
+            counts = {name: (int(waiting), int(overdue))
+                      for name, waiting, overdue in session.execute(query)}
+        named = _named(connections)
+        queues = set(counts) | (set(rules.queues) if visible is None else set(visible))
+        return [{"queue": queue, "name": named.get(queue, (queue, None))[0],
+                 "description": named.get(queue, (queue, None))[1],
+                 "waiting": counts.get(queue, (0, 0))[0],
+                 "overdue": counts.get(queue, (0, 0))[1]} for queue in sorted(queues)]
+
+    def access(self) -> TaskRules:
+        """Who may work each queue, as the newest published catalog says now: for a
+        screen to offer only what its user may do (each action checks it again)."""
+        with Session(self._reads) as session:
+            return published_task_rules(session)
+
     def show(self, task_id: int, viewer: Principal) -> dict[str, Any]:
-        """The task and the deliveries it holds, with its payload for whom its queue
-        lets read it; that view is audited, as the payload may hold PHI."""
+        """The task, what its route row says it is for and the states it may end in,
+        and the deliveries it holds; with its payload, cut to its queue's data scope,
+        for whom its queue lets read it: that view is audited, as it may hold PHI."""
         with Session(self._engine) as session, session.begin():
             task = _found(session.get(Task, task_id), task_id)
-            rules = published_task_rules(session)
+            queues = published_task_queues(session)
+            rules = TaskRules.of(queues)
             rules.check(viewer.roles, task.queue, "task.show")
             message = _message(session, task)
-            view = {**task_summary(task, *message), "for": _purpose(session, task),
-                    "holds": _holds(session, task)}
+            checkpoint = checkpoint_of(session, task)
+            view = {**task_summary(task, *message), "for": _described(checkpoint),
+                    "states": list(states_in(checkpoint)), "holds": _holds(session, task)}
             if rules.may(viewer.roles, task.queue, "task.payload"):
-                view["payload"] = task.payload
+                view["payload"] = QueueScopes.of(queues).cut(task.queue, task.payload)
                 self._audit.record(session, viewer.name, "task.view", "task", str(task_id),
                                    None)
         return view
+
+    def holds(self, task_id: int, viewer: Principal) -> Rows:
+        """The deliveries the task holds, and where each is now (an approved review's
+        are on their way): no payload, so not audited."""
+        with Session(self._reads) as session:
+            task = _found(session.get(Task, task_id), task_id)
+            published_task_rules(session).check(viewer.roles, task.queue, "task.show")
+            return _holds(session, task)
 
     def assign(self, task_id: int, assignee: str, actor: Principal) -> dict[str, Any]:
         """Give an open task to someone who may act on it."""
@@ -218,6 +282,22 @@ class WorkQueue:
             metrics.RECEIVE_TO_TASK_COMPLETED.labels(task.queue).observe(seconds)
 
 
+def _order(sort: str) -> list[Any]:
+    """ORDER BY for ``sort``: its column, then the oldest task first (newest when
+    reversed), so a page boundary falls in the same place on both stores."""
+    name = sort.removeprefix("-")
+    column = SORTS.get(name)
+    if column is None:
+        raise Invalid(f"cannot sort tasks by {sort!r}",
+                      hint=f"Sort by one of {', '.join(SORTS)}, with - before it to reverse")
+    backwards = sort.startswith("-")
+    keys: list[Any] = [column.is_(None)] if name in _NULLABLE else []
+    keys.append(column.desc() if backwards else column)
+    if name != "created":
+        keys.append(Task.id.desc() if backwards else Task.id)
+    return keys
+
+
 def task_summary(task: Task, message_id: str | None = None,
                  control_id: str | None = None) -> dict[str, Any]:
     """What a listing shows of a task: which message it came from, no payload."""
@@ -279,10 +359,26 @@ def _message(session: Session, task: Task) -> tuple[str | None, str | None]:
     return (found[0], found[1]) if found else (None, None)
 
 
-def _purpose(session: Session, task: Task) -> str | None:
+def _named(connections: list[Connection]) -> dict[str, tuple[str, str | None]]:
+    """Each task queue's catalog name and description, by the name its tasks carry
+    (the connection's id first, as for access)."""
+    named: dict[str, tuple[str, str | None]] = {}
+    for connection in connections:
+        if isinstance(connection.endpoint, TaskQueueEndpoint):
+            named[connection.endpoint.queue] = _name_of(connection)
+    for connection in connections:
+        named[connection.id] = _name_of(connection)
+    return named
+
+
+def _name_of(connection: Connection) -> tuple[str, str | None]:
+    return connection.name, connection.description or None
+
+
+def _described(checkpoint: Mapping[str, Any] | None) -> str | None:
     """What the task is for: the description its route row gave it, in the rule-set
     version that routed its message."""
-    description = (checkpoint_of(session, task) or {}).get("description")
+    description = (checkpoint or {}).get("description")
     return str(description) if description else None
 
 

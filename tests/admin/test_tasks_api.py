@@ -107,3 +107,13 @@ def test_a_referral_is_completed_in_one_of_its_states(api, engine):
         "completed", f"task-{task_id}", "received")
     status, body = api.call("GET", f"/api/tasks/{task_id}", as_user="cora")
     assert body["payload"]["decision"]["state"] == "scheduled"
+
+
+def test_a_listing_sorts_as_asked_and_says_what_each_task_is_for(api, engine):
+    journal_id, _ = entry(engine)
+    first, second = task(engine, journal_id), task(engine, journal_id)
+    status, body = api.call("GET", "/api/tasks?sort=-created", as_user="cora")
+    assert status == 200 and [t["id"] for t in body["items"]] == [second, first]
+    assert "for" in body["items"][0]
+    status, body = api.call("GET", "/api/tasks?sort=patient", as_user="cora")
+    assert status == 400 and "cannot sort tasks by 'patient'" in body["reason"]

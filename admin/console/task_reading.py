@@ -1,0 +1,76 @@
+"""How a task's payload reads on its page, in words a nurse uses: a person's name, a
+result's value (engine.model.observation_value's shape) with its flags named, whether
+a result is abnormal, and the canonical record's keys as labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# HL7 v2 table 0078 (interpretation codes), in plain words.
+FLAGS = {
+    "L": "Low", "H": "High", "LL": "Critically low", "HH": "Critically high",
+    "LU": "Very low", "HU": "Very high", "<": "Below the instrument's range",
+    ">": "Above the instrument's range", "N": "Normal", "A": "Abnormal",
+    "AA": "Critically abnormal", "U": "Gone up a lot", "D": "Gone down a lot",
+    "B": "Better", "W": "Worse", "S": "Susceptible", "R": "Resistant", "I": "Intermediate",
+    "MS": "Moderately susceptible", "VS": "Very susceptible", "POS": "Positive",
+    "NEG": "Negative", "IND": "Indeterminate", "DET": "Detected", "ND": "Not detected",
+    "RR": "Reactive", "WR": "Weakly reactive", "NR": "Not reactive",
+}
+NORMAL_FLAGS = frozenset({"N", "NEG", "ND", "NR", "S"})
+LABELS = {"birth_date": "Date of birth", "gender": "Sex", "identifiers": "Identifiers",
+          "telecom": "Phone and email", "control_id": "Control id", "sent_at": "Sent",
+          "id": "Id", "dob": "Date of birth"}
+
+
+def flag_words(flag: str) -> str:
+    """A flag in words, with the code beside it: "High (H)"."""
+    words = FLAGS.get(flag)
+    return f"{words} ({flag})" if words else flag
+
+
+def is_abnormal(result: Any) -> bool:
+    """Whether a result carries a flag that is not one of the normal ones."""
+    flags = result.get("abnormal_flags") if isinstance(result, dict) else None
+    return any(str(flag) not in NORMAL_FLAGS for flag in flags or ())
+
+
+def value_text(value: Any) -> str:
+    """A result's value as it reads: "182", "< 5", "10 to 20", "1:128", a code's
+    display with the code, a time, or what an attachment is."""
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    if "number" in value:
+        comparator = value.get("comparator")
+        return f"{comparator} {value['number']}" if comparator else str(value["number"])
+    if "low" in value or "high" in value:
+        return f"{value.get('low', '')} to {value.get('high', '')}".strip()
+    if "numerator" in value or "denominator" in value:
+        return f"{value.get('numerator', '')}:{value.get('denominator', '')}"
+    if isinstance(value.get("code"), dict):
+        code = value["code"]
+        display, plain = code.get("display"), code.get("code")
+        return f"{display} ({plain})" if display and plain else str(display or plain or "")
+    for key in ("text", "datetime"):
+        if key in value:
+            return str(value[key])
+    if "attachment" in value:
+        return "an attachment, kept in the original message"
+    return ""
+
+
+def person_name(name: Any) -> str:
+    """A name as a chart heads it: "EVERYWOMAN, EVE E"."""
+    if not isinstance(name, dict):
+        return "" if name is None else str(name)
+    given = " ".join(str(name[key]) for key in ("given", "middle") if name.get(key))
+    family = str(name.get("family") or "")
+    text = ", ".join(part for part in (family, given) if part)
+    return " ".join(part for part in (str(name.get("prefix") or ""), text,
+                                      str(name.get("suffix") or "")) if part)
+
+
+def label(key: Any) -> str:
+    """A record key as a label: ``ordering_provider`` reads "Ordering provider"."""
+    text = str(key)
+    return LABELS.get(text) or text.replace("_", " ").capitalize()

@@ -1,0 +1,303 @@
+"""The task inbox over the test client, on SQLite and PostgreSQL: each role sees the
+queues its task_access names (a clinician never a registration queue's tasks), the
+overdue first, filtered, sorted and paged on the server; a result review shows its
+abnormal value, range and flag plainly and what its route row says it is for; claim,
+approve (the held delivery is released), reject (with a reason) and complete (in one of
+the route row's states); every refusal is a 403, audited."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from engine.journal import now_utc
+from engine.store.models import AuditEvent, Task
+from tests.queue_rows import (
+    PEOPLE,
+    delivery_statuses,
+    entry,
+    held_review,
+    referral_task,
+    task,
+)
+
+ROLES = {role: name for name, role in PEOPLE.items()}
+# Who may use each route, for the nurse-review hold task that tests.queue_rows.held_review
+# makes (its id in place of <id:task_id>), as the shipped catalog's task_access says:
+# everyone opens the inbox; operators see the task but not what it holds; clinicians
+# (and admins) read and act on it; the rest may not even see it.
+_SEE = {"operator", "clinician", "admin"}
+_ACT = {"clinician", "admin"}
+_ALL = set(ROLES)
+ACCESS = {
+    (method, rule): {role: "allow" if role in allowed else "deny" for role in ROLES}
+    for method, rule, allowed in (
+        ("GET", "/tasks/", _ALL),
+        ("GET", "/tasks/<id:task_id>", _SEE),
+        ("GET", "/tasks/<id:task_id>/holds", _SEE),
+        ("POST", "/tasks/<id:task_id>/claim", _ACT),
+        ("POST", "/tasks/<id:task_id>/approve", _ACT),
+        ("POST", "/tasks/<id:task_id>/reject", _ACT),
+        ("POST", "/tasks/<id:task_id>/complete", _ACT),
+    )
+}
+FORMS = {"reject": {"reason": "not this patient's result"}, "approve": {"note": "fine"}}
+
+
+def url(rule: str, task_id: int) -> str:
+    return rule.replace("<id:task_id>", str(task_id))
+
+
+def form_for(rule: str) -> dict[str, str]:
+    return FORMS.get(rule.rsplit("/", 1)[-1], {})
+
+
+def due(engine, task_id: int, hours: float) -> int:
+    with engine.begin() as connection:
+        connection.execute(update(Task).where(Task.id == task_id)
+                           .values(due_at=now_utc() + timedelta(hours=hours)))
+    return task_id
+
+
+def denials(engine) -> list[AuditEvent]:
+    with Session(engine) as session:
+        return list(session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "access.denied").order_by(AuditEvent.id)))
+
+
+def main(page: str) -> str:
+    """The page's own content, without the menu."""
+    return page[page.index("<main"):page.index("</main>")]
+
+
+def test_the_access_table_names_every_route_and_role(console):
+    rules = {(method, rule.rule) for rule in console.app.url_map.iter_rules()
+             if rule.endpoint.startswith("tasks.")
+             for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert set(ACCESS) == rules
+    assert all(set(cells) == set(ROLES) for cells in ACCESS.values())
+
+
+def test_each_route_refuses_whom_the_table_denies_and_serves_the_rest(console):
+    task_id, _ = held_review(console.engine)
+    for (method, rule), cells in ACCESS.items():
+        for role, verdict in cells.items():
+            browser = console.as_(ROLES[role])
+            path = url(rule, task_id)
+            response = browser.get(path) if method == "GET" else browser.post(
+                path, form_for(rule))
+            if verdict == "deny":
+                assert response.status_code == 403, (method, rule, role)
+            else:
+                assert response.status_code in (200, 303, 409), (method, rule, role,
+                                                                 response.status_code)
+    assert {event.actor for event in denials(console.engine)} == {
+        ROLES[role] for role in ("analyst", "compliance", "approver", "registrar",
+                                 "operator")}
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_from_every_route(console):
+    task_id, _ = held_review(console.engine)
+    for method, rule in ACCESS:
+        browser = console.anonymous()
+        path = url(rule, task_id)
+        response = browser.get(path) if method == "GET" else browser.post(path, form_for(rule))
+        assert response.status_code == 302, (method, rule)
+        assert response.headers["Location"].startswith("/sign-in/"), (method, rule)
+
+
+def test_clinicians_land_on_their_inbox_with_the_overdue_first(console):
+    engine = console.engine
+    review, _ = held_review(engine)
+    referral, _ = referral_task(engine)
+    journal_id, _ = entry(engine)
+    late = due(engine, task(engine, journal_id, row_id="row-b"), -3)
+    response = console.as_("cora").get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/tasks/"
+    page = main(console.as_("cora").text("/tasks/"))
+    links = re.findall(r'href="/tasks/(\d+)" class="task-link', page)
+    assert links == [str(late), str(review), str(referral)]
+    assert "overdue by 3h" in page and "task-overdue" in page
+    assert "Review abnormal results before they are written to the chart." in page
+    assert "555-44-4444" in page  # the patient, for whom the queue lets read it
+    assert re.search(r'data-due="[^"]+"', page)
+    assert "Nurse review queue" in page and "Referral intake queue" in page
+    assert "Identity review queue" not in page  # a registration queue: not theirs
+    assert "1 overdue" in page
+
+
+def test_what_each_role_finds_in_its_inbox(console):
+    review, _ = held_review(console.engine)
+    operator = main(console.as_("olive").text("/tasks/"))
+    assert f'href="/tasks/{review}"' in operator and "555-44-4444" not in operator
+    assert "not shown" in operator
+    registrar = main(console.as_("rita").text("/tasks/"))
+    assert f'href="/tasks/{review}"' not in registrar and "Identity review queue" in registrar
+    for name in ("anna", "carl", "abe"):
+        assert "No task queue names your role" in console.as_(name).text("/tasks/"), name
+
+
+def test_filters_by_queue_status_and_assignee(console):
+    engine = console.engine
+    journal_id, _ = entry(engine)
+    nurse = task(engine, journal_id)
+    referral = task(engine, journal_id, mode="notify", row_id=None, queue="referral-intake")
+    done = task(engine, journal_id, status="approved")
+    cora = console.as_("cora")
+    assert cora.post(f"/tasks/{nurse}/claim").status_code == 303
+
+    def listed(query: str) -> list[int]:
+        return [int(i) for i in re.findall(r'href="/tasks/(\d+)" class="task-link',
+                                           cora.text(f"/tasks/?{query}"))]
+
+    assert listed("queue=referral-intake") == [referral]
+    assert listed("mine=1") == [nurse]
+    assert listed("status=approved") == [done]
+    assert listed("status=all&sort=created") == [nurse, referral, done]
+    assert listed("status=all&sort=-created") == [done, referral, nurse]
+    assert listed("status=nonsense&sort=nonsense") == [nurse, referral]  # the defaults
+    assert "Yours" in cora.text("/tasks/?mine=1")
+
+
+def test_a_clinician_may_not_list_a_registration_queue(console):
+    response = console.as_("cora").get("/tasks/?queue=identity-review")
+    assert response.status_code == 403
+    [event] = denials(console.engine)
+    assert event.actor == "cora" and "identity-review" in event.target_id
+
+
+def test_pages_of_tasks(console):
+    engine = console.engine
+    journal_id, _ = entry(engine)
+    made = [task(engine, journal_id) for _ in range(27)]
+    cora = console.as_("cora")
+    first = cora.text("/tasks/?sort=created")
+    assert "Tasks 1 to 25 of 27" in first and 'href="/tasks/?status=waiting&amp;sort=created' \
+        '&amp;page=2">Next page' in first
+    second = cora.text("/tasks/?sort=created&page=2")
+    assert re.findall(r'href="/tasks/(\d+)" class="task-link', second) == [
+        str(i) for i in made[25:]]
+    assert "Tasks 26 to 27 of 27" in second and "Previous page</a>" in second
+
+
+def test_a_result_review_shows_the_abnormal_value_plainly(console):
+    review, _ = held_review(console.engine)
+    page = main(console.as_("cora").text(f"/tasks/{review}"))
+    abnormal = page[page.index('id="abnormal-heading"'):page.index('id="patient-heading"')]
+    assert "GLUCOSE" in abnormal
+    assert re.search(r'class="result-value[^"]*">182</span>\s*<span[^>]*>mg/dl', abnormal)
+    assert "High (H)" in abnormal and "Reference range: <strong>70_105</strong>" in abnormal
+    assert "<h1 class=\"h4 mb-3\">Review abnormal results before they are written to the " \
+        "chart.</h1>" in page
+    assert "EVERYWOMAN, EVE E" in page and "Approve and release" in page
+    assert "{" not in page.replace("{{", "")  # no raw JSON
+    with Session(console.engine) as session:
+        viewed = session.scalars(select(AuditEvent.actor).where(
+            AuditEvent.action == "task.view")).all()
+    assert viewed == ["cora"]
+
+
+def test_an_operator_sees_the_task_but_not_what_it_holds(console):
+    review, _ = held_review(console.engine)
+    page = main(console.as_("olive").text(f"/tasks/{review}"))
+    assert "Review abnormal results" in page and "not read what it holds" in page
+    assert "EVERYWOMAN" not in page and "182" not in page and "555-44-4444" not in page
+    assert "Approve and release" not in page
+
+
+def test_a_registration_queue_shows_demographics_not_results(console):
+    journal_id, _ = entry(console.engine)
+    record = {"patient": {"names": [{"family": "DOE", "given": "JANE"}],
+                          "birth_date": "1980-01-01"},
+              "results": [{"code": "1554-5", "display": "GLUCOSE",
+                           "value": {"type": "NM", "number": 182}, "abnormal_flags": ["H"]}]}
+    with console.engine.begin() as connection:
+        merge = connection.execute(insert(Task).values(
+            journal_id=journal_id, queue="identity-review", kind="merge-review", mode="hold",
+            row_id="row-a", status="open", payload=record, created_at=now_utc())
+        ).inserted_primary_key[0]
+    page = main(console.as_("rita").text(f"/tasks/{merge}"))
+    assert "DOE, JANE" in page and "1980-01-01" in page
+    assert "GLUCOSE" not in page and "182" not in page and "High (H)" not in page
+    assert console.as_("cora").get(f"/tasks/{merge}").status_code == 403
+
+
+def test_claim_then_approve_releases_the_held_delivery(console):
+    review, journal_id = held_review(console.engine)
+    cora = console.as_("cora")
+    response = cora.post(f"/tasks/{review}/claim")
+    assert response.status_code == 303 and response.headers["Location"] == f"/tasks/{review}"
+    assert "Claimed by you" in cora.text(f"/tasks/{review}")
+    response = cora.post(f"/tasks/{review}/approve", {"note": "repeat in a week"})
+    assert response.status_code == 303
+    assert set(delivery_statuses(console.engine, journal_id).values()) == {"pending"}
+    page = cora.text(f"/tasks/{review}")
+    assert "Approved. What the review held is released" in page
+    assert "Released: waiting to be sent" in page and "repeat in a week" in page
+    assert f'hx-get="/tasks/{review}/holds"' in page  # it follows the delivery on
+    holds = cora.text(f"/tasks/{review}/holds")
+    assert "ehr-fhir" in holds and 'data-status="pending"' in holds
+    # Decided once: a second decision is refused, in words.
+    response = cora.post(f"/tasks/{review}/reject", {"reason": "changed my mind"})
+    assert response.status_code == 409
+    assert f"Task {review} is approved, no longer open" in response.get_data(as_text=True)
+
+
+def test_a_rejection_needs_a_reason_said_beside_the_field(console):
+    review, journal_id = held_review(console.engine)
+    cora = console.as_("cora")
+    response = cora.post(f"/tasks/{review}/reject", {"reason": "  "})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert re.search(r'id="reject-reason"[^>]*\n?[^>]*aria-describedby="reject-reason-error"',
+                     page)
+    assert 'id="reject-reason-error">Say why what this review holds must not go' in page
+    assert "held" in delivery_statuses(console.engine, journal_id).values()
+    response = cora.post(f"/tasks/{review}/reject", {"reason": "wrong patient"})
+    assert response.status_code == 303
+    page = cora.text(f"/tasks/{review}")
+    assert "Cancelled: will not be sent" in page and "wrong patient" in page
+    assert "Rejected by cora" in page
+
+
+def test_a_referral_is_completed_in_one_of_its_states(console):
+    referral, _ = referral_task(console.engine)
+    cora = console.as_("cora")
+    page = cora.text(f"/tasks/{referral}")
+    assert "Triage the referral and contact the patient to book." in page
+    for state in ("accepted", "declined", "scheduled"):
+        assert f'<option value="{state}"' in page
+    assert "EVERYMAN, ADAM A" in page and "Referrals" in page
+    response = cora.post(f"/tasks/{referral}/complete", {"state": ""})
+    assert response.status_code == 400
+    assert 'id="complete-state-error">Task' in response.get_data(as_text=True)
+    response = cora.post(f"/tasks/{referral}/complete",
+                         {"state": "scheduled", "note": "booked for 3 Dec"})
+    assert response.status_code == 303
+    page = cora.text(f"/tasks/{referral}")
+    assert "Completed: scheduled." in page and "Completed: scheduled</dd>" in page
+
+
+def test_actions_a_task_does_not_take_are_refused_in_words(console):
+    journal_id, _ = entry(console.engine)
+    notify = task(console.engine, journal_id, mode="notify", row_id=None,
+                  queue="care-coordination")
+    response = console.as_("cora").post(f"/tasks/{notify}/approve")
+    assert response.status_code == 409
+    assert "holds nothing. Complete it instead." in response.get_data(as_text=True)
+    assert console.as_("cora").get("/tasks/999999").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["olive", "rita", "anna"])
+def test_who_may_not_act_is_refused_and_audited(console, name):
+    review, journal_id = held_review(console.engine)
+    for action, form in (("claim", {}), ("approve", {}), ("reject", {"reason": "no"}),
+                         ("reject", {})):
+        response = console.as_(name).post(f"/tasks/{review}/{action}", form)
+        assert response.status_code == 403, (name, action)
+    assert "held" in delivery_statuses(console.engine, journal_id).values()
+    assert len(denials(console.engine)) == 4
