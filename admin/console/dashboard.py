@@ -28,6 +28,9 @@ class DashboardView(AdminIndexView):
     def is_accessible(self) -> bool:
         return signed_in() is not None
 
+    def is_visible(self) -> bool:
+        return holds(*DASHBOARD_ROLES)
+
     def inaccessible_callback(self, name: str, **kwargs: Any) -> Any:
         return deny("dashboard")
 
