@@ -1,5 +1,5 @@
-"""What the web process talks to: the store, the journal, the identity source and the
-exception and work queues."""
+"""What the web process talks to: the store, the journal, the identity source, the
+exception and work queues, the integration catalog and the audit trail."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from sqlalchemy import Engine
 from engine.change_control import ChangeControl
 from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
+from engine.integration_catalog import IntegrationCatalog
 from engine.journal import Journal
 from engine.message_log import MessageLog
 from engine.rule_versions import RuleSetCache, exception_owner, source_charset
 from engine.security.audit import AuditLog
+from engine.security.audit_trail import AuditTrail
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
 from engine.work_queue import WorkQueue
@@ -31,6 +33,8 @@ class Services:
     tasks: WorkQueue
     versions: ChangeControl
     messages: MessageLog
+    catalog: IntegrationCatalog
+    audit: AuditTrail
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -40,7 +44,8 @@ class Services:
         audit = AuditLog(engine)
         return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets,
                    ExceptionQueue(engine, audit), WorkQueue(engine, audit),
-                   ChangeControl(engine, audit), MessageLog(engine))
+                   ChangeControl(engine, audit), MessageLog(engine),
+                   IntegrationCatalog(engine), AuditTrail(engine, audit))
 
     def close(self) -> None:
         """Write what is kept in memory (token uses), then let the connections go."""
