@@ -108,6 +108,7 @@ def _index_view() -> Any:
 def _views() -> list[Any]:
     """The console's screens, in menu order; each module is one screen."""
     from admin.console.account import AccountView, SignInView
+    from admin.console.audit import AuditView
     from admin.console.catalog import CatalogView
     from admin.console.exceptions import ExceptionsView
     from admin.console.messages import MessagesView
@@ -118,6 +119,7 @@ def _views() -> list[Any]:
         ExceptionsView(),
         TasksView(),
         CatalogView(),
+        AuditView(),
         SignInView(),
         AccountView(),
     ]
