@@ -1,5 +1,5 @@
-"""What the web process talks to: the store, the journal, the identity source and the
-exception and work queues."""
+"""What the web process talks to: the store, the journal, the identity source, the
+exception and work queues, the integration catalog and the audit trail."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from sqlalchemy import Engine
 from engine.change_control import ChangeControl
 from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
+from engine.integration_catalog import IntegrationCatalog
 from engine.journal import Journal
 from engine.message_log import MessageLog
 from engine.rule_versions import RuleSetCache, exception_owner, source_charset
 from engine.security.audit import AuditLog
+from engine.security.audit_trail import AuditTrail
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
 from engine.throughput_rollup import ThroughputRecorder
@@ -33,6 +35,8 @@ class Services:
     versions: ChangeControl
     messages: MessageLog
     rollup: ThroughputRecorder  # what HTTP ingest receives, for the throughput charts
+    catalog: IntegrationCatalog
+    audit: AuditTrail
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -41,9 +45,13 @@ class Services:
         journal = Journal(engine, exception_owner(rule_sets), charsets=source_charset(rule_sets))
         audit = AuditLog(engine)
         rollup = ThroughputRecorder(engine)
-        return cls(engine, reader(engine), UserStore(engine), Ingestor(journal, rollup),
-                   rule_sets, ExceptionQueue(engine, audit), WorkQueue(engine, audit),
-                   ChangeControl(engine, audit), MessageLog(engine), rollup)
+        return cls(
+            engine=engine, reads=reader(engine), users=UserStore(engine),
+            ingestor=Ingestor(journal, rollup), rule_sets=rule_sets,
+            exceptions=ExceptionQueue(engine, audit), tasks=WorkQueue(engine, audit),
+            versions=ChangeControl(engine, audit), messages=MessageLog(engine),
+            rollup=rollup, catalog=IntegrationCatalog(engine),
+            audit=AuditTrail(engine, audit))
 
     def close(self) -> None:
         """Write what is kept in memory (token uses, throughput counts), then let the
