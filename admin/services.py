@@ -15,6 +15,7 @@ from engine.journal import Journal
 from engine.message_log import MessageLog
 from engine.rule_versions import RuleSetCache, exception_owner, source_charset
 from engine.security.audit import AuditLog
+from engine.security.ldap_role_mappings import LdapRoleMappings
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
 from engine.work_queue import WorkQueue
@@ -31,6 +32,7 @@ class Services:
     tasks: WorkQueue
     versions: ChangeControl
     messages: MessageLog
+    role_mappings: LdapRoleMappings  # directory groups admins map to roles
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -40,7 +42,7 @@ class Services:
         audit = AuditLog(engine)
         return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets,
                    ExceptionQueue(engine, audit), WorkQueue(engine, audit),
-                   ChangeControl(engine, audit), MessageLog(engine))
+                   ChangeControl(engine, audit), MessageLog(engine), LdapRoleMappings(engine))
 
     def close(self) -> None:
         """Write what is kept in memory (token uses), then let the connections go."""
