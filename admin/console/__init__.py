@@ -111,6 +111,7 @@ def _views() -> list[Any]:
     from admin.console.exceptions import ExceptionsView
     from admin.console.messages import MessagesView
     from admin.console.tasks import TasksView
+    from admin.console.users import UsersView
 
     return [
         MessagesView(),
@@ -118,6 +119,7 @@ def _views() -> list[Any]:
         TasksView(),
         SignInView(),
         AccountView(),
+        UsersView(),
     ]
 
 

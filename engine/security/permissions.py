@@ -28,6 +28,8 @@ _ALLOWED: dict[str, frozenset[Role]] = {
     "exception.skip": frozenset({Role.OPERATOR}),
     # Validation exceptions are the analysts': they fix the message and send it again.
     "exception.reprocess": frozenset({Role.OPERATOR, Role.ANALYST}),
+    # Users, their tokens and second factors, and the directory groups mapped to roles.
+    "user.manage": frozenset(),
 }
 ACTIONS = tuple(_ALLOWED)
 
