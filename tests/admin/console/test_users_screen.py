@@ -200,6 +200,7 @@ def test_a_local_user_can_be_added_with_a_first_password(console):
 
 @pytest.mark.parametrize(("form", "field", "error"), [
     ({"name": "Nina!", "role": "operator"}, "name", "user name &#39;Nina!&#39; is not allowed"),
+    ({"name": "n" * 65, "role": "operator"}, "name", f"user name &#39;{'n' * 65}&#39; is not"),
     ({"name": "olive", "role": "operator"}, "name", "user &#39;olive&#39; already exists"),
     ({"name": "nina", "role": "root"}, "role", "unknown role &#39;root&#39;"),
     ({"name": "nina", "role": "operator", "password": "short", "password_again": "short"},
