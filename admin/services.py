@@ -17,6 +17,7 @@ from engine.message_log import MessageLog
 from engine.rule_versions import RuleSetCache, exception_owner, source_charset
 from engine.security.audit import AuditLog
 from engine.security.audit_trail import AuditTrail
+from engine.security.ldap_role_mappings import LdapRoleMappings
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
 from engine.throughput_rollup import ThroughputRecorder
@@ -37,6 +38,7 @@ class Services:
     rollup: ThroughputRecorder  # what HTTP ingest receives, for the throughput charts
     catalog: IntegrationCatalog
     audit: AuditTrail
+    role_mappings: LdapRoleMappings  # directory groups admins map to roles
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -51,7 +53,7 @@ class Services:
             exceptions=ExceptionQueue(engine, audit), tasks=WorkQueue(engine, audit),
             versions=ChangeControl(engine, audit), messages=MessageLog(engine),
             rollup=rollup, catalog=IntegrationCatalog(engine),
-            audit=AuditTrail(engine, audit))
+            audit=AuditTrail(engine, audit), role_mappings=LdapRoleMappings(engine))
 
     def close(self) -> None:
         """Write what is kept in memory (token uses, throughput counts), then let the

@@ -114,6 +114,7 @@ def _views() -> list[Any]:
     from admin.console.exceptions import ExceptionsView
     from admin.console.messages import MessagesView
     from admin.console.tasks import TasksView
+    from admin.console.users import UsersView
 
     return [
         MessagesView(),
@@ -123,6 +124,7 @@ def _views() -> list[Any]:
         AuditView(),
         SignInView(),
         AccountView(),
+        UsersView(),
     ]
 
 

@@ -33,6 +33,8 @@ _ALLOWED: dict[str, frozenset[Role]] = {
     # The audit trail (ids and PHI-free details), and checking its chain.
     "audit.read": frozenset({Role.COMPLIANCE}),
     "audit.verify": frozenset({Role.COMPLIANCE}),
+    # Users, their tokens and second factors, and the directory groups mapped to roles.
+    "user.manage": frozenset(),
 }
 ACTIONS = tuple(_ALLOWED)
 
