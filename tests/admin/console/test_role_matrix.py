@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from admin.console import COOKIELESS_BLUEPRINTS
+from engine.security.ldap_role_mappings import LdapRoleMappings
 from engine.security.users import UserStore
 from engine.store.models import ApiToken, User
 from tests.queue_rows import PEOPLE, delivery, entry, exception_item, held_review
@@ -76,7 +77,8 @@ def objects(console) -> dict[str, Any]:
         # The abnormal-result review the tasks table's cells assume.
         "task_id": held_review(engine)[0],
         # Users' pages act on a user no signed-in browser here depends on.
-        "message_id": message_id, "token_id": token_id, "name": _spare_user(engine),
+        "message_id": message_id, "token_id": token_id, "username": _spare_user(engine),
+        "mapping_id": LdapRoleMappings(engine).add("cn=nurses", "clinician", "test").id,
         "connection_id": "ehr-adt-feed", "search_id": 1, "job_id": 1,
         "group_name": "cn=switchboard-operators,ou=groups,dc=example,dc=org",
     }
