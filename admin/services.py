@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import Engine
 
 from engine.change_control import ChangeControl
+from engine.exception_bulk import BulkActions
 from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
 from engine.journal import Journal
@@ -31,6 +32,7 @@ class Services:
     tasks: WorkQueue
     versions: ChangeControl
     messages: MessageLog
+    bulk: BulkActions  # bulk actions on the exception queue, run on threads of this process
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -38,12 +40,15 @@ class Services:
         rule_sets = RuleSetCache(engine)
         journal = Journal(engine, exception_owner(rule_sets), charsets=source_charset(rule_sets))
         audit = AuditLog(engine)
+        exceptions = ExceptionQueue(engine, audit)
         return cls(engine, reader(engine), UserStore(engine), Ingestor(journal), rule_sets,
-                   ExceptionQueue(engine, audit), WorkQueue(engine, audit),
-                   ChangeControl(engine, audit), MessageLog(engine))
+                   exceptions, WorkQueue(engine, audit), ChangeControl(engine, audit),
+                   MessageLog(engine), BulkActions(exceptions, engine, audit))
 
     def close(self) -> None:
-        """Write what is kept in memory (token uses), then let the connections go."""
+        """Finish the bulk job steps under way and write what is kept in memory (token
+        uses), then let the connections go."""
+        self.bulk.close()
         self.users.close()
         self.engine.dispose()
 
