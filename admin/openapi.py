@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 
 from admin.store_ids import CONVERTERS, VERSIONS, Bounds
+from engine.exception_queue import GROUP_SORTS, SORTS
 
 blueprint = Blueprint("openapi", __name__)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json"})
@@ -53,6 +54,32 @@ BODIES: dict[str, dict[str, Any]] = {
     "tasks_api.approve_task": _object({"reason": _TEXT}),
     "tasks_api.reject_task": _object({"reason": _TEXT}, ("reason",)),
     "tasks_api.complete_task": _object({"state": _TEXT, "reason": _TEXT}),
+}
+_QUERY_TEXT = {"in": "query", "required": False, "schema": _TEXT}
+_EXCEPTION_FILTERS = [
+    {"name": "status", **_QUERY_TEXT, "description": "open, assigned, resolved, retried, "
+     "reprocessed or skipped; waiting for open or assigned"},
+    *({"name": name, **_QUERY_TEXT} for name in ("connection", "error_class", "owner_role",
+                                                  "assignee")),
+    {"name": "signature", **_QUERY_TEXT,
+     "description": "a group's key, from /api/exceptions/signatures"},
+    {"name": "page", "in": "query", "required": False, "schema": {"type": "integer",
+                                                                  "minimum": 1}},
+    {"name": "per_page", "in": "query", "required": False, "schema": {"type": "integer",
+                                                                      "minimum": 1}},
+]
+
+
+def _sort(names: tuple[str, ...], default: str) -> dict[str, Any]:
+    return {"name": "sort", "in": "query", "required": False, "schema": {
+        "type": "string", "enum": [f"{sign}{name}" for name in names for sign in ("", "-")],
+        "default": default}}
+
+
+# Query parameters by endpoint, where a listing takes filters and a sort.
+QUERIES: dict[str, list[dict[str, Any]]] = {
+    "exceptions_api.list_exceptions": [*_EXCEPTION_FILTERS, _sort(tuple(SORTS), "-id")],
+    "exceptions_api.list_signatures": [*_EXCEPTION_FILTERS, _sort(GROUP_SORTS, "-count")],
 }
 _ERRORS = {
     "400": "The request is malformed; the reason says which part",
@@ -114,7 +141,8 @@ def _operation(app: Flask, rule: Any, path: str) -> dict[str, Any]:
         "summary": doc.splitlines()[0] if doc else rule.endpoint.split(".")[-1]
         .replace("_", " "),
         "tags": [rule.endpoint.split(".")[0]],
-        "parameters": [_parameter(m) for m in _PARAMETER.finditer(rule.rule)],
+        "parameters": [*(_parameter(m) for m in _PARAMETER.finditer(rule.rule)),
+                       *QUERIES.get(rule.endpoint, [])],
         "responses": {"200": {"description": "Done", "content": {
             "application/json": {"schema": {"type": "object"}}}}},
     }

@@ -34,6 +34,13 @@ def test_the_served_document_is_valid_and_covers_every_route(tmp_path):
             [parameter] = document["paths"][path]["get"]["parameters"]
             assert parameter["schema"] == {"type": "integer", "minimum": 1,
                                            "maximum": largest}, path
+        groups = document["paths"]["/api/exceptions/signatures"]["get"]
+        query = {p["name"]: p for p in groups["parameters"]}
+        assert {"status", "connection", "error_class", "assignee", "signature", "sort",
+                "page", "per_page"} <= set(query)
+        assert query["sort"]["schema"]["default"] == "-count"
+        listed = document["paths"]["/api/exceptions"]["get"]["parameters"]
+        assert "-escalate_at" in next(p for p in listed if p["name"] == "sort")["schema"]["enum"]
         assert document["paths"]["/healthz"]["get"]["security"] == []
         assert document["paths"]["/ingest/{connection_id}"]["post"]["security"] == [
             {"sourceToken": []}]
