@@ -49,6 +49,11 @@ def _may_see_content() -> bool:
     return Role.COMPLIANCE not in roles and may(roles, "exception.reprocess")
 
 
+def _refuse_content() -> Any:
+    compliance = Role.COMPLIANCE in access.principal().roles
+    return access.deny("content.view" if compliance else "exception.reprocess")
+
+
 def _form_text(name: str, longest: int = REASON_LONGEST) -> str:
     return request.form.get(name, "")[:longest]
 
@@ -149,7 +154,7 @@ class ExceptionsView(ConsoleView):
     @expose("/<id:item_id>/edit")
     def edit(self, item_id: int) -> Any:
         if not _may_see_content():
-            return access.deny("exception.reprocess")
+            return _refuse_content()
         queue = services().exceptions
         try:
             found = queue.show(item_id)
@@ -171,14 +176,14 @@ class ExceptionsView(ConsoleView):
         """The edit against the original the page showed (sent back with the edit):
         nothing is read from the store, so nothing more is viewed."""
         if not _may_see_content():
-            return access.deny("exception.reprocess")
+            return _refuse_content()
         return self.render("console/exception_diff.html", diff=edit_diff(
             _form_text("original", BODY_LONGEST), _form_text("body", BODY_LONGEST)))
 
     @expose("/<id:item_id>/reprocess", methods=("POST",))
     def reprocess(self, item_id: int) -> Any:
         if not _may_see_content():
-            return access.deny("exception.reprocess")
+            return _refuse_content()
         kind = _KINDS.get(request.form.get("kind", ""), TEXT)
         typed, original = _form_text("body", BODY_LONGEST), _form_text("original",
                                                                       BODY_LONGEST)
@@ -213,7 +218,8 @@ class ExceptionsView(ConsoleView):
         args = ListArgs.read(request.form)
         problem = _bulk_problem(form)
         if problem is None and form["scope"] == "group":
-            form["items"] = services().exceptions.waiting_ids(args.filters(), MAX_ITEMS + 1)
+            form["items"] = (services().exceptions.waiting_ids(args.filters(), MAX_ITEMS + 1)
+                             if args.signature else [])
             problem = None if form["items"] else "No item in this group waits any more."
         if problem is None and len(form["items"]) > MAX_ITEMS:
             problem = (f"That is more than {MAX_ITEMS} items: narrow the filter, or act in "
