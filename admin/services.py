@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import Engine
 
 from engine.change_control import ChangeControl
+from engine.exception_bulk import BulkActions
 from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
 from engine.integration_catalog import IntegrationCatalog
@@ -39,6 +40,7 @@ class Services:
     catalog: IntegrationCatalog
     audit: AuditTrail
     role_mappings: LdapRoleMappings  # directory groups admins map to roles
+    bulk: BulkActions  # bulk actions on the exception queue, run on threads of this process
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -47,17 +49,20 @@ class Services:
         journal = Journal(engine, exception_owner(rule_sets), charsets=source_charset(rule_sets))
         audit = AuditLog(engine)
         rollup = ThroughputRecorder(engine)
+        exceptions = ExceptionQueue(engine, audit)
         return cls(
             engine=engine, reads=reader(engine), users=UserStore(engine),
             ingestor=Ingestor(journal, rollup), rule_sets=rule_sets,
-            exceptions=ExceptionQueue(engine, audit), tasks=WorkQueue(engine, audit),
+            exceptions=exceptions, tasks=WorkQueue(engine, audit),
             versions=ChangeControl(engine, audit), messages=MessageLog(engine),
             rollup=rollup, catalog=IntegrationCatalog(engine),
-            audit=AuditTrail(engine, audit), role_mappings=LdapRoleMappings(engine))
+            audit=AuditTrail(engine, audit), role_mappings=LdapRoleMappings(engine),
+            bulk=BulkActions(exceptions, engine, audit))
 
     def close(self) -> None:
-        """Write what is kept in memory (token uses, throughput counts), then let the
-        connections go."""
+        """Finish the bulk job steps under way and write what is kept in memory (token
+        uses, throughput counts), then let the connections go."""
+        self.bulk.close()
         self.users.close()
         self.rollup.close()
         self.engine.dispose()
