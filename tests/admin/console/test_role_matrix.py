@@ -72,14 +72,17 @@ def objects(console) -> dict[str, Any]:
     delivery_id = delivery(engine, journal_id, status="dead")
     with Session(engine) as session:
         token_id = session.scalar(select(ApiToken.id).join(User).where(User.name == "olive"))
+    item_id = exception_item(engine, journal_id, delivery_id)
+    bulk = console.app.extensions["switchboard"].bulk
     return {
-        "item_id": exception_item(engine, journal_id, delivery_id),
+        "item_id": item_id,
+        "job_id": bulk.start("retry", [item_id], "the matrix", "adam").id,
         # The abnormal-result review the tasks table's cells assume.
         "task_id": held_review(engine)[0],
         # Users' pages act on a user no signed-in browser here depends on.
         "message_id": message_id, "token_id": token_id, "username": _spare_user(engine),
         "mapping_id": LdapRoleMappings(engine).add("cn=nurses", "clinician", "test").id,
-        "connection_id": "ehr-adt-feed", "search_id": 1, "job_id": 1,
+        "connection_id": "ehr-adt-feed", "search_id": 1,
         "group_name": "cn=switchboard-operators,ou=groups,dc=example,dc=org",
     }
 
