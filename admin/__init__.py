@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from engine.store.database import default_url
+from engine.store.database import default_url, instance_folder
 
 access_log = logging.getLogger("switchboard.web")
 
@@ -73,8 +73,8 @@ def create_health_app(test_config: dict[str, Any] | None = None,
 
 def _configured(test_config: dict[str, Any] | None, fixed: dict[str, Any] | None) -> Flask:
     # No app-wide /static: the console serves its own assets under /console/static.
-    app = Flask(__name__, static_folder=None, instance_path=str(Path(os.environ.get(
-        "SWITCHBOARD_INSTANCE", Path.cwd() / "instance")).resolve()))
+    app = Flask(__name__, static_folder=None,
+                instance_path=str(instance_folder().resolve()))
     app.config.from_mapping(
         DATABASE_URL=os.environ.get("SWITCHBOARD_DATABASE_URL") or default_url(
             Path(app.instance_path)),

@@ -125,7 +125,7 @@ def _database_url(args: argparse.Namespace) -> str:
     from engine.store.database import default_url
 
     return str(args.database or os.environ.get("SWITCHBOARD_DATABASE_URL")
-               or default_url(Path("instance")))
+               or default_url())
 
 
 def _service(args: argparse.Namespace) -> int:

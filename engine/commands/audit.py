@@ -37,7 +37,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     from engine.store.database import default_url
 
     url = str(args.database or os.environ.get("SWITCHBOARD_DATABASE_URL")
-              or default_url(Path("instance")))
+              or default_url())
     return verify_command(url, args.anchor)
 
 

@@ -53,7 +53,7 @@ def run_queue_command(prog: str, args: argparse.Namespace, action: str | None,
 
 def database_url(given: str | None) -> str:
     return str(given or os.environ.get("SWITCHBOARD_DATABASE_URL")
-               or default_url(Path("instance")))
+               or default_url())
 
 
 def fail(prog: str, text: str, code: int) -> int:

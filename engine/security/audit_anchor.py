@@ -27,7 +27,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, SessionTransaction
 
-from engine.security.audit_key import instance_folder
+from engine.store.database import instance_folder
 from engine.store.models import AuditEvent
 
 ANCHOR_ENV = "SWITCHBOARD_AUDIT_ANCHOR"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from engine.durable_file import sync_directory
 from engine.errors import SwitchboardError
+from engine.store.database import instance_folder
 
 KEY_ENV = "SWITCHBOARD_AUDIT_KEY"
 KEY_FILE_ENV = "SWITCHBOARD_AUDIT_KEY_FILE"
@@ -29,12 +30,6 @@ MIN_KEY_LENGTH = 32
 
 class AuditKeyError(SwitchboardError):
     """The audit key is missing, too short or cannot be read."""
-
-
-def instance_folder(environ: Mapping[str, str] | None = None) -> Path:
-    """``$SWITCHBOARD_INSTANCE``, else ``./instance``: the web app's instance folder."""
-    environ = os.environ if environ is None else environ
-    return Path(environ.get("SWITCHBOARD_INSTANCE", Path.cwd() / "instance"))
 
 
 def audit_key(environ: Mapping[str, str] | None = None, *, create: bool = True) -> bytes:

@@ -20,6 +20,7 @@ import fcntl
 import os
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,16 @@ WRITER_LOCK_TIMEOUT = SQLITE_BUSY_TIMEOUT_MS / 1000
 _FIRST_WAIT, _LONGEST_WAIT = 0.000_05, 0.002
 
 
-def default_url(instance: Path) -> str:
+def instance_folder(environ: Mapping[str, str] | None = None) -> Path:
+    """``$SWITCHBOARD_INSTANCE``, else ``./instance``: where the embedded store, the
+    audit key and the console's cookie key live, for every command and process."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("SWITCHBOARD_INSTANCE", Path.cwd() / "instance"))
+
+
+def default_url(instance: Path | None = None) -> str:
     """The embedded default: one SQLite file in the instance folder."""
+    instance = instance_folder() if instance is None else instance
     instance.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{instance.resolve() / 'switchboard.db'}"
 
