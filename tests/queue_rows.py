@@ -19,6 +19,7 @@ from engine.security.users import UserStore
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, Task
 from tests.samples import CORPUS
+from tests.store_template import copied
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_SAMPLE = "fhir-converter/ORU-R01-RMGEAD.hl7"
@@ -36,7 +37,16 @@ def as_(name: str) -> Principal:
 
 def prepared(engine, people: dict[str, str] | None = None) -> dict[str, str]:
     """A migrated store with the shipped configuration published and one user per role;
-    their API tokens by name."""
+    their API tokens by name. With the default people, copied from the session's
+    template (tests.store_template) when the store is still untouched."""
+    if people is None:
+        tokens = copied(engine, _prepare)
+        if tokens is not None:
+            return tokens
+    return _prepare(engine, people)
+
+
+def _prepare(engine, people: dict[str, str] | None = None) -> dict[str, str]:
     upgrade(engine)
     bootstrap(engine, ROOT)
     users = UserStore(engine)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.security import second_factor
+from engine.security.sign_in import SignInLimits
 from engine.security.users import UserStore
 from engine.store.models import AuditEvent
 
@@ -95,6 +96,8 @@ def test_failures_per_user_lock_the_name_for_the_window(olive_with_password):
 
 def test_failures_per_address_stop_guessing_across_names(olive_with_password):
     sign_in = olive_with_password.app.extensions["switchboard.sign_in"]
+    # A lower limit than the default 30, so the test does not hash 30 passwords.
+    sign_in.limits = SignInLimits(failures_per_user=5, failures_per_address=4)
     browser = olive_with_password.anonymous()
     for number in range(sign_in.limits.failures_per_address):
         _sign_in(browser, name=f"guess{number}", password="wrong password!")
