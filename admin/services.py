@@ -12,8 +12,11 @@ from engine.change_control import ChangeControl
 from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
 from engine.journal import Journal
+from engine.message_content import MessageContent
 from engine.message_log import MessageLog
+from engine.reroute import Reroute
 from engine.rule_versions import RuleSetCache, exception_owner, source_charset
+from engine.saved_searches import SavedSearches
 from engine.security.audit import AuditLog
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
@@ -33,6 +36,9 @@ class Services:
     versions: ChangeControl
     messages: MessageLog
     rollup: ThroughputRecorder  # what HTTP ingest receives, for the throughput charts
+    content: MessageContent  # a message's content, for those who may read it (audited)
+    reroute: Reroute  # reprocessing a message under the rules published now
+    saved_searches: SavedSearches
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -41,9 +47,12 @@ class Services:
         journal = Journal(engine, exception_owner(rule_sets), charsets=source_charset(rule_sets))
         audit = AuditLog(engine)
         rollup = ThroughputRecorder(engine)
+        exceptions = ExceptionQueue(engine, audit)
         return cls(engine, reader(engine), UserStore(engine), Ingestor(journal, rollup),
-                   rule_sets, ExceptionQueue(engine, audit), WorkQueue(engine, audit),
-                   ChangeControl(engine, audit), MessageLog(engine), rollup)
+                   rule_sets, exceptions, WorkQueue(engine, audit),
+                   ChangeControl(engine, audit), MessageLog(engine), rollup,
+                   MessageContent(engine), Reroute(engine, rule_sets, exceptions, audit),
+                   SavedSearches(engine, audit))
 
     def close(self) -> None:
         """Write what is kept in memory (token uses, throughput counts), then let the
