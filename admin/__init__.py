@@ -18,8 +18,12 @@ from engine.store.database import default_url
 access_log = logging.getLogger("switchboard.web")
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = _configured(test_config)
+def create_app(test_config: dict[str, Any] | None = None,
+               fixed: dict[str, Any] | None = None) -> Flask:
+    """The web app. ``test_config`` replaces the instance file and the environment;
+    ``fixed`` is what the process serving the app decides (``switchboard serve``: its
+    store, rule files and readiness), laid over the configuration."""
+    app = _configured(test_config, fixed)
     from admin import (
         api,
         audit_api,
@@ -57,16 +61,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def create_health_app(test_config: dict[str, Any] | None = None) -> Flask:
+def create_health_app(test_config: dict[str, Any] | None = None,
+                      fixed: dict[str, Any] | None = None) -> Flask:
     """Only /healthz, /readyz and /metrics: what the engine process serves."""
-    app = _configured(test_config)
+    app = _configured(test_config, fixed)
     from admin import health
 
     app.register_blueprint(health.blueprint)
     return app
 
 
-def _configured(test_config: dict[str, Any] | None) -> Flask:
+def _configured(test_config: dict[str, Any] | None, fixed: dict[str, Any] | None) -> Flask:
     # No app-wide /static: the console serves its own assets under /console/static.
     app = Flask(__name__, static_folder=None, instance_path=str(Path(os.environ.get(
         "SWITCHBOARD_INSTANCE", Path.cwd() / "instance")).resolve()))
@@ -90,6 +95,7 @@ def _configured(test_config: dict[str, Any] | None) -> Flask:
         app.config.from_prefixed_env("SWITCHBOARD")
     else:
         app.config.from_mapping(test_config)
+    app.config.from_mapping(fixed or {})
 
     from admin.services import Services
 

@@ -1,53 +1,39 @@
-"""The audit trail over REST, for compliance and admins: its events, newest first and
-filtered, and a check of its chain (the same check as ``switchboard audit verify``).
-Events name things by id and carry no PHI, so reading them is not itself audited."""
+"""The audit trail over REST, for compliance and admins: its events, filtered, sorted
+and paged, and a check of its chain (the same check as ``switchboard audit verify``,
+recorded in the trail as ``audit.verify``). The console's audit log reads through the
+same service (engine.security.audit_trail)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
-from sqlalchemy import select
+from flask import Blueprint, g, jsonify, request
 
 from admin.auth import require
-from admin.queue_requests import paged
+from admin.queue_requests import answer_queue_errors, page_args
 from admin.services import services
-from engine.queues import iso
-from engine.security.audit import AuditLog
-from engine.security.roles import Role
-from engine.store.models import AuditEvent
+from engine.security.audit_trail import FILTERS, verdict_view
+from engine.security.permissions import roles_for
 
 blueprint = Blueprint("audit_api", __name__, url_prefix="/api/audit")
-FILTERS = {"actor": AuditEvent.actor, "action": AuditEvent.action,
-           "target_type": AuditEvent.target_type, "target_id": AuditEvent.target_id}
+answer_queue_errors(blueprint)
 
 
 @blueprint.get("")
-@require(Role.COMPLIANCE)
+@require(*roles_for("audit.read"))
 def events() -> Any:
-    """Audit events, newest first; filter by actor, action, target_type, target_id."""
-    query = select(AuditEvent)
-    for name, column in FILTERS.items():
-        value = request.args.get(name)
-        if value:
-            query = query.where(column == value)
-    return jsonify(paged(query.order_by(AuditEvent.id.desc()), _event))
+    """Audit events, newest first unless ``sort`` says otherwise (at, actor, action or
+    object, "-" before it for descending); filter by actor, action, target_type,
+    target_id, since and until (ISO 8601 times with an offset; until is exclusive)."""
+    filters = {name: request.args.get(name) for name in (*FILTERS, "since", "until")}
+    page, per_page = page_args()
+    return jsonify(services().audit.events(filters, request.args.get("sort") or "-at",
+                                           page, per_page).as_dict())
 
 
 @blueprint.get("/verify")
-@require(Role.COMPLIANCE)
+@require(*roles_for("audit.verify"))
 def verify() -> Any:
     """Check the chain and its anchor; names the first edited, inserted or deleted
-    event, or a truncation."""
-    verdict = AuditLog(services().engine).check()
-    return jsonify(ok=verdict.ok, checked=verdict.checked, anchor_head=verdict.anchor_head,
-                   event_id=verdict.event_id, kind=verdict.kind, problem=verdict.problem,
-                   counts=dict(verdict.counts))
-
-
-def _event(row: AuditEvent) -> dict[str, Any]:
-    return {"id": row.id, "at": iso(row.at), "actor": row.actor, "action": row.action,
-            "target_type": row.target_type, "target_id": row.target_id,
-            "detail": row.detail, "before_hash": row.before_hash,
-            "after_hash": row.after_hash, "reason": row.reason, "hash": row.hash,
-            "prev_hash": row.prev_hash}
+    event, or a truncation. The check and its verdict are recorded in the trail."""
+    return jsonify(verdict_view(services().audit.verify(g.principal.name)))

@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 
 from admin.store_ids import CONVERTERS, VERSIONS, Bounds
 from engine import message_log
+from engine.exception_queue import GROUP_SORTS, SORTS
 
 blueprint = Blueprint("openapi", __name__)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json"})
@@ -57,15 +58,41 @@ BODIES: dict[str, dict[str, Any]] = {
     "tasks_api.complete_task": _object({"state": _TEXT, "reason": _TEXT}),
 }
 _PAGING = {"page": "the page, from 1", "per_page": "items per page (at most 200)"}
-# Query parameters by endpoint: what the view reads from the query string.
-QUERIES: dict[str, dict[str, str]] = {
-    "api.list_messages": {**message_log.PARAMETERS, **_PAGING},
-}
 _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "sort": {"type": "string", "enum": list(message_log.SORTS)},
     "since": {"type": "string", "format": "date-time"},
     "until": {"type": "string", "format": "date-time"},
     "page": {"type": "integer", "minimum": 1}, "per_page": {"type": "integer", "minimum": 1},
+}
+_QUERY_TEXT = {"in": "query", "required": False, "schema": _TEXT}
+_EXCEPTION_FILTERS = [
+    {"name": "status", **_QUERY_TEXT, "description": "open, assigned, resolved, retried, "
+     "reprocessed or skipped; waiting for open or assigned"},
+    *({"name": name, **_QUERY_TEXT} for name in ("connection", "error_class", "owner_role",
+                                                  "assignee")),
+    {"name": "signature", **_QUERY_TEXT,
+     "description": "a group's key, from /api/exceptions/signatures"},
+    {"name": "page", "in": "query", "required": False, "schema": {"type": "integer",
+                                                                  "minimum": 1}},
+    {"name": "per_page", "in": "query", "required": False, "schema": {"type": "integer",
+                                                                      "minimum": 1}},
+]
+
+
+def _sort(names: tuple[str, ...], default: str) -> dict[str, Any]:
+    return {"name": "sort", "in": "query", "required": False, "schema": {
+        "type": "string", "enum": [f"{sign}{name}" for name in names for sign in ("", "-")],
+        "default": default}}
+
+
+# Query parameters by endpoint, where a listing takes filters and a sort.
+QUERIES: dict[str, list[dict[str, Any]]] = {
+    "api.list_messages": [
+        {"name": name, "in": "query", "required": False, "description": text,
+         "schema": _QUERY_SCHEMAS.get(name, _TEXT)}
+        for name, text in {**message_log.PARAMETERS, **_PAGING}.items()],
+    "exceptions_api.list_exceptions": [*_EXCEPTION_FILTERS, _sort(tuple(SORTS), "-id")],
+    "exceptions_api.list_signatures": [*_EXCEPTION_FILTERS, _sort(GROUP_SORTS, "-count")],
 }
 _ERRORS = {
     "400": "The request is malformed; the reason says which part",
@@ -127,10 +154,8 @@ def _operation(app: Flask, rule: Any, path: str) -> dict[str, Any]:
         "summary": doc.splitlines()[0] if doc else rule.endpoint.split(".")[-1]
         .replace("_", " "),
         "tags": [rule.endpoint.split(".")[0]],
-        "parameters": [_parameter(m) for m in _PARAMETER.finditer(rule.rule)] + [
-            {"name": name, "in": "query", "required": False, "description": text,
-             "schema": _QUERY_SCHEMAS.get(name, _TEXT)}
-            for name, text in QUERIES.get(rule.endpoint, {}).items()],
+        "parameters": [*(_parameter(m) for m in _PARAMETER.finditer(rule.rule)),
+                       *QUERIES.get(rule.endpoint, [])],
         "responses": {"200": {"description": "Done", "content": {
             "application/json": {"schema": {"type": "object"}}}}},
     }

@@ -1,5 +1,5 @@
-"""What the web process talks to: the store, the journal, the identity source and the
-exception and work queues."""
+"""What the web process talks to: the store, the journal, the identity source, the
+exception and work queues, the integration catalog and the audit trail."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from flask import current_app
 from sqlalchemy import Engine
 
 from engine.change_control import ChangeControl
+from engine.exception_bulk import BulkActions
 from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
+from engine.integration_catalog import IntegrationCatalog
 from engine.journal import Journal
 from engine.message_content import MessageContent
 from engine.message_log import MessageLog
@@ -18,6 +20,8 @@ from engine.reroute import Reroute
 from engine.rule_versions import RuleSetCache, exception_owner, source_charset
 from engine.saved_searches import SavedSearches
 from engine.security.audit import AuditLog
+from engine.security.audit_trail import AuditTrail
+from engine.security.ldap_role_mappings import LdapRoleMappings
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
 from engine.throughput_rollup import ThroughputRecorder
@@ -36,6 +40,10 @@ class Services:
     versions: ChangeControl
     messages: MessageLog
     rollup: ThroughputRecorder  # what HTTP ingest receives, for the throughput charts
+    catalog: IntegrationCatalog
+    audit: AuditTrail
+    role_mappings: LdapRoleMappings  # directory groups admins map to roles
+    bulk: BulkActions  # bulk actions on the exception queue, run on threads of this process
     content: MessageContent  # a message's content, for those who may read it (audited)
     reroute: Reroute  # reprocessing a message under the rules published now
     saved_searches: SavedSearches
@@ -48,15 +56,21 @@ class Services:
         audit = AuditLog(engine)
         rollup = ThroughputRecorder(engine)
         exceptions = ExceptionQueue(engine, audit)
-        return cls(engine, reader(engine), UserStore(engine), Ingestor(journal, rollup),
-                   rule_sets, exceptions, WorkQueue(engine, audit),
-                   ChangeControl(engine, audit), MessageLog(engine), rollup,
-                   MessageContent(engine), Reroute(engine, rule_sets, exceptions, audit),
-                   SavedSearches(engine, audit))
+        return cls(
+            engine=engine, reads=reader(engine), users=UserStore(engine),
+            ingestor=Ingestor(journal, rollup), rule_sets=rule_sets,
+            exceptions=exceptions, tasks=WorkQueue(engine, audit),
+            versions=ChangeControl(engine, audit), messages=MessageLog(engine),
+            rollup=rollup, catalog=IntegrationCatalog(engine),
+            audit=AuditTrail(engine, audit), role_mappings=LdapRoleMappings(engine),
+            bulk=BulkActions(exceptions, engine, audit), content=MessageContent(engine),
+            reroute=Reroute(engine, rule_sets, exceptions, audit),
+            saved_searches=SavedSearches(engine, audit))
 
     def close(self) -> None:
-        """Write what is kept in memory (token uses, throughput counts), then let the
-        connections go."""
+        """Finish the bulk job steps under way and write what is kept in memory (token
+        uses, throughput counts), then let the connections go."""
+        self.bulk.close()
         self.users.close()
         self.rollup.close()
         self.engine.dispose()

@@ -11,17 +11,22 @@ never message bodies.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import Session
 
 from engine import chain_holds
+from engine import exception_groups as grouping
 from engine import exception_recovery as recovery
-from engine.journal import now_utc
+from engine.exception_signature import is_key, signature_of
+from engine.journal import FHIR_R4, now_utc
+from engine.message_edit import HL7V2, JSON, Original, kind_of_media, message_text
 from engine.queues import OPEN, Invalid, NotFound, Page, Refused, check_page, iso, settled
 from engine.rule_versions import published_charset
 from engine.security.audit import AuditLog
@@ -32,10 +37,28 @@ from engine.store.models import Delivery, ExceptionItem, JournalEntry
 FILTERS = {"status": ExceptionItem.status, "connection": ExceptionItem.connection_id,
            "error_class": ExceptionItem.error_class, "owner_role": ExceptionItem.owner_role,
            "assignee": ExceptionItem.assignee}
+FILTER_NAMES = (*FILTERS, "signature")
+WAITING = "waiting"
+"""A status to filter by: open or assigned, the items that still wait for someone."""
+SORTS = {"id": ExceptionItem.id, "created_at": ExceptionItem.created_at,
+         "connection": ExceptionItem.connection_id, "error_class": ExceptionItem.error_class,
+         "status": ExceptionItem.status, "assignee": ExceptionItem.assignee,
+         "escalate_at": ExceptionItem.escalate_at}
+GROUP_SORTS = grouping.SORTS
 # Who may be handed an item: whoever may act on it.
 _ACTING = ("exception.resolve", "exception.retry", "exception.reprocess", "exception.skip")
 
 Recover = Callable[[Session, ExceptionItem, datetime], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class InBulk:
+    """An action taken as one step of a bulk job: its audit event names the job, and
+    the job's reason is kept on the item (free text may name a patient, so not in the
+    audit trail)."""
+
+    job: str
+    reason: str
 
 
 class ExceptionQueue:
@@ -47,21 +70,69 @@ class ExceptionQueue:
         self._audit = audit or AuditLog(engine)
 
     def list(self, filters: Mapping[str, str | None] | None = None, page: int = 1,
-             per_page: int = 50) -> Page:
-        """Items matching every filter given (see FILTERS), newest first."""
+             per_page: int = 50, sort: str = "-id") -> Page:
+        """Items matching every filter given (see FILTER_NAMES; status may also be
+        "waiting"), in ``sort`` order (a name in SORTS, ``-`` first for descending),
+        newest first by default."""
         check_page(page, per_page)
-        query = select(ExceptionItem)
-        for name, value in (filters or {}).items():
-            if name not in FILTERS:
-                raise Invalid(f"unknown filter {name!r}",
-                              hint=f"Filter by: {', '.join(FILTERS)}")
-            if value:
-                query = query.where(FILTERS[name] == value)
+        conditions, signature = _conditions(filters)
+        order = _order(sort)
         with Session(self._reads) as session:
-            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.scalars(query.order_by(ExceptionItem.id.desc())
-                                   .limit(per_page).offset((page - 1) * per_page)).all()
+            if signature is None:
+                query = select(ExceptionItem).where(*conditions)
+                total = session.scalar(
+                    select(func.count()).select_from(query.subquery())) or 0
+                rows = session.scalars(query.order_by(*order).limit(per_page)
+                                       .offset((page - 1) * per_page)).all()
+            else:
+                ids = grouping.member_ids(session, conditions, signature, order)
+                total, wanted = len(ids), ids[(page - 1) * per_page:page * per_page]
+                found = {row.id: row for row in session.scalars(
+                    select(ExceptionItem).where(ExceptionItem.id.in_(wanted)))}
+                rows = [found[item_id] for item_id in wanted if item_id in found]
             return Page([exception_summary(row) for row in rows], page, per_page, total)
+
+    def signatures(self, filters: Mapping[str, str | None] | None = None, page: int = 1,
+                   per_page: int = 50, sort: str = "-count") -> Page:
+        """The signatures of the items matching the filters, each with how many items
+        have it and when the first and last were raised; by ``sort`` (a name in
+        GROUP_SORTS, ``-`` first for descending), largest group first by default."""
+        check_page(page, per_page)
+        if sort.removeprefix("-") not in GROUP_SORTS:
+            raise Invalid(f"unknown sort {sort!r}",
+                          hint=f"Sort groups by: {', '.join(GROUP_SORTS)} (- for descending)")
+        conditions, signature = _conditions(filters)
+        with Session(self._reads) as session:
+            found = grouping.groups(session, conditions)
+        if signature is not None:
+            found = [group for group in found if group.signature.key == signature]
+        ordered = grouping.sorted_groups(found, sort)
+        shown = ordered[(page - 1) * per_page:page * per_page]
+        return Page([group.as_dict() for group in shown], page, per_page, len(ordered))
+
+    def waiting_ids(self, filters: Mapping[str, str | None] | None,
+                    limit: int) -> builtins.list[int]:
+        """The ids of the items still waiting (open or assigned) that match the
+        filters, oldest first, at most ``limit``: what a bulk action over a filtered
+        list or a whole group takes."""
+        conditions, signature = _conditions({**(filters or {}), "status": WAITING})
+        order = (ExceptionItem.id,)
+        with Session(self._reads) as session:
+            if signature is not None:
+                return grouping.member_ids(session, conditions, signature, order)[:limit]
+            return list(session.scalars(select(ExceptionItem.id).where(*conditions)
+                                        .order_by(*order).limit(limit)))
+
+    def facets(self) -> dict[str, builtins.list[str]]:
+        """The connections, error classes and assignees of the waiting items: what a
+        filter is likely to be asked for."""
+        columns = {"connection": ExceptionItem.connection_id,
+                   "error_class": ExceptionItem.error_class,
+                   "assignee": ExceptionItem.assignee}
+        with Session(self._reads) as session:
+            return {name: sorted(value for value in session.scalars(
+                select(column).where(ExceptionItem.status.in_(OPEN)).distinct())
+                if value is not None) for name, column in columns.items()}
 
     def show(self, item_id: int) -> dict[str, Any]:
         """The item, its delivery's state, its message id, any replacement made, and
@@ -83,15 +154,42 @@ class ExceptionQueue:
                     "waiting_behind": waiting,
                     "recovery_actions": _recovery_actions(item, waiting)}
 
-    def assign(self, item_id: int, assignee: str, actor: str) -> dict[str, Any]:
+    def original(self, item_id: int, actor: str) -> Original:
+        """The content a reprocess of the open item would replace, for someone to edit:
+        the dead delivery's encoded body, or the failed message as received. A view
+        of content, so audited as ``content.view`` of that delivery or message."""
+        with self._changing(item_id) as (session, item):
+            if item.delivery_id is not None:
+                delivery = session.get(Delivery, item.delivery_id)
+                assert delivery is not None  # a foreign key
+                found = Original(kind_of_media(delivery.media_type), "delivery",
+                                 str(delivery.id), delivery.body or "")
+            elif item.journal_id is not None:
+                entry = session.get(JournalEntry, item.journal_id)
+                assert entry is not None  # a foreign key
+                fhir = entry.format == FHIR_R4
+                text = message_text(bytes(entry.raw or b""), fhir,
+                                    None if fhir else published_charset(session, entry.source))
+                found = Original(JSON if fhir else HL7V2, "message", entry.message_id, text)
+            else:
+                raise Refused(f"exception {item.id} names no message or delivery",
+                              hint="Resolve it once the failure is handled")
+            self._audit.record(session, actor, "content.view", found.what, found.target,
+                               {"exception_id": item.id, "purpose": "edit to reprocess"})
+        return found
+
+    def assign(self, item_id: int, assignee: str, actor: str,
+               bulk: InBulk | None = None) -> dict[str, Any]:
         """Give an open item to someone who may act on it."""
         with self._changing(item_id) as (session, item):
             check_assignee(session, assignee, roles_for(*_ACTING))
             item.assignee, item.status = assignee, "assigned"
-            self._record(session, actor, "exception.assign", item, {"assignee": assignee})
+            self._record(session, actor, "exception.assign", item, {"assignee": assignee},
+                         bulk)
         return self.show(item_id)
 
-    def resolve(self, item_id: int, reason: str, actor: str) -> dict[str, Any]:
+    def resolve(self, item_id: int, reason: str, actor: str,
+                bulk: InBulk | None = None) -> dict[str, Any]:
         """Close an item by hand; what its failure held back goes on. The reason is kept
         on the item, not in the audit trail: free text may name a patient."""
         if not reason or not reason.strip():
@@ -103,7 +201,7 @@ class ExceptionQueue:
             item.detail = {**(item.detail or {}),
                            "resolution": {"reason": reason, "by": actor, "at": now.isoformat()}}
             self._record(session, actor, "exception.resolve", item,
-                         {} if released is None else {"released": released})
+                         {} if released is None else {"released": released}, bulk)
         return self.show(item_id)
 
     def skip(self, item_id: int, reason: str, actor: str) -> dict[str, Any]:
@@ -125,10 +223,10 @@ class ExceptionQueue:
             self._record(session, actor, "exception.skip", item, {"released": released})
         return self.show(item_id)
 
-    def retry(self, item_id: int, actor: str) -> dict[str, Any]:
+    def retry(self, item_id: int, actor: str, bulk: InBulk | None = None) -> dict[str, Any]:
         """Send the dead delivery again, or route the failed message again, unchanged."""
         return self._recover(item_id, actor, "retried", recovery.requeue_delivery,
-                             recovery.requeue_message)
+                             recovery.requeue_message, bulk)
 
     def reprocess(self, item_id: int, edited: bytes | str, actor: str) -> dict[str, Any]:
         """Send an edited copy in place of the failed delivery or message; both kept."""
@@ -148,7 +246,7 @@ class ExceptionQueue:
     # ---- one transaction per action ----------------------------------------------------
 
     def _recover(self, item_id: int, actor: str, status: str, for_delivery: Recover,
-                 for_message: Recover) -> dict[str, Any]:
+                 for_message: Recover, bulk: InBulk | None = None) -> dict[str, Any]:
         with self._changing(item_id) as (session, item):
             now = now_utc()
             if item.delivery_id is not None:
@@ -163,7 +261,7 @@ class ExceptionQueue:
             if replacement:
                 item.detail = {**(item.detail or {}), **replacement}
             verb = "exception.retry" if status == "retried" else "exception.reprocess"
-            self._record(session, actor, verb, item, outcome)
+            self._record(session, actor, verb, item, outcome, bulk)
         return self.show(item_id)
 
     @contextmanager
@@ -177,7 +275,12 @@ class ExceptionQueue:
             yield session, item
 
     def _record(self, session: Session, actor: str, action: str, item: ExceptionItem,
-                detail: dict[str, Any]) -> None:
+                detail: dict[str, Any], bulk: InBulk | None = None) -> None:
+        if bulk is not None:
+            item.detail = {**(item.detail or {}), "bulk": {
+                "job": bulk.job, "reason": bulk.reason, "by": actor,
+                "at": now_utc().isoformat()}}
+            detail = {**detail, "bulk": bulk.job}
         session.flush()
         self._audit.record(session, actor, action, "exception", str(item.id),
                            {"status": item.status, **detail})
@@ -190,7 +293,45 @@ def exception_summary(item: ExceptionItem) -> dict[str, Any]:
         "owner_role": item.owner_role, "status": item.status, "assignee": item.assignee,
         "summary": item.summary, "recovery_procedure": item.recovery_procedure,
         "created_at": item.created_at.isoformat(), "delivery_id": item.delivery_id,
+        "escalate_at": iso(item.escalate_at), "escalate_to": item.escalate_to,
+        "signature": signature_of(item.connection_id, item.error_class, item.summary).key,
     }
+
+
+def _conditions(filters: Mapping[str, str | None] | None
+                ) -> tuple[list[ColumnElement[bool]], str | None]:
+    """The SQL conditions of the filters given, and the signature asked for if any."""
+    conditions: list[ColumnElement[bool]] = []
+    signature = None
+    for name, value in (filters or {}).items():
+        if name not in FILTER_NAMES:
+            raise Invalid(f"unknown filter {name!r}",
+                          hint=f"Filter by: {', '.join(FILTER_NAMES)}")
+        if not value:
+            continue
+        if name == "signature":
+            if not is_key(value):
+                raise Invalid(f"{value!r} is not a signature",
+                              hint="Take one from the signatures listing")
+            signature = value
+        elif name == "status" and value == WAITING:
+            conditions.append(ExceptionItem.status.in_(OPEN))
+        else:
+            conditions.append(FILTERS[name] == value)
+    return conditions, signature
+
+
+def _order(sort: str) -> tuple[Any, ...]:
+    """ORDER BY for ``sort``: empty values last either way (the two stores put NULL
+    at opposite ends), then the id, so equal values keep one order."""
+    name, descending = sort.removeprefix("-"), sort.startswith("-")
+    if name not in SORTS:
+        raise Invalid(f"unknown sort {sort!r}",
+                      hint=f"Sort by: {', '.join(SORTS)} (- for descending)")
+    column, item_id = SORTS[name], ExceptionItem.id
+    if descending:
+        return column.is_(None), column.desc(), item_id.desc()
+    return column.is_(None), column, item_id
 
 
 def _recovery_actions(item: ExceptionItem, waiting: dict[str, int] | None) -> list[str]:

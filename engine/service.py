@@ -129,6 +129,11 @@ class EngineProcess:
         self.folders: dict[str, DropFolder] = {}
         self._started_at = time.monotonic()
 
+    def flush_rollups(self) -> None:
+        """Write the throughput counts this process holds in memory now, rather than at
+        the next flush (every 5 s): for a chart that must show them at once."""
+        self._rollup.flush()
+
     async def start(self) -> None:
         self._started_at = time.monotonic()
         rule_sets = RuleSetCache(self._engine)
@@ -356,11 +361,14 @@ def start_web(settings: Settings, port: int, process: EngineProcess | None,
     from admin import create_app, create_health_app
 
     factory = create_health_app if health_only else create_app
-    app = factory({"DATABASE_URL": settings.database_url,
-                   "CONFIG_ROOT": str(settings.config_root),
-                   "SWITCHBOARD_READINESS_CHECKS": process.readiness() if process else {},
-                   "SWITCHBOARD_RUNNING_VERSION": process.running_version if process else None,
-                   "SWITCHBOARD_RUNNING_VERSIONS": process.running_versions if process else None})
+    # Configured as gunicorn's app is (instance file, SWITCHBOARD_* variables: LDAP
+    # sign-in, the console), but on this process's store and rule files.
+    app = factory(fixed={
+        "DATABASE_URL": settings.database_url,
+        "CONFIG_ROOT": str(settings.config_root),
+        "SWITCHBOARD_READINESS_CHECKS": process.readiness() if process else {},
+        "SWITCHBOARD_RUNNING_VERSION": process.running_version if process else None,
+        "SWITCHBOARD_RUNNING_VERSIONS": process.running_versions if process else None})
     server = make_server(settings.host, port, app, threaded=True)
     threading.Thread(target=server.serve_forever, name=f"web-{port}", daemon=True).start()
     log.info("web listening", extra={"port": server.server_port, "health_only": health_only})

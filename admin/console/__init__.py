@@ -109,16 +109,22 @@ def _index_view() -> Any:
 def _views() -> list[Any]:
     """The console's screens, in menu order; each module is one screen."""
     from admin.console.account import AccountView, SignInView
+    from admin.console.audit import AuditView
+    from admin.console.catalog import CatalogView
     from admin.console.exceptions import ExceptionsView
     from admin.console.messages import MessagesView
     from admin.console.tasks import TasksView
+    from admin.console.users import UsersView
 
     return [
         MessagesView(),
         ExceptionsView(),
         TasksView(),
+        CatalogView(),
+        AuditView(),
         SignInView(),
         AccountView(),
+        UsersView(),
     ]
 
 

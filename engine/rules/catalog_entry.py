@@ -222,6 +222,15 @@ class Connection:
         }
         return [need for need, ok in present.items() if not ok]
 
+    def missing(self) -> list[str]:
+        """What the entry lacks, as compliance reviews it: a destination's needs
+        (:meth:`missing_for_destination`), except that a feed which only sends to
+        Switchboard receives no fields, so it needs no data scope."""
+        missing = self.missing_for_destination()
+        if self.direction is Direction.INBOUND:
+            return [need for need in missing if need != "data scope"]
+        return missing
+
 
 # -- direct identifiers ------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ def roles_for_groups(groups: Iterable[str], mapping: Mapping[str, Role]) -> froz
     ``groups`` (group DNs); empty when no group is mapped, so the user gets nothing."""
     wanted: dict[str, set[Role]] = {}
     for name, role in mapping.items():
-        wanted.setdefault(_key(name), set()).add(role)
+        wanted.setdefault(mapping_key(name), set()).add(role)
     roles: set[Role] = set()
     for group in groups:
         for key in _keys_of_group(group):
@@ -40,7 +40,9 @@ def normal_dn(dn: str) -> str | None:
                    for kind, value, separator in parts)
 
 
-def _key(name: str) -> str:
+def mapping_key(name: str) -> str:
+    """What a mapping's group name stands for: one key for every spelling of a DN, and
+    another for a cn, so two spellings of one group are seen to be the same."""
     normal = normal_dn(name) if "=" in name else None
     return f"dn:{normal}" if normal is not None else f"cn:{name.strip().lower()}"
 

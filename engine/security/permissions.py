@@ -1,6 +1,6 @@
-"""Who may do what with messages and exception items: one table that the REST API, the
-command line and the assignee check all read, so their rules cannot drift apart.
-Admins may do everything.
+"""Who may do what with messages, exception items, the catalog and the audit trail: one
+table that the REST API, the command line, the console and the assignee check all read,
+so their rules cannot drift apart. Admins may do everything.
 
 Tasks are not here: who may see and act on a task is decided by its queue's catalog
 entry (:mod:`engine.security.task_access`).
@@ -30,6 +30,13 @@ _ALLOWED: dict[str, frozenset[Role]] = {
     "exception.skip": frozenset({Role.OPERATOR}),
     # Validation exceptions are the analysts': they fix the message and send it again.
     "exception.reprocess": frozenset({Role.OPERATOR, Role.ANALYST}),
+    # The integration catalog: connections, owners, scopes and health, no content.
+    "catalog.read": frozenset({Role.OPERATOR, Role.ANALYST, Role.APPROVER, Role.COMPLIANCE}),
+    # The audit trail (ids and PHI-free details), and checking its chain.
+    "audit.read": frozenset({Role.COMPLIANCE}),
+    "audit.verify": frozenset({Role.COMPLIANCE}),
+    # Users, their tokens and second factors, and the directory groups mapped to roles.
+    "user.manage": frozenset(),
 }
 ACTIONS = tuple(_ALLOWED)
 

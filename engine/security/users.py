@@ -11,8 +11,9 @@ import builtins
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Select, String, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +33,9 @@ NAME_PATTERN = re.compile(r"[a-z0-9._-]{2,64}")
 # last_used_at is for people ("is this token still in use?"), not for forensics: a
 # minute's resolution spares the database a write on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+STATES = ("active", "disabled")
+SOURCES = ("local", "ldap")
+SORTS = ("name", "role", "source", "state", "second_factor", "tokens", "last_used", "created")
 
 
 class UserError(SwitchboardError):
@@ -59,6 +63,27 @@ class UserView:
 
 
 @dataclass(frozen=True)
+class UserFilter:
+    """Which users a listing shows: every one given must hold. ``role`` matches any of a
+    user's roles; ``name`` is a part of the name."""
+
+    role: str | None = None
+    state: str | None = None
+    source: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One page of users, and how many match the filter."""
+
+    items: builtins.list[UserView]
+    page: int
+    per_page: int
+    total: int
+
+
+@dataclass(frozen=True)
 class TokenView:
     """An API token as it may be shown: its number and dates, never the token."""
 
@@ -79,10 +104,12 @@ class UserStore:
         self._clock = clock
         self._uses = TokenUse(engine, LAST_USED_RESOLUTION)
 
-    def add(self, name: str, role: str, actor: str) -> str:
-        """Create a user with a first token; return the token, which is not kept."""
+    def add(self, name: str, role: str, actor: str, password: str | None = None) -> str:
+        """Create a local user with a first token and, if given, a console password;
+        return the token, which is not kept."""
         checked = checked_role(role)
         check_name(name)
+        hashed = None if password is None else _hashed(password)
         token = new_token()
         try:
             with self._sessions.begin() as session:
@@ -90,31 +117,60 @@ class UserStore:
                 if session.scalar(select(User.id).where(User.name == name)) is not None:
                     raise _duplicate(name)
                 user = User(name=name, role=checked.value, disabled=False,
-                            created_at=self._clock())
+                            created_at=self._clock(), password_hash=hashed)
                 session.add(user)
                 session.flush()
                 token_id = self._store_token(session, user, token)
-                self._audit.record(session, actor, "user.add", "user", name,
-                                   {"role": checked.value, "token_id": token_id})
+                detail: dict[str, Any] = {"role": checked.value, "token_id": token_id}
+                if hashed is not None:
+                    detail["password"] = True
+                self._audit.record(session, actor, "user.add", "user", name, detail)
         except IntegrityError:
             raise _duplicate(name) from None
         return token
 
     def list(self) -> builtins.list[UserView]:
         """Every user, by name, with how many live tokens they hold."""
-        active = func.count(ApiToken.id).filter(ApiToken.revoked_at.is_(None))
-        query = (select(User, active, func.max(ApiToken.last_used_at))
-                 .outerjoin(ApiToken, ApiToken.user_id == User.id)
-                 .group_by(User.id).order_by(User.name))
-        with self._sessions() as session:
-            return [UserView(user.name, Role(user.role), user.disabled, user.created_at,
-                             count, last_used, user.source,
-                             tuple(Role(r) for r in user.extra_roles or ()),
-                             user.password_hash is not None, user.totp_secret is not None)
-                    for user, count, last_used in session.execute(query)]
+        with self._reads() as session:
+            rows = session.execute(_summaries().order_by(User.name))
+            return [_user_view(user, count, last) for user, count, last in rows]
+
+    def user(self, name: str) -> UserView:
+        """One user, as :meth:`list` shows them."""
+        with self._reads() as session:
+            row = session.execute(_summaries().where(User.name == name)).one_or_none()
+            if row is None:
+                raise _unknown(name)
+            user, count, last = row
+            return _user_view(user, count, last)
+
+    def search(self, wanted: UserFilter, sort: str = "name", descending: bool = False,
+               page: int = 1, per_page: int = 50) -> UserPage:
+        """A page of the users ``wanted`` names, sorted by one of SORTS (then by name);
+        a user never seen to use a token sorts after every one who was."""
+        if page < 1 or per_page < 1:
+            raise UserError("page and per_page must be whole numbers from 1")
+        if sort not in SORTS:
+            raise UserError(f"cannot sort users by {sort!r}",
+                            hint=f"Sort by one of: {', '.join(SORTS)}")
+        query = _filtered(_summaries(), wanted)
+        key = _sort_key(sort)
+        order = [key.desc() if descending else key.asc()]
+        if sort == "last_used":
+            order.insert(0, key.is_(None))
+        with self._reads() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.execute(query.order_by(*order, User.name)
+                                   .limit(per_page).offset((page - 1) * per_page))
+            return UserPage([_user_view(user, count, last) for user, count, last in rows],
+                            page, per_page, total)
 
     def disable(self, name: str, actor: str) -> int:
-        """Disable a user and revoke their tokens; return how many were revoked."""
+        """Disable a user and revoke their tokens; return how many were revoked. Nobody
+        disables themselves: an admin could lock the last admin out."""
+        if name == actor:
+            raise UserError("you cannot disable yourself",
+                            hint="Ask another admin, or use `switchboard users disable`")
         with self._sessions.begin() as session:
             self._audit.lock(session)
             user = _existing(session, name)
@@ -144,10 +200,7 @@ class UserStore:
 
     def set_password(self, name: str, password: str, actor: str) -> None:
         """Set a local user's console password (argon2id); their sessions end."""
-        try:
-            hashed = passwords.hash_password(password)
-        except passwords.PasswordRefused as exc:
-            raise UserError(exc.reason, hint=exc.hint) from None
+        hashed = _hashed(password)
         with self._sessions.begin() as session:
             self._audit.lock(session)
             user = _existing(session, name)
@@ -263,6 +316,58 @@ class UserStore:
         return row.id
 
 
+def _summaries() -> Select[User, int, datetime | None]:
+    """Users with how many live tokens they hold and when one was last used."""
+    return (select(User, _ACTIVE_TOKENS, _LAST_USED)
+            .outerjoin(ApiToken, ApiToken.user_id == User.id).group_by(User.id))
+
+
+_ACTIVE_TOKENS = func.count(ApiToken.id).filter(ApiToken.revoked_at.is_(None)) \
+    .label("active_tokens")
+_LAST_USED = func.max(ApiToken.last_used_at).label("last_used")
+
+
+def _user_view(user: User, active_tokens: int, last_used: datetime | None) -> UserView:
+    return UserView(user.name, Role(user.role), user.disabled, user.created_at,
+                    active_tokens, last_used, user.source,
+                    tuple(Role(r) for r in user.extra_roles or ()),
+                    user.password_hash is not None, user.totp_secret is not None)
+
+
+def _filtered(query: Select[User, int, datetime | None],
+              wanted: UserFilter) -> Select[User, int, datetime | None]:
+    if wanted.role:
+        role = checked_role(wanted.role)
+        # extra_roles is a JSON list of role names, which hold no LIKE wildcards.
+        query = query.where(or_(User.role == role.value,
+                                cast(User.extra_roles, String).like(f'%"{role.value}"%')))
+    if wanted.state:
+        if wanted.state not in STATES:
+            raise UserError(f"unknown state {wanted.state!r}", hint="Choose active or disabled")
+        query = query.where(User.disabled.is_(wanted.state == "disabled"))
+    if wanted.source:
+        if wanted.source not in SOURCES:
+            raise UserError(f"unknown source {wanted.source!r}", hint="Choose local or ldap")
+        query = query.where(User.source == wanted.source)
+    if wanted.name:
+        query = query.where(User.name.contains(wanted.name.strip().lower(), autoescape=True))
+    return query
+
+
+def _sort_key(sort: str) -> Any:
+    return {"name": User.name, "role": User.role, "source": User.source,
+            "state": User.disabled, "second_factor": User.totp_secret.is_not(None),
+            "tokens": _ACTIVE_TOKENS, "last_used": _LAST_USED,
+            "created": User.created_at}[sort]
+
+
+def _hashed(password: str) -> str:
+    try:
+        return passwords.hash_password(password)
+    except passwords.PasswordRefused as exc:
+        raise UserError(exc.reason, hint=exc.hint) from None
+
+
 def roles_of(role: str, extra_roles: builtins.list[str] | None) -> frozenset[Role]:
     """A user's roles: ``role``, and for an LDAP user the others their groups gave."""
     return frozenset({Role(role), *(Role(r) for r in extra_roles or ())})
@@ -291,8 +396,12 @@ def _end_sessions(session: Session, user_id: int, at: datetime) -> None:
 def _existing(session: Session, name: str) -> User:
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
-        raise UserError(f"no such user: {name!r}", hint="See `switchboard users list`")
+        raise _unknown(name)
     return user
+
+
+def _unknown(name: str) -> UserError:
+    return UserError(f"no such user: {name!r}", hint="See `switchboard users list`")
 
 
 def _duplicate(name: str) -> UserError:

@@ -15,7 +15,8 @@ from engine.store.models import AuditEvent
 from tests.engine.test_exception_queue import held_chain
 from tests.queue_rows import delivery, entry, exception_item
 
-ROUTES = [("GET", "/api/exceptions"), ("GET", "/api/exceptions/1"),
+ROUTES = [("GET", "/api/exceptions"), ("GET", "/api/exceptions/signatures"),
+          ("GET", "/api/exceptions/1"),
           ("POST", "/api/exceptions/1/assign"), ("POST", "/api/exceptions/1/resolve"),
           ("POST", "/api/exceptions/1/retry"), ("POST", "/api/exceptions/1/reprocess"),
           ("POST", "/api/exceptions/1/skip")]
@@ -41,6 +42,8 @@ def test_every_route_needs_a_token(api, method, path):
 
 @pytest.mark.parametrize(("method", "path", "allowed", "refused"), [
     ("GET", "/api/exceptions", ["olive", "anna", "carl", "adam"], ["cora", "abe"]),
+    ("GET", "/api/exceptions/signatures", ["olive", "anna", "carl", "adam"],
+     ["cora", "abe", "rita"]),
     ("GET", "/api/exceptions/{id}", ["olive", "anna", "carl"], ["cora"]),
     ("POST", "/api/exceptions/{id}/assign", [], ["anna", "carl", "cora", "abe"]),
     ("POST", "/api/exceptions/{id}/resolve", [], ["anna", "carl", "cora"]),
@@ -154,3 +157,33 @@ def test_skip_needs_a_reason_and_a_chain_held_back(api, engine):
                             json={"reason": "x"})
     assert status == 409 and "holds nothing back" in body["reason"] and body["hint"]
     assert AuditLog(engine).verify() == []
+
+
+def test_signatures_group_the_items_and_a_group_lists_its_own(api, engine):
+    first, second, other = dead_item(engine), dead_item(engine), dead_item(engine)
+    journal_id, _ = entry(engine, status="failed")
+    message_item = exception_item(engine, journal_id)
+    api.call("POST", f"/api/exceptions/{other}/resolve", as_user="olive",
+             json={"reason": "done"})
+    status, body = api.call("GET", "/api/exceptions/signatures?status=waiting",
+                            as_user="carl")
+    assert status == 200 and body["total"] == 2
+    largest = body["items"][0]
+    assert (largest["connection"], largest["error_class"], largest["count"]) == (
+        "clinic-north", "transport_error", 2)
+    assert largest["pattern"] == ("delivery to clinic-north failed after # attempts: "
+                                  "connection refused")
+    status, listed = api.call("GET", f"/api/exceptions?signature={largest['signature']}"
+                              "&status=waiting&sort=id", as_user="anna")
+    assert status == 200 and [i["id"] for i in listed["items"]] == [first, second]
+    assert {i["signature"] for i in listed["items"]} == {largest["signature"]}
+    smallest = api.call("GET", "/api/exceptions/signatures?sort=count&status=waiting",
+                        as_user="olive")[1]["items"][0]
+    assert smallest["count"] == 1 and smallest["error_class"] == "validation"
+    assert [i["id"] for i in api.call(
+        "GET", f"/api/exceptions?signature={smallest['signature']}", as_user="olive")[1][
+        "items"]] == [message_item]
+    for query in ("signatures?sort=size", "?sort=summary", "?signature=nope"):
+        status, body = api.call("GET", f"/api/exceptions/{query}".replace("/?", "?"),
+                                as_user="olive")
+        assert status == 400 and body["hint"], query

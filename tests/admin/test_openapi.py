@@ -41,6 +41,13 @@ def test_the_served_document_is_valid_and_covers_every_route(tmp_path):
         assert all(p["in"] == "query" and not p["required"] for p in listed.values())
         assert listed["sort"]["schema"]["enum"] == ["-received_at", "received_at"]
         assert "indexed HL7 path" in listed["path"]["description"]
+        groups = document["paths"]["/api/exceptions/signatures"]["get"]
+        query = {p["name"]: p for p in groups["parameters"]}
+        assert {"status", "connection", "error_class", "assignee", "signature", "sort",
+                "page", "per_page"} <= set(query)
+        assert query["sort"]["schema"]["default"] == "-count"
+        listed = document["paths"]["/api/exceptions"]["get"]["parameters"]
+        assert "-escalate_at" in next(p for p in listed if p["name"] == "sort")["schema"]["enum"]
         assert document["paths"]["/healthz"]["get"]["security"] == []
         assert document["paths"]["/ingest/{connection_id}"]["post"]["security"] == [
             {"sourceToken": []}]

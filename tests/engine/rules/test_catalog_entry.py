@@ -396,6 +396,16 @@ def test_a_bare_draft_lacks_everything_in_a_fixed_order() -> None:
     assert Connection.from_dict(draft()).missing_for_destination() == EVERYTHING
 
 
+@pytest.mark.parametrize(("direction", "missing"), [
+    ("outbound", EVERYTHING),
+    ("bidirectional", EVERYTHING),
+    ("inbound", [need for need in EVERYTHING if need != "data scope"]),
+])
+def test_a_feed_that_only_sends_needs_no_data_scope(direction: str,
+                                                     missing: list[str]) -> None:
+    assert Connection.from_dict(draft(direction=direction)).missing() == missing
+
+
 # -- direct identifiers ------------------------------------------------------------------
 
 PATIENT_IDENTIFIERS = [p for p in DIRECT_IDENTIFIER_PATHS if p.startswith("patient.")]

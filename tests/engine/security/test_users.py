@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from engine.security import passwords
 from engine.security.audit import AuditLog
 from engine.security.identity import IdentitySource, Principal
 from engine.security.roles import Role
 from engine.security.tokens import hash_token
-from engine.security.users import UserError, UserStore, UserView
+from engine.security.users import UserError, UserFilter, UserStore, UserView
 from engine.store.migrate import upgrade
 from engine.store.models import ApiToken, AuditEvent, User
 
@@ -268,3 +269,128 @@ def test_a_refused_change_leaves_no_audit_event(engine, store):
             bad()
     with Session(engine) as session:
         assert session.scalars(select(AuditEvent)).all() == []
+
+
+def test_a_user_can_be_added_with_a_console_password(engine, store):
+    store.add("alice", "analyst", "root", password="correct horse battery staple")
+    [alice] = store.list()
+    assert alice.has_password and store.user("alice") == alice
+    with Session(engine) as session:
+        stored = session.scalar(select(User.password_hash))
+        [event] = session.scalars(select(AuditEvent)).all()
+    assert passwords.verify(stored, "correct horse battery staple")
+    assert event.action == "user.add" and event.detail["password"] is True
+    assert "correct horse" not in str(event.detail)
+
+
+def test_a_refused_first_password_adds_nobody(engine, store):
+    with pytest.raises(UserError) as raised:
+        store.add("alice", "analyst", "root", password="too short")
+    assert str(raised.value) == ("the password is shorter than 12 characters. "
+                                 "Use a passphrase of several words")
+    assert store.list() == []
+    with Session(engine) as session:
+        assert session.scalars(select(AuditEvent)).all() == []
+
+
+def test_one_user_is_shown_as_the_list_shows_them(store):
+    store.add("alice", "analyst", "root")
+    assert store.user("alice") == store.list()[0]
+    with pytest.raises(UserError) as raised:
+        store.user("ghost")
+    assert str(raised.value) == "no such user: 'ghost'. See `switchboard users list`"
+
+
+def test_nobody_disables_themselves(store):
+    store.add("alice", "admin", "root")
+    with pytest.raises(UserError) as raised:
+        store.disable("alice", "alice")
+    assert str(raised.value) == ("you cannot disable yourself. "
+                                 "Ask another admin, or use `switchboard users disable`")
+    assert not store.user("alice").disabled
+
+
+@pytest.fixture
+def people(engine, store, clock):
+    """Five users: two local with tokens used at different times, one disabled, one
+    with a second factor, and an LDAP user whose groups gave two roles."""
+    used = {name: store.add(name, role, "root") for name, role in
+            (("amy", "operator"), ("bo_b", "analyst"), ("cy", "admin"), ("dee", "operator"))}
+    store.disable("dee", "root")
+    store.authenticate_token(used["bo_b"])
+    store.flush()
+    clock.now += timedelta(minutes=5)
+    store.authenticate_token(used["amy"])
+    store.flush()
+    with Session(engine) as session, session.begin():
+        session.add(User(name="lee", role="operator", extra_roles=["analyst", "clinician"],
+                         source="ldap", disabled=False, created_at=clock.now))
+        session.execute(update(User).where(User.name == "cy").values(totp_secret="A" * 32))
+    return store
+
+
+def _names(page):
+    return [user.name for user in page.items]
+
+
+@pytest.mark.parametrize(("wanted", "names"), [
+    (UserFilter(), ["amy", "bo_b", "cy", "dee", "lee"]),
+    (UserFilter(role="operator"), ["amy", "dee", "lee"]),
+    (UserFilter(role="analyst"), ["bo_b", "lee"]),  # lee's groups gave analyst too
+    (UserFilter(role="clinician"), ["lee"]),
+    (UserFilter(role="registrar"), []),
+    (UserFilter(state="active"), ["amy", "bo_b", "cy", "lee"]),
+    (UserFilter(state="disabled"), ["dee"]),
+    (UserFilter(source="ldap"), ["lee"]),
+    (UserFilter(source="local", role="operator", state="active"), ["amy"]),
+    (UserFilter(name="E"), ["dee", "lee"]),
+    (UserFilter(name="_"), ["bo_b"]),  # a LIKE wildcard is matched as itself
+    (UserFilter(name="%"), []),
+])
+def test_users_are_filtered(people, wanted, names):
+    found = people.search(wanted)
+    assert (_names(found), found.total) == (names, len(names))
+
+
+@pytest.mark.parametrize(("sort", "names"), [
+    ("name", ["amy", "bo_b", "cy", "dee", "lee"]),
+    ("role", ["cy", "bo_b", "amy", "dee", "lee"]),
+    ("source", ["lee", "amy", "bo_b", "cy", "dee"]),
+    ("state", ["amy", "bo_b", "cy", "lee", "dee"]),
+    ("second_factor", ["amy", "bo_b", "dee", "lee", "cy"]),
+    ("tokens", ["dee", "lee", "amy", "bo_b", "cy"]),
+    ("last_used", ["bo_b", "amy", "cy", "dee", "lee"]),
+    ("created", ["amy", "bo_b", "cy", "dee", "lee"]),
+])
+def test_users_are_sorted_then_by_name(people, sort, names):
+    assert _names(people.search(UserFilter(), sort)) == names
+
+
+@pytest.mark.parametrize(("sort", "names"), [
+    ("name", ["lee", "dee", "cy", "bo_b", "amy"]),
+    ("role", ["amy", "dee", "lee", "bo_b", "cy"]),  # ties still by name
+    ("last_used", ["amy", "bo_b", "cy", "dee", "lee"]),  # never used stays last
+])
+def test_users_are_sorted_backwards(people, sort, names):
+    assert _names(people.search(UserFilter(), sort, descending=True)) == names
+
+
+def test_users_come_a_page_at_a_time(people):
+    pages = [people.search(UserFilter(), page=n, per_page=2) for n in (1, 2, 3, 4)]
+    assert [_names(page) for page in pages] == [["amy", "bo_b"], ["cy", "dee"], ["lee"], []]
+    assert {page.total for page in pages} == {5}
+
+
+@pytest.mark.parametrize(("ask", "error"), [
+    ({"sort": "password"}, "cannot sort users by 'password'. Sort by one of: name, role, "
+                           "source, state, second_factor, tokens, last_used, created"),
+    ({"wanted": UserFilter(role="root")}, f"unknown role 'root'. {ROLE_HINT}"),
+    ({"wanted": UserFilter(state="gone")}, "unknown state 'gone'. Choose active or disabled"),
+    ({"wanted": UserFilter(source="nis")}, "unknown source 'nis'. Choose local or ldap"),
+    ({"page": 0}, "page and per_page must be whole numbers from 1"),
+    ({"per_page": 0}, "page and per_page must be whole numbers from 1"),
+])
+def test_a_listing_that_cannot_be_made_is_refused(people, ask, error):
+    with pytest.raises(UserError) as raised:
+        people.search(**{"wanted": UserFilter(), **ask})
+    assert str(raised.value) == error
