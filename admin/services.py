@@ -14,6 +14,7 @@ from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
 from engine.integration_catalog import IntegrationCatalog
 from engine.journal import Journal
+from engine.message_bulk import MessageBulk
 from engine.message_content import MessageContent
 from engine.message_log import MessageLog
 from engine.reroute import Reroute
@@ -47,6 +48,7 @@ class Services:
     content: MessageContent  # a message's content, for those who may read it (audited)
     reroute: Reroute  # reprocessing a message under the rules published now
     saved_searches: SavedSearches
+    message_bulk: MessageBulk  # bulk reprocessing, run on threads of this process
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -56,6 +58,7 @@ class Services:
         audit = AuditLog(engine)
         rollup = ThroughputRecorder(engine)
         exceptions = ExceptionQueue(engine, audit)
+        reroute = Reroute(engine, rule_sets, exceptions, audit)
         return cls(
             engine=engine, reads=reader(engine), users=UserStore(engine),
             ingestor=Ingestor(journal, rollup), rule_sets=rule_sets,
@@ -64,13 +67,14 @@ class Services:
             rollup=rollup, catalog=IntegrationCatalog(engine),
             audit=AuditTrail(engine, audit), role_mappings=LdapRoleMappings(engine),
             bulk=BulkActions(exceptions, engine, audit), content=MessageContent(engine),
-            reroute=Reroute(engine, rule_sets, exceptions, audit),
-            saved_searches=SavedSearches(engine, audit))
+            reroute=reroute, saved_searches=SavedSearches(engine, audit),
+            message_bulk=MessageBulk(reroute, engine, audit))
 
     def close(self) -> None:
         """Finish the bulk job steps under way and write what is kept in memory (token
         uses, throughput counts), then let the connections go."""
         self.bulk.close()
+        self.message_bulk.close()
         self.users.close()
         self.rollup.close()
         self.engine.dispose()

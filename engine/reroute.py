@@ -13,7 +13,8 @@ one cancels it).
 
 Each reprocess is one transaction holding the audit chain's lock, audited as
 ``message.reprocess`` with the destinations added; its reason is kept on the message's
-timeline, never in the trail (free text may name a patient)."""
+timeline (or, for a failed message's exception retried, on the item), never in the
+trail (free text may name a patient)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 from engine.encoders import Delivery as Addressed
 from engine.encoders import Encoded, encode
 from engine.errors import SwitchboardError
-from engine.exception_queue import ExceptionQueue
+from engine.exception_queue import ExceptionQueue, InBulk
 from engine.exception_recovery import requeue_entry
 from engine.impact_preview import replayable
 from engine.journal import now_utc
@@ -73,7 +74,14 @@ class Reroute:
         is in no state to be (waiting to be routed, rejected, a duplicate)."""
         item = self._open_failure(message_id)
         if item is not None:
-            self._exceptions.retry(item, actor)
+            self._exceptions.retry(item, actor, bulk=None if bulk is None
+                                   else InBulk(bulk, reason or ""))
+            # The retry is audited as the queue's; this names it a reprocess too, so a
+            # bulk job counts it (a second transaction: the retry stands without it).
+            with Session(self._engine) as session, session.begin():
+                self._audit.record(session, actor, ACTION, "message", message_id, {
+                    "outcome": "requeued", "added": [], "exception": item,
+                    **({"bulk": bulk} if bulk else {})})
             return Reprocessed(message_id, "requeued")
         running = self._rule_sets.current()
         with Session(self._engine) as session, session.begin():

@@ -152,6 +152,8 @@ def test_a_message_that_failed_in_the_pipeline_goes_back_to_it(engine, monkeypat
     assert done.outcome == "requeued"
     assert journal_status(engine, message_id) == "received"
     assert ExceptionQueue(engine).show(item_id)["status"] == "retried"
+    [event] = reprocess_events(engine)
+    assert event.detail == {"outcome": "requeued", "added": [], "exception": item_id}
     assert Pipeline(engine).run_once() == 1
     assert journal_status(engine, message_id) == "routed"
 
