@@ -218,7 +218,7 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
     """A delivery's state, and for one that failed, why (its last error is the sink's
     PHI-free reason) and when it goes again."""
     return {
-        "destination": delivery.destination, "status": delivery.status,
+        "id": delivery.id, "destination": delivery.destination, "status": delivery.status,
         "held_by_row": delivery.held_by_row, "attempts": delivery.attempts,
         "error_class": delivery.error_class, "last_error": delivery.last_error,
         "next_attempt_at": iso(delivery.next_attempt_at)
