@@ -21,7 +21,7 @@ FILTERS = ("control_id", "patient", "patient_authority", "type", "event", "sourc
            "status", "destination", "delivery_status", "path", "value", "since", "until")
 """The filters a person can set, in the order the form asks for them."""
 LABELS = {"control_id": "Control id", "patient": "Patient identifier",
-          "patient_authority": "Its assigning authority", "type": "Type", "event": "Event",
+          "patient_authority": "Authority", "type": "Type", "event": "Event",
           "source": "Source", "status": "Status", "destination": "Destination",
           "delivery_status": "Delivery status", "path": "HL7 path", "value": "Value there",
           "since": "Received from (UTC)", "until": "Received before (UTC)"}

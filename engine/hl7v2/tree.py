@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.hl7v2.escape import unescape
-from engine.hl7v2.field_names import describe
+from engine.hl7v2.field_names import component_name, describe
 from engine.hl7v2.message import Message
 from engine.hl7v2.path import Path
 
@@ -20,12 +20,15 @@ _HEADERS = frozenset({"MSH", "BHS", "FHS"})
 class Node:
     """One position. ``path`` names it exactly; ``where`` is the same position in any
     occurrence of its segment and any repetition of its field (how a search names
-    it); ``value`` is a leaf's value, None for a composite."""
+    it); ``label`` what HL7 calls it ("Patient Name, Family Name") and ``name`` the
+    last part of that ("Family Name"), to show under its field; ``value`` is a leaf's
+    value, None for a composite."""
 
     path: Path
     label: str
     value: str | None = None
     children: tuple[Node, ...] = ()
+    name: str = ""
 
     @property
     def where(self) -> str:
@@ -58,7 +61,7 @@ def message_tree(message: Message) -> list[Node]:
                     None)
         children = tuple(node for number, raw in enumerate(fields[1:], 1)
                          if (node := _field(message, base, number, raw)) is not None)
-        segments.append(Node(base, describe(segment_id), None, children))
+        segments.append(Node(base, describe(segment_id), None, children, describe(segment_id)))
     return segments
 
 
@@ -68,7 +71,7 @@ def _field(message: Message, base: Path, number: int, raw: str) -> Node | None:
     path = base._replace(field=number)
     label = describe(base.segment, number)
     if number <= 2 and base.segment in _HEADERS:  # the delimiters themselves
-        return Node(path, label, raw)
+        return Node(path, label, raw, name=label)
     seps = message.separators
     repetitions = raw.split(seps.repetition) if seps.repetition else [raw]
     if len(repetitions) == 1:
@@ -76,7 +79,7 @@ def _field(message: Message, base: Path, number: int, raw: str) -> Node | None:
     children = tuple(node for index, text in enumerate(repetitions, 1)
                      if (node := _composite(message, path._replace(
                          repetition=None if index == 1 else index), label, text)) is not None)
-    return Node(path, label, None, children) if children else None
+    return Node(path, label, None, children, label) if children else None
 
 
 def _composite(message: Message, path: Path, label: str, raw: str) -> Node | None:
@@ -86,26 +89,29 @@ def _composite(message: Message, path: Path, label: str, raw: str) -> Node | Non
     seps = message.separators
     components = raw.split(seps.component) if seps.component else [raw]
     if len(components) == 1:
-        return _subcomponents(message, path, label, raw)
+        return _subcomponents(message, path, label, raw, label)
     children = tuple(node for index, text in enumerate(components, 1)
                      if (node := _subcomponents(
                          message, path._replace(component=index),
-                         describe(path.segment, path.field, index), text)) is not None)
-    return Node(path, label, None, children) if children else None
+                         describe(path.segment, path.field, index), text,
+                         component_name(path.segment, path.field or 0, index) or ""))
+                     is not None)
+    return Node(path, label, None, children, label) if children else None
 
 
-def _subcomponents(message: Message, path: Path, label: str, raw: str) -> Node | None:
+def _subcomponents(message: Message, path: Path, label: str, raw: str,
+                   name: str) -> Node | None:
     if not raw:
         return None
     seps = message.separators
     parts = raw.split(seps.subcomponent) if seps.subcomponent else [raw]
     if len(parts) == 1:
-        return Node(path, label, _value(message, raw))
+        return Node(path, label, _value(message, raw), name=name)
     if path.component is None:
         path = path._replace(component=1)
     children = tuple(Node(path._replace(subcomponent=index), label, _value(message, text))
                      for index, text in enumerate(parts, 1) if text)
-    return Node(path, label, None, children) if children else None
+    return Node(path, label, None, children, name) if children else None
 
 
 def _value(message: Message, raw: str) -> str:

@@ -41,6 +41,9 @@ def test_every_position_sent_is_named_by_its_path_and_its_name():
     assert tree["OBX[2]-3.1.1"] == ("Observation Identifier, Identifier", "718-7")
     assert tree["OBX[2]-5"] == ("Observation Value", "a&b")  # unescaped
     assert tree["ZXX"] == ("", None) and tree["ZXX-2"] == ("", '""')
+    names = {str(node.path): node.name for node in _every(message_tree(parse(MESSAGE)))}
+    assert (names["PID-5"], names["PID-5.1"], names["PID"]) == (
+        "Patient Name", "Family Name", "Patient Identification")
     # Empty positions are not shown: PID-2, PID-3.2 and MSH-8 were not sent.
     assert not {"PID-2", "PID-3.2", "MSH-8"} & set(tree)
 
@@ -60,6 +63,12 @@ def test_each_leaf_holds_what_get_reads_at_its_path():
 def test_a_leaf_says_which_searches_read_it(path, reads):
     leaves = {str(node.path): node for node in _leaves(message_tree(parse(MESSAGE)))}
     assert leaves[path].first_primitives() == reads
+
+
+def _every(nodes):
+    for node in nodes:
+        yield node
+        yield from _every(node.children)
 
 
 def _leaves(nodes):
