@@ -1,15 +1,16 @@
-"""The REST API: messages with their stage timeline, routing and exceptions. Read-only;
-the exception queue and the work queue have blueprints of their own (exceptions_api,
-tasks_api). Responses carry identifiers and statuses, never message content."""
+"""The REST API: messages with their stage timeline, routing and exceptions, and
+reprocessing one under the rules published now; the exception queue and the work
+queue have blueprints of their own (exceptions_api, tasks_api). Responses carry
+identifiers and statuses, never message content."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from admin.auth import require
-from admin.queue_requests import answer_queue_errors, page_args
+from admin.queue_requests import answer_queue_errors, json_object, page_args, text_field
 from admin.services import services
 from engine.security.permissions import roles_for
 
@@ -36,3 +37,14 @@ def list_messages() -> Any:
 def show_message(message_id: str) -> Any:
     return jsonify(services().messages.show(message_id))
 
+
+
+@blueprint.post("/messages/<message_id>/reprocess")
+@require(*roles_for("message.reprocess"))
+def reprocess_message(message_id: str) -> Any:
+    """Route the message again under the rules published now: a failed one goes back to
+    the pipeline; a routed one gets deliveries only to destinations it has none to.
+    ``{"reason": "..."}`` is kept on the message's timeline, not in the audit trail."""
+    reason = text_field(json_object(), "reason", required=False)
+    return jsonify(services().reroute.reprocess(message_id, g.principal.name,
+                                                reason).as_dict())

@@ -47,6 +47,7 @@ BODIES: dict[str, dict[str, Any]] = {
                                           "source": _TEXT}),
     "rules_api.override_preview": _object({"reason": _TEXT}, ("reason",)),
     "rules_api.rollback": _object({"version": _VERSION, "reason": _TEXT}, ("version", "reason")),
+    "api.reprocess_message": _object({"reason": _TEXT}),
     "exceptions_api.assign_exception": _object({"assignee": _TEXT}, ("assignee",)),
     "exceptions_api.resolve_exception": _object({"reason": _TEXT}, ("reason",)),
     "exceptions_api.skip_exception": _object({"reason": _TEXT}, ("reason",)),

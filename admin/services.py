@@ -14,8 +14,12 @@ from engine.exception_queue import ExceptionQueue
 from engine.ingest import Ingestor
 from engine.integration_catalog import IntegrationCatalog
 from engine.journal import Journal
+from engine.message_bulk import MessageBulk
+from engine.message_content import MessageContent
 from engine.message_log import MessageLog
+from engine.reroute import Reroute
 from engine.rule_versions import RuleSetCache, exception_owner, source_charset
+from engine.saved_searches import SavedSearches
 from engine.security.audit import AuditLog
 from engine.security.audit_trail import AuditTrail
 from engine.security.ldap_role_mappings import LdapRoleMappings
@@ -41,6 +45,10 @@ class Services:
     audit: AuditTrail
     role_mappings: LdapRoleMappings  # directory groups admins map to roles
     bulk: BulkActions  # bulk actions on the exception queue, run on threads of this process
+    content: MessageContent  # a message's content, for those who may read it (audited)
+    reroute: Reroute  # reprocessing a message under the rules published now
+    saved_searches: SavedSearches
+    message_bulk: MessageBulk  # bulk reprocessing, run on threads of this process
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -50,6 +58,7 @@ class Services:
         audit = AuditLog(engine)
         rollup = ThroughputRecorder(engine)
         exceptions = ExceptionQueue(engine, audit)
+        reroute = Reroute(engine, rule_sets, exceptions, audit)
         return cls(
             engine=engine, reads=reader(engine), users=UserStore(engine),
             ingestor=Ingestor(journal, rollup), rule_sets=rule_sets,
@@ -57,12 +66,15 @@ class Services:
             versions=ChangeControl(engine, audit), messages=MessageLog(engine),
             rollup=rollup, catalog=IntegrationCatalog(engine),
             audit=AuditTrail(engine, audit), role_mappings=LdapRoleMappings(engine),
-            bulk=BulkActions(exceptions, engine, audit))
+            bulk=BulkActions(exceptions, engine, audit), content=MessageContent(engine),
+            reroute=reroute, saved_searches=SavedSearches(engine, audit),
+            message_bulk=MessageBulk(reroute, engine, audit))
 
     def close(self) -> None:
         """Finish the bulk job steps under way and write what is kept in memory (token
         uses, throughput counts), then let the connections go."""
         self.bulk.close()
+        self.message_bulk.close()
         self.users.close()
         self.rollup.close()
         self.engine.dispose()

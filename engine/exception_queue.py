@@ -12,13 +12,13 @@ never message bodies.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine import chain_holds
@@ -122,6 +122,26 @@ class ExceptionQueue:
                 return grouping.member_ids(session, conditions, signature, order)[:limit]
             return list(session.scalars(select(ExceptionItem.id).where(*conditions)
                                         .order_by(*order).limit(limit)))
+
+    def retryable_for(self, message_ids: Iterable[str]) -> builtins.list[int]:
+        """The waiting items a retry would act on for these messages: each dead or
+        failed delivery's, and each failed message's own; oldest first. What a bulk
+        retry over messages chosen in the message browser takes."""
+        ids = builtins.list(dict.fromkeys(message_ids))
+        if not ids:
+            return []
+        with Session(self._reads) as session:
+            journal = select(JournalEntry.id, JournalEntry.status).where(
+                JournalEntry.message_id.in_(ids)).subquery()
+            return builtins.list(session.scalars(
+                select(ExceptionItem.id)
+                .join(journal, journal.c.id == ExceptionItem.journal_id)
+                .outerjoin(Delivery, Delivery.id == ExceptionItem.delivery_id)
+                .where(ExceptionItem.status.in_(OPEN),
+                       or_(Delivery.status.in_(recovery.RECOVERABLE),
+                           and_(ExceptionItem.delivery_id.is_(None),
+                                journal.c.status == "failed")))
+                .order_by(ExceptionItem.id)))
 
     def facets(self) -> dict[str, builtins.list[str]]:
         """The connections, error classes and assignees of the waiting items: what a

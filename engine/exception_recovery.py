@@ -48,12 +48,17 @@ def requeue_delivery(session: Session, item: ExceptionItem, now: datetime) -> di
 
 def requeue_message(session: Session, item: ExceptionItem, now: datetime) -> dict[str, Any]:
     """Send a failed message back to the pipeline, which routes it with the newest rules."""
-    entry = _entry(session, item)
+    return requeue_entry(session, _entry(session, item), now, {"exception_id": item.id})
+
+
+def requeue_entry(session: Session, entry: JournalEntry, now: datetime,
+                  detail: dict[str, Any]) -> dict[str, Any]:
+    """Send a failed message (locked by the caller) back to the pipeline; ``detail``
+    says on its timeline why."""
     if entry.status != "failed":
         raise _not_requeueable(entry)
     entry.status, entry.status_reason = "received", None
-    session.add(StageEvent(journal_id=entry.id, stage="requeued", at=now,
-                           detail={"exception_id": item.id}))
+    session.add(StageEvent(journal_id=entry.id, stage="requeued", at=now, detail=detail))
     return {"message_id": entry.message_id, "journal_status": "received"}
 
 

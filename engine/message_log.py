@@ -42,6 +42,8 @@ PARAMETERS: Mapping[str, str] = {
     "type": "the message type (MSH-9.1, or a FHIR resource type)",
     "event": "the trigger event (MSH-9.2)",
     "destination": "messages with a delivery to this destination",
+    "delivery_status": "messages with a delivery in this status (to destination, when "
+                       "given); failed means dead or failed: the outbox gave up on it",
     "path": "an indexed HL7 path (by default OBX-3.1, PV1-3.1 or MSH-4); with value",
     "value": "with path: the value held there, exactly",
     "since": "received at or after this ISO 8601 time with a UTC offset",
@@ -50,6 +52,13 @@ PARAMETERS: Mapping[str, str] = {
 }
 """Every parameter of a search, as the REST API, the command line and a saved search
 take it; the API document describes them from here."""
+DELIVERY_STATUSES: Mapping[str, tuple[str, ...]] = {
+    "held": ("held",), "pending": ("pending",), "retrying": ("retrying",),
+    "in_flight": ("in_flight",), "delivered": ("delivered",), "dead": ("dead",),
+    "failed": ("dead", "failed"), "cancelled": ("cancelled",),
+}
+"""A delivery status searched for, and the outbox statuses it covers: the dashboard
+counts dead letters and deliveries that could not be encoded as failed."""
 SORTS = ("-received_at", "received_at")
 TOTAL_COUNTED = 10_000
 """Matches counted past the page asked for: a page's total stops there (``total_exact``
@@ -64,6 +73,7 @@ class Search:
     keys: list[tuple[str, str]] = field(default_factory=list)
     columns: dict[str, str] = field(default_factory=dict)
     destination: str | None = None
+    delivery_statuses: tuple[str, ...] | None = None
     since: datetime | None = None
     until: datetime | None = None
     newest_first: bool = True
@@ -87,8 +97,13 @@ class Search:
         sort = given.get("sort", SORTS[0])
         if sort not in SORTS:
             raise Invalid(f"unknown sort {sort!r}", hint="Sort by: " + ", ".join(SORTS))
+        delivery_status = given.get("delivery_status")
+        if delivery_status is not None and delivery_status not in DELIVERY_STATUSES:
+            raise Invalid(f"unknown delivery_status {delivery_status!r}",
+                          hint="Search one of: " + ", ".join(DELIVERY_STATUSES))
         return cls(keys, {name: value for name, value in given.items() if name in FILTERS},
                    given.get("destination"),
+                   None if delivery_status is None else DELIVERY_STATUSES[delivery_status],
                    aware_moment("since", given["since"]) if "since" in given else None,
                    aware_moment("until", given["until"]) if "until" in given else None,
                    sort == SORTS[0])
@@ -118,13 +133,22 @@ class Search:
             query = query.where(received < self.until)
         for name, value in self.columns.items():
             query = query.where(FILTERS[name] == value)
-        if self.destination is not None:
-            query = query.where(exists().where(Delivery.journal_id == ident,
-                                               Delivery.destination == self.destination))
+        if self.destination is not None or self.delivery_statuses is not None:
+            query = query.where(self._delivery(ident))
         if counting:
             return query
         order = desc if self.newest_first else asc
         return query.order_by(order(received), order(ident))
+
+
+    def _delivery(self, ident: Any) -> Any:
+        """A delivery of the message to the destination, in one of the statuses."""
+        found = exists().where(Delivery.journal_id == ident)
+        if self.destination is not None:
+            found = found.where(Delivery.destination == self.destination)
+        if self.delivery_statuses is not None:
+            found = found.where(Delivery.status.in_(self.delivery_statuses))
+        return found
 
 
 def checked_query(query: Mapping[str, Any], indexed: IndexedPaths) -> dict[str, str]:
@@ -194,7 +218,7 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
     """A delivery's state, and for one that failed, why (its last error is the sink's
     PHI-free reason) and when it goes again."""
     return {
-        "destination": delivery.destination, "status": delivery.status,
+        "id": delivery.id, "destination": delivery.destination, "status": delivery.status,
         "held_by_row": delivery.held_by_row, "attempts": delivery.attempts,
         "error_class": delivery.error_class, "last_error": delivery.last_error,
         "next_attempt_at": iso(delivery.next_attempt_at)

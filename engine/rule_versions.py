@@ -106,6 +106,37 @@ def load_published(engine: Engine) -> Running:
         return Running(row.version, compile_rule_set(from_content(row.content)))
 
 
+class CompiledVersions:
+    """Rule-set versions compiled on demand, by number, the few last asked for kept:
+    the version a message was routed with explains it (a published version never
+    changes; compiling one takes a noticeable part of a second)."""
+
+    def __init__(self, engine: Engine, keep: int = 4) -> None:
+        self._engine = engine
+        self._keep = keep
+        self._compiled: dict[int, Running] = {}
+        self._lock = threading.Lock()
+
+    def get(self, version: int) -> Running:
+        """Version ``version``, compiled; LookupError when the store has none."""
+        with self._lock:
+            found = self._compiled.pop(version, None)
+            if found is not None:
+                self._compiled[version] = found  # the most recently used last
+                return found
+        with Session(reader(self._engine)) as session:
+            content = session.scalar(
+                select(RuleSetVersion.content).where(RuleSetVersion.version == version))
+        if content is None:
+            raise LookupError(f"no rule-set version {version}")
+        running = Running(version, compile_rule_set(from_content(content)))
+        with self._lock:
+            self._compiled[version] = running
+            while len(self._compiled) > self._keep:
+                del self._compiled[next(iter(self._compiled))]
+        return running
+
+
 class RuleSetCache:
     """The compiled version an engine runs; ``current()`` recompiles only when a newer
     version has been published, and a message in flight keeps the one it started with."""

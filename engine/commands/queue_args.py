@@ -37,6 +37,8 @@ def _message_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     for option in ("control-id", "source", "status", "type", "event", "patient",
                    "patient-authority", "destination"):
         listing.add_argument(f"--{option}")
+    listing.add_argument("--delivery-status", help="with a delivery in this status (to "
+                         "--destination, when given); failed means dead or failed")
     listing.add_argument("--path", help="an indexed HL7 path, e.g. OBX-3.1 (with --value)")
     listing.add_argument("--value", help="the value at --path, exactly")
     for option in ("since", "until"):

@@ -137,16 +137,18 @@ def compare(baseline: RuleSet, draft: RuleSet, item: Replayable, *,
 
 
 def evaluate(rule_set: RuleSet, item: Message | Conversion | OutcomeEvent,
-             message: Message | None = None) -> Outcome | str:
+             message: Message | None = None, *, explain: bool = False) -> Outcome | str:
     """The outcome of ``item`` under ``rule_set``, or the exception it raises instead,
     named by its error class (the pipeline's error text can quote the message). A
-    conversion is routed as it is, with ``message`` for raw HL7 v2 conditions."""
+    conversion is routed as it is, with ``message`` for raw HL7 v2 conditions. With
+    ``explain``, each row fired carries what its conditions saw."""
     try:
         if isinstance(item, Conversion):
-            return rule_set.outcome(item, message)
+            return rule_set.outcome(item, message, explain=explain)
         if isinstance(item, OutcomeEvent):
-            return rule_set.outcome(*item.conversion(rule_set.mapper, rule_set.charset_of))
-        return rule_set.process(item)
+            return rule_set.outcome(*item.conversion(rule_set.mapper, rule_set.charset_of),
+                                    explain=explain)
+        return rule_set.process(item, explain=explain)
     except SwitchboardError as error:
         return f"cannot be processed ({type(error).__name__})"
     except Exception as error:  # a defect in one version is its exception, not a crash

@@ -20,6 +20,8 @@ from engine.store.models import User
 _ALLOWED: dict[str, frozenset[Role]] = {
     # The message log: identifiers, statuses and PHI-free reasons.
     "message.read": frozenset({Role.OPERATOR, Role.ANALYST, Role.COMPLIANCE}),
+    # Routing a message again under the rules published now (engine.reroute).
+    "message.reprocess": frozenset({Role.OPERATOR}),
     "exception.read": frozenset({Role.OPERATOR, Role.ANALYST, Role.COMPLIANCE}),
     "exception.assign": frozenset({Role.OPERATOR}),
     "exception.resolve": frozenset({Role.OPERATOR}),

@@ -143,6 +143,23 @@ def test_http_ingest_journals_and_the_api_shows_the_timeline(web, engine):
     assert listed["total"] == 1
 
 
+def test_the_api_finds_messages_by_a_delivery_s_status(web, engine):
+    message_id = post_hl7(web, "fhir-converter/REF-I12-01.hl7")[2]["message_id"]
+    Pipeline(engine).run_once()
+    with engine.begin() as connection:
+        connection.execute(Delivery.__table__.update().where(
+            Delivery.destination == "referral-tool").values(status="dead"))
+
+    def listed(query: str) -> list[str]:
+        return [m["message_id"] for m in web.call(
+            "GET", f"/api/messages?{query}", as_user="olive")[2]["items"]]
+
+    assert listed("destination=referral-tool&delivery_status=failed") == [message_id]
+    assert listed("destination=analytics-warehouse&delivery_status=failed") == []
+    status, _, refused = web.call("GET", "/api/messages?delivery_status=lost", as_user="olive")
+    assert status == 400 and "unknown delivery_status" in refused["reason"]
+
+
 def post_fhir(web: Web, document: dict, content_type: str = "application/fhir+json"):
     return web.call("POST", "/ingest/portal-fhir", token=PORTAL_TOKEN,
                     body=json.dumps(document).encode(), content_type=content_type)

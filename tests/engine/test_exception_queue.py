@@ -474,3 +474,17 @@ def test_an_item_names_the_recovery_actions_open_to_it(engine, queue):
     assert queue.show(lone)["recovery_actions"] == ["assign", "retry", "reprocess", "resolve"]
     queue.skip(item_id, "the clinic keyed it in by hand", "olive")
     assert queue.show(item_id)["recovery_actions"] == []
+
+
+def test_a_retry_of_messages_takes_their_dead_deliveries_and_failed_messages(engine, queue):
+    journal_id, message_id = entry(engine)
+    dead = exception_item(engine, journal_id, delivery(engine, journal_id, status="dead"))
+    exception_item(engine, journal_id, delivery(engine, journal_id, status="retrying"))
+    exception_item(engine, journal_id, delivery(engine, journal_id), status="resolved")
+    exception_item(engine, journal_id)  # the routed message's own: nothing to retry
+    failed_id, failed = entry(engine, status="failed")
+    own = exception_item(engine, failed_id)
+    other_id, _ = entry(engine)
+    exception_item(engine, other_id, delivery(engine, other_id, status="dead"))
+    assert queue.retryable_for([failed, message_id, "nope", message_id]) == [dead, own]
+    assert queue.retryable_for([]) == []

@@ -80,7 +80,8 @@ def objects(console) -> dict[str, Any]:
         # The abnormal-result review the tasks table's cells assume.
         "task_id": held_review(engine)[0],
         # Users' pages act on a user no signed-in browser here depends on.
-        "message_id": message_id, "token_id": token_id, "username": _spare_user(engine),
+        "message_id": message_id, "delivery_id": delivery_id, "token_id": token_id,
+        "username": _spare_user(engine),
         "mapping_id": LdapRoleMappings(engine).add("cn=nurses", "clinician", "test").id,
         "connection_id": "ehr-adt-feed", "search_id": 1,
         "group_name": "cn=switchboard-operators,ou=groups,dc=example,dc=org",

@@ -22,7 +22,7 @@ from engine.message_log import MessageLog
 from engine.pipeline import Pipeline
 from engine.queues import Invalid
 from engine.store.migrate import upgrade
-from engine.store.models import JournalEntry, MessageLookup
+from engine.store.models import Delivery, JournalEntry, MessageLookup
 from tests.engine.store.query_plan import plan, statements_sent
 from tests.engine.test_exception_queue import ADMISSION, failed_message
 from tests.queue_rows import prepared, sample
@@ -159,6 +159,34 @@ def test_time_range_sort_and_paging(engine, journaled):
         4, True, 3, 1)
     assert second.total == 4
     assert not {m["message_id"] for m in first.items} & {m["message_id"] for m in second.items}
+
+
+def test_a_search_by_delivery_status_finds_what_the_dashboard_counted(engine, journaled):
+    """The dashboard's tiles link here by destination and delivery status: failed
+    counts dead letters and deliveries that could not be encoded."""
+    def deliver(name: str, status: str) -> None:
+        with engine.begin() as connection:
+            journal_id = select(JournalEntry.id).where(
+                JournalEntry.message_id == journaled[name]).scalar_subquery()
+            connection.execute(update(Delivery).where(
+                Delivery.journal_id == journal_id, Delivery.destination == "lab-system")
+                .values(status=status))
+
+    deliver("A1", "dead")
+    deliver("A2", "failed")
+    deliver("A3", "delivered")
+    lab = {"destination": "lab-system"}
+    assert names(journaled, found(engine, {**lab, "delivery_status": "failed"})) == {"A1", "A2"}
+    assert names(journaled, found(engine, {**lab, "delivery_status": "dead"})) == {"A1"}
+    assert names(journaled, found(engine, {**lab, "delivery_status": "delivered"})) == {"A3"}
+    assert names(journaled, found(engine, {**lab, "delivery_status": "held"})) == set()
+    # Without a destination: a delivery anywhere in that status.
+    assert names(journaled, found(engine, {"delivery_status": "failed"})) == {"A1", "A2"}
+    assert names(journaled, found(engine, {"delivery_status": "failed",
+                                           "path": "PV1-3.1", "value": "WARD2"})) == {"A2"}
+    with pytest.raises(Invalid, match=r"unknown delivery_status 'lost'\. Search one of: "
+                                      r"held, pending"):
+        MessageLog(engine).list({"delivery_status": "lost"})
 
 
 def test_the_total_stops_counting_past_the_page(engine, journaled, monkeypatch):
