@@ -26,6 +26,7 @@ CONTENT_PAGES = [
     "/messages/{message_id}/content?view=raw",
     "/messages/{message_id}/content?view=tree",
     "/messages/{message_id}/content?view=canonical",
+    "/messages/{message_id}/content?view=routing",
     "/messages/{message_id}/content?view=payload",
     "/users/",
 ]
