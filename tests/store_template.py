@@ -58,6 +58,10 @@ def _sqlite(engine: Engine, prepare: Prepare) -> dict[str, str] | None:
 
 
 def _postgresql(engine: Engine, prepare: Prepare) -> dict[str, str] | None:
+    with engine.connect() as connection:
+        if connection.execute(text("SELECT count(*) FROM information_schema.tables "
+                                   "WHERE table_schema = 'public'")).scalar():
+            return None  # a test has already put something in it
     server = engine.url.set(database="postgres")
     key = f"postgresql:{server.render_as_string(hide_password=True)}"
     admin = open_engine(server.render_as_string(hide_password=False),
@@ -72,6 +76,9 @@ def _postgresql(engine: Engine, prepare: Prepare) -> dict[str, str] | None:
             atexit.register(_drop, server.render_as_string(hide_password=False), name)
         url, tokens = _TEMPLATES[key]
         target, template = engine.url.database, open_engine(url).url.database
+        # The store is still empty, but its engine may hold an idle connection to it,
+        # which would stop the database being dropped.
+        engine.dispose()
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE "{target}"'))
             connection.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{template}"'))
