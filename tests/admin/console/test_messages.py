@@ -351,6 +351,9 @@ def test_a_failed_delivery_is_retried_from_its_message(console, traffic):
     journal_id = _journal_id(engine, traffic["A1"])
     item_id = exception_item(engine, journal_id, dead)
     url = f"/messages/{traffic['A1']}/deliveries/{dead}/retry"
+    # The exception's page leads to its message.
+    assert f'href="/messages/{traffic["A1"]}/"' in console.as_("carl").text(
+        f"/exceptions/{item_id}/")
     assert console.as_("anna").post(url).status_code == 403
     olive = console.as_("olive")
     response = olive.post(url, {"q": "type=ADT"})

@@ -311,6 +311,11 @@ def test_the_command_line_searches_with_the_same_parameters(engine, journaled, c
                  "OBX-3.1", "--value", "718-7", "--sort", "received_at", "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [m["control_id"] for m in listed] == ["R1", "R2"]
+    assert main(["messages", "list", "--as", "olive", "--database", url, "--destination",
+                 "lab-system", "--delivery-status", "pending", "--sort", "received_at",
+                 "--json"]) == 0
+    waiting = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [m["control_id"] for m in waiting] == ["A1", "A2", "A3"]
     assert main(["messages", "list", "--as", "olive", "--database", url, "--path",
                  "OBX-5", "--value", "1"]) == 2
     assert "'OBX-5' is not an indexed path" in capsys.readouterr().err
