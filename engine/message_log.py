@@ -19,6 +19,7 @@ from engine.indexed_paths import IndexedPaths
 from engine.lookup_keys import CONTROL_ID, PATIENT, lookup_key, patient_value
 from engine.queues import Invalid, NotFound, Page, aware_moment, check_page, iso
 from engine.store.database import reader
+from engine.store.limits import MAX_ID
 from engine.store.models import (
     Delivery,
     ExceptionItem,
@@ -176,7 +177,8 @@ class MessageLog:
             if len(rows) < per_page and (rows or page == 1):
                 total, exact = offset + len(rows), True  # this page is the last
             else:
-                limit = offset + per_page + TOTAL_COUNTED
+                # Capped so that the last page the API allows cannot overflow a BIGINT.
+                limit = min(offset + per_page + TOTAL_COUNTED, MAX_ID - 1)
                 counted = search.statement(counting=True).limit(limit + 1).subquery()
                 total = session.scalar(select(func.count()).select_from(counted)) or 0
                 exact = total <= limit
