@@ -105,7 +105,8 @@ def test_a_refused_change_exits_1_with_the_reason(url, capsys, action, name, rol
     ("disable", "bob", "admin", "disable takes no --role"),
     ("list", "bob", None, "list takes no NAME"),
     ("list", None, "admin", "list takes no --role"),
-    ("remove", "bob", None, "unknown action 'remove': use add, list or disable"),
+    ("remove", "bob", None, "unknown action 'remove': use one of add, list, disable, "
+                            "enable, passwd, reset-second-factor"),
 ])
 def test_usage_errors_exit_2(url, capsys, action, name, role, message):
     assert users_command(action, name, role, url) == 2
