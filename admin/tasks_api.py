@@ -47,6 +47,12 @@ def assign_task(task_id: int) -> Any:
     return jsonify(services().tasks.assign(task_id, assignee, g.principal))
 
 
+@blueprint.post("/<id:task_id>/unassign")
+@require(*ANY_ROLE)
+def unassign_task(task_id: int) -> Any:
+    return jsonify(services().tasks.unassign(task_id, g.principal))
+
+
 @blueprint.post("/<id:task_id>/approve")
 @require(*ANY_ROLE)
 def approve_task(task_id: int) -> Any:

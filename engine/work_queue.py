@@ -58,6 +58,9 @@ from engine.task_outcome import (
 
 FILTERS = {"queue": Task.queue, "status": Task.status, "assignee": Task.assignee,
            "kind": Task.kind}
+NOT_ARRIVING = frozenset({"retrying", "dead", "failed"})
+"""A released delivery's statuses that mean it has not reached its destination because
+sending it failed."""
 SORTS = {"created": Task.id, "due": Task.due_at, "queue": Task.queue, "status": Task.status,
          "kind": Task.kind, "assignee": Task.assignee}
 """What a listing may be sorted by; ``-`` before the name sorts the other way."""
@@ -181,6 +184,40 @@ class WorkQueue:
             task.assignee, task.status = assignee, "assigned"
             self._record(session, actor.name, "task.assign", task, {"assignee": assignee})
         return self.summary(task_id)
+
+    def unassign(self, task_id: int, actor: Principal) -> dict[str, Any]:
+        """Give a claimed task back to its queue, for anyone there to take: a claim held
+        by someone who went off shift would otherwise keep the task from the others."""
+        with self._changing(task_id, actor, "task.unassign") as (session, task):
+            if task.status != "assigned" or task.assignee is None:
+                raise Refused(f"task {task_id} is not claimed by anyone",
+                              hint="Only a claimed task can be given back")
+            released = task.assignee
+            task.assignee, task.status = None, "open"
+            self._record(session, actor.name, "task.unassign", task, {"assignee": released})
+        return self.summary(task_id)
+
+    def undelivered(self, viewer: Principal, limit: int = 20) -> Rows:
+        """The reviews approved in the queues ``viewer`` may see whose released delivery
+        has not arrived because sending it failed (it is being retried, or it gave up and
+        is in the exception queue): newest first. The person who approved a result
+        believes it is in the chart; this is how they learn it is not."""
+        query = (select(Task.id, Task.queue, Task.decided_by, Delivery.destination,
+                        Delivery.status)
+                 .join(Delivery, (Delivery.journal_id == Task.journal_id)
+                       & (Delivery.held_by_row == Task.row_id))
+                 .where(Task.mode == "hold", Task.status == "approved",
+                        Delivery.status.in_(sorted(NOT_ARRIVING)))
+                 .order_by(Task.id.desc(), Delivery.id).limit(limit))
+        with Session(self._reads) as session:
+            visible = published_task_rules(session).visible(viewer.roles)
+            if visible is not None:
+                if not visible:
+                    return []
+                query = query.where(Task.queue.in_(sorted(visible)))
+            return [{"task_id": row.id, "queue": row.queue, "approved_by": row.decided_by,
+                     "destination": row.destination, "status": row.status}
+                    for row in session.execute(query)]
 
     def approve(self, task_id: int, actor: Principal,
                 reason: str | None = None) -> dict[str, Any]:
@@ -329,11 +366,14 @@ def _holds(session: Session, task: Task) -> list[dict[str, Any]]:
     if task.mode != "hold" or task.journal_id is None or task.row_id is None:
         return []
     rows = session.execute(
-        select(Delivery.id, Delivery.destination, Delivery.status)
+        select(Delivery.id, Delivery.destination, Delivery.status, Delivery.attempts,
+               Delivery.error_class, Delivery.next_attempt_at)
         .where(Delivery.journal_id == task.journal_id, Delivery.held_by_row == task.row_id)
         .order_by(Delivery.id)).all()
-    return [{"delivery_id": row.id, "destination": row.destination, "status": row.status}
-            for row in rows]
+    # The kind of failure and never its text: a destination's answer may quote the patient.
+    return [{"delivery_id": row.id, "destination": row.destination, "status": row.status,
+             "attempts": row.attempts, "error_class": row.error_class,
+             "next_attempt_at": iso(row.next_attempt_at)} for row in rows]
 
 
 def patient_reference(payload: dict[str, Any] | None) -> str | None:

@@ -83,6 +83,7 @@ def _task_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     _with_id(actions, common, "show", "one task, with its payload where its queue lets "
              "your role read it (audited)")
     _with_id(actions, common, "assign", "give an open task to a user").add_argument("assignee")
+    _with_id(actions, common, "unassign", "give a claimed task back to its queue")
     _with_id(actions, common, "approve", "release the deliveries a hold task keeps"
              ).add_argument("--reason", help="kept on the task, not audited")
     _with_id(actions, common, "reject", "cancel the deliveries a hold task keeps"

@@ -1,4 +1,4 @@
-"""``switchboard tasks list|show|assign|approve|reject|complete``: the work queue from
+"""``switchboard tasks list|show|assign|unassign|approve|reject|complete``: the work queue from
 the command line, acting as the ``--as`` user, with the REST API's rules and the same
 per-queue roles (engine.work_queue, engine.security.task_access)."""
 
@@ -97,6 +97,12 @@ def _assign(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     return OK
 
 
+def _unassign(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
+    view = WorkQueue(engine).unassign(args.id, actor)
+    print_done(f"task {args.id} given back to its queue", view, args.json)
+    return OK
+
+
 def _approve(engine: Engine, actor: Principal, args: argparse.Namespace) -> int:
     view = WorkQueue(engine).approve(args.id, actor, args.reason)
     print_done(f"task {args.id} approved: its held deliveries are released", view,
@@ -122,6 +128,7 @@ _ACTIONS: dict[str, Handler] = {
     "list": _list,
     "show": _show,
     "assign": _assign,
+    "unassign": _unassign,
     "approve": _approve,
     "reject": _reject,
     "complete": _complete,

@@ -25,6 +25,7 @@ ACTIONS: Final = {
     "task.show": SEE,
     "task.payload": PAYLOAD,
     "task.assign": ACT,
+    "task.unassign": ACT,
     "task.approve": ACT,
     "task.reject": ACT,
     "task.complete": ACT,

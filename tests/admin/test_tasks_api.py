@@ -117,3 +117,16 @@ def test_a_listing_sorts_as_asked_and_says_what_each_task_is_for(api, engine):
     assert "for" in body["items"][0]
     status, body = api.call("GET", "/api/tasks?sort=patient", as_user="cora")
     assert status == 400 and "cannot sort tasks by 'patient'" in body["reason"]
+
+
+def test_a_claim_is_given_back_to_the_queue(api, engine):
+    task_id, _ = held_review(engine)
+    url = f"/api/tasks/{task_id}"
+    status, body = api.call("POST", f"{url}/unassign", as_user="cora")
+    assert status == 409 and "not claimed" in body["reason"]
+    status, body = api.call("POST", f"{url}/assign", as_user="cora", json={"assignee": "cora"})
+    assert status == 200 and body["assignee"] == "cora"
+    status, body = api.call("POST", f"{url}/unassign", as_user="olive")
+    assert status == 403 and "clinician" in body["reason"]
+    status, body = api.call("POST", f"{url}/unassign", as_user="cora")
+    assert status == 200 and (body["status"], body["assignee"]) == ("open", None)

@@ -221,3 +221,12 @@ def test_complete_a_referral_with_its_state(engine, url, capsys):
                "--reason", "not our service") == 0
     assert capsys.readouterr().out.endswith(f"task {task_id} completed as declined\n")
     assert [e.event for e in outcome_events(engine)] == ["completed"]
+
+
+def test_tasks_unassign_gives_a_claim_back(engine, url, capsys):
+    task_id, _ = held_review(engine)
+    assert run(url, "tasks", "unassign", str(task_id), "--as", "cora") == 1
+    assert "is not claimed by anyone" in capsys.readouterr().err
+    assert run(url, "tasks", "assign", str(task_id), "cora", "--as", "cora") == 0
+    assert run(url, "tasks", "unassign", str(task_id), "--as", "cora") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"task {task_id} given back to its queue"

@@ -156,7 +156,8 @@ def test_show_gives_the_payload_and_holds_and_audits_the_view(engine, work):
     view = work.show(task_id, as_("cora"))
     assert view["message_id"] and view["payload"]
     assert view["holds"] == [{"delivery_id": view["holds"][0]["delivery_id"],
-                              "destination": "ehr-fhir", "status": "held"}]
+                              "destination": "ehr-fhir", "status": "held", "attempts": 0,
+                              "error_class": None, "next_attempt_at": None}]
     (event,) = task_events(engine)
     assert (event.actor, event.action, event.target_id, event.detail) == (
         "cora", "task.view", str(task_id), None)
@@ -207,3 +208,50 @@ def test_approve_and_reject_at_once_decide_once(engine, work):
     statuses = set(delivery_statuses(engine, journal_id).values())
     assert ("cancelled" in statuses) == ("rejected" in outcomes)
     assert AuditLog(engine).verify() == []
+
+
+def test_a_claim_is_released_to_the_queue_and_audited(engine, work):
+    journal_id, _ = entry(engine)
+    hold = task(engine, journal_id)
+    with pytest.raises(Refused, match="not claimed"):
+        work.unassign(hold, as_("cora"))
+    work.assign(hold, "cora", as_("cora"))
+    with pytest.raises(Forbidden):
+        work.unassign(hold, as_("olive"))  # operators may not act in the nurses' queue
+    released = work.unassign(hold, as_("cora"))
+    assert (released["status"], released["assignee"]) == ("open", None)
+    assert [e.action for e in task_events(engine)] == ["task.assign", "task.unassign"]
+    (event,) = [e for e in task_events(engine) if e.action == "task.unassign"]
+    assert event.detail == {"assignee": "cora", "status": "open"}
+    work.approve(hold, as_("cora"))
+    with pytest.raises(Refused, match="approved"):
+        work.unassign(hold, as_("cora"))
+
+
+def test_released_results_that_have_not_arrived_are_listed_for_their_queue(engine, work):
+    """A review approved whose released delivery then failed: the result never reached
+    the chart, and the people of its queue are told, with where it stands."""
+    journal_id, _ = entry(engine)
+    failing = task(engine, journal_id, row_id="row-a")
+    fine = task(engine, journal_id, row_id="row-b")
+    waiting = task(engine, journal_id, row_id="row-c")
+    dead = delivery(engine, journal_id, "ehr-fhir", "held", held_by="row-a")
+    delivery(engine, journal_id, "clinic-north", "held", held_by="row-b")
+    delivery(engine, journal_id, "lab-system", "held", held_by="row-c")
+    work.approve(failing, as_("cora"))
+    work.approve(fine, as_("cora"))
+    assert work.undelivered(as_("cora")) == []  # released, still on its way
+    with engine.begin() as connection:
+        connection.execute(Delivery.__table__.update().where(Delivery.id == dead).values(
+            status="retrying", attempts=2, error_class="transport_error",
+            last_error="connection refused"))
+    (item,) = work.undelivered(as_("cora"))
+    assert (item["task_id"], item["destination"], item["status"]) == (
+        failing, "ehr-fhir", "retrying")
+    assert item["queue"] == "nurse-review" and waiting not in (item["task_id"],)
+    assert work.undelivered(as_("rita")) == []  # not a queue registrars see
+    view = work.show(failing, as_("cora"))
+    assert view["holds"][0]["attempts"] == 2
+    # The kind of failure, not its text: a destination's answer may quote the patient.
+    assert view["holds"][0]["error_class"] == "transport_error"
+    assert "last_error" not in view["holds"][0]
