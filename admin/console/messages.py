@@ -29,7 +29,7 @@ from admin.console.message_search import (
     STATUSES,
     SearchArgs,
 )
-from admin.console.task_reading import label
+from admin.console.task_reading import is_person, label, person_text
 from admin.services import services
 from engine.bulk_jobs import MAX_ITEMS, BulkProgress
 from engine.errors import SwitchboardError
@@ -285,6 +285,8 @@ class _Read:
     """What the content templates use to read values (labels, evidence, bodies)."""
 
     label = staticmethod(label)
+    is_person = staticmethod(is_person)
+    person_text = staticmethod(person_text)
     evidence = staticmethod(message_reading.evidence_words)
     seen = staticmethod(message_reading.seen_words)
     body = staticmethod(message_reading.body_document)

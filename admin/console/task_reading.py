@@ -1,9 +1,12 @@
 """How a task's payload reads on its page, in words a nurse uses: a person's name, a
 result's value (engine.model.observation_value's shape) with its flags named, whether
-a result is abnormal, and the canonical record's keys as labels."""
+a result is abnormal or critical (and so the order results are read in), a reference
+range as a range, and the canonical record's keys as labels."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 # HL7 v2 table 0078 (interpretation codes), in plain words.
@@ -18,6 +21,12 @@ FLAGS = {
     "RR": "Reactive", "WR": "Weakly reactive", "NR": "Not reactive",
 }
 NORMAL_FLAGS = frozenset({"N", "NEG", "ND", "NR", "S"})
+CRITICAL_FLAGS = frozenset({"LL", "HH", "AA", "LU", "HU", "<", ">"})
+"""Flags that mean a value past a panic limit or the instrument's range: read first."""
+PERSON_KEYS = frozenset({"id", "family", "given", "middle", "prefix", "suffix",
+                         "assigning_authority"})
+# Sent as "70-105", "70_105" (an escaped separator) or "70 - 105": low, high.
+_RANGE = re.compile(r"^\s*(-?[\d.]+)\s*[-_–]\s*(-?[\d.]+)\s*$")
 LABELS = {"birth_date": "Date of birth", "gender": "Sex", "identifiers": "Identifiers",
           "telecom": "Phone and email", "control_id": "Control id", "sent_at": "Sent",
           "id": "Id", "dob": "Date of birth"}
@@ -31,8 +40,33 @@ def flag_words(flag: str) -> str:
 
 def is_abnormal(result: Any) -> bool:
     """Whether a result carries a flag that is not one of the normal ones."""
+    return any(flag not in NORMAL_FLAGS for flag in _flags(result))
+
+
+def is_critical(result: Any) -> bool:
+    """Whether a result carries a critical flag (past a panic limit)."""
+    return any(flag in CRITICAL_FLAGS for flag in _flags(result))
+
+
+def in_reading_order(results: Iterable[Any]) -> list[Any]:
+    """The results as a nurse reads them: critical first, then the other abnormal ones,
+    then the rest, each group in the order the lab sent it."""
+    return sorted(results, key=lambda result: 0 if is_critical(result)
+                  else 1 if is_abnormal(result) else 2)
+
+
+def range_text(reference_range: Any) -> str:
+    """A reference range as it reads on a chart: "70–105"; anything else as sent."""
+    if reference_range is None:
+        return ""
+    text = str(reference_range)
+    found = _RANGE.match(text)
+    return f"{found.group(1)}–{found.group(2)}" if found else text
+
+
+def _flags(result: Any) -> list[str]:
     flags = result.get("abnormal_flags") if isinstance(result, dict) else None
-    return any(str(flag) not in NORMAL_FLAGS for flag in flags or ())
+    return [str(flag) for flag in flags or ()]
 
 
 def value_text(value: Any) -> str:
@@ -68,6 +102,19 @@ def person_name(name: Any) -> str:
     text = ", ".join(part for part in (family, given) if part)
     return " ".join(part for part in (str(name.get("prefix") or ""), text,
                                       str(name.get("suffix") or "")) if part)
+
+
+def is_person(value: Any) -> bool:
+    """Whether a part of the record names a person (a doctor, a nurse): read as a name,
+    not as its parts."""
+    return isinstance(value, dict) and bool(value) and set(value) <= PERSON_KEYS and \
+        bool(value.get("family") or value.get("given"))
+
+
+def person_text(person: dict[str, Any]) -> str:
+    """A person as a chart names them: "DR SMITH, JOHN (1234)"."""
+    name = person_name(person)
+    return f"{name} ({person['id']})" if person.get("id") else name
 
 
 def label(key: Any) -> str:

@@ -1,7 +1,9 @@
-"""The task inbox: the user's queues with due times counting down, the overdue first;
-a task's page, which says what the task is for and shows what its queue's data scope
-lets the user read (a result review's abnormal values plainly); and claiming,
-approving, rejecting (with a reason) and completing (in one of its route row's states).
+"""The task inbox: the user's queues with due times counting down, the overdue first,
+and, in red, any result approved there that has not reached its destination; a task's
+page, which says whose it is and what it is for and shows what its queue's data scope
+lets the user read (a result review's results in one table, critical first); and
+claiming (and giving a claim back), approving, rejecting (with a reason) and completing
+(in one of its route row's states).
 
 Every signed-in role may open the inbox; what each sees and may do is its queues'
 task_access, which the work queue applies to every call (the REST API's rule, not a
@@ -34,9 +36,17 @@ STATUSES = {"waiting": ("Waiting (open or claimed)", OPEN), "open": ("Open", "op
             "all": ("Any status", None)}
 """The status filter's choices: their words, and the statuses each lists."""
 COLUMNS = (("due", "Due"), ("kind", "Task"), ("queue", "Queue"), ("status", "Status"),
-           ("created", "Created"))
+           ("created", "Came in"))
 """The inbox's columns that sort, by the work queue's sort names."""
 MOVING = frozenset({"pending", "retrying", "in_flight"})
+NOT_ARRIVED = {"retrying": "Sending it failed and Switchboard is trying again: it has "
+                           "not reached {destination} yet.",
+               "dead": "Sending it failed and Switchboard has stopped trying: it has not "
+                       "reached {destination}. The integration team has been told.",
+               "failed": "Sending it failed: it has not reached {destination}. The "
+                         "integration team has been told."}
+"""What a released delivery that has not arrived means for the person who released it:
+the team is told only once it is in their exception queue, not while it is retried."""
 DELIVERY_WORDS = {"held": "Held for this review", "pending": "Released: waiting to be sent",
                   "retrying": "Released: sending again after a failure",
                   "in_flight": "Released: being sent", "delivered": "Delivered",
@@ -109,7 +119,9 @@ class TasksView(ConsoleView):
                 return deny(f"tasks.list {filters.queue}")
         return self.render("console/tasks.html", queues=queues, page=page, filters=filters,
                            statuses=STATUSES, columns=COLUMNS, due_words=due_words,
-                           overdue=overdue, me=me.name,
+                           overdue=overdue, me=me.name, status_words=status_words,
+                           undelivered=work.undelivered(me) if queues else [],
+                           not_arrived=NOT_ARRIVED,
                            names={q["queue"]: q["name"] for q in queues})
 
     @expose("/<id:task_id>")
@@ -133,6 +145,11 @@ class TasksView(ConsoleView):
     def claim(self, task_id: int) -> Any:
         return self._act(task_id, "claim", lambda work, me: work.assign(task_id, me.name, me),
                          "You claimed this task: it is yours to work.")
+
+    @expose("/<id:task_id>/unassign", methods=("POST",))
+    def unassign(self, task_id: int) -> Any:
+        return self._act(task_id, "unassign", lambda work, me: work.unassign(task_id, me),
+                         "Given back: anyone in the queue may take it now.")
 
     @expose("/<id:task_id>/approve", methods=("POST",))
     def approve(self, task_id: int) -> Any:
@@ -192,14 +209,20 @@ class TasksView(ConsoleView):
             return deny(f"task.show {task_id}")
         access = work.access()
         names = {q["queue"]: q for q in work.waiting(me)}
-        results = (task.get("payload") or {}).get("results")
+        results = (task.get("payload") or {}).get("results") or []
         return self.render(
             "console/task.html", task=task, errors=errors or {}, form=request.form,
-            abnormal=[r for r in results or () if task_reading.is_abnormal(r)],
+            results=task_reading.in_reading_order(results),
+            abnormal=sum(1 for r in results if task_reading.is_abnormal(r)),
+            critical=sum(1 for r in results if task_reading.is_critical(r)),
+            not_arrived=[(hold, NOT_ARRIVED[hold["status"]].format(**hold))
+                         for hold in task["holds"] if hold["status"] in NOT_ARRIVED
+                         and task["status"] == "approved"],
             may_act=access.may(me.roles, task["queue"], "task.approve"),
             may_read="payload" in task, queue=names.get(task["queue"], {}),
             due_words=due_words, overdue=overdue, me=me.name, read=task_reading,
-            words=DELIVERY_WORDS, moving=_moving(task["holds"])), status
+            status_words=status_words, words=DELIVERY_WORDS,
+            moving=_moving(task["holds"])), status
 
 
 def due_words(due_at: str | None, now: datetime | None = None) -> str:
@@ -211,6 +234,18 @@ def due_words(due_at: str | None, now: datetime | None = None) -> str:
     days, hours, minutes = left // 86400, left % 86400 // 3600, left % 3600 // 60
     text = f"{days}d {hours}h" if days else f"{hours}h {minutes}m" if hours else f"{minutes}m"
     return f"overdue by {text}" if seconds < 0 else f"due in {text}"
+
+
+def status_words(task: dict[str, Any], me: str) -> str:
+    """A task's status in the same words in the inbox and on its page."""
+    status, assignee = task.get("status"), task.get("assignee")
+    if status == "assigned":
+        return "Claimed by you" if assignee == me else f"Claimed by {assignee}"
+    if status == "open":
+        return "Waiting"
+    decided_by = task.get("decided_by")
+    return f"{str(status).capitalize()} by {decided_by}" if decided_by \
+        else str(status).capitalize()
 
 
 def overdue(task: dict[str, Any]) -> bool:

@@ -22,5 +22,16 @@
   }
   tick();
   setInterval(tick, 30000);
+
+  // After an action, what happened (or why it was not done) takes the focus, so a
+  // keyboard or screen-reader user hears it and goes on from there.
+  var said = document.querySelector("[data-focus]");
+  if (!said && document.querySelector("[data-focus-flash]")) {
+    said = document.querySelector(".console-page > .alert");
+  }
+  if (said) {
+    if (!said.hasAttribute("tabindex")) { said.setAttribute("tabindex", "-1"); }
+    said.focus();
+  }
   document.body.addEventListener("htmx:afterSwap", tick);
 })();

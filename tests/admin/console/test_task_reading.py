@@ -8,7 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from admin.console.task_reading import flag_words, is_abnormal, label, person_name, value_text
+from admin.console.task_reading import (
+    flag_words,
+    in_reading_order,
+    is_abnormal,
+    is_person,
+    label,
+    person_name,
+    person_text,
+    range_text,
+    value_text,
+)
 from admin.console.tasks import due_words
 
 
@@ -56,3 +66,26 @@ def test_the_countdown_before_the_script_takes_over():
         "overdue by 2d 3h"
     assert due_words((now + timedelta(seconds=90)).isoformat(), now) == "due in 1m"
     assert due_words(None, now) == "no due time"
+
+
+@pytest.mark.parametrize(("sent", "text"), [
+    ("70_105", "70–105"), ("3.5-5.1", "3.5–5.1"), (" 0 - 10 ", "0–10"), ("-5-5", "-5–5"),
+    ("<200", "<200"), ("negative", "negative"), (None, ""),
+])
+def test_a_reference_range_reads_as_a_range(sent, text):
+    assert range_text(sent) == text
+
+
+def test_results_are_read_critical_first_then_abnormal_then_the_rest():
+    sent = [{"code": "a"}, {"code": "b", "abnormal_flags": ["H"]},
+            {"code": "c", "abnormal_flags": ["N"]}, {"code": "d", "abnormal_flags": ["LL"]},
+            {"code": "e", "abnormal_flags": ["L"]}]
+    assert [r["code"] for r in in_reading_order(sent)] == ["d", "b", "e", "a", "c"]
+
+
+def test_a_doctor_reads_as_a_name():
+    doctor = {"id": "1234", "family": "SMITH", "given": "JOHN", "prefix": "DR",
+              "assigning_authority": None}
+    assert is_person(doctor) and person_text(doctor) == "DR SMITH, JOHN (1234)"
+    assert not is_person({"family": "SMITH", "placer_id": "1"})
+    assert not is_person({"id": "1234"})

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.journal import now_utc
-from engine.store.models import AuditEvent, Task
+from engine.store.models import AuditEvent, Delivery, Task
 from tests.queue_rows import (
     PEOPLE,
     delivery_statuses,
@@ -40,6 +40,7 @@ ACCESS = {
         ("GET", "/tasks/<id:task_id>", _SEE),
         ("GET", "/tasks/<id:task_id>/holds", _SEE),
         ("POST", "/tasks/<id:task_id>/claim", _ACT),
+        ("POST", "/tasks/<id:task_id>/unassign", _ACT),
         ("POST", "/tasks/<id:task_id>/approve", _ACT),
         ("POST", "/tasks/<id:task_id>/reject", _ACT),
         ("POST", "/tasks/<id:task_id>/complete", _ACT),
@@ -160,7 +161,7 @@ def test_filters_by_queue_status_and_assignee(console):
     assert listed("status=all&sort=created") == [nurse, referral, done]
     assert listed("status=all&sort=-created") == [done, referral, nurse]
     assert listed("status=nonsense&sort=nonsense") == [nurse, referral]  # the defaults
-    assert "Yours" in cora.text("/tasks/?mine=1")
+    assert "Claimed by you" in cora.text("/tasks/?mine=1")
 
 
 def test_a_clinician_may_not_list_a_registration_queue(console):
@@ -187,18 +188,131 @@ def test_pages_of_tasks(console):
 def test_a_result_review_shows_the_abnormal_value_plainly(console):
     review, _ = held_review(console.engine)
     page = main(console.as_("cora").text(f"/tasks/{review}"))
-    abnormal = page[page.index('id="abnormal-heading"'):page.index('id="patient-heading"')]
-    assert "GLUCOSE" in abnormal
-    assert re.search(r'class="result-value[^"]*">182</span>\s*<span[^>]*>mg/dl', abnormal)
-    assert "High (H)" in abnormal and "Reference range: <strong>70_105</strong>" in abnormal
+    # Whose result it is comes first, then each result once, in one table.
+    assert page.index('id="patient-banner"') < page.index('id="results-heading"')
+    banner = page[page.index('id="patient-banner"'):page.index('id="results-heading"')]
+    assert "EVERYWOMAN, EVE E" in banner and "555-44-4444" in banner
+    results = page[page.index('id="results-heading"'):page.index("</table>")]
+    assert ">1 abnormal result<" in results.replace("\n", "")
+    assert results.count("GLUCOSE") == 1
+    assert re.search(r'class="result-value[^"]*">182</span>\s*<span[^>]*>mg/dl', results)
+    assert "High (H)" in results and ">70–105<" in results  # the range as a range
     assert "<h1 class=\"h4 mb-3\">Review abnormal results before they are written to the " \
         "chart.</h1>" in page
-    assert "EVERYWOMAN, EVE E" in page and "Approve and release" in page
+    assert "Approve and release" in page
+    assert 'href="#act-heading"' in page  # straight to what to do, by keyboard
+    # The plumbing is there for whoever asks, folded away.
+    technical = page[page.index("<details"):]
+    assert "Technical details" in technical and f"Task #{review}" in technical
+    assert "control id" in technical and "ORU^R01" in technical
+    assert "ORU^R01" not in page[:page.index("<details")]
     assert "{" not in page.replace("{{", "")  # no raw JSON
     with Session(console.engine) as session:
         viewed = session.scalars(select(AuditEvent.actor).where(
             AuditEvent.action == "task.view")).all()
     assert viewed == ["cora"]
+
+
+def review_of(console, record: dict) -> int:
+    journal_id, _ = entry(console.engine)
+    with console.engine.begin() as connection:
+        return connection.execute(insert(Task).values(
+            journal_id=journal_id, queue="nurse-review", kind="abnormal-result-review",
+            mode="hold", row_id="row-a", status="open", payload=record,
+            created_at=now_utc())).inserted_primary_key[0]
+
+
+def test_the_critical_results_come_first_and_the_doctor_reads_as_a_name(console):
+    def result(code: str, flags: list[str], value: object) -> dict:
+        return {"code": code, "display": code, "abnormal_flags": flags,
+                "value": {"type": "NM", "number": value}, "reference_range": "3.5-5.1"}
+
+    review = review_of(console, {
+        "patient": {"names": [{"family": "DOE", "given": "JANE"}]},
+        "results": [result("SODIUM", [], 140), result("CREATININE", ["H"], 1.9),
+                    result("POTASSIUM", ["HH"], 6.9),
+                    {"code": "COMMENT", "display": "COMMENT",
+                     "value": {"type": "TX", "text": "Sample slightly haemolysed"}}],
+        "orders": [{"placer_id": "845439",
+                    "ordering_provider": {"id": "1234", "family": "SMITH", "given": "JOHN",
+                                          "prefix": "DR"}}]})
+    page = main(console.as_("cora").text(f"/tasks/{review}"))
+    table = page[page.index('id="results-heading"'):page.index("</table>")]
+    assert [table.index(code) for code in ("POTASSIUM", "CREATININE", "SODIUM", "COMMENT")
+            ] == sorted(table.index(c) for c in ("POTASSIUM", "CREATININE", "SODIUM",
+                                                  "COMMENT"))
+    assert "Critically high (HH)" in table and ">3.5–5.1<" in table
+    assert ">2 abnormal results<" in table and "1 critical" in table
+    assert "Sample slightly haemolysed" in table
+    assert "DR SMITH, JOHN" in page and ">Family<" not in page
+
+
+def test_one_page_of_tasks_has_no_pager(console):
+    review, _ = held_review(console.engine)
+    page = main(console.as_("cora").text("/tasks/"))
+    assert f'href="/tasks/{review}"' in page
+    assert "Next page" not in page and "Previous page" not in page
+
+
+def test_a_claim_is_given_back_to_the_queue(console):
+    review, _ = held_review(console.engine)
+    cora = console.as_("cora")
+    page = main(cora.text(f"/tasks/{review}"))
+    assert "You can approve or reject without claiming" in page
+    assert "Give it back" not in page
+    assert cora.post(f"/tasks/{review}/claim").status_code == 303
+    page = main(cora.text(f"/tasks/{review}"))
+    assert "Claimed by you" in page and "Give it back to the queue" in page
+    response = cora.post(f"/tasks/{review}/unassign")
+    assert response.status_code == 303
+    whole = cora.text(f"/tasks/{review}")
+    assert "Given back: anyone in the queue may take it now." in whole
+    page = main(whole)
+    assert ">Waiting<" in page and "Claimed by you" not in page
+    response = cora.post(f"/tasks/{review}/unassign")
+    assert response.status_code == 409 and "is not claimed by anyone" in \
+        response.get_data(as_text=True)
+
+
+def test_a_released_result_that_did_not_arrive_is_said_in_red(console):
+    """Approving a review sends its result on; when sending then fails, the nurse who
+    believes it is in the chart is told, on the task and in the inbox: while it is
+    retried, that it is not there yet; once it gave up, that the team was told."""
+    review, journal_id = held_review(console.engine)
+    cora = console.as_("cora")
+    assert cora.post(f"/tasks/{review}/approve", {}).status_code == 303
+    assert "has not reached" not in cora.text(f"/tasks/{review}")
+    with console.engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.journal_id == journal_id)
+                           .values(status="retrying", attempts=2,
+                                   error_class="transport_error"))
+    page = main(cora.text(f"/tasks/{review}"))
+    alert = page[page.index('id="not-arrived"'):]
+    alert = alert[:alert.index("</div>")]
+    assert "alert-danger" in page[page.index('id="not-arrived"') - 80:][:120]
+    assert "has not reached ehr-fhir yet" in alert and "trying again" in alert
+    assert "team" not in alert
+    inbox = main(cora.text("/tasks/"))
+    assert "has not reached" in inbox and f'href="/tasks/{review}"' in inbox
+    with console.engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.journal_id == journal_id)
+                           .values(status="dead"))
+    page = main(cora.text(f"/tasks/{review}"))
+    alert = page[page.index('id="not-arrived"'):]
+    alert = alert[:alert.index("</div>")]
+    assert "has not reached ehr-fhir" in alert and "integration team has been told" in alert
+
+
+def test_an_error_is_said_at_the_top_and_takes_the_focus(console):
+    review, _ = held_review(console.engine)
+    cora = console.as_("cora")
+    assert cora.post(f"/tasks/{review}/approve", {}).status_code == 303
+    response = cora.post(f"/tasks/{review}/reject", {"reason": "changed my mind"})
+    assert response.status_code == 409
+    page = main(response.get_data(as_text=True))
+    error = re.search(r'<div class="alert alert-danger[^"]*"[^>]*id="task-error"[^>]*>', page)
+    assert error and "autofocus" in error.group(0) and 'tabindex="-1"' in error.group(0)
+    assert page.index('id="task-error"') < page.index('id="patient-banner"')
 
 
 def test_an_operator_sees_the_task_but_not_what_it_holds(console):
