@@ -13,7 +13,7 @@ import yaml
 from engine.rules.catalog_entry import Connection, identifiers_beyond_limited_data_set
 from engine.rules.catalog_flags import catalog_flags, holds_patient_data
 
-CATALOG = Path(__file__).resolve().parents[2] / "catalog" / "connections"
+CATALOG = Path(__file__).resolve().parents[3] / "catalog" / "connections"
 
 
 def connection(id_: str, classification: str | None = "phi", scope: tuple[str, ...] = (),
