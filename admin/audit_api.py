@@ -23,9 +23,11 @@ answer_queue_errors(blueprint)
 @require(*roles_for("audit.read"))
 def events() -> Any:
     """Audit events, newest first unless ``sort`` says otherwise (at, actor, action or
-    object, "-" before it for descending); filter by actor, action, target_type,
-    target_id, since and until (ISO 8601 times with an offset; until is exclusive)."""
-    filters = {name: request.args.get(name) for name in (*FILTERS, "since", "until")}
+    object, "-" before it for descending); filter by id, actor, action, target_type,
+    target_id, event (a security event: content_view, access_denied, ...), since and
+    until (ISO 8601 times with an offset; until is exclusive)."""
+    filters = {name: request.args.get(name)
+               for name in (*FILTERS, "id", "event", "since", "until")}
     page, per_page = page_args()
     return jsonify(services().audit.events(filters, request.args.get("sort") or "-at",
                                            page, per_page).as_dict())

@@ -1,11 +1,12 @@
 """The integration catalog as compliance reviews it: every connection of the newest
-published version, with what its entry lacks (the approval gate's own check) and the
+published version, with what its entry lacks (the approval gate's own check), what to
+check about it (engine.rules.catalog_flags), whether it holds patient data, and the
 published version that last changed it; filtered, sorted and paged, or whole for an
 export. Views carry catalog entries only, never message content."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from engine.rules.catalog_entry import (
     HttpEndpoint,
     MllpEndpoint,
 )
+from engine.rules.catalog_flags import Flag, catalog_flags, holds_patient_data
 from engine.rules.scope_wording import scope_in_words, scope_line
 from engine.store.database import reader
 from engine.store.models import CatalogConnection, RuleSetVersion
@@ -35,19 +37,22 @@ READ_BATCH = 500
 @dataclass(frozen=True)
 class CatalogQuery:
     """Which connections to list: ``text`` is found in the id, name or an owner's name;
-    ``complete`` is "yes" or "no"; ``sort`` is one of SORTS, "-" before it for
-    descending."""
+    ``complete`` and ``patient_data`` (it may carry patient data: see
+    engine.rules.catalog_flags.holds_patient_data) are "yes" or "no"; ``sort`` is one of
+    SORTS, "-" before it for descending."""
 
     text: str = ""
     direction: str = ""
     classification: str = ""
     complete: str = ""
+    patient_data: str = ""
     sort: str = "id"
 
     @classmethod
     def of(cls, args: Mapping[str, str]) -> CatalogQuery:
         query = cls(**{name: str(args.get(name) or "").strip()
-                       for name in ("text", "direction", "classification", "complete")},
+                       for name in ("text", "direction", "classification", "complete",
+                                    "patient_data")},
                     sort=str(args.get("sort") or "id"))
         query.check()
         return query
@@ -56,6 +61,7 @@ class CatalogQuery:
         _choice("direction", self.direction, [d.value for d in Direction])
         _choice("classification", self.classification, [c.value for c in Classification])
         _choice("complete", self.complete, ["yes", "no"])
+        _choice("patient_data", self.patient_data, ["yes", "no"])
         _choice("sort", self.sort.removeprefix("-"), list(SORTS))
 
     def admits(self, entry: dict[str, Any]) -> bool:
@@ -66,7 +72,8 @@ class CatalogQuery:
                                  for value in (entry["id"], entry["name"], *owners)))
                 and self.direction in ("", entry["direction"])
                 and self.classification in ("", entry["classification"] or "")
-                and self.complete in ("", "yes" if entry["complete"] else "no"))
+                and self.complete in ("", "yes" if entry["complete"] else "no")
+                and self.patient_data in ("", "yes" if entry["patient_data"] else "no"))
 
 
 class IntegrationCatalog:
@@ -101,19 +108,16 @@ class IntegrationCatalog:
         version that changed it, newest first."""
         with Session(self._reads) as session:
             version, documents = _published(session)
-            document = documents.get(connection_id)
-            if document is None:
+            if connection_id not in documents:
                 raise NotFound(f"the published catalog has no connection {connection_id!r}",
                                hint="See the catalog for the connections it holds")
             history = [number for _id, number in _changes(session, {connection_id})]
-        return {**catalog_view(document, version), "last_changed": history[0],
-                "changed_in": history}
+        [entry] = [view for view in _views(documents, version) if view["id"] == connection_id]
+        return {**entry, "last_changed": history[0], "changed_in": history}
 
     def _matching(self, session: Session, query: CatalogQuery) -> Entries:
         version, documents = _published(session)
-        entries = [entry for entry in (catalog_view(document, version)
-                                       for document in documents.values())
-                   if query.admits(entry)]
+        entries = [entry for entry in _views(documents, version) if query.admits(entry)]
         key = query.sort.removeprefix("-")
         entries.sort(key=lambda entry: entry["id"])
         entries.sort(key=lambda entry: str(entry[key] or "").casefold(),
@@ -121,9 +125,24 @@ class IntegrationCatalog:
         return entries
 
 
+def _views(documents: Mapping[str, Mapping[str, Any]], version: int) -> Entries:
+    """Every entry of a published catalog as compliance reads it, each with its flags
+    (which need the whole catalog: an agreement may be shared)."""
+    entries = [Connection.from_dict(document) for document in documents.values()]
+    flags = catalog_flags(entries)
+    return [connection_view(entry, version, flags.get(entry.id, ())) for entry in entries]
+
+
 def catalog_view(document: Mapping[str, Any], version: int) -> dict[str, Any]:
-    """A catalog entry as compliance reads it, JSON-ready."""
+    """A catalog entry as compliance reads it, JSON-ready, read alone: flags that need
+    the rest of the catalog (a shared agreement) are not looked for."""
     entry = Connection.from_dict(document)
+    return connection_view(entry, version, catalog_flags([entry]).get(entry.id, ()))
+
+
+def connection_view(entry: Connection, version: int,
+                    flags: Sequence[Flag] = ()) -> dict[str, Any]:
+    """A parsed catalog entry as compliance reads it, JSON-ready, with its flags."""
     missing = entry.missing()
     sla, agreement, access = entry.sla, entry.agreement, entry.task_access
     return {
@@ -154,6 +173,8 @@ def catalog_view(document: Mapping[str, Any], version: int) -> dict[str, Any]:
             grant: sorted(role.value for role in getattr(access, grant))
             for grant in ("see", "payload", "act")},
         "complete": not missing, "missing": missing,
+        "patient_data": holds_patient_data(entry),
+        "flags": [flag.as_dict() for flag in flags],
     }
 
 

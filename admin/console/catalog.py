@@ -1,19 +1,21 @@
 """The integration catalog, for compliance and for those who run or change the
 connections: every connection of the published version with its owners, data scope,
 classification, recovery procedure, SLA and agreement, how complete its entry is, the
-version that last changed it and its live health; one connection's page; a CSV export.
-Nothing here shows message content: health is counts and PHI-free errors."""
+version that last changed it, what compliance should check about it (flags, from
+engine.rules.catalog_flags) and its live health; one connection's page; a CSV export
+named after its filters. Nothing here shows message content: health is counts and
+PHI-free errors."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, request
 from flask_admin import expose
 
 from admin.console.access import ConsoleView, deny, principal
-from admin.console.csv_download import csv_download
+from admin.console.csv_download import csv_download, download_name
 from admin.console.list_links import LINKS
 from admin.queue_requests import page_args
 from admin.services import services
@@ -27,7 +29,8 @@ EXPORT_HEADER = (
     "id", "name", "direction", "transport", "format", "endpoint",
     "business owner", "business owner email", "technical owner", "technical owner email",
     "technical owner phone", "technical owner pager", "data scope", "data scope paths",
-    "classification", "recovery procedure", "availability %", "max delivery minutes",
+    "classification", "holds patient data", "to check", "recovery procedure",
+    "availability %", "max delivery minutes",
     "support hours", "agreement", "agreement reference", "agreement on file",
     "agreement expires", "complete", "missing", "published version", "last changed in version",
     "received", "routed", "delivered", "failed", "held", "waiting", "open exceptions",
@@ -56,11 +59,11 @@ class CatalogView(ConsoleView):
     def export(self) -> Any:
         if not may(principal().roles, "catalog.read"):
             return deny("catalog.export")
-        entries = services().catalog.entries(_query())
+        query = _query()
+        entries = services().catalog.entries(query)
         health = _health()
-        return csv_download(f"switchboard-catalog-{date.today().isoformat()}.csv",
-                            EXPORT_HEADER, (_export_row(entry, health.get(entry["id"]))
-                                            for entry in entries))
+        return csv_download(export_name(query), EXPORT_HEADER,
+                            (_export_row(entry, health.get(entry["id"])) for entry in entries))
 
     @expose("/<connection_id>")
     def connection(self, connection_id: str) -> Any:
@@ -76,6 +79,16 @@ class CatalogView(ConsoleView):
         return self.render("console/catalog_health.html", entry=entry,
                            status=_health().get(connection_id),
                            reach=_reach())
+
+
+def export_name(query: CatalogQuery) -> str:
+    """The export's file name, after what it holds: "catalog.csv" for every connection,
+    "catalog-phi.csv", "catalog-patient-data-inbound-incomplete.csv"."""
+    patient_data = {"yes": "patient data", "no": "no patient data"}
+    return download_name(
+        "catalog", patient_data.get(query.patient_data, ""), query.classification,
+        query.direction, {"yes": "complete", "no": "incomplete"}.get(query.complete, ""),
+        f"matching {query.text}" if query.text else "")
 
 
 def _query() -> CatalogQuery:
@@ -114,6 +127,7 @@ def _export_row(entry: dict[str, Any], status: ConnectionStatus | None) -> list[
         entry["endpoint"], business.get("name"), business.get("email"), technical.get("name"),
         technical.get("email"), technical.get("phone"), technical.get("pager"),
         entry["data_scope_words"], " ".join(entry["data_scope"]), entry["classification"],
+        entry["patient_data"], " ".join(flag["words"] for flag in entry["flags"]),
         entry["recovery_procedure"], sla.get("availability"), sla.get("max_delivery_minutes"),
         sla.get("support_hours"), agreement.get("kind"), agreement.get("reference"),
         agreement.get("on_file"), agreement.get("expires"), entry["complete"],

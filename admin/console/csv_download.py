@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -13,6 +15,22 @@ from flask import Response, stream_with_context
 # A cell starting with one of these is read as a formula by spreadsheets (CSV
 # injection): it is written with an apostrophe before it, as OWASP advises.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NAME_PART_LONGEST = 40
+NAME_LONGEST = 120
+
+
+def download_name(*parts: str) -> str:
+    """An export's file name that says what it holds, from words such as "audit",
+    "2026-12-07", "content views", "by carl": lower case ASCII letters, digits and
+    hyphens only (safe in a header and on every file system), each part cut short,
+    ending ".csv". Empty parts are left out."""
+    words = []
+    for part in parts:
+        ascii_text = unicodedata.normalize("NFKD", part).encode("ascii", "ignore").decode()
+        word = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+        if word:
+            words.append(word[:NAME_PART_LONGEST].strip("-"))
+    return "-".join(words)[:NAME_LONGEST].strip("-") + ".csv"
 
 
 def csv_download(filename: str, header: Sequence[str],

@@ -289,6 +289,28 @@ def direct_identifiers_admitted(scope: Sequence[str]) -> list[tuple[str, str]]:
     return found
 
 
+LIMITED_DATA_SET_PERMITTED_PATHS: Final = (
+    "patient.birth_date",
+    "patient.addresses[*].city",
+    "patient.addresses[*].postal_code",
+)
+"""Direct identifiers under Safe Harbor that a limited data set may keep (45 CFR
+164.514(e)(2) removes names, street addresses, phone, email and record, account and
+other numbers, but not dates, town or city, state or ZIP code)."""
+
+_LIMITED_PERMITTED_KEYS: Final = tuple(_keys(path) for path in
+                                       LIMITED_DATA_SET_PERMITTED_PATHS)
+
+
+def identifiers_beyond_limited_data_set(scope: Sequence[str]) -> list[tuple[str, str]]:
+    """(scope entry, identifier path) for each direct identifier a data scope lets
+    through that a limited data set may not hold: as :func:`direct_identifiers_admitted`,
+    less birth dates and the town and ZIP code of an address."""
+    return [(entry, identifier) for entry, identifier in direct_identifiers_admitted(scope)
+            if not any(keys == _keys(identifier) or _keys(entry)[:len(keys)] == keys
+                       for keys in _LIMITED_PERMITTED_KEYS)]
+
+
 def _admits(entry: tuple[str, ...], identifier: tuple[str, ...]) -> bool:
     if entry[: len(identifier)] == identifier:  # the identifier itself, or a part of it
         return not any(entry[: len(part)] == part for part in _PERMITTED_KEYS)

@@ -44,6 +44,7 @@ AUDIT_CHAIN_LOCK = 0x5342_4155_4449_5400
 ACTOR_MAX_LENGTH = 64
 HASH_MAX_LENGTH = 64
 READ_BATCH = 500  # events streamed at a time, and anchored heads looked up at a time
+PROBLEMS_KEPT = 50  # problems a Verdict lists, the first in chain order
 
 Clock = Callable[[], datetime]
 ProblemKind = Literal["edited", "inserted", "deleted", "truncated", "rewritten"]
@@ -81,6 +82,8 @@ class Verdict:
     anchor_head: int | None  # the highest event id the anchor names
     first: Problem | None
     counts: dict[ProblemKind, int]  # problems of each kind, the first included
+    # The first PROBLEMS_KEPT problems in chain order, for a reader to look each one up.
+    problems: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -182,7 +185,8 @@ class AuditLog:
         heads written after the check began are not read."""
         findings = _Findings(keep_ids=False)
         checked, head = self._scan(findings)
-        return Verdict(checked, self.anchor, head, findings.first, findings.counts)
+        return Verdict(checked, self.anchor, head, findings.first, findings.counts,
+                       tuple(findings.earliest()))
 
     def verify(self) -> list[str]:
         """The ids of every event :meth:`check` finds a problem at, in chain order; empty
@@ -245,13 +249,15 @@ def event_mac(key: bytes, event: AuditEvent) -> str:
 
 class _Findings:
     """Problems as the checks report them, in no particular order: the first in chain
-    order, how many of each kind, and (for :meth:`AuditLog.verify`) every event id."""
+    order, how many of each kind, the first PROBLEMS_KEPT in chain order, and (for
+    :meth:`AuditLog.verify`) every event id."""
 
     def __init__(self, keep_ids: bool) -> None:
         self.first: Problem | None = None
         self.counts: dict[ProblemKind, int] = {}
         self.ids: set[int] = set()
         self._keep_ids = keep_ids
+        self._kept: list[Problem] = []
 
     def add(self, problem: Problem) -> None:
         if self.first is None or problem.order < self.first.order:
@@ -259,6 +265,12 @@ class _Findings:
         self.counts[problem.kind] = self.counts.get(problem.kind, 0) + 1
         if self._keep_ids:
             self.ids.add(problem.event_id)
+        self._kept.append(problem)
+        if len(self._kept) > 2 * PROBLEMS_KEPT:  # a bounded memory however broken
+            self._kept = self.earliest()
+
+    def earliest(self) -> list[Problem]:
+        return sorted(self._kept, key=lambda problem: problem.order)[:PROBLEMS_KEPT]
 
 
 Report = Callable[[Problem], None]

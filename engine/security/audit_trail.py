@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine.queues import Invalid, Page, aware_moment, check_page, iso
 from engine.security.audit import AuditLog, Verdict
+from engine.security.security_events import EVENTS
 from engine.store.database import reader
 from engine.store.models import AuditEvent
 
@@ -23,8 +24,10 @@ FILTERS: Mapping[str, Any] = {
     "actor": AuditEvent.actor, "action": AuditEvent.action,
     "target_type": AuditEvent.target_type, "target_id": AuditEvent.target_id,
 }
-"""Filters that match a column exactly; ``since`` (from, inclusive) and ``until``
-(before, exclusive) are ISO 8601 times with an offset."""
+"""Filters that match a column exactly. Besides them, ``id`` is one event's number;
+``event`` a security event's name (a key of engine.security.security_events.EVENTS:
+``content_view`` is every kind of view of patient data); ``since`` (from, inclusive)
+and ``until`` (before, exclusive) ISO 8601 times with an offset."""
 SORTS: Mapping[str, tuple[Any, ...]] = {
     "at": (AuditEvent.id,),  # the chain's order is the ids' order (engine.security.audit)
     "actor": (AuditEvent.actor,),
@@ -93,21 +96,46 @@ class AuditTrail:
             return {**(row.detail or {}), "at": iso(row.at), "actor": row.actor,
                     "event": row.id}
 
+    def failing(self, verification: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The events a recorded check found a problem at, in chain order: each with its
+        id, what the check found (``kind``) and, while the table still holds an event
+        with that id, its time, actor and action (``held``); a deleted or cut-off
+        event is named by its id only."""
+        problems = verification.get("problems") or []
+        ids = {int(problem["event_id"]) for problem in problems}
+        with Session(self._reads) as session:
+            rows = {row.id: row for row in session.scalars(
+                select(AuditEvent).where(AuditEvent.id.in_(sorted(ids))))} if ids else {}
+        found = []
+        for problem in problems:
+            row = rows.get(int(problem["event_id"]))
+            found.append({"id": int(problem["event_id"]), "kind": problem["kind"],
+                          "held": row is not None,
+                          "at": iso(row.at) if row else None,
+                          "actor": row.actor if row else None,
+                          "action": row.action if row else None})
+        return found
+
 
 def verdict_view(verdict: Verdict) -> dict[str, Any]:
     return {"ok": verdict.ok, "checked": verdict.checked, "anchor_head": verdict.anchor_head,
             "event_id": verdict.event_id, "kind": verdict.kind, "problem": verdict.problem,
-            "counts": dict(verdict.counts)}
+            "counts": dict(verdict.counts),
+            "problems": [{"event_id": problem.event_id, "kind": problem.kind,
+                          "problem": problem.text} for problem in verdict.problems]}
 
 
 def _recorded(verdict: Verdict) -> dict[str, Any]:
     """A verdict as its audit event keeps it: what was checked and, when the chain is
-    broken, where and how."""
+    broken, where and how, and the first events found at fault (ids and kinds only, so
+    the event stays small however broken the chain is)."""
     kept: dict[str, Any] = {"ok": verdict.ok, "checked": verdict.checked,
                             "anchor_head": verdict.anchor_head}
     if not verdict.ok:
         kept.update(event_id=verdict.event_id, kind=verdict.kind, problem=verdict.problem,
-                    counts=dict(verdict.counts))
+                    counts=dict(verdict.counts),
+                    problems=[{"event_id": problem.event_id, "kind": problem.kind}
+                              for problem in verdict.problems])
     return kept
 
 
@@ -125,14 +153,30 @@ def _filtered(query: Select[Any], filters: Mapping[str, Any]) -> Select[Any]:
             continue
         if name in FILTERS:
             query = query.where(FILTERS[name] == value)
+        elif name == "id":
+            query = query.where(AuditEvent.id == _event_id(value))
+        elif name == "event":
+            if value not in EVENTS:
+                raise Invalid(f"no security event is called {value!r}",
+                              hint="Choose an event: " + ", ".join(EVENTS))
+            query = query.where(AuditEvent.action.in_(sorted(EVENTS[value])))
         elif name == "since":
             query = query.where(AuditEvent.at >= aware_moment(name, value))
         elif name == "until":
             query = query.where(AuditEvent.at < aware_moment(name, value))
         else:
             raise Invalid(f"unknown filter {name!r}",
-                          hint="Filter by: " + ", ".join([*FILTERS, "since", "until"]))
+                          hint="Filter by: " + ", ".join([*FILTERS, "id", "event", "since",
+                                                         "until"]))
     return query
+
+
+def _event_id(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"id {str(value)[:40]!r} is not an event number",
+                      hint="Give an event's number, e.g. 42") from None
 
 
 def _sorted(query: Select[Any], sort: str) -> Select[Any]:

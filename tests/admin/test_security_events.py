@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from engine.security.security_events import count_security_events
+from engine.security.security_events import CONTENT_VIEWS, EVENTS, count_security_events
 from tests.queue_rows import task
 
 
@@ -39,3 +39,25 @@ def test_failed_sign_ins_are_counted(api, engine):
     before = _metric(api, "sign_in_failure")
     app.extensions["switchboard.sign_in"].password("olive", "wrong password!", "10.0.0.9")
     assert _metric(api, "sign_in_failure") == before + 1
+
+
+def test_opening_a_tasks_page_with_its_patient_data_is_a_content_view(api, engine):
+    """A task's page shows its payload (patient data) to whom its queue lets read it:
+    that view is audited as ``task.view`` and counted as a content view like a
+    message's content; one that shows no payload is not."""
+    task_id = task(engine, None, queue="nurse-review")
+    before = _metric(api, "content_view")
+    status, shown = api.call("GET", f"/api/tasks/{task_id}", "cora")
+    assert status == 200 and "payload" in shown
+    assert _metric(api, "content_view") == before + 1
+    assert count_security_events(engine)["content_view"] == before + 1
+    status, shown = api.call("GET", f"/api/tasks/{task_id}", "olive")  # sees, may not read
+    assert status == 200 and "payload" not in shown
+    assert _metric(api, "content_view") == before + 1
+
+
+def test_every_security_event_is_counted_by_its_own_actions():
+    """Each audit action counts towards one security event only."""
+    actions = [action for actions in EVENTS.values() for action in actions]
+    assert len(actions) == len(set(actions))
+    assert EVENTS["content_view"] == CONTENT_VIEWS >= {"content.view", "task.view"}

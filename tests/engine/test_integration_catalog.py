@@ -73,6 +73,8 @@ def test_filters_sort_and_pages(catalog):
     assert ids(text="LAB-SYS") == ["lab-system"]
     assert ids(classification="de-identified") == ["analytics-warehouse"]
     assert ids(complete="no") == ["escalations"]
+    assert ids(patient_data="no") == ["analytics-warehouse", "escalations"]
+    assert len(ids(patient_data="yes")) == SHIPPED - 2
     assert ids(direction="inbound", sort="-id") == FEEDS[::-1]
     names = [e["name"] for e in catalog.list(CatalogQuery(sort="name"), per_page=100).items]
     assert names == sorted(names, key=str.casefold)
@@ -82,7 +84,8 @@ def test_filters_sort_and_pages(catalog):
 
 
 @pytest.mark.parametrize("args", [{"direction": "sideways"}, {"sort": "owner"},
-                                  {"complete": "maybe"}, {"classification": "secret"}])
+                                  {"complete": "maybe"}, {"classification": "secret"},
+                                  {"patient_data": "some"}])
 def test_a_filter_or_sort_it_does_not_know_is_refused_by_name(args):
     with pytest.raises(Invalid, match=next(iter(args))):
         CatalogQuery.of(args)
@@ -117,3 +120,15 @@ def test_last_changed_is_the_newest_published_version_that_changed_the_entry(eng
 def test_a_connection_the_published_catalog_lacks_is_not_found(catalog):
     with pytest.raises(NotFound, match="no connection 'retired-feed'"):
         catalog.show("retired-feed")
+
+
+def test_each_entry_carries_what_to_check_found_over_the_whole_catalog(catalog):
+    """A page or a filter shows an entry's shared agreement even when the other entry
+    citing it is not on it."""
+    [south] = catalog.list(CatalogQuery(text="clinic-south")).items
+    assert [(flag["kind"], flag["reference"], flag["others"]) for flag in south["flags"]] == [
+        ("shared-agreement", "ITS-IFACE-012", ["ehr-referral-status"])]
+    outreach = catalog.show("patient-outreach")
+    assert [flag["kind"] for flag in outreach["flags"]] == ["identifiers-in-limited"]
+    assert outreach["patient_data"] is True
+    assert catalog.show("lab-system")["flags"] == []

@@ -8,8 +8,10 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
+from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from engine.security.audit import AuditLog
@@ -104,8 +106,8 @@ def test_the_export_is_every_matching_event_as_csv(console):
            reason="=HYPERLINK(\"x\")")
     response = console.as_("carl").get("/audit/export.csv?per_page=2&sort=at")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    assert response.headers["Content-Disposition"].startswith(
-        'attachment; filename="switchboard-audit-')
+    assert re.fullmatch(r'attachment; filename="audit-\d{4}-\d\d-\d\d\.csv"',
+                        response.headers["Content-Disposition"])
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert len(rows) == EVENTS + 1  # every match, not one page
     assert rows[0]["action"] == "rules.bootstrap"
@@ -136,9 +138,9 @@ def test_verify_now_records_the_verdict_and_a_tampered_chain_shows_as_broken(con
     assert carl.post("/audit/verify").status_code == 302
     broken = page(carl, "/audit/")
     assert 'id="chain-verdict">Broken</span>' in broken
-    assert (f"At event {target} (edited): its content no longer matches its MAC. "
-            "Checked") in broken
-    assert f"The audit chain is broken at event {target} (edited)" in broken
+    assert "1 event was changed or removed after it was recorded. Checked" in broken
+    assert ("The audit chain is broken: 1 event was changed or removed after it was "
+            "recorded. Each is listed under “The audit chain”.") in broken
     assert page(carl, "/audit/?action=audit.verify").count("<code>audit.verify</code>") == 2
 
 
@@ -152,11 +154,97 @@ def test_content_views_appear_in_the_log(console):
     record(console, "olive", "content.view", "message", "m-9", {"view": "parsed"})
     carl = console.as_("carl")
     everything = page(carl, "/audit/")
-    assert 'href="/audit/?action=content.view">Content views</a>' in everything
-    views = page(carl, "/audit/?action=content.view")
+    assert 'href="/audit/?event=content_view">Content views</a>' in everything
+    views = page(carl, "/audit/?event=content_view")
     assert "Showing 1–1 of 1 events" in views
     assert '<span class="badge badge-info">content view</span>' in views
     assert "message <strong>m-9</strong>" in views and "<dt>view:</dt> <dd>parsed</dd>" in views
+
+
+def test_opening_a_tasks_page_is_a_content_view_too(console):
+    """A task's page with its payload shows patient data: its ``task.view`` is one of
+    the content views the quick filter finds, badged as one, and kept by the form."""
+    record(console, "olive", "content.view", "message", "m-9", {"view": "parsed"})
+    record(console, "cora", "task.view", "task", "12")
+    record(console, "olive", "exception.retry", "exception", "41")
+    carl = console.as_("carl")
+    views = page(carl, "/audit/?event=content_view")
+    assert "Showing 1–2 of 2 events" in views
+    assert views.count('<span class="badge badge-info">content view</span>') == 2
+    assert "task <strong>12</strong>" in views and "exception.retry" not in views.split(
+        "<tbody>")[1]
+    assert "Showing only:</span>" in views and "<strong>content views</strong>" in views
+    assert '<input type="hidden" name="event" value="content_view">' in views
+    cora = page(carl, "/audit/?event=content_view&actor=cora")
+    assert "Showing 1–1 of 1 events" in cora and "task <strong>12</strong>" in cora
+    wrong = carl.get("/audit/?event=everything")
+    assert wrong.status_code == 400
+    assert "is not a kind of event this log can show" in html.unescape(
+        wrong.get_data(as_text=True))
+
+
+def test_one_event_is_found_by_its_number(console):
+    target = record(console, "olive", "exception.retry", "exception", "41")
+    carl = console.as_("carl")
+    one = page(carl, f"/audit/?id={target}")
+    assert "Showing 1–1 of 1 events" in one and f'<tr id="event-{target}">' in one
+    assert carl.get("/audit/?id=forty-one").status_code == 400
+
+
+def test_an_export_is_named_after_what_it_holds(console):
+    carl = console.as_("carl")
+    today = datetime.now(UTC).date().isoformat()
+
+    def named(query: str) -> str:
+        response = carl.get(f"/audit/export.csv?{query}")
+        assert response.status_code == 200, query
+        found = re.fullmatch(r'attachment; filename="([a-z0-9.-]+)"',
+                             response.headers["Content-Disposition"])
+        assert found, response.headers["Content-Disposition"]
+        return found.group(1)
+
+    assert named("") == f"audit-{today}.csv"
+    assert named("event=content_view&actor=carl") == f"audit-{today}-content-views-by-carl.csv"
+    assert named("since=2026-12-01T00:00&until=2026-12-07T00:00") == (
+        "audit-2026-12-01-to-2026-12-07.csv")
+    assert named("since=2026-12-01T08:30") == "audit-from-2026-12-01-0830.csv"
+    assert named("until=2026-12-07") == "audit-before-2026-12-07.csv"
+    assert named("action=user.add&target_type=user&target_id=olive") == (
+        f"audit-{today}-user-add-user-olive.csv")
+    assert named('actor=a"b;c/../\\d') == f"audit-{today}-by-a-b-c-d.csv"
+
+
+def test_a_broken_chain_lists_each_event_at_fault_in_plain_words(console):
+    carl = console.as_("carl")
+    with Session(console.engine) as session, session.begin():
+        edited, dropped = session.scalars(select(AuditEvent.id).where(
+            AuditEvent.target_id.in_(["olive", "anna"])).order_by(AuditEvent.id)).all()
+        session.execute(update(AuditEvent).where(AuditEvent.id == edited)
+                        .values(detail={"role": "admin"}))
+        session.execute(delete(AuditEvent).where(AuditEvent.id == dropped))
+    assert carl.post("/audit/verify").status_code == 302
+    broken = page(carl, "/audit/")
+    listed = broken[broken.index('id="failing-events"'):broken.index("</table>")]
+    rows = listed.split('<tr class="failing-event">')[1:]
+    # The edited one; the one removed, as the anchor names it; the one after the gap.
+    assert len(rows) == 3
+    first, second, third = rows
+    assert f'<a href="/audit/?id={edited}#event-{edited}">#{edited}</a>' in first
+    assert "<td>test</td>" in first and "<code>user.add</code>" in first
+    assert "This event was changed after it was recorded." in first
+    assert f"#{dropped}" in second and "no longer in the log" in second
+    assert "This event was removed from the log after it was recorded." in second
+    assert 'href="/audit/?id=' not in second
+    assert f'<a href="/audit/?id={dropped + 1}#event-{dropped + 1}">' in third
+    assert "The event recorded just before this one was removed from the log." in third
+    assert "3 events were changed or removed after they were recorded" in broken
+    status = broken[broken.index('class="card mb-3 chain-status"'):broken.index("</section>")]
+    primary = status[:status.index('<details class="small technical-details">')]
+    for jargon in ("MAC", "hash chain", "(edited)"):
+        assert jargon not in primary, jargon
+    technical = broken[broken.index("<summary>Technical details</summary>"):]
+    assert "HMAC-SHA256" in technical and f"event {edited} (edited)" in technical
+    assert f'<tr id="event-{edited}">' in page(carl, f"/audit/?id={edited}")
 
 
 def test_the_menu_shows_the_audit_log_only_to_compliance_and_admins(console):

@@ -1,7 +1,8 @@
 """Compliance in Debian's headless chromium, against the whole of ``switchboard serve``
 on real sockets: by keyboard alone, signs in, opens the integration catalog and one
-connection's page, finds the CSV export, checks the audit chain, and is refused every
-page that shows message content."""
+connection's page, finds the CSV export, checks the audit chain (and, once an event is
+changed behind its back, sees it listed), and is refused every page that shows message
+content."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.security.users import UserStore
-from engine.store.models import JournalEntry
+from engine.store.models import AuditEvent, JournalEntry
 from tests.admin.console.live import live_console
 from tests.browser import screenshot
 from tests.queue_rows import ROOT, task
@@ -63,6 +64,14 @@ def test_compliance_reviews_the_catalog_and_is_refused_every_content_page(live):
     _assert_no_content(live)
     screenshot(live.driver, "catalog-connection-light")
 
+    # An entry whose classification says less than its data scope lets through.
+    live.open("/catalog/?text=outreach")
+    live.wait_for_text("Identifies patients", ".catalog-flag")
+    screenshot(live.driver, "catalog-flagged-light")
+    live.open("/catalog/patient-outreach")
+    live.wait_for_text("To check", ".catalog-flags")
+    _assert_no_content(live)
+
     _follow_by_keyboard(live, "Audit log")
     live.wait_for_text("Not checked yet", "#chain-verdict")
     _follow_by_keyboard(live, "Verify the chain now")
@@ -89,6 +98,19 @@ def test_compliance_reviews_the_catalog_and_is_refused_every_content_page(live):
     live.open("/audit/")
     live.wait_for_text("Intact", "#chain-verdict")
     screenshot(live.driver, "audit-dark")
+
+    # An event changed behind the log's back: the next check lists it in plain words.
+    with Session(live.engine) as session, session.begin():
+        changed = session.scalar(select(AuditEvent.id).order_by(AuditEvent.id).offset(1)
+                                 .limit(1))
+        session.execute(update(AuditEvent).where(AuditEvent.id == changed)
+                        .values(reason="changed behind the log's back"))
+    UserStore(live.engine).set_theme("carl", "light")
+    live.open("/audit/")
+    _follow_by_keyboard(live, "Verify the chain now")
+    live.wait_for_text("Broken", "#chain-verdict")
+    live.wait_for_text("This event was changed after it was recorded.", "#failing-events")
+    screenshot(live.driver, "audit-broken-light")
 
 
 def _one_message_through(live) -> str:

@@ -131,8 +131,7 @@ def test_the_export_is_every_matching_connection_as_csv(console):
     delivery(console.engine, journal_id, "lab-system")
     response = console.as_("carl").get("/catalog/export.csv?per_page=5")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    assert response.headers["Content-Disposition"].startswith(
-        'attachment; filename="switchboard-catalog-')
+    assert response.headers["Content-Disposition"] == 'attachment; filename="catalog.csv"'
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert len(rows) == SHIPPED  # every connection, not one page
     lab = next(row for row in rows if row["id"] == "lab-system")
@@ -156,3 +155,61 @@ def test_the_menu_shows_the_catalog_only_to_those_who_may_open_it(console):
     assert 'href="/catalog/"' in console.as_("carl").text("/")
     for name in ("cora", "rita"):
         assert 'href="/catalog/"' not in console.as_(name).text("/tasks/")
+
+
+def test_the_patient_data_filter_is_the_servers_and_kept_in_the_export(console):
+    carl = console.as_("carl")
+    page = carl.text("/catalog/")
+    assert '<option value="yes">Holds patient data</option>' in page
+    holding = carl.text("/catalog/?patient_data=yes")
+    assert "Showing 1–17 of 17 connections" in holding
+    assert '<option value="yes" selected>Holds patient data</option>' in holding
+    assert 'href="/catalog/export.csv?patient_data=yes"' in holding
+    # The de-identified warehouse and the escalations queue (operational) hold none.
+    assert "Analytics warehouse" not in holding and "Patient outreach" in holding
+    none = carl.text("/catalog/?patient_data=no")
+    assert "Showing 1–2 of 2 connections" in none
+    exported = carl.get("/catalog/export.csv?patient_data=yes")
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
+    assert len(rows) == 17 and {row["holds patient data"] for row in rows} == {"yes"}
+    assert exported.headers["Content-Disposition"] == (
+        'attachment; filename="catalog-patient-data.csv"')
+    assert carl.get("/catalog/?patient_data=maybe").status_code == 400
+
+
+def test_an_export_is_named_after_its_filters(console):
+    carl = console.as_("carl")
+
+    def named(query: str) -> str:
+        response = carl.get(f"/catalog/export.csv?{query}")
+        assert response.status_code == 200, query
+        return response.headers["Content-Disposition"]
+
+    assert named("classification=phi") == 'attachment; filename="catalog-phi.csv"'
+    assert named("direction=inbound&complete=no&patient_data=yes") == (
+        'attachment; filename="catalog-patient-data-inbound-incomplete.csv"')
+    assert named('text=Lab "x"; y') == 'attachment; filename="catalog-matching-lab-x-y.csv"'
+
+
+def test_entries_to_check_are_flagged_in_plain_words(console):
+    carl = console.as_("carl")
+    page = carl.text("/catalog/")
+    outreach = page[page.index('data-flag="identifiers-in-limited"'):]
+    outreach = outreach[:outreach.index("</div>")]
+    assert 'fa-exclamation-triangle' in page and "Identifies patients</span>" in outreach
+    assert ("Classified as a limited data set, but its data scope lets through fields "
+            "that identify the patient: identifiers such as the MRN, names, phone or "
+            "email. Classify it as PHI, or narrow its data scope.") in html.unescape(outreach)
+    assert page.count('data-flag="shared-agreement"') == 2
+    assert page.count('data-flag="identifiers-in-limited"') == 1
+    entry = html.unescape(carl.text("/catalog/clinic-south"))
+    assert "<strong>To check</strong>" in entry
+    assert ("Shares agreement ITS-IFACE-012 with “EHR referral status write-back") in entry
+    assert 'See <a href="/catalog/ehr-referral-status">ehr-referral-status</a>.' in entry
+    assert "Holds patient data" in entry
+    assert "To check" not in carl.text("/catalog/lab-system")
+    rows = list(csv.DictReader(io.StringIO(carl.get("/catalog/export.csv").get_data(
+        as_text=True))))
+    checks = {row["id"]: row["to check"] for row in rows if row["to check"]}
+    assert set(checks) == {"patient-outreach", "clinic-south", "ehr-referral-status"}
+    assert checks["clinic-south"].startswith("Shares agreement ITS-IFACE-012 with")

@@ -41,3 +41,19 @@ def test_the_dashboard_counts_security_events(console):
     console.as_("cora").get("/tiles")  # a clinician may not: a denial
     page = console.as_("olive").text("/tiles")
     assert "Permission denials: <strong>1</strong>" in page
+
+
+def test_a_tasks_page_with_its_patient_data_counts_as_a_content_view(console):
+    from sqlalchemy.orm import Session
+
+    from engine.security.audit import AuditLog
+
+    with Session(console.engine) as session, session.begin():
+        log = AuditLog(console.engine)
+        log.record(session, "olive", "content.view", "message", "m-1", None)
+        log.record(session, "cora", "task.view", "task", "12", None)
+    assert "Content views: <strong>2</strong>" in console.as_("olive").text("/tiles")
+    # Compliance reads each count in the audit log, filtered to those events.
+    tiles = console.as_("carl").text("/tiles")
+    assert 'Content views: <a href="/audit/?event=content_view"><strong>2</strong></a>' in tiles
+    assert '<a href="/audit/?event=access_denied">' in tiles

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 import engine.security.audit_trail as audit_trail
@@ -125,3 +125,41 @@ def test_each_check_of_the_chain_is_recorded_with_its_verdict(engine, trail):
     assert last["problem"] == "its content no longer matches its MAC"
     # The verdict is in the chain too: checking again finds the same tampering only.
     assert AuditLog(engine).verify() == [str(first + 2)]
+
+
+def test_content_views_are_every_view_of_patient_data_and_one_event_is_found_by_id(
+        engine, trail):
+    with Session(engine) as session, session.begin():
+        AuditLog(engine).record(session, "cora", "task.view", "task", "12", None)
+    assert listed(trail, event="content_view") == [("cora", "task.view", "12"),
+                                                   ("carl", "content.view", "m-2"),
+                                                   ("carl", "content.view", "m-1")]
+    [newest] = trail.events({"event": "content_view"}, per_page=1).items
+    assert listed(trail, id=str(newest["id"])) == [("cora", "task.view", "12")]
+    with pytest.raises(Invalid, match="no security event is called 'views'"):
+        trail.events({"event": "views"})
+    with pytest.raises(Invalid, match="'x' is not an event number"):
+        trail.events({"id": "x"})
+
+
+def test_a_recorded_check_names_each_event_at_fault_to_look_up(engine, trail):
+    ids = [event["id"] for event in trail.events({}, "at").items]
+    with Session(engine) as session, session.begin():
+        session.execute(update(AuditEvent).where(AuditEvent.id == ids[1])
+                        .values(actor="mallory"))
+        session.execute(delete(AuditEvent).where(AuditEvent.id == ids[3]))
+    verdict = trail.verify("carl")
+    assert [(p.event_id, p.kind) for p in verdict.problems] == [
+        (ids[1], "edited"), (ids[3], "deleted"), (ids[4], "deleted")]
+    last = trail.last_verification()
+    assert last["problems"] == [{"event_id": ids[1], "kind": "edited"},
+                                {"event_id": ids[3], "kind": "deleted"},
+                                {"event_id": ids[4], "kind": "deleted"}]
+    assert trail.failing(last) == [
+        {"id": ids[1], "kind": "edited", "held": True, "at": "2026-03-01T09:00:00+00:00",
+         "actor": "mallory", "action": "rules.approve"},
+        {"id": ids[3], "kind": "deleted", "held": False, "at": None, "actor": None,
+         "action": None},
+        {"id": ids[4], "kind": "deleted", "held": True, "at": "2026-03-01T12:00:00+00:00",
+         "actor": "olive", "action": "exception.retry"}]
+    assert trail.failing({"ok": True}) == []
