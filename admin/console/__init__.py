@@ -69,6 +69,7 @@ def mount(app: Flask) -> None:
     app.context_processor(_template_globals)
     app.add_template_filter(templates.moment)
     app.add_template_filter(templates.age)
+    app.add_template_filter(templates.duration)
 
 
 def _configure_cookies(app: Flask) -> None:

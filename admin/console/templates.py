@@ -31,6 +31,23 @@ def age(value: datetime | str | None) -> str:
     return f"{seconds} s ago"
 
 
+def duration(milliseconds: float | None) -> str:
+    """A latency as people say it: "12 ms", "4.2 s", "3 min 5 s", "12 h 51 min"."""
+    if milliseconds is None:
+        return ""
+    if milliseconds < 1000:
+        return f"{round(milliseconds)} ms"
+    seconds = milliseconds / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
 def message_search_url(by: str, connection: str, status: str = "") -> str:
     """The message browser, filtered to one connection's messages (by ``source`` or
     ``destination``) and, when given, one status."""

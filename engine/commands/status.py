@@ -38,6 +38,8 @@ def _status(engine: Engine, _actor: Principal, args: argparse.Namespace) -> int:
 
 def _line(row: ConnectionStatus) -> dict[str, object]:
     error = row.last_error
+    if error and row.recovered:
+        error = f"(delivering again) {error}"
     if error and len(error) > LAST_ERROR_WIDTH:
         error = error[:LAST_ERROR_WIDTH - 1] + "…"
     return {"connection": row.connection, "direction": row.direction,

@@ -15,7 +15,7 @@ def test_traffic_shows_on_the_dashboard_without_a_reload(sqlite_engine):
     with live_console(sqlite_engine, ROOT) as live:
         live.sign_in("olive")
         live.open("/")
-        live.wait_for_text("ehr-adt-feed", "#tiles")
+        live.wait_for_text("EHR outbound HL7 v2 feed", "#tiles")
         for number in range(3):
             assert live.serving.send(f"DASH{number}", f"PAT{number}") == "AA"
         # The tiles refresh themselves every 15 s (htmx): no reload here.
@@ -28,5 +28,5 @@ def test_traffic_shows_on_the_dashboard_without_a_reload(sqlite_engine):
         screenshot(live.driver, "dashboard-light")
         UserStore(sqlite_engine).set_theme("olive", "dark")
         live.open("/")
-        live.wait_for_text("ehr-adt-feed", "#tiles")
+        live.wait_for_text("EHR outbound HL7 v2 feed", "#tiles")
         screenshot(live.driver, "dashboard-dark")

@@ -57,3 +57,52 @@ def test_a_tasks_page_with_its_patient_data_counts_as_a_content_view(console):
     tiles = console.as_("carl").text("/tiles")
     assert 'Content views: <a href="/audit/?event=content_view"><strong>2</strong></a>' in tiles
     assert '<a href="/audit/?event=access_denied">' in tiles
+
+
+def tile(page: str, connection: str) -> str:
+    start = page.index(f'data-connection="{connection}"')
+    return page[start:page.index('data-connection="', start + 20)] \
+        if 'data-connection="' in page[start + 20:] else page[start:]
+
+
+def test_a_destination_that_recovered_shows_its_error_as_the_past(console):
+    """Found in the operators' check: the bed board came back and its dead letters were
+    retried, yet its tile still said its last error in red; what waited behind a failure
+    read as ordinary waiting; and a tile did not say when its connection last worked."""
+    from sqlalchemy import update
+
+    from engine.chain_holds import hold_behind_dead_letter
+    from engine.journal import now_utc
+    from engine.store.models import Delivery
+    from tests.queue_rows import delivery, entry
+
+    engine = console.engine
+    first, second = entry(engine)[0], entry(engine)[0]
+    dead = delivery(engine, first, status="dead")
+    behind = delivery(engine, second, status="pending", attempts=0)
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id == behind).values(
+            sequence=second + 1))
+        hold_behind_dead_letter(connection, dead, first, "clinic-north", "p1", first,
+                                now_utc())
+    page = console.as_("olive").text("/tiles")
+    north = tile(page, "clinic-north")
+    assert "border-danger" in north and "North Clinic results inbox" in north
+    assert "1 behind a failed delivery for the same patient" in north
+    assert "<summary" in north and "connection refused" in north  # read by keyboard too
+    assert "Last delivered: <strong>never</strong>" in north
+    assert "Last message in: <strong><span title=" in tile(page, "ehr-adt-feed")
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id.in_([dead, behind])).values(
+            status="delivered", delivered_at=now_utc()))
+    north = tile(console.as_("olive").text("/tiles"), "clinic-north")
+    assert "border-danger" not in north and "border-warning" not in north
+    assert "Delivering again" in north and "text-danger" not in north
+    assert "connection refused" in north  # kept, as the past
+
+
+def test_latency_reads_in_units_people_use(console):
+    from admin.console.templates import duration
+
+    assert [duration(v) for v in (None, 12.4, 4200, 185_000, 46_292_839)] == [
+        "", "12 ms", "4.2 s", "3 min 5 s", "12 h 51 min"]

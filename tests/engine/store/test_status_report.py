@@ -7,9 +7,15 @@ waiting for a destination; open exceptions and the last error for each."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
+from sqlalchemy import select, update
+
+from engine.chain_holds import hold_behind_dead_letter
 from engine.cli import main
+from engine.journal import now_utc
 from engine.status_report import read_status
+from engine.store.models import Delivery
 from tests.queue_rows import delivery, entry, exception_item, prepared
 
 
@@ -75,3 +81,33 @@ def test_a_feed_counts_the_messages_held_behind_a_failure(engine):
     entry(engine, "held")
     feed = {row.connection: row for row in read_status(engine)}["ehr-adt-feed"]
     assert (feed.received, feed.failed, feed.held, feed.waiting) == (3, 1, 2, 0)
+
+
+def test_a_destination_says_when_it_last_delivered_and_what_waits_behind_a_failure(engine):
+    """Found in the operators' check: after the bed board came back and its dead letters
+    were retried, its tile still showed the night's error in red; and the deliveries
+    waiting behind a failure for the same patient read as ordinary waiting."""
+    prepared(engine)
+    first, second = entry(engine)[0], entry(engine)[0]
+    dead = delivery(engine, first, status="dead")
+    behind = delivery(engine, second, status="pending", attempts=0)
+    with engine.begin() as connection:
+        sequence = connection.execute(select(Delivery.sequence).where(
+            Delivery.id == dead)).scalar_one()
+        connection.execute(update(Delivery).where(Delivery.id == behind).values(
+            sequence=sequence + 1))
+        hold_behind_dead_letter(connection, dead, first, "clinic-north", "p1", sequence,
+                                now_utc())
+    north = {row.connection: row for row in read_status(engine)}["clinic-north"]
+    assert (north.waiting, north.behind_failure, north.failed) == (1, 1, 1)
+    assert north.last_error == "connection refused" and north.last_error_at is not None
+    assert north.last_delivered_at is None and not north.recovered
+    # The dead letter is retried and delivered: the error stays on record, but as the past.
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id.in_([dead, behind])).values(
+            status="delivered", delivered_at=now_utc() + timedelta(seconds=1)))
+    north = {row.connection: row for row in read_status(engine)}["clinic-north"]
+    assert north.last_error == "connection refused" and north.recovered
+    assert north.last_delivered_at is not None and north.behind_failure == 0
+    feed = {row.connection: row for row in read_status(engine)}["ehr-adt-feed"]
+    assert feed.last_received_at is not None
