@@ -183,7 +183,9 @@ class MessageLog:
                 total = session.scalar(select(func.count()).select_from(counted)) or 0
                 exact = total <= limit
                 total = min(total, limit)
-            return Page([message_summary(row) for row in rows], page, per_page, total, exact)
+            standing = _deliveries_of(session, [row.id for row in rows])
+            return Page([{**message_summary(row), "deliveries": standing.get(row.id, [])}
+                         for row in rows], page, per_page, total, exact)
 
     def show(self, message_id: str) -> dict[str, Any]:
         with Session(self._reads) as session:
@@ -204,6 +206,21 @@ class MessageLog:
                 "exceptions": [exception_summary(x)
                                for x in _children(session, ExceptionItem, entry.id)],
             }
+
+
+def _deliveries_of(session: Session,
+                   journal_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Where each listed message's deliveries stand, by destination: one look-up by the
+    journal index for the page, so a listing says which messages did not arrive."""
+    standing: dict[int, list[dict[str, Any]]] = {}
+    if not journal_ids:
+        return standing
+    for journal_id, destination, status in session.execute(
+            select(Delivery.journal_id, Delivery.destination, Delivery.status)
+            .where(Delivery.journal_id.in_(journal_ids)).order_by(Delivery.id)):
+        standing.setdefault(journal_id, []).append(
+            {"destination": destination, "status": status})
+    return standing
 
 
 def message_summary(entry: JournalEntry) -> dict[str, Any]:

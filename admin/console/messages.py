@@ -101,7 +101,8 @@ class MessagesView(ConsoleView):
             "console/messages.html", args=args, page=page, errors=errors,
             saved=services().saved_searches.list(access.principal()),
             options=_options(args), filters=FILTERS, labels=LABELS, statuses=STATUSES,
-            delivery_words=DELIVERY_WORDS, bulk_actions=_bulk_actions(),
+            delivery_words=DELIVERY_WORDS, delivery_badges=DELIVERY_BADGES,
+            bulk_actions=_bulk_actions(),
             indexed=services().messages.indexed.names, max_items=MAX_ITEMS,
             typed=extra.get("typed", {}), bulk=extra.get("bulk", {})), code
 
@@ -279,6 +280,11 @@ class MessagesView(ConsoleView):
     @expose("/bulk/<job_id>/progress")
     def bulk_progress(self, job_id: str) -> Any:
         return self.render("console/message_bulk_progress.html", **_progress(job_id))
+
+
+DELIVERY_BADGES = {"delivered": "success", "dead": "danger", "failed": "danger",
+                   "retrying": "warning", "held": "info", "cancelled": "secondary"}
+"""Each delivery status's colour in a listing: red for what did not arrive."""
 
 
 class _Read:

@@ -469,3 +469,15 @@ def test_a_bulk_retry_retries_the_failed_deliveries_of_the_messages(console, tra
     assert [int(e.target_id) for e in audit(engine, "exception.retry")] == items
     with Session(engine) as session:
         assert session.get(ExceptionItem, busy_item).status == "open"
+
+
+def test_each_listed_message_says_where_its_deliveries_stand(console, traffic):
+    """Found in the operators' check: every row read "Routed" although its delivery to
+    the bed board had been given up on; checking a fix took a page per message."""
+    set_delivery(console.engine, traffic["A2"], "lab-system", status="dead")
+    page = console.as_("olive").text("/messages/?destination=lab-system")
+    rows = {control: row for row in page.split("<tr")[1:]
+            for control in ("A1", "A2", "A3") if f">{control}<" in row}
+    assert 'class="badge badge-danger delivery-badge mr-1"' in rows["A2"]
+    assert "lab-system: Failed: gave up" in rows["A2"]
+    assert "lab-system: Failed" not in rows["A1"]
