@@ -113,6 +113,9 @@ def _add_service_commands(commands: Any) -> None:
     users.add_argument("--password", action="store_true",
                        help="with add: also set a console password (asked for, or read "
                             "from standard input when it is not a terminal)")
+    users.add_argument("--display-name", metavar="TEXT",
+                       help='with add: how people know them, e.g. "Nina Patel, RN" '
+                            "(shown instead of the login name)")
     users.add_argument("--database", metavar="URL")
     users.set_defaults(run=_users)
     add_queue_commands(commands)
@@ -157,7 +160,7 @@ def _users(args: argparse.Namespace) -> int:
     from engine.commands.users import users_command
 
     return users_command(args.action, args.name, args.role, _database_url(args),
-                         with_password=args.password)
+                         with_password=args.password, display_name=args.display_name)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

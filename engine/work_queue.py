@@ -143,6 +143,12 @@ class WorkQueue:
                  "waiting": counts.get(queue, (0, 0))[0],
                  "overdue": counts.get(queue, (0, 0))[1]} for queue in sorted(queues)]
 
+    def task_queues(self) -> Sequence[Connection]:
+        """The task-queue entries of the newest published catalog: who works which
+        queue, as the role descriptions show it."""
+        with Session(self._reads) as session:
+            return published_task_queues(session)
+
     def access(self) -> TaskRules:
         """Who may work each queue, as the newest published catalog says now: for a
         screen to offer only what its user may do (each action checks it again)."""

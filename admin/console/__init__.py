@@ -131,14 +131,17 @@ def _views() -> list[Any]:
 
 def _template_globals() -> dict[str, Any]:
     return {"console_principal": access.signed_in, "console_theme": access.theme,
+            "console_shown_name": access.shown_name,
             "holds_role": lambda role: access.holds(Role(role)),
             "message_search_url": templates.message_search_url}
 
 
-def _per_request() -> None:
+def _per_request() -> Any:
     g.csp_nonce = secrets.token_urlsafe(16)
     if request.blueprint not in COOKIELESS_BLUEPRINTS:
         access.load_console_user()
+        return access.password_change_first()
+    return None
 
 
 def _security_headers(response: Response) -> Response:

@@ -11,13 +11,15 @@ from flask_admin import BaseView
 from sqlalchemy.orm import Session
 
 from engine.security.audit import AuditLog
-from engine.security.console_sessions import ConsoleUser
+from engine.security.console_sessions import CHANGE_PASSWORD, ConsoleUser
 from engine.security.identity import Principal
 from engine.security.roles import Role
 from engine.security.sign_in import SignIn
 
 SESSION_KEY = "console_session"
 ACCESS_DENIED = "access.denied"
+# All a session waiting for its user to choose their own password may reach.
+WHILE_CHANGING_PASSWORD = frozenset({"sign_in.change_password", "sign_in.sign_out"})
 
 
 def sign_in_service() -> SignIn:
@@ -31,6 +33,24 @@ def load_console_user() -> None:
     if token and user is None:
         session.pop(SESSION_KEY, None)
     g.console_user = user
+
+
+def password_change_first() -> Any:
+    """Send a session whose user must choose their own password to that page, from
+    every other console page (static files aside); None lets the request go on."""
+    user = console_user()
+    if user is None or user.stage != CHANGE_PASSWORD:
+        return None
+    endpoint = request.endpoint or ""
+    if endpoint in WHILE_CHANGING_PASSWORD or endpoint.endswith("static"):
+        return None
+    return redirect(url_for("sign_in.change_password", next=_next_path()))
+
+
+def shown_name() -> str | None:
+    """The signed-in user as the navbar names them: display name, else login name."""
+    user = console_user()
+    return user.shown_name if user is not None and user.signed_in else None
 
 
 def console_user() -> ConsoleUser | None:

@@ -1,5 +1,6 @@
-"""Signing in and out, the second factor, and a user's own account page: theme, second
-factor and their own API tokens (which work for directory users too)."""
+"""Signing in and out, the second factor, choosing one's own password when an admin set
+it, and a user's own account page: theme, password, second factor and their own API
+tokens (which work for directory users too)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from flask_admin import BaseView, expose
 
 from admin.console.access import SESSION_KEY, ConsoleView, console_user, sign_in_service
 from admin.services import services
-from engine.security import second_factor
-from engine.security.console_sessions import ENROL, SECOND_FACTOR
+from engine.security import passwords, second_factor
+from engine.security.console_sessions import CHANGE_PASSWORD, ENROL, SECOND_FACTOR
 from engine.security.roles import Role
 from engine.security.users import UserError
 
@@ -56,6 +57,8 @@ class SignInView(BaseView):
                 session[SESSION_KEY] = outcome.token
                 if outcome.stage in (SECOND_FACTOR, ENROL):
                     return redirect(url_for(".second_factor", next=target))
+                if outcome.stage == CHANGE_PASSWORD:
+                    return redirect(url_for(".change_password", next=target))
                 return redirect(target)
             refusal = outcome.refusal
         return self.render("console/sign_in.html", refusal=refusal, username=username,
@@ -91,6 +94,36 @@ class SignInView(BaseView):
                                why=ENROL_WHY)
         return self.render("console/second_factor.html", refusal=refusal, secret=None)
 
+    @expose("/change-password", methods=("GET", "POST"))
+    def change_password(self) -> Any:
+        """The last step of a sign-in whose password an admin set: the user chooses
+        their own, so the one the admin knows is used only once."""
+        user = console_user()
+        if user is None:
+            return redirect(url_for(".index"))
+        target = _safe_next(request.args.get("next"))
+        if user.signed_in:
+            return redirect(target)
+        if user.stage != CHANGE_PASSWORD:
+            return redirect(url_for(".second_factor", next=target))
+        errors: dict[str, str] = {}
+        if request.method == "POST":
+            errors = new_password_problems(request.form.get("password", ""),
+                                           request.form.get("password_again", ""))
+            if not errors:
+                try:
+                    services().users.change_own_password(
+                        user.principal.name, request.form["password"],
+                        keep_session=user.session_id)
+                except UserError as exc:
+                    errors["password"] = str(exc)
+                else:
+                    sign_in_service().password_chosen(user)
+                    flash("Your new password is set. Use it from now on.", "success")
+                    return redirect(target)
+        return self.render("console/change_password.html", errors=errors,
+                           name=user.shown_name), 400 if errors else 200
+
     @expose("/out", methods=("POST",))
     def sign_out(self) -> Any:
         sign_in_service().sign_out(session.get(SESSION_KEY), console_user())
@@ -117,10 +150,41 @@ class AccountView(ConsoleView):
         found = next((u for u in users.list() if u.name == me), None)
         if found is None:
             abort(404)
-        return self.render("console/account.html", account=found, tokens=users.tokens(me),
+        return self._page(found, {})
+
+    def _page(self, found: Any, errors: dict[str, str]) -> Any:
+        return self.render("console/account.html", account=found,
+                           tokens=services().users.tokens(found.name),
                            new_token=session.pop("new_token", None),
                            enrolling=request.args.get("enrol") == "1",
-                           secret=second_factor.new_secret())
+                           secret=second_factor.new_secret(),
+                           errors=errors), 400 if errors else 200
+
+    @expose("/password", methods=("POST",))
+    def password(self) -> Any:
+        """A local user changes their own password: the current one, then the new one
+        twice; their other console sessions end."""
+        user = console_user()
+        assert user is not None
+        errors = new_password_problems(request.form.get("password", ""),
+                                       request.form.get("password_again", ""))
+        current = request.form.get("current_password", "")
+        if not current:
+            errors = {"current_password": "Type your current password.", **errors}
+        if not errors:
+            try:
+                services().users.change_own_password(
+                    user.principal.name, request.form["password"], current=current,
+                    keep_session=user.session_id)
+            except UserError as exc:
+                field = "current_password" if "current" in exc.reason else "password"
+                errors[field] = str(exc)
+            else:
+                flash("Your password is changed. Your other console sessions have ended.",
+                      "success")
+                return redirect(url_for(".index"))
+        found = services().users.user(user.principal.name)
+        return self._page(found, errors)
 
     @expose("/theme", methods=("POST",))
     def theme(self) -> Any:
@@ -156,6 +220,18 @@ class AccountView(ConsoleView):
         except UserError as exc:
             flash(str(exc), "error")
         return redirect(url_for(".index"))
+
+
+def new_password_problems(password: str, again: str) -> dict[str, str]:
+    """What is wrong with a new password typed twice, by field: the same strength
+    rules as every other password (engine.security.passwords)."""
+    try:
+        passwords.check_new(password)
+    except passwords.PasswordRefused as exc:
+        return {"password": str(exc)}
+    if password != again:
+        return {"password_again": "The two passwords differ. Type the same password twice."}
+    return {}
 
 
 def _me() -> str:

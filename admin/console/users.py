@@ -1,7 +1,10 @@
 """Users and roles, for admins: the list of users, adding a local user, a user's page
-(disable or enable, a new password, the second factor, API tokens) and the directory
-groups mapped to roles. Every change goes through the audited services the command
-line uses too (UserStore, LdapRoleMappings); a new token is shown once, then never."""
+(disable or enable, a new password, the display name, the second factor, API tokens)
+and the directory groups mapped to roles. Every change goes through the audited
+services the command line uses too (UserStore, LdapRoleMappings); a new token is shown
+once, then never. A password an admin sets here must be changed by its user at their
+next sign-in. Disabling, revoking a token and resetting a second factor each ask first
+on a page of their own, which says what will happen; only its Confirm makes the change."""
 
 from __future__ import annotations
 
@@ -18,13 +21,16 @@ from admin.store_ids import Bounds, query_number
 from engine.security import passwords
 from engine.security.ldap_role_mappings import RoleMappingError
 from engine.security.permissions import may
+from engine.security.role_descriptions import RoleDescription, describe_roles
 from engine.security.roles import Role
 from engine.security.users import (
     STATES,
     UserError,
     UserFilter,
     UserPage,
+    UserView,
     check_name,
+    checked_display_name,
     checked_role,
 )
 
@@ -91,26 +97,35 @@ class UsersView(ConsoleView):
     @expose("/add", methods=("GET", "POST"))
     def add(self) -> Any:
         _may_manage()
-        form = {"name": "", "role": Role.OPERATOR.value}
+        form = {"name": "", "role": Role.OPERATOR.value, "display_name": "", "token": ""}
         errors: dict[str, str] = {}
         if request.method == "POST":
-            # Cut only far past the longest name allowed, so a long one is still refused.
+            # Cut only far past the longest allowed, so a long one is still refused.
             form = {"name": request.form.get("name", "").strip()[:256],
-                    "role": request.form.get("role", "")}
+                    "role": request.form.get("role", ""),
+                    "display_name": request.form.get("display_name", "")[:1000],
+                    "token": "yes" if request.form.get("token") == "yes" else ""}
             password = request.form.get("password", "")
             errors = _new_user_problems(form["name"], form["role"], password,
-                                        request.form.get("password_again", ""))
+                                        request.form.get("password_again", ""),
+                                        form["display_name"])
             if not errors:
                 try:
-                    token = services().users.add(form["name"], form["role"], _actor(),
-                                                 password or None)
+                    token = services().users.add(
+                        form["name"], form["role"], _actor(), password or None,
+                        display_name=form["display_name"], with_token=bool(form["token"]),
+                        change_required=True)
                 except UserError as exc:
                     errors["name"] = str(exc)
                 else:
-                    session[NEW_TOKEN] = {"user": form["name"], "token": token}
-                    flash(f"Added {form['name']} ({form['role']}).", "success")
+                    if token is not None:
+                        session[NEW_TOKEN] = {"user": form["name"], "token": token}
+                    flash(f"Added {form['name']} ({form['role']})."
+                          + (" They will choose their own password at their next sign-in."
+                             if password else ""), "success")
                     return redirect(url_for(".user", username=form["name"]))
-        return self.render("console/user_add.html", form=form, errors=errors, roles=ROLES,
+        return self.render("console/user_add.html", form=form, errors=errors,
+                           roles=_described_roles(),
                            directory=sign_in_service().directory is not None,
                            break_glass=_break_glass()), 400 if errors else 200
 
@@ -129,12 +144,22 @@ class UsersView(ConsoleView):
         new_token = shown["token"] if shown and shown["user"] == name else None
         return self.render("console/user.html", account=account, tokens=users.tokens(name),
                            new_token=new_token, errors=errors, me=_actor(),
+                           display_name=request.form.get("display_name", account.display_name)
+                           if "display_name" in errors else account.display_name,
                            directory=sign_in_service().directory is not None,
                            break_glass=_break_glass()), 400 if errors else 200
 
     @expose("/user/<username>/disable", methods=("POST",))
     def disable(self, username: str) -> Any:
         _may_manage()
+        if not _confirmed():
+            account = self._account(username)
+            return self._confirm(
+                account, f"Disable {account.shown_name}?",
+                f"{_they(account)} signed out everywhere at once, "
+                f"{account.active_tokens} API token(s) of theirs stop working for good, and "
+                "they cannot sign in until an admin enables them again.",
+                f"Disable {account.name}", url_for(".disable", username=username))
         return _change(username, lambda: services().users.disable(username, _actor()),
                        lambda revoked: f"{username} is disabled: their sessions have ended and "
                                        f"{revoked} API token(s) are revoked.")
@@ -155,17 +180,42 @@ class UsersView(ConsoleView):
         if problem:
             return self._user_page(username, problem)
         try:
-            services().users.set_password(username, password, _actor())
+            services().users.set_password(username, password, _actor(), change_required=True)
         except UserError as exc:  # a directory user's, or a user gone
             flash(str(exc), "error")
             return redirect(url_for(".user", username=username))
         flash(f"{username} has a new password; their console sessions have ended. Give it to "
-              "them in person or by another safe way.", "success")
+              "them in person or by another safe way. They will choose their own at their "
+              "next sign-in.", "success")
+        return redirect(url_for(".user", username=username))
+
+    @expose("/user/<username>/display-name", methods=("POST",))
+    def set_display_name(self, username: str) -> Any:
+        _may_manage()
+        wanted = request.form.get("display_name", "")[:1000]
+        try:
+            shown = services().users.set_display_name(username, wanted, _actor())
+        except UserError as exc:
+            if "display name" not in exc.reason:
+                flash(str(exc), "error")  # a user gone
+                return redirect(url_for(".index"))
+            return self._user_page(username, {"display_name": str(exc)})
+        flash(f"{username} is shown as {shown}." if shown else
+              f"{username} has no display name: their user name is shown.", "success")
         return redirect(url_for(".user", username=username))
 
     @expose("/user/<username>/second-factor/reset", methods=("POST",))
     def reset_second_factor(self, username: str) -> Any:
         _may_manage()
+        if not _confirmed():
+            account = self._account(username)
+            return self._confirm(
+                account, f"Reset {account.shown_name}'s second factor?",
+                f"{_they(account)} signed out everywhere at once. At their next sign-in "
+                "their password alone lets them in, and they set up a new authenticator "
+                "from their account page.",
+                "Reset the second factor",
+                url_for(".reset_second_factor", username=username))
         return _change(username, lambda: services().users.reset_second_factor(username, _actor()),
                        lambda _: f"{username}'s second factor is removed; their sessions have "
                                  "ended. They can set up a new one from their account page.")
@@ -184,6 +234,14 @@ class UsersView(ConsoleView):
     @expose("/user/<username>/tokens/<id:token_id>/revoke", methods=("POST",))
     def revoke_token(self, username: str, token_id: int) -> Any:
         _may_manage()
+        if not _confirmed():
+            account = self._account(username)
+            return self._confirm(
+                account, f"Revoke token #{token_id} of {account.shown_name}?",
+                "Every script or system that uses this token is refused from now on. A "
+                "revoked token cannot be used again; issue a new one if it is still needed.",
+                f"Revoke token #{token_id}",
+                url_for(".revoke_token", username=username, token_id=token_id))
         return _change(username,
                        lambda: services().users.revoke_token(token_id, _actor(), owner=username),
                        lambda _: f"Token #{token_id} of {username} is revoked.")
@@ -210,7 +268,7 @@ class UsersView(ConsoleView):
         directory = sign_in_service().directory
         return self.render("console/ldap_groups.html", mappings=services().role_mappings.list(),
                            settings=directory.settings if directory else None, form=form,
-                           errors=errors, roles=ROLES,
+                           errors=errors, roles=_described_roles(),
                            break_glass=sign_in_service().break_glass), 400 if errors else 200
 
     @expose("/ldap-groups/<id:mapping_id>/remove", methods=("POST",))
@@ -224,6 +282,35 @@ class UsersView(ConsoleView):
             flash(f"Members of {removed.group} no longer get the role {removed.role} from "
                   "this mapping, from their next sign-in.", "success")
         return redirect(url_for(".ldap_groups"))
+
+
+    def _account(self, name: str) -> UserView:
+        try:
+            return services().users.user(name)
+        except UserError:
+            abort(404, description=f"There is no user {name}. Find them in the list of users.")
+
+    def _confirm(self, account: UserView, question: str, outcome: str, action: str,
+                 target: str) -> Any:
+        """The page that asks before a change that cannot be taken back at once: it says
+        what will happen; its Confirm posts again with confirm=yes, Cancel goes back."""
+        return self.render("console/user_confirm.html", account=account, question=question,
+                           outcome=outcome, action=action, target=target)
+
+
+def _confirmed() -> bool:
+    """Only the confirm page's own button sends confirm=yes."""
+    return request.form.get("confirm") == "yes"
+
+
+def _they(account: UserView) -> str:
+    return "They are" if account.display_name else f"{account.name} is"
+
+
+def _described_roles() -> list[RoleDescription]:
+    """Each role with what it may do and the task queues that name it, for a chooser."""
+    described = describe_roles(services().tasks.task_queues())
+    return [described[role] for role in Role]
 
 
 def _may_manage() -> None:
@@ -263,10 +350,12 @@ def _listing() -> Listing:
                    query_number("page", PAGES) or 1, query_number("per_page", PAGES) or 25)
 
 
-def _new_user_problems(name: str, role: str, password: str, again: str) -> dict[str, str]:
+def _new_user_problems(name: str, role: str, password: str, again: str,
+                       display_name: str) -> dict[str, str]:
     """What is wrong with a new user's form, by field."""
     errors: dict[str, str] = {}
-    for field, check in (("name", lambda: check_name(name)), ("role", lambda: checked_role(role))):
+    for field, check in (("name", lambda: check_name(name)), ("role", lambda: checked_role(role)),
+                         ("display_name", lambda: checked_display_name(display_name))):
         try:
             check()
         except UserError as exc:

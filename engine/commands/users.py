@@ -1,7 +1,8 @@
-"""``switchboard users add NAME --role ROLE [--password] | list | disable NAME |
-enable NAME | passwd NAME | reset-second-factor NAME``: managing users from the command
-line. A password is asked for twice at a terminal, or read as one line from standard
-input otherwise (for scripts); it is never an argument, which other users could read.
+"""``switchboard users add NAME --role ROLE [--password] [--display-name TEXT] | list |
+disable NAME | enable NAME | passwd NAME | reset-second-factor NAME``: managing users
+from the command line. A password is asked for twice at a terminal, or read as one line
+from standard input otherwise (for scripts); it is never an argument, which other users
+could read.
 Exit codes: 0 ok, 1 the change was refused, 2 usage error."""
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ PROG = "switchboard users"
 
 
 def users_command(action: str, name: str | None, role: str | None, database_url: str,
-                  with_password: bool = False) -> int:
+                  with_password: bool = False, display_name: str | None = None) -> int:
     problem = _usage_problem(action, name, role)
     if not problem and with_password and action != "add":
         problem = "--password goes with add; use passwd NAME to change one"
+    if not problem and display_name is not None and action != "add":
+        problem = "--display-name goes with add; an admin changes it on the user's page"
     if problem:
         print(f"{PROG}: {problem}", file=sys.stderr)
         return USAGE
@@ -41,10 +44,13 @@ def users_command(action: str, name: str | None, role: str | None, database_url:
                 passwords.check_new(password)
             except passwords.PasswordRefused as exc:
                 raise UserError(exc.reason, hint=exc.hint) from None
-            code = _add(store, name or "", role or "")
+            code = _add(store, name or "", role or "", display_name)
+            # Set at the terminal: no change is asked of them at their next sign-in.
             store.set_password(name or "", password, cli_actor())
             print(f"set a console password for {name}")
             return code
+        if action == "add":
+            return _add(store, name or "", role or "", display_name)
         return _ACTIONS[action](store, name or "", role or "")
     except UserError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
@@ -67,9 +73,10 @@ def _usage_problem(action: str, name: str | None, role: str | None) -> str | Non
     return None
 
 
-def _add(store: UserStore, name: str, role: str) -> int:
-    token = store.add(name, role, cli_actor())
-    print(f"added user {name} with role {role}")
+def _add(store: UserStore, name: str, role: str, display_name: str | None = None) -> int:
+    token = store.add(name, role, cli_actor(), display_name=display_name)
+    shown = f" ({display_name.strip()})" if display_name and display_name.strip() else ""
+    print(f"added user {name}{shown} with role {role}")
     print(f"token: {token}")
     print("This token will not be shown again: store it somewhere safe now.")
     return OK

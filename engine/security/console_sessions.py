@@ -21,6 +21,9 @@ from engine.store.models import ConsoleSession, User
 SIGNED_IN = "signed_in"
 SECOND_FACTOR = "second_factor"  # password accepted; the TOTP code is still to come
 ENROL = "enrol"  # password accepted; an admin must enrol a second factor first
+# Password (and any second factor) accepted, but an admin set that password: the user
+# chooses their own before anything else.
+CHANGE_PASSWORD = "change_password"
 # last_seen_at is written at most this often, so reading pages is not a write each time.
 TOUCH_RESOLUTION = timedelta(seconds=30)
 
@@ -39,6 +42,12 @@ class ConsoleUser:
     stage: str
     theme: str
     session_id: int
+    display_name: str | None = None
+
+    @property
+    def shown_name(self) -> str:
+        """Their display name where one is set, else their login name."""
+        return self.display_name or self.principal.name
 
     @property
     def signed_in(self) -> bool:
@@ -86,7 +95,7 @@ class ConsoleSessions:
             if now - row.last_seen_at >= TOUCH_RESOLUTION:
                 row.last_seen_at = now
             principal = Principal(user.name, frozenset(Role(r) for r in row.roles), row.source)
-            return ConsoleUser(principal, row.stage, user.theme, row.id)
+            return ConsoleUser(principal, row.stage, user.theme, row.id, user.display_name)
 
     def advance(self, session_id: int, stage: str) -> None:
         with self._sessions.begin() as session:

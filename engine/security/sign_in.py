@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.security import passwords, second_factor
 from engine.security.audit import AuditLog, Clock, now_utc
 from engine.security.console_sessions import (
+    CHANGE_PASSWORD,
     ENROL,
     SECOND_FACTOR,
     SIGNED_IN,
@@ -121,7 +122,8 @@ class SignIn:
                 return False
             user.totp_last_step = step
             self._record_attempt(session, user.name, address, True, "second factor")
-        self.console_sessions.advance(console_user.session_id, SIGNED_IN)
+            after = _after_second_factor(user)
+        self.console_sessions.advance(console_user.session_id, after)
         return True
 
     def enrol(self, console_user: ConsoleUser, secret: str, code: str, address: str) -> bool:
@@ -138,8 +140,15 @@ class SignIn:
             user.totp_secret, user.totp_last_step = secret, step
             self._audit.record(session, user.name, "user.second_factor.enrol", "user",
                                user.name, {"address": address})
-        self.console_sessions.advance(console_user.session_id, SIGNED_IN)
+            after = _after_second_factor(user)
+        self.console_sessions.advance(console_user.session_id, after)
         return True
+
+    def password_chosen(self, console_user: ConsoleUser) -> None:
+        """The user has chosen their own password (UserStore.change_own_password): the
+        sign-in that waited for it is done."""
+        if console_user.stage == CHANGE_PASSWORD:
+            self.console_sessions.advance(console_user.session_id, SIGNED_IN)
 
     def sign_out(self, token: str | None, console_user: ConsoleUser | None) -> None:
         self.console_sessions.end(token)
@@ -210,7 +219,7 @@ class SignIn:
         elif Role.ADMIN in roles and self.admins_need_second_factor:
             stage = ENROL
         else:
-            stage = SIGNED_IN
+            stage = _after_second_factor(user)
         token = self.console_sessions.start(user.id, roles, source, stage, address)
         with self._sessions.begin() as session:
             self._record_attempt(session, user.name, address, True, source,
@@ -255,4 +264,12 @@ class SignIn:
 
     def _now_seconds(self) -> float:
         return self._totp_clock() if self._totp_clock else self._clock().timestamp()
+
+
+def _after_second_factor(user: User) -> str:
+    """The stage after the password and any second factor: a local user whose password
+    an admin set chooses their own first."""
+    if user.source == "local" and user.password_change_required:
+        return CHANGE_PASSWORD
+    return SIGNED_IN
 

@@ -30,6 +30,8 @@ from engine.store.models import ApiToken, ConsoleSession, User
 SOURCE = "database"
 THEMES = ("light", "dark")
 NAME_PATTERN = re.compile(r"[a-z0-9._-]{2,64}")
+DISPLAY_NAME_LENGTH = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # last_used_at is for people ("is this token still in use?"), not for forensics: a
 # minute's resolution spares the database a write on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -60,6 +62,13 @@ class UserView:
     extra_roles: tuple[Role, ...] = ()
     has_password: bool = False
     has_second_factor: bool = False
+    display_name: str | None = None
+    password_change_required: bool = False
+
+    @property
+    def shown_name(self) -> str:
+        """What people see: the display name where one is set, else the login name."""
+        return self.display_name or self.name
 
 
 @dataclass(frozen=True)
@@ -104,26 +113,38 @@ class UserStore:
         self._clock = clock
         self._uses = TokenUse(engine, LAST_USED_RESOLUTION)
 
-    def add(self, name: str, role: str, actor: str, password: str | None = None) -> str:
-        """Create a local user with a first token and, if given, a console password;
-        return the token, which is not kept."""
+    def add(self, name: str, role: str, actor: str, password: str | None = None, *,
+            display_name: str | None = None, with_token: bool = True,
+            change_required: bool = False) -> str | None:
+        """Create a local user with, if given, a console password and a display name,
+        and unless ``with_token`` is False a first API token; return the token, which
+        is not kept. ``change_required``: with a password, they must choose their own
+        at their next sign-in (an admin set this one, and knows it)."""
         checked = checked_role(role)
         check_name(name)
+        shown = checked_display_name(display_name)
         hashed = None if password is None else _hashed(password)
-        token = new_token()
+        token = new_token() if with_token else None
         try:
             with self._sessions.begin() as session:
                 self._audit.lock(session)
                 if session.scalar(select(User.id).where(User.name == name)) is not None:
                     raise _duplicate(name)
                 user = User(name=name, role=checked.value, disabled=False,
-                            created_at=self._clock(), password_hash=hashed)
+                            created_at=self._clock(), password_hash=hashed,
+                            display_name=shown,
+                            password_change_required=change_required and hashed is not None)
                 session.add(user)
                 session.flush()
-                token_id = self._store_token(session, user, token)
-                detail: dict[str, Any] = {"role": checked.value, "token_id": token_id}
+                detail: dict[str, Any] = {"role": checked.value}
+                if token is not None:
+                    detail["token_id"] = self._store_token(session, user, token)
                 if hashed is not None:
                     detail["password"] = True
+                if user.password_change_required:
+                    detail["change_required"] = True
+                if shown is not None:
+                    detail["display_name"] = shown
                 self._audit.record(session, actor, "user.add", "user", name, detail)
         except IntegrityError:
             raise _duplicate(name) from None
@@ -198,8 +219,12 @@ class UserStore:
             user.disabled = False
             self._audit.record(session, actor, "user.enable", "user", name, None)
 
-    def set_password(self, name: str, password: str, actor: str) -> None:
-        """Set a local user's console password (argon2id); their sessions end."""
+    def set_password(self, name: str, password: str, actor: str,
+                     change_required: bool = False) -> None:
+        """Set a local user's console password (argon2id); their sessions end. With
+        ``change_required`` (an admin set it for them in the console) they must choose
+        their own at their next sign-in; without (the user at the command line, or an
+        operator there) any such demand is lifted."""
         hashed = _hashed(password)
         with self._sessions.begin() as session:
             self._audit.lock(session)
@@ -208,8 +233,60 @@ class UserStore:
                 raise UserError(f"user {name!r} signs in through the directory",
                                 hint="Change the password in the directory")
             user.password_hash = hashed
+            user.password_change_required = change_required
             _end_sessions(session, user.id, self._clock())
-            self._audit.record(session, actor, "user.password", "user", name, None)
+            self._audit.record(session, actor, "user.password", "user", name,
+                               {"change_required": True} if change_required else None)
+
+    def change_own_password(self, name: str, new: str, current: str | None = None,
+                            keep_session: int | None = None) -> None:
+        """A local user choosing their own password: ``current`` must be right, or be
+        None while a change is required of them (they typed it to sign in a moment
+        ago). The new one must differ from the old, which someone else may know. Their
+        other console sessions end; ``keep_session`` (the one they use) goes on."""
+        try:
+            passwords.check_new(new)
+        except passwords.PasswordRefused as exc:
+            raise UserError(exc.reason, hint=exc.hint) from None
+        with self._sessions() as session:
+            user = _existing(session, name)
+            stored, required, source = (user.password_hash, user.password_change_required,
+                                        user.source)
+        if source != "local":
+            raise UserError("your password is kept by the directory (LDAP)",
+                            hint="Change it in the directory, as for your other systems")
+        if current is None and not required:
+            raise UserError("type your current password")
+        if current is not None and not passwords.verify(stored, current):
+            raise UserError("the current password is not right")
+        if passwords.verify(stored, new):
+            raise UserError("the new password is the same as the old one",
+                            hint="Choose a password only you know")
+        hashed = _hashed(new)
+        with self._sessions.begin() as session:
+            self._audit.lock(session)
+            user = _existing(session, name)
+            user.password_hash, user.password_change_required = hashed, False
+            ended = update(ConsoleSession).where(ConsoleSession.user_id == user.id,
+                                                 ConsoleSession.ended_at.is_(None))
+            if keep_session is not None:
+                ended = ended.where(ConsoleSession.id != keep_session)
+            session.execute(ended.values(ended_at=self._clock()))
+            self._audit.record(session, name, "user.password.change", "user", name,
+                               {"was_required": required})
+
+    def set_display_name(self, name: str, display_name: str | None, actor: str) -> str | None:
+        """Set (or with an empty one, clear) how a user is shown; return what is kept."""
+        shown = checked_display_name(display_name)
+        with self._sessions.begin() as session:
+            self._audit.lock(session)
+            user = _existing(session, name)
+            if user.display_name == shown:
+                return shown
+            self._audit.record(session, actor, "user.display_name", "user", name,
+                               {"display_name": shown, "was": user.display_name})
+            user.display_name = shown
+        return shown
 
     def reset_second_factor(self, name: str, actor: str) -> None:
         """Forget a user's TOTP secret: they sign in with their password alone (and an
@@ -331,7 +408,8 @@ def _user_view(user: User, active_tokens: int, last_used: datetime | None) -> Us
     return UserView(user.name, Role(user.role), user.disabled, user.created_at,
                     active_tokens, last_used, user.source,
                     tuple(Role(r) for r in user.extra_roles or ()),
-                    user.password_hash is not None, user.totp_secret is not None)
+                    user.password_hash is not None, user.totp_secret is not None,
+                    user.display_name, user.password_change_required)
 
 
 def _filtered(query: Select[User, int, datetime | None],
@@ -377,6 +455,18 @@ def check_name(name: str) -> None:
     if not NAME_PATTERN.fullmatch(name):
         raise UserError(f"user name {name!r} is not allowed",
                         hint="Use 2 to 64 characters from a-z, 0-9, '.', '_' and '-'")
+
+
+def checked_display_name(display_name: str | None) -> str | None:
+    """A display name as kept: spaces trimmed, None when empty; refused when too long
+    or holding control characters (a line break would break the page it is on)."""
+    shown = (display_name or "").strip()
+    if len(shown) > DISPLAY_NAME_LENGTH:
+        raise UserError(f"the display name is longer than {DISPLAY_NAME_LENGTH} characters")
+    if _CONTROL.search(shown):
+        raise UserError("the display name holds a line break or another control character",
+                        hint="Type it on one line")
+    return shown or None
 
 
 def checked_role(role: str) -> Role:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -455,6 +456,12 @@ class User(Base):
     # An LDAP user's roles beyond ``role``, as their groups gave them at the last sign-in.
     extra_roles: Mapped[list[str] | None] = mapped_column(JSON)
     theme: Mapped[str] = mapped_column(String(16), default="light", server_default="light")
+    # How people know them ("Nina Patel, RN"); None: their login name is shown.
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    # Set when an admin sets their password in the console: they choose their own at
+    # their next sign-in, so the password an admin knows does not stay in use.
+    password_change_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
 
 
 class ApiToken(Base):

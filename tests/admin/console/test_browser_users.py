@@ -13,7 +13,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as seen
-from selenium.webdriver.support.select import Select
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,12 +20,14 @@ from engine.security.sign_in import NO_ROLE
 from engine.security.users import UserStore
 from engine.store.models import AuditEvent
 from tests.admin.console.directory import BREAK_GLASS, ldap_settings
-from tests.admin.console.live import LiveConsole, live_console
+from tests.admin.console.live import PASSWORD, LiveConsole, live_console
 from tests.browser import screenshot
 from tests.ldap_server import PARKING, USERS
 from tests.queue_rows import ROOT
 
 TABS_AT_MOST = 80  # more than any console page has controls before its last one
+ROLES = ("analyst", "approver", "compliance", "operator", "admin", "clinician", "registrar")
+CHOSEN = "a passphrase only adam knows"
 
 
 @pytest.fixture
@@ -75,14 +76,24 @@ def menu(live: LiveConsole) -> list[str]:
         By.CSS_SELECTOR, "#console-navbar ul.mr-auto a.nav-link")]
 
 
+def choose_role(live: LiveConsole, role: str) -> None:
+    """With the focus on the checked role, move down the radio buttons with the arrow
+    key, as a person does, until ``role`` is chosen."""
+    wanted = live.driver.find_element(By.ID, f"role-{role}")
+    for _ in range(len(ROLES)):
+        if wanted.is_selected():
+            return
+        press(live, Keys.ARROW_DOWN)
+    assert wanted.is_selected(), role
+
+
 def map_group(live: LiveConsole, group: str, role: str) -> None:
     """On the directory groups page: type the group, pick the role, map it."""
     tab_to(live, live.wait(seen.element_to_be_clickable((By.ID, "group"))))
     press(live, group, Keys.TAB)
     chooser = live.driver.switch_to.active_element
-    assert chooser.get_attribute("id") == "role"
-    press(live, role)  # a focused list picks the option typed
-    assert Select(chooser).first_selected_option.text == role
+    assert chooser.get_attribute("name") == "role"  # the checked role's radio button
+    choose_role(live, role)
     activate(live, "#add-mapping")
     live.wait_for_text(f"now get the role {role} when they next sign in")
 
@@ -141,3 +152,66 @@ def test_an_admin_maps_a_directory_group_to_a_role_and_that_user_s_menu_changes(
     live.open("/users/ldap-groups")
     live.wait_for_text("Groups mapped here")
     screenshot(live.driver, "ldap-mapping-dark")
+
+    UserStore(live.engine).set_theme(BREAK_GLASS, "light")
+    navbar_spans_the_window(live)
+    add_a_user_and_ask_before_disabling(live)
+    sign_out(live)
+    a_password_an_admin_set_is_changed_at_sign_in(live)
+
+
+def navbar_spans_the_window(live: LiveConsole) -> None:
+    live.open("/users/")
+    live.wait_for_text("Users and roles")
+    left, width, window = live.driver.execute_script(
+        "const box = document.querySelector('nav.navbar').getBoundingClientRect();"
+        "return [box.left, box.width, document.documentElement.clientWidth];")
+    assert (left, width) == (0, window)
+
+
+def add_a_user_and_ask_before_disabling(live: LiveConsole) -> None:
+    live.open("/users/add")
+    live.wait_for_text("Also issue an API token")
+    live.driver.find_element(By.ID, "name").send_keys("nina")
+    live.driver.find_element(By.ID, "display_name").send_keys("Nina Patel, RN")
+    tab_to(live, live.driver.find_element(By.ID, "role-operator"))
+    choose_role(live, "clinician")
+    assert not live.driver.find_element(By.ID, "token").is_selected()
+    screenshot(live.driver, "user-add-light")
+    activate(live, "form[action$='/users/add'] button[type=submit]")
+    live.wait_for_text("Added nina (clinician).")
+    assert not live.driver.find_elements(By.ID, "new-token")
+
+    activate(live, "form[action$='/disable'] button")
+    live.wait_for_text("Disable Nina Patel, RN?")
+    confirm = live.driver.find_element(By.ID, "confirm")
+    assert live.driver.switch_to.active_element == confirm  # ready for Enter, or Tab on
+    screenshot(live.driver, "user-confirm-light")
+    press(live, Keys.TAB, Keys.ENTER)  # Cancel
+    live.wait_for_text("Issue a new token for nina")
+    assert not UserStore(live.engine).user("nina").disabled
+
+    live.open(f"/users/user/{BREAK_GLASS}")
+    field = live.wait(seen.element_to_be_clickable((By.ID, "display_name")))
+    field.send_keys("Adam Ortiz (IT)", Keys.ENTER)
+    live.wait_for_text("adam is shown as Adam Ortiz (IT).")
+    assert "Adam Ortiz (IT)" in live.driver.find_element(By.CSS_SELECTOR, "nav").text
+
+
+def a_password_an_admin_set_is_changed_at_sign_in(live: LiveConsole) -> None:
+    """As another admin would set it in the console: adam must choose his own."""
+    UserStore(live.engine).set_password(BREAK_GLASS, PASSWORD, "test", change_required=True)
+    live.open("/sign-in/?next=/users/")
+    live.wait(seen.element_to_be_clickable((By.ID, "username")))
+    press(live, BREAK_GLASS, Keys.TAB, PASSWORD, Keys.ENTER)
+    live.wait_for_text("Choose your own password")
+    assert live.driver.switch_to.active_element.get_attribute("id") == "password"
+    screenshot(live.driver, "change-password-light")
+    live.open("/users/")  # every other page sends back here
+    live.wait_for_text("Choose your own password")
+    press(live, CHOSEN, Keys.TAB, CHOSEN, Keys.ENTER)
+    live.wait_for_text("Your new password is set.")
+    assert "Adam Ortiz (IT)" in live.driver.find_element(By.CSS_SELECTOR, "nav").text
+    live.open("/account/")
+    live.wait_for_text("Change your password")
+    screenshot(live.driver, "account-password-light")

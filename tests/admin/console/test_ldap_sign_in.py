@@ -113,7 +113,8 @@ def test_a_directory_user_s_own_token_works_until_an_admin_revokes_it(console):
     users = console.app.extensions["switchboard"].users  # the one the fixture closes
     assert users.authenticate_token(token).name == "pete"
     [issued] = users.tokens("pete")
-    console.as_("adam").post(f"/users/user/pete/tokens/{issued.id}/revoke")
+    console.as_("adam").post(f"/users/user/pete/tokens/{issued.id}/revoke",
+                              {"confirm": "yes"})
     assert users.authenticate_token(token) is None
     assert _attempts(console.engine, "token.revoke") == [("adam", "pete",
                                                           {"token_id": issued.id})]

@@ -6,15 +6,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.security import second_factor
 from engine.security.sign_in import SignInLimits
 from engine.security.users import UserStore
-from engine.store.models import AuditEvent
+from engine.store.models import AuditEvent, User
+from tests.admin.console.test_role_matrix import ALL
 
 PASSWORD = "correct horse battery staple"
+CHOSEN = "a passphrase only olive knows"
+ACCESS = {
+    # The last step of a sign-in whose password an admin set; a signed-in user is sent on.
+    ("GET", "/sign-in/change-password"): ALL,
+    ("POST", "/sign-in/change-password"): ALL,
+}
 
 
 @pytest.fixture
@@ -208,3 +215,88 @@ def test_admins_must_enrol_a_second_factor_when_it_is_required(console):
     page = browser.text("/sign-in/second-factor")
     assert "Admins must use a second factor" in page
     assert browser.get("/account/").status_code == 302
+
+
+@pytest.fixture
+def olive_given_a_password(console):
+    """Olive's password as an admin sets it in the console: she must choose her own."""
+    adam = console.as_("adam")
+    assert adam.post("/users/user/olive/password",
+                     {"password": PASSWORD, "password_again": PASSWORD}).status_code == 302
+    return console
+
+
+def _required(engine, name="olive"):
+    with Session(engine) as session:
+        return session.scalar(select(User.password_change_required).where(User.name == name))
+
+
+def test_a_password_an_admin_set_must_be_changed_before_anything_else(olive_given_a_password):
+    console = olive_given_a_password
+    browser = console.anonymous()
+    response = _sign_in(browser, next_path="/tasks/")
+    assert response.headers["Location"] == "/sign-in/change-password?next=/tasks/"
+    for path in ("/", "/tasks/", "/account/", "/users/", "/sign-in/", "/messages/"):
+        elsewhere = browser.get(path)
+        assert elsewhere.status_code == 302, path
+        assert elsewhere.headers["Location"].startswith("/sign-in/change-password"), path
+    page = browser.text("/sign-in/change-password?next=/tasks/")
+    assert "Choose your own password" in page and "Sign out instead" in page
+    assert browser.post("/account/tokens").headers["Location"].startswith(
+        "/sign-in/change-password")
+    assert len(UserStore(console.engine).tokens("olive")) == 1  # none issued on the way
+
+    same = browser.post("/sign-in/change-password?next=/tasks/",
+                        {"password": PASSWORD, "password_again": PASSWORD})
+    assert same.status_code == 400
+    assert "the new password is the same as the old one" in same.get_data(as_text=True)
+    differ = browser.post("/sign-in/change-password?next=/tasks/",
+                          {"password": CHOSEN, "password_again": CHOSEN + "!"})
+    assert "The two passwords differ." in differ.get_data(as_text=True)
+    assert _required(console.engine)
+
+    done = browser.post("/sign-in/change-password?next=/tasks/",
+                        {"password": CHOSEN, "password_again": CHOSEN})
+    assert done.status_code == 302 and done.headers["Location"] == "/tasks/"
+    assert browser.get("/tasks/").status_code == 200
+    assert not _required(console.engine)
+    [event] = _actions(console.engine, "user.password.change")
+    assert (event.actor, event.target_id, event.detail) == ("olive", "olive",
+                                                            {"was_required": True})
+    assert _sign_in(console.anonymous()).status_code == 401  # the admin's is gone
+    assert _sign_in(console.anonymous(), password=CHOSEN).headers["Location"] == "/"
+
+
+def test_one_may_sign_out_instead_of_choosing(olive_given_a_password):
+    browser = olive_given_a_password.anonymous()
+    _sign_in(browser)
+    browser.text("/sign-in/change-password")
+    assert browser.post("/sign-in/out").headers["Location"] == "/sign-in/"
+    assert browser.get("/sign-in/change-password").headers["Location"] == "/sign-in/"
+    assert _required(olive_given_a_password.engine)
+
+
+def test_the_password_is_chosen_after_the_second_factor(olive_given_a_password):
+    console = olive_given_a_password
+    secret = second_factor.new_secret()
+    moment = datetime.now(UTC).timestamp()
+    console.app.extensions["switchboard.sign_in"]._totp_clock = lambda: moment
+    with Session(console.engine) as session, session.begin():
+        session.execute(update(User).where(User.name == "olive").values(totp_secret=secret))
+    browser = console.anonymous()
+    assert _sign_in(browser).headers["Location"].startswith("/sign-in/second-factor")
+    assert browser.get("/sign-in/change-password").headers["Location"].startswith(
+        "/sign-in/second-factor")
+    browser.text("/sign-in/second-factor")
+    answer = browser.post("/sign-in/second-factor",
+                          {"code": second_factor.code_at(secret, moment)})
+    assert answer.status_code == 302
+    assert browser.get("/account/").headers["Location"].startswith("/sign-in/change-password")
+    browser.text("/sign-in/change-password")
+    browser.post("/sign-in/change-password", {"password": CHOSEN, "password_again": CHOSEN})
+    assert browser.get("/account/").status_code == 200
+
+
+def test_a_password_set_at_the_command_line_asks_for_no_change(olive_with_password):
+    response = _sign_in(olive_with_password.anonymous(), next_path="/tasks/")
+    assert response.headers["Location"] == "/tasks/"

@@ -27,6 +27,7 @@ ACCESS = {
     ("POST", "/users/user/<username>/disable"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/enable"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/password"): ADMINS_ONLY,
+    ("POST", "/users/user/<username>/display-name"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/second-factor/reset"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/tokens"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/tokens/<id:token_id>/revoke"): ADMINS_ONLY,
@@ -35,6 +36,7 @@ ACCESS = {
     ("POST", "/users/ldap-groups/<id:mapping_id>/remove"): ADMINS_ONLY,
 }
 PASSWORD = "correct horse battery staple"
+CONFIRM = {"confirm": "yes"}  # what the confirm page's button sends
 PARKING = "cn=parking-permits,ou=groups,dc=example,dc=org"
 _TOKEN = re.compile(r'id="new-token">.*?<code class="text-break">(sb_[^<]+)</code>', re.S)
 _ROW_NAMES = re.compile(r'<td><a href="/users/user/([^"]+)">')
@@ -175,7 +177,8 @@ def test_a_page_number_that_is_not_one_is_refused(console):
 
 def test_an_admin_adds_a_local_user_and_sees_their_first_token_once(console):
     browser = console.as_("adam")
-    response = browser.post("/users/add", {"name": "nina", "role": "clinician"})
+    response = browser.post("/users/add", {"name": "nina", "role": "clinician",
+                                           "token": "yes"})
     assert response.status_code == 302 and response.headers["Location"] == "/users/user/nina"
     page = browser.text("/users/user/nina")
     [token] = _TOKEN.findall(page)
@@ -223,7 +226,7 @@ def test_disabling_ends_the_user_s_session_and_enabling_lets_them_back(console):
     olive = console.as_("olive")
     assert olive.get("/tasks/").status_code == 200
     adam = console.as_("adam")
-    response = adam.post("/users/user/olive/disable")
+    response = adam.post("/users/user/olive/disable", CONFIRM)
     assert response.status_code == 302 and response.headers["Location"] == "/users/user/olive"
     assert "olive is disabled: their sessions have ended and 1 API token(s) are revoked." \
         in adam.text("/users/user/olive")
@@ -237,7 +240,7 @@ def test_disabling_ends_the_user_s_session_and_enabling_lets_them_back(console):
 def test_an_admin_cannot_disable_themselves(console):
     adam = console.as_("adam")
     assert "You cannot disable yourself" in adam.text("/users/user/adam")
-    adam.post("/users/user/adam/disable")
+    adam.post("/users/user/adam/disable", CONFIRM)
     assert "you cannot disable yourself" in adam.text("/users/user/adam")
     assert not _user(console.engine, "adam").disabled
     assert _events(console.engine, "user.disable") == []
@@ -247,7 +250,7 @@ def test_a_state_change_that_cannot_be_made_is_said_on_the_user_s_page(console):
     adam = console.as_("adam")
     adam.post("/users/user/olive/enable")
     assert "user &#39;olive&#39; is not disabled" in adam.text("/users/user/olive")
-    adam.post("/users/user/olive/second-factor/reset")
+    adam.post("/users/user/olive/second-factor/reset", CONFIRM)
     assert "user &#39;olive&#39; has no second factor" in adam.text("/users/user/olive")
     assert _events(console.engine, "user.enable") == []
 
@@ -259,7 +262,9 @@ def test_an_admin_sets_a_new_password(console):
     assert response.status_code == 302
     assert "olive has a new password" in adam.text("/users/user/olive")
     assert passwords.verify(_user(console.engine, "olive").password_hash, PASSWORD)
-    assert _events(console.engine, "user.password") == [("adam", "olive", None)]
+    assert _events(console.engine, "user.password") == [("adam", "olive",
+                                                          {"change_required": True})]
+    assert _user(console.engine, "olive").password_change_required
 
 
 @pytest.mark.parametrize(("form", "field", "error"), [
@@ -300,7 +305,7 @@ def test_an_admin_resets_a_lost_second_factor(console):
     olive = console.as_("olive")
     adam = console.as_("adam")
     assert "Reset olive's second factor" in adam.text("/users/user/olive")
-    adam.post("/users/user/olive/second-factor/reset")
+    adam.post("/users/user/olive/second-factor/reset", CONFIRM)
     page = adam.text("/users/user/olive")
     assert "olive&#39;s second factor is removed" in page
     assert "Reset olive's second factor" not in page
@@ -317,7 +322,7 @@ def test_an_admin_issues_a_token_shown_once_and_revokes_it(console):
     users = _app_users(console)
     assert users.authenticate_token(token).name == "olive"
     newest = users.tokens("olive")[0]
-    adam.post(f"/users/user/olive/tokens/{newest.id}/revoke")
+    adam.post(f"/users/user/olive/tokens/{newest.id}/revoke", CONFIRM)
     assert f"Token #{newest.id} of olive is revoked." in adam.text("/users/user/olive")
     assert users.authenticate_token(token) is None
     assert users.authenticate_token(console.tokens["olive"]) is not None
@@ -330,7 +335,7 @@ def test_an_admin_issues_a_token_shown_once_and_revokes_it(console):
 def test_a_token_is_revoked_only_from_its_owner_s_page(console):
     anna = UserStore(console.engine).tokens("anna")[0].id
     adam = console.as_("adam")
-    adam.post(f"/users/user/olive/tokens/{anna}/revoke")
+    adam.post(f"/users/user/olive/tokens/{anna}/revoke", CONFIRM)
     assert f"no token {anna} of olive" in adam.text("/users/user/olive")
     assert _app_users(console).authenticate_token(console.tokens["anna"]) is not None
     assert _events(console.engine, "token.revoke") == []
@@ -338,7 +343,7 @@ def test_a_token_is_revoked_only_from_its_owner_s_page(console):
 
 def test_a_disabled_user_is_given_no_token(console):
     adam = console.as_("adam")
-    adam.post("/users/user/rita/disable")
+    adam.post("/users/user/rita/disable", CONFIRM)
     assert "Issue a new token" not in adam.text("/users/user/rita")
     adam.post("/users/user/rita/tokens")
     assert "user &#39;rita&#39; is disabled" in adam.text("/users/user/rita")
@@ -388,3 +393,113 @@ def test_removing_a_mapping_already_gone_says_so(console):
     adam = console.as_("adam")
     adam.post("/users/ldap-groups/99/remove")
     assert "no group mapping 99" in adam.text("/users/ldap-groups")
+
+
+def test_a_new_user_gets_an_api_token_only_when_it_is_ticked(console):
+    browser = console.as_("adam")
+    form = browser.text("/users/add")
+    assert "Also issue an API token (for scripts and other systems)" in form
+    assert re.search(r'<input class="custom-control-input" type="checkbox" id="token" '
+                     r'name="token" value="yes" aria-describedby', form)  # unticked
+    assert browser.post("/users/add", {"name": "nina", "role": "clinician"}).status_code == 302
+    page = browser.text("/users/user/nina")
+    assert 'id="new-token"' not in page and "No tokens." in page
+    assert UserStore(console.engine).tokens("nina") == []
+    assert "token_id" not in _events(console.engine, "user.add")[-1][2]
+
+
+def test_a_password_given_on_adding_is_to_be_changed_at_the_next_sign_in(console):
+    browser = console.as_("adam")
+    assert "They will choose their own at their next sign-in" in browser.text("/users/add")
+    browser.post("/users/add", {"name": "nina", "role": "operator", "password": PASSWORD,
+                                "password_again": PASSWORD})
+    assert _user(console.engine, "nina").password_change_required
+    page = browser.text("/users/user/nina")
+    assert "They will choose their own password at their next sign-in." in page
+    assert 'id="change-required"' in page
+    assert _events(console.engine, "user.add")[-1][2]["change_required"] is True
+
+
+def test_a_display_name_is_set_on_adding_and_on_the_user_s_page(console):
+    browser = console.as_("adam")
+    browser.post("/users/add", {"name": "nina", "role": "clinician",
+                                "display_name": "Nina Patel, RN"})
+    row = re.search(r'<a href="/users/user/nina">([^<]*)</a>\s*<small[^>]*>([^<]*)</small>',
+                    browser.text("/users/?name=nina"))
+    assert row and row.groups() == ("Nina Patel, RN", "nina")
+    assert "<h1 class=\"h4 mb-3\">Nina Patel, RN</h1>" in browser.text("/users/user/nina")
+    browser.post("/users/user/olive/display-name", {"display_name": "Olive Ortiz"})
+    assert "olive is shown as Olive Ortiz." in browser.text("/users/user/olive")
+    assert _user(console.engine, "olive").display_name == "Olive Ortiz"
+    browser.post("/users/user/olive/display-name", {"display_name": "  "})
+    assert _user(console.engine, "olive").display_name is None
+    assert [detail for _, _, detail in _events(console.engine, "user.display_name")] == [
+        {"display_name": "Olive Ortiz", "was": None},
+        {"display_name": None, "was": "Olive Ortiz"}]
+
+
+@pytest.mark.parametrize("path", ["/users/add", "/users/user/olive/display-name"])
+def test_a_display_name_that_cannot_be_kept_is_said_beside_the_field(console, path):
+    response = console.as_("adam").post(path, {"name": "nina", "role": "operator",
+                                               "display_name": "N" * 101})
+    assert response.status_code == 400
+    found = re.search(r'id="display_name-error">([^<]*)<', response.get_data(as_text=True))
+    assert found and "longer than 100 characters" in found.group(1)
+    assert _user(console.engine, "nina") is None
+    assert _user(console.engine, "olive").display_name is None
+
+
+@pytest.mark.parametrize("path", ["/users/add", "/users/ldap-groups"])
+def test_each_role_on_offer_says_what_it_may_do_and_where(console, path):
+    page = console.as_("adam").text(path)
+    labels = {value: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", label)).strip()
+              for value, label in re.findall(
+                  r'id="role-(\w+)" value="\w+"[^>]*>\s*<label[^>]*>(.*?)</label>', page, re.S)}
+    assert set(labels) == set(ROLES)
+    assert labels["clinician"] == (
+        "Clinician — reviews clinical work that waits for a person; works tasks in: "
+        "Care coordination queue, Nurse review queue, Referral intake queue.")
+    assert labels["registrar"].endswith(
+        "works tasks in: Identity review queue, Scheduling desk queue.")
+    assert "sees tasks in: Care coordination queue" in labels["operator"]
+    assert "managing users and roles" in labels["admin"]
+
+
+@pytest.mark.parametrize(("path", "question", "outcome"), [
+    ("/users/user/olive/disable", "Disable olive?",
+     "olive is signed out everywhere at once, 1 API token(s) of theirs stop working for "
+     "good, and they cannot sign in until an admin enables them again."),
+    ("/users/user/olive/second-factor/reset", "Reset olive&#39;s second factor?",
+     "olive is signed out everywhere at once."),
+    ("/users/user/olive/tokens/{token_id}/revoke", "Revoke token #{token_id} of olive?",
+     "Every script or system that uses this token is refused from now on."),
+])
+def test_a_change_that_cannot_be_taken_back_at_once_asks_first(console, path, question,
+                                                              outcome):
+    with Session(console.engine) as session, session.begin():
+        session.execute(update(User).where(User.name == "olive").values(totp_secret="A" * 32))
+    token_id = UserStore(console.engine).tokens("olive")[0].id
+    path = path.format(token_id=token_id)
+    question = question.format(token_id=token_id)
+    adam, olive = console.as_("adam"), console.as_("olive")
+    response = adam.post(path)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f'id="confirm-question">{question}</h1>' in page and outcome in page
+    form = re.search(rf'<form method="post" action="{re.escape(path)}".*?</form>', page, re.S)
+    assert form and 'name="csrf_token"' in form.group(0)
+    assert '<input type="hidden" name="confirm" value="yes">' in form.group(0)
+    assert re.search(r'<a class="[^"]*" href="/users/user/olive" id="cancel">Cancel</a>', page)
+    # Nothing changed until it is confirmed.
+    account = UserStore(console.engine).user("olive")
+    assert not account.disabled and account.has_second_factor and account.active_tokens == 1
+    assert olive.get("/tasks/").status_code == 200
+    assert adam.post(path, {"confirm": "no"}).status_code == 200  # asks again
+    assert adam.post(path, CONFIRM, csrf=False).status_code == 400  # CSRF kept
+    assert UserStore(console.engine).user("olive") == account
+    assert adam.post(path, CONFIRM).status_code == 302
+    assert UserStore(console.engine).user("olive") != account
+
+
+def test_the_confirm_page_of_an_unknown_user_is_not_found(console):
+    assert console.as_("adam").post("/users/user/ghost/disable").status_code == 404

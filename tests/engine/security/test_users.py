@@ -394,3 +394,96 @@ def test_a_listing_that_cannot_be_made_is_refused(people, ask, error):
     with pytest.raises(UserError) as raised:
         people.search(**{"wanted": UserFilter(), **ask})
     assert str(raised.value) == error
+
+
+PASSWORD = "correct horse battery staple"
+OTHER = "a different passphrase of mine"
+
+
+def _user_row(engine, name):
+    with Session(engine) as session:
+        return session.scalar(select(User).where(User.name == name))
+
+
+def _audited(engine, action):
+    with Session(engine) as session:
+        return [(e.actor, e.target_id, e.detail) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))]
+
+
+def test_a_user_is_added_without_a_token_when_none_is_wanted(engine, store):
+    assert store.add("alice", "analyst", "root", with_token=False) is None
+    assert store.tokens("alice") == [] and store.user("alice").active_tokens == 0
+    assert "token_id" not in _audited(engine, "user.add")[0][2]
+
+
+def test_a_display_name_is_kept_shown_and_audited(engine, store):
+    store.add("nina", "clinician", "root", display_name="  Nina Patel, RN ")
+    nina = store.user("nina")
+    assert (nina.display_name, nina.shown_name) == ("Nina Patel, RN", "Nina Patel, RN")
+    assert _audited(engine, "user.add")[0][2]["display_name"] == "Nina Patel, RN"
+    assert store.set_display_name("nina", "", "root") is None
+    assert store.user("nina").shown_name == "nina"
+    assert _audited(engine, "user.display_name") == [
+        ("root", "nina", {"display_name": None, "was": "Nina Patel, RN"})]
+
+
+@pytest.mark.parametrize(("display_name", "problem"), [
+    ("N" * 101, "the display name is longer than 100 characters"),
+    ("Nina\nPatel", "the display name holds a line break"),
+])
+def test_a_display_name_that_cannot_be_shown_is_refused(store, display_name, problem):
+    with pytest.raises(UserError, match=problem):
+        store.add("nina", "clinician", "root", display_name=display_name)
+    store.add("nina", "clinician", "root")
+    with pytest.raises(UserError, match=problem):
+        store.set_display_name("nina", display_name, "root")
+
+
+def test_a_password_an_admin_sets_must_be_changed_and_one_set_at_the_terminal_need_not(
+        engine, store):
+    store.add("nina", "clinician", "adam", password=PASSWORD, change_required=True)
+    assert store.user("nina").password_change_required
+    assert _audited(engine, "user.add")[0][2]["change_required"] is True
+    store.set_password("nina", OTHER, "cli:root")
+    assert not store.user("nina").password_change_required
+    store.set_password("nina", PASSWORD, "adam", change_required=True)
+    assert store.user("nina").password_change_required
+    assert _audited(engine, "user.password") == [
+        ("cli:root", "nina", None), ("adam", "nina", {"change_required": True})]
+
+
+def test_choosing_one_s_own_password_clears_the_demand_and_is_audited(engine, store):
+    store.add("nina", "clinician", "adam", password=PASSWORD, change_required=True)
+    store.change_own_password("nina", OTHER)
+    row = _user_row(engine, "nina")
+    assert passwords.verify(row.password_hash, OTHER) and not row.password_change_required
+    assert _audited(engine, "user.password.change") == [
+        ("nina", "nina", {"was_required": True})]
+    # Once chosen, a change asks for the current password.
+    with pytest.raises(UserError, match="type your current password"):
+        store.change_own_password("nina", PASSWORD)
+    with pytest.raises(UserError, match="the current password is not right"):
+        store.change_own_password("nina", PASSWORD, current=PASSWORD)
+    store.change_own_password("nina", PASSWORD, current=OTHER)
+    assert passwords.verify(_user_row(engine, "nina").password_hash, PASSWORD)
+
+
+@pytest.mark.parametrize(("new", "problem"), [
+    (PASSWORD, "the new password is the same as the old one"),
+    ("too short", "the password is shorter than 12 characters"),
+])
+def test_a_new_password_of_one_s_own_follows_the_rules(engine, store, new, problem):
+    store.add("nina", "clinician", "adam", password=PASSWORD, change_required=True)
+    with pytest.raises(UserError, match=problem):
+        store.change_own_password("nina", new)
+    assert _user_row(engine, "nina").password_change_required
+    assert _audited(engine, "user.password.change") == []
+
+
+def test_a_directory_user_s_password_is_not_changed_here(engine, store):
+    with Session(engine) as session, session.begin():
+        session.add(User(name="lee", role="clinician", source="ldap", disabled=False,
+                         created_at=datetime(2026, 11, 24, tzinfo=UTC)))
+    with pytest.raises(UserError, match="kept by the directory"):
+        store.change_own_password("lee", OTHER, current=PASSWORD)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -139,3 +140,33 @@ def test_a_registrar_is_a_role_the_command_gives(engine, url, capsys):
     assert authenticated(engine, token).roles == {Role.REGISTRAR}
     assert main(["users", "list", "--database", url]) == 0
     assert "rita  registrar  active" in capsys.readouterr().out
+
+
+def test_add_takes_an_optional_display_name(engine, url, capsys):
+    assert main(["users", "add", "nina", "--role", "clinician", "--display-name",
+                 "Nina Patel, RN", "--database", url]) == 0
+    assert capsys.readouterr().out.startswith(
+        "added user nina (Nina Patel, RN) with role clinician\n")
+    users = UserStore(engine)
+    try:
+        assert users.user("nina").display_name == "Nina Patel, RN"
+    finally:
+        users.close()
+
+
+def test_a_display_name_goes_only_with_add(url, capsys):
+    assert users_command("disable", "nina", None, url, display_name="Nina") == 2
+    assert "--display-name goes with add" in capsys.readouterr().err
+
+
+def test_passwd_at_the_terminal_asks_for_no_change_at_the_next_sign_in(engine, url,
+                                                                       monkeypatch, capsys):
+    users = UserStore(engine)
+    try:
+        users.add("nina", "clinician", "adam", password="set by an admin here",
+                  change_required=True)
+        monkeypatch.setattr("sys.stdin", io.StringIO("chosen by nina herself\n"))
+        assert users_command("passwd", "nina", None, url) == 0
+        assert not users.user("nina").password_change_required
+    finally:
+        users.close()
