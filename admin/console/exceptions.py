@@ -1,8 +1,10 @@
 """The exception queue: the failures waiting for someone, grouped by what went wrong
 (their signature) with counts; an item's page with its owner, recovery procedure and
 escalation, and what may be done with it (assign, retry, skip, resolve, or edit the
-message and reprocess it); and bulk actions, with a reason, over ticked items or a
-whole group, whose progress any web process can show.
+message and reprocess it; a retry asks why, as a bulk one does); bulk actions, with a
+reason, over ticked items or a whole group, whose progress any web process can show;
+and, for a connection or a group, a retry of every item waiting for it, oldest first
+(the bulk way: a reason, the confirm page, the progress), as recovery procedures ask.
 
 Everyone who may read the queue (operators, analysts, compliance) sees it; each
 action checks its own permission (engine.security.permissions) on the server. The
@@ -106,12 +108,15 @@ class ExceptionsView(ConsoleView):
         which then goes the bulk way: the confirm page, then its progress."""
         if not _may("exception.retry"):
             return access.deny("exception.retry")
-        return self._retry_all_page(ListArgs.read(request.args))
+        args = ListArgs.read(request.args)
+        if not (args.connection or args.signature):
+            flash("To retry all the open items of a connection, filter the queue to that "
+                  "connection first (or open one of its groups).", "info")
+            return redirect(url_for(".index"))
+        return self._retry_all_page(args)
 
     def _retry_all_page(self, args: ListArgs, reason: str = "", error: str | None = None,
                         code: int = 200) -> Any:
-        if not (args.connection or args.signature):
-            abort(400, description="Choose a connection or a group to retry first.")
         queue = services().exceptions
         try:
             ids = queue.waiting_ids(args.filters(), MAX_ITEMS + 1)
@@ -268,7 +273,7 @@ class ExceptionsView(ConsoleView):
             problem = (f"That is more than {MAX_ITEMS} items: narrow the filter, or act in "
                        "parts.")
         if problem is not None:
-            if form["scope"] == "all":
+            if form["scope"] == "all" and (args.connection or args.signature):
                 return self._retry_all_page(args, form["reason"], problem, 400)
             return self._queue_page(args, form, problem, 400)
         if form["action"] == "retry":  # in the order they will go (engine.exception_bulk)
