@@ -182,6 +182,34 @@ def waiting_behind(session: Session, item: ExceptionItem) -> dict[str, int] | No
     return None if hold is None else _count_behind(session.connection(), hold)
 
 
+def messages_behind(session: Session, item: ExceptionItem,
+                    limit: int) -> list[dict[str, str | None]]:
+    """The first ``limit`` messages waiting behind the item's failure, in the order
+    they will go: each one's message id and control id (ids only, no content)."""
+    hold = _item_hold(session, item)
+    if hold is None:
+        return []
+    journal = _JOURNAL
+    if hold.kind == DELIVERY:
+        query = (select(journal.c.message_id, journal.c.control_id)
+                 .join(_DELIVERIES, _DELIVERIES.c.journal_id == journal.c.id)
+                 .where(_DELIVERIES.c.destination == hold.connection_id,
+                        _DELIVERIES.c.patient_key == hold.patient_key,
+                        _DELIVERIES.c.status.in_(_NOT_ENDED),
+                        tuple_(_DELIVERIES.c.sequence, _DELIVERIES.c.id)
+                        > tuple_(hold.sequence, hold.delivery_id))
+                 .order_by(_DELIVERIES.c.sequence, _DELIVERIES.c.id))
+    else:
+        query = (select(journal.c.message_id, journal.c.control_id)
+                 .where(journal.c.source == hold.connection_id,
+                        journal.c.patient_key == hold.patient_key,
+                        journal.c.status.in_(WAITING_TO_ROUTE), journal.c.id > hold.sequence,
+                        journal.c.id != hold.journal_id)
+                 .order_by(journal.c.id))
+    return [{"message_id": message_id, "control_id": control_id}
+            for message_id, control_id in session.execute(query.limit(limit))]
+
+
 def end_item_hold(session: Session, item: ExceptionItem, at: datetime,
                   why: dict[str, Any]) -> dict[str, int] | None:
     """End the hold of the item's failure, if it holds its chain: messages held

@@ -55,8 +55,13 @@ class BulkActions(BulkJobs):
     def __init__(self, queue: ExceptionQueue, engine: Engine,
                  audit: AuditLog | None = None) -> None:
         super().__init__(ExceptionWork(queue), engine, audit)
+        self._exceptions = queue
 
     def start(self, action: str, items: Sequence[Item], reason: str, actor: str,
               assignee: str | None = None) -> BulkJob:
+        """A retry goes oldest first whatever order the items were chosen in, so each
+        patient's messages arrive in order (as recovery procedures ask)."""
+        if action == "retry" and len(set(items)) <= MAX_ITEMS:
+            items = self._exceptions.oldest_first(int(item) for item in items)
         return super().start(action, items, reason, actor,
                              assignee if action == "assign" else None)

@@ -30,11 +30,15 @@ class Group:
     count: int
     first_at: datetime
     last_at: datetime
+    example: str = ""
+    """The summary of its latest item: the pattern with what it masks filled in, as
+    people read it."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"signature": self.signature.key, "connection": self.signature.connection,
                 "error_class": self.signature.error_class, "pattern": self.signature.pattern,
-                "count": self.count, "first_at": self.first_at.isoformat(),
+                "example": self.example, "count": self.count,
+                "first_at": self.first_at.isoformat(),
                 "last_at": self.last_at.isoformat()}
 
     def sort_value(self, field: str) -> Any:
@@ -55,11 +59,12 @@ def groups(session: Session, conditions: Sequence[ColumnElement[bool]]) -> list[
         signature = signature_of(connection, error_class, summary)
         group = found.get(signature.key)
         if group is None:
-            found[signature.key] = Group(signature, count, first_at, last_at)
+            found[signature.key] = Group(signature, count, first_at, last_at, summary)
         else:
             group.count += count
             group.first_at = min(group.first_at, first_at)
-            group.last_at = max(group.last_at, last_at)
+            if last_at > group.last_at:
+                group.last_at, group.example = last_at, summary
     return list(found.values())
 
 

@@ -45,6 +45,8 @@ SORTS = {"id": ExceptionItem.id, "created_at": ExceptionItem.created_at,
          "status": ExceptionItem.status, "assignee": ExceptionItem.assignee,
          "escalate_at": ExceptionItem.escalate_at}
 GROUP_SORTS = grouping.SORTS
+SHOWN_BEHIND = 20
+"""How many of the messages waiting behind an item its view names."""
 # Who may be handed an item: whoever may act on it.
 _ACTING = ("exception.resolve", "exception.retry", "exception.reprocess", "exception.skip")
 
@@ -123,6 +125,27 @@ class ExceptionQueue:
             return list(session.scalars(select(ExceptionItem.id).where(*conditions)
                                         .order_by(*order).limit(limit)))
 
+    def oldest_first(self, item_ids: Iterable[int]) -> builtins.list[int]:
+        """``item_ids`` (once each) in the order their failures were to go out: by
+        their deliveries' place in the outbox's order (sequence, then id), a failed
+        message by its place in the journal; so a retry of them all sends each
+        patient's messages in order. Ids not found keep their place at the end."""
+        ids = builtins.list(dict.fromkeys(item_ids))
+        if not ids:
+            return []
+        with Session(self._reads) as session:
+            rows = session.execute(
+                select(ExceptionItem.id, ExceptionItem.journal_id, Delivery.sequence,
+                       Delivery.id)
+                .outerjoin(Delivery, Delivery.id == ExceptionItem.delivery_id)
+                .where(ExceptionItem.id.in_(ids))).all()
+        places = {item_id: ((0, sequence, delivery_id, item_id) if delivery_id is not None
+                            else (0, journal_id, 0, item_id) if journal_id is not None
+                            else (1, 0, 0, item_id))
+                  for item_id, journal_id, sequence, delivery_id in rows}
+        found = sorted(places, key=places.__getitem__)
+        return [*found, *(item_id for item_id in ids if item_id not in places)]
+
     def retryable_for(self, message_ids: Iterable[str]) -> builtins.list[int]:
         """The waiting items a retry would act on for these messages: each dead or
         failed delivery's, and each failed message's own; oldest first. What a bulk
@@ -155,9 +178,9 @@ class ExceptionQueue:
                 if value is not None) for name, column in columns.items()}
 
     def show(self, item_id: int) -> dict[str, Any]:
-        """The item, its delivery's state, its message id, any replacement made, and
-        how many deliveries or messages wait behind it (None when it holds nothing
-        back)."""
+        """The item, its delivery's state, its message id, any replacement made, how
+        many deliveries or messages wait behind it (None when it holds nothing back)
+        and the first SHOWN_BEHIND of their messages (ids and control ids)."""
         with Session(self._reads) as session:
             item = _found(session.get(ExceptionItem, item_id), item_id)
             message_id = None if item.journal_id is None else session.scalar(
@@ -165,13 +188,15 @@ class ExceptionQueue:
             delivery = (None if item.delivery_id is None
                         else session.get(Delivery, item.delivery_id))
             waiting = chain_holds.waiting_behind(session, item)
+            behind = ([] if waiting is None
+                      else chain_holds.messages_behind(session, item, SHOWN_BEHIND))
             return {**exception_summary(item), "message_id": message_id,
                     "detail": item.detail, "resolved_at": iso(item.resolved_at),
                     "escalate_at": iso(item.escalate_at), "escalate_to": item.escalate_to,
                     "escalated_at": iso(item.escalated_at),
                     "delivery": None if delivery is None else _delivery_view(delivery),
                     "replacement": _replacement(session, item.detail or {}),
-                    "waiting_behind": waiting,
+                    "waiting_behind": waiting, "behind": behind,
                     "recovery_actions": _recovery_actions(item, waiting)}
 
     def original(self, item_id: int, actor: str) -> Original:
@@ -243,10 +268,17 @@ class ExceptionQueue:
             self._record(session, actor, "exception.skip", item, {"released": released})
         return self.show(item_id)
 
-    def retry(self, item_id: int, actor: str, bulk: InBulk | None = None) -> dict[str, Any]:
-        """Send the dead delivery again, or route the failed message again, unchanged."""
+    def retry(self, item_id: int, actor: str, bulk: InBulk | None = None,
+              reason: str | None = None) -> dict[str, Any]:
+        """Send the dead delivery again, or route the failed message again, unchanged.
+        Who retried it and when is kept on the item (``retry``), with ``reason`` when
+        one is given (the console asks for one; a bulk job's is kept as ``bulk``) and
+        how many attempts the delivery had made, which the retry starts afresh."""
+        if reason is not None and not reason.strip():
+            raise Invalid("a retry needs a reason",
+                          hint="Say why it may be sent again now")
         return self._recover(item_id, actor, "retried", recovery.requeue_delivery,
-                             recovery.requeue_message, bulk)
+                             recovery.requeue_message, bulk, reason)
 
     def reprocess(self, item_id: int, edited: bytes | str, actor: str) -> dict[str, Any]:
         """Send an edited copy in place of the failed delivery or message; both kept."""
@@ -266,7 +298,8 @@ class ExceptionQueue:
     # ---- one transaction per action ----------------------------------------------------
 
     def _recover(self, item_id: int, actor: str, status: str, for_delivery: Recover,
-                 for_message: Recover, bulk: InBulk | None = None) -> dict[str, Any]:
+                 for_message: Recover, bulk: InBulk | None = None,
+                 reason: str | None = None) -> dict[str, Any]:
         with self._changing(item_id) as (session, item):
             now = now_utc()
             if item.delivery_id is not None:
@@ -280,6 +313,9 @@ class ExceptionQueue:
             replacement = {k: v for k, v in outcome.items() if k.startswith("replacement_")}
             if replacement:
                 item.detail = {**(item.detail or {}), **replacement}
+            if status == "retried":
+                item.detail = {**(item.detail or {}), "retry": _retry_note(
+                    actor, now, reason, outcome.get("attempts_before"))}
             verb = "exception.retry" if status == "retried" else "exception.reprocess"
             self._record(session, actor, verb, item, outcome, bulk)
         return self.show(item_id)
@@ -362,6 +398,13 @@ def _recovery_actions(item: ExceptionItem, waiting: dict[str, int] | None) -> li
     names_work = item.delivery_id is not None or item.journal_id is not None
     return ["assign", *(["retry", "reprocess"] if names_work else []),
             *(["skip"] if waiting is not None else []), "resolve"]
+
+
+def _retry_note(actor: str, at: datetime, reason: str | None,
+                attempts_before: int | None) -> dict[str, Any]:
+    return {"by": actor, "at": at.isoformat(),
+            **({"reason": reason} if reason is not None else {}),
+            **({"attempts_before": attempts_before} if attempts_before is not None else {})}
 
 
 def _delivery_view(delivery: Delivery) -> dict[str, Any]:

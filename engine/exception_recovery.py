@@ -33,17 +33,22 @@ _EDIT_SUFFIX_ROOM = 12  # ":edit" and the edit's number
 
 
 def requeue_delivery(session: Session, item: ExceptionItem, now: datetime) -> dict[str, Any]:
-    """Put a dead or failed delivery back in the outbox, with its retries reset."""
+    """Put a dead or failed delivery back in the outbox, with its retries reset;
+    ``attempts_before`` says how many it had made."""
     delivery = _delivery(session, item)
     if delivery.status not in RECOVERABLE:
         raise _not_recoverable(delivery, "retry")
     if not delivery.body:
         raise Refused(f"delivery {delivery.id} has no encoded body to send again",
                       hint="Use reprocess with an edited body")
+    # The outbox counts attempts afresh for the retry; the count that ran out is kept
+    # in what the retry returns (its audit event and the item), not lost with it.
+    failed_attempts = delivery.attempts
     delivery.status, delivery.attempts = "pending", 0
     delivery.next_attempt_at, delivery.updated_at = None, now
     release_chain(session, item, now, "retried")
-    return {"delivery_id": delivery.id, "delivery_status": "pending"}
+    return {"delivery_id": delivery.id, "delivery_status": "pending",
+            "attempts_before": failed_attempts}
 
 
 def requeue_message(session: Session, item: ExceptionItem, now: datetime) -> dict[str, Any]:

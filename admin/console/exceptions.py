@@ -1,8 +1,10 @@
 """The exception queue: the failures waiting for someone, grouped by what went wrong
 (their signature) with counts; an item's page with its owner, recovery procedure and
 escalation, and what may be done with it (assign, retry, skip, resolve, or edit the
-message and reprocess it); and bulk actions, with a reason, over ticked items or a
-whole group, whose progress any web process can show.
+message and reprocess it; a retry asks why, as a bulk one does); bulk actions, with a
+reason, over ticked items or a whole group, whose progress any web process can show;
+and, for a connection or a group, a retry of every item waiting for it, oldest first
+(the bulk way: a reason, the confirm page, the progress), as recovery procedures ask.
 
 Everyone who may read the queue (operators, analysts, compliance) sees it; each
 action checks its own permission (engine.security.permissions) on the server. The
@@ -23,6 +25,7 @@ from admin.console.exception_listing import STATUSES, ListArgs, page_count
 from admin.services import services
 from engine.exception_bulk import ACTIONS as BULK_ACTIONS
 from engine.exception_bulk import MAX_ITEMS
+from engine.integration_catalog import CatalogQuery
 from engine.message_edit import HL7V2, JSON, TEXT, Kind, edit_diff, edited_body
 from engine.queues import Invalid, NotFound, Refused
 from engine.security.permissions import may, roles_for
@@ -81,6 +84,11 @@ class ExceptionsView(ConsoleView):
                       if args.signature else [])
         except Invalid as error:
             abort(400, description=_said(error))
+        may_retry = _may("exception.retry")
+        # Filtered to one connection, an operator may retry every item waiting for it,
+        # oldest first, as recovery procedures ask ("retry the dead letters in order").
+        retry_all = (len(queue.waiting_ids(args.filters(), MAX_ITEMS + 1))
+                     if may_retry and args.connection else 0)
         return self.render(
             "console/exceptions.html", args=args, items=items, groups=groups,
             pages=page_count(items.total, PER_PAGE),
@@ -89,7 +97,38 @@ class ExceptionsView(ConsoleView):
             bulk_actions=[(name, BULK_WORDS[name][0]) for name, permission
                           in BULK_ACTIONS.items() if _may(permission)],
             assignable=_assignable(), bulk=bulk or {}, bulk_error=bulk_error,
-            max_items=MAX_ITEMS), code
+            max_items=MAX_ITEMS, may_retry=may_retry, retry_all=retry_all,
+            names=_connection_names()), code
+
+    # ---- retry every waiting item of a connection or group, oldest first ------------
+
+    @expose("/retry-all")
+    def retry_all(self) -> Any:
+        """Ask why, for a retry of every item waiting for a connection (or in a group),
+        which then goes the bulk way: the confirm page, then its progress."""
+        if not _may("exception.retry"):
+            return access.deny("exception.retry")
+        args = ListArgs.read(request.args)
+        if not (args.connection or args.signature):
+            flash("To retry all the open items of a connection, filter the queue to that "
+                  "connection first (or open one of its groups).", "info")
+            return redirect(url_for(".index"))
+        return self._retry_all_page(args)
+
+    def _retry_all_page(self, args: ListArgs, reason: str = "", error: str | None = None,
+                        code: int = 200) -> Any:
+        queue = services().exceptions
+        try:
+            ids = queue.waiting_ids(args.filters(), MAX_ITEMS + 1)
+            group = (queue.signatures({**args.filters(), "status": "waiting"}, 1, 1).items
+                     if args.signature else [])
+        except Invalid as error_:
+            abort(400, description=_said(error_))
+        connection = args.connection or (group[0]["connection"] if group else "")
+        return self.render("console/exception_retry_all.html", args=args, count=len(ids),
+                           connection=connection, group=group[0] if group else None,
+                           name=_connection_names().get(connection or "", connection),
+                           reason=reason, error=error, max_items=MAX_ITEMS), code
 
     # ---- one item ----------------------------------------------------------------
 
@@ -109,7 +148,9 @@ class ExceptionsView(ConsoleView):
         can["reprocess"] = can["reprocess"] and _may_see_content()
         return self.render("console/exception_item.html", item=found, can=can,
                            assignable=_assignable(), errors=errors or {},
-                           typed=typed or {}), code
+                           typed=typed or {}, entry=_catalog_entry(found["connection"]),
+                           may_read_catalog=_may("catalog.read"),
+                           may_read_messages=_may("message.read")), code
 
     @expose("/<id:item_id>/assign", methods=("POST",))
     def assign(self, item_id: int) -> Any:
@@ -125,8 +166,11 @@ class ExceptionsView(ConsoleView):
 
     @expose("/<id:item_id>/retry", methods=("POST",))
     def retry(self, item_id: int) -> Any:
+        reason = _form_text("reason")
+        # The page says where it is now: it may be delivered already, or failing again.
         return self._act(item_id, "retry", lambda actor: services().exceptions.retry(
-            item_id, actor), f"Exception {item_id} is retried: it is on its way again.")
+            item_id, actor, reason=reason), f"Exception {item_id} is retried: sent again. "
+            "See below where it is now.", {"retry": reason})
 
     @expose("/<id:item_id>/skip", methods=("POST",))
     def skip(self, item_id: int) -> Any:
@@ -217,18 +261,27 @@ class ExceptionsView(ConsoleView):
             return access.deny(BULK_ACTIONS[form["action"]])
         args = ListArgs.read(request.form)
         problem = _bulk_problem(form)
-        if problem is None and form["scope"] == "group":
+        if problem is None and form["scope"] in ("group", "all"):
+            wanted = args.signature if form["scope"] == "group" else (
+                args.connection or args.signature)
             form["items"] = (services().exceptions.waiting_ids(args.filters(), MAX_ITEMS + 1)
-                             if args.signature else [])
-            problem = None if form["items"] else "No item in this group waits any more."
+                             if wanted else [])
+            problem = None if form["items"] else (
+                "No item in this group waits any more." if form["scope"] == "group"
+                else "No item waits to be retried here any more.")
         if problem is None and len(form["items"]) > MAX_ITEMS:
             problem = (f"That is more than {MAX_ITEMS} items: narrow the filter, or act in "
                        "parts.")
         if problem is not None:
+            if form["scope"] == "all" and (args.connection or args.signature):
+                return self._retry_all_page(args, form["reason"], problem, 400)
             return self._queue_page(args, form, problem, 400)
+        if form["action"] == "retry":  # in the order they will go (engine.exception_bulk)
+            form["items"] = services().exceptions.oldest_first(form["items"])
         if request.form.get("confirmed") != "yes":
             return self.render("console/exception_bulk_confirm.html", form=form, args=args,
-                               words=BULK_WORDS[form["action"]])
+                               words=BULK_WORDS[form["action"]],
+                               names=_connection_names())
         try:
             job = services().bulk.start(form["action"], form["items"], form["reason"],
                                         access.principal().name, form["assignee"] or None)
@@ -260,11 +313,31 @@ def _said(error: Invalid | Refused) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _connection_names() -> dict[str, str]:
+    """Each connection's name in the published catalog, by id; none before one is."""
+    try:
+        return {entry["id"]: entry["name"] or entry["id"]
+                for entry in services().catalog.entries(CatalogQuery())}
+    except NotFound:
+        return {}
+
+
+def _catalog_entry(connection_id: str | None) -> dict[str, Any] | None:
+    """The item's connection as the catalog holds it: its owners and pager."""
+    if not connection_id:
+        return None
+    try:
+        return services().catalog.show(connection_id)
+    except NotFound:
+        return None
+
+
 def _bulk_form() -> dict[str, Any]:
     items = [int(value) for value in request.form.getlist("item")[:MAX_ITEMS + 1]
              if value.isascii() and value.isdigit() and len(value) <= 18]
+    scope = request.form.get("scope")
     return {"action": request.form.get("action", "")[:16],
-            "scope": "group" if request.form.get("scope") == "group" else "selected",
+            "scope": scope if scope in ("group", "all") else "selected",
             "reason": _form_text("reason"), "assignee": _form_text("assign_to", 64),
             "items": items}
 

@@ -48,6 +48,44 @@ def duration(milliseconds: float | None) -> str:
     return f"{whole // 86400} d {whole % 86400 // 3600} h"
 
 
+def clock(value: datetime | str | None) -> str:
+    """A time short enough for a list: "02:00 UTC" today, "2026-12-06 02:00 UTC"
+    another day; empty for none. Beside ``age``, it says when as well as how long."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    value = value.astimezone(UTC)
+    if value.date() == datetime.now(UTC).date():
+        return value.strftime("%H:%M UTC")
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def until(value: datetime | str | None) -> str:
+    """How long until ``value``: "in 28 min", "in 2 h 5 min"; "now" once it has come."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    seconds = int((value - datetime.now(UTC)).total_seconds())
+    if seconds <= 0:
+        return "now"
+    days, hours, minutes = seconds // 86400, seconds % 86400 // 3600, seconds % 3600 // 60
+    if days:
+        return f"in {days} d {hours} h"
+    if hours:
+        return f"in {hours} h {minutes} min"
+    return f"in {max(minutes, 1)} min"
+
+
+def is_future(value: datetime | str | None) -> bool:
+    if value is None or value == "":
+        return False
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value > datetime.now(UTC)
+
+
 def message_search_url(by: str, connection: str, status: str = "") -> str:
     """The message browser, filtered to one connection's messages (by ``source`` or
     ``destination``) and, when given, one status."""

@@ -79,6 +79,22 @@ def test_a_bulk_retry_acts_on_each_item_as_the_single_retry_does(engine, bulk):
     assert AuditLog(engine).verify() == []
 
 
+def test_a_bulk_retry_runs_oldest_first_whatever_order_they_were_ticked(engine, bulk):
+    """Recovery procedures say "retry the dead letters in order": items ticked newest
+    first (as the queue lists them) are retried oldest first, so each patient's
+    messages arrive in the order they were sent."""
+    items = [dead_item(engine) for _ in range(4)]
+    ticked = [items[3], items[1], items[0], items[2]]
+    job = bulk.start("retry", ticked, REASON, "olive")
+    assert job.items == tuple(items)
+    bulk.run(job)
+    retried = [int(e.target_id) for e in events(engine) if e.action == "exception.retry"]
+    assert retried == items
+    assert item(engine, items[0]).detail["retry"]["by"] == "olive"
+    resolved = bulk.start("resolve", ticked, REASON, "olive")
+    assert resolved.items == tuple(ticked)  # only a retry's order matters to the chain
+
+
 def test_progress_is_read_from_the_store_by_any_process(engine, bulk):
     items = [dead_item(engine) for _ in range(3)]
     job = bulk.start("retry", items, REASON, "olive")

@@ -65,6 +65,7 @@ def test_items_are_grouped_by_signature_with_counts_and_times(engine, queue):
     assert first["signature"] == key(REFUSED.format(7))
     assert first["first_at"] == (START + timedelta(minutes=1)).isoformat()
     assert first["last_at"] == (START + timedelta(minutes=3)).isoformat()
+    assert first["example"] == REFUSED.format(4)  # its latest item's, as people read it
     assert queue.signatures({}).items[0]["count"] == 4  # every status
     assert queue.signatures({"connection": "lab-system"}).total == 1
 

@@ -139,9 +139,40 @@ def test_retry_puts_a_dead_delivery_back_in_the_outbox(engine, queue):
         assert session.get(ExceptionItem, item_id).resolved_at is not None
     (event,) = audit_events(engine)
     assert (event.action, event.detail) == ("exception.retry", {
-        "status": "retried", "delivery_id": delivery_id, "delivery_status": "pending"})
+        "status": "retried", "delivery_id": delivery_id, "delivery_status": "pending",
+        "attempts_before": 5})
     with pytest.raises(Refused, match="is retried, no longer open"):
         queue.retry(item_id, "olive")
+
+
+def test_a_retry_keeps_who_why_and_the_attempts_it_starts_afresh(engine, queue):
+    """The outbox counts a retried delivery's attempts from nought: the count that ran
+    out stays on the item, with who retried it, when and why (the reason on the item,
+    never in the audit trail: free text may name a patient)."""
+    item_id, _ = dead_delivery_item(engine, attempts=3)
+    with pytest.raises(Invalid, match="a retry needs a reason"):
+        queue.retry(item_id, "olive", reason="  ")
+    view = queue.retry(item_id, "olive", reason="SECRET-NAME's ward says it is back")
+    note = view["detail"]["retry"]
+    assert (note["by"], note["reason"], note["attempts_before"]) == (
+        "olive", "SECRET-NAME's ward says it is back", 3)
+    assert note["at"] == view["resolved_at"]
+    assert view["delivery"]["attempts"] == 0
+    (event,) = audit_events(engine)
+    assert "SECRET-NAME" not in json.dumps(event.detail)
+
+
+def test_oldest_first_orders_items_as_their_deliveries_go_out(engine, queue):
+    """A retry of many sends them in the outbox's order (sequence, then id), however
+    they were ticked: the item raised last may be for the earliest delivery."""
+    journals = [entry(engine)[0] for _ in range(3)]
+    deliveries = [delivery(engine, journal_id) for journal_id in journals]
+    items = [exception_item(engine, journal_id, delivery_id) for journal_id, delivery_id
+             in reversed(list(zip(journals, deliveries, strict=True)))]  # newest raised first
+    failed, _ = entry(engine, status="failed")
+    message_item = exception_item(engine, failed)
+    assert queue.oldest_first([message_item, *items, 999999, items[0]]) == [
+        *reversed(items), message_item, 999999]
 
 
 @pytest.mark.parametrize(("status", "body", "refusal"), [
@@ -327,7 +358,13 @@ def test_each_way_out_of_a_dead_letter_releases_its_chain_in_order(engine, queue
     item_id, head, behind = held_chain(engine)
     outbox = Outbox(engine, lease=60)
     assert outbox.claim(limit=10) == []
-    assert queue.show(item_id)["waiting_behind"] == {"deliveries": 2}
+    shown = queue.show(item_id)
+    assert shown["waiting_behind"] == {"deliveries": 2}
+    with Session(engine) as session:
+        ids_behind = [session.scalar(select(JournalEntry.message_id).join(
+            Delivery, Delivery.journal_id == JournalEntry.id).where(Delivery.id == d))
+            for d in behind]
+    assert [m["message_id"] for m in shown["behind"]] == ids_behind
     first: list[int] = []
     if action == "retry":
         queue.retry(item_id, "olive")
@@ -340,6 +377,7 @@ def test_each_way_out_of_a_dead_letter_releases_its_chain_in_order(engine, queue
     else:
         queue.resolve(item_id, "the clinic keyed it in by hand", "olive")
     assert queue.show(item_id)["waiting_behind"] is None
+    assert queue.show(item_id)["behind"] == []
     assert [[c.id for c in chain] for chain in outbox.claim(limit=10)] == [[*first, *behind]]
 
 

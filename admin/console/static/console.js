@@ -27,7 +27,7 @@
   // keyboard or screen-reader user hears it and goes on from there.
   var said = document.querySelector("[data-focus]");
   if (!said && document.querySelector("[data-focus-flash]")) {
-    said = document.querySelector(".console-page > .alert");
+    said = document.querySelector(".console-page > .container-fluid > .alert");
   }
   if (said) {
     if (!said.hasAttribute("tabindex")) { said.setAttribute("tabindex", "-1"); }

@@ -1,7 +1,8 @@
 """The exception queue in Debian's headless chromium, against the whole of
 ``switchboard serve`` on real sockets: an operator bulk-retries a whole group by
-keyboard alone, with a reason, and watches its progress bar reach the end; an item's
-page and its edit with the diff; both themes."""
+keyboard alone, with a reason, and watches its progress bar reach the end; the offer
+to retry all of a connection's open items oldest first; an item's page and its edit
+with the diff; both themes."""
 
 from __future__ import annotations
 
@@ -114,6 +115,13 @@ def test_an_operator_bulk_retries_a_group_by_keyboard_and_sees_it_finish(live):
         retried = session.scalars(select(AuditEvent).where(
             AuditEvent.action == "exception.retry")).all()
     assert len(retried) == GROUP_SIZE and {e.actor for e in retried} == {"olive"}
+
+    # Filtered to one connection: retry all its open items, oldest first.
+    live.open("/exceptions/?connection=lab-system")
+    live.wait_for_text("Retry all 2 open for")
+    live.driver.find_element(By.ID, "retry-all").click()
+    live.wait_for_text("They are retried oldest first")
+    screenshot(live.driver, "exception-retry-all-light")
 
     # An item's page, and the edit of its message with the diff.
     live.open(f"/exceptions/{item_id}/")

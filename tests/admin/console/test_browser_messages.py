@@ -91,7 +91,7 @@ def test_an_operator_finds_a_failed_delivery_reads_why_and_retries_it(live, sink
 
     # By keyboard alone: from the dashboard's failed count to the message.
     live.sign_in("olive", keyboard=True)
-    live.wait_for_text(SINK, "#tiles")
+    live.wait_for_text("Test sink", "#tiles")
     tab_to(live, FAILED_COUNT)
     press(live, Keys.ENTER)
     live.wait_for_text("Destination: test-sink")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from engine.exception_signature import signature_of
 from engine.journal import now_utc
 from engine.security.audit import AuditLog
-from engine.store.models import AuditEvent, Delivery, ExceptionItem
+from engine.store.models import AuditEvent, Delivery, ExceptionItem, JournalEntry
 from tests.admin.console.console_client import Console, console_app
 from tests.engine.test_exception_groups import raised
 from tests.engine.test_exception_queue import held_chain
@@ -37,6 +37,7 @@ ACCESS = {
     ("POST", "/exceptions/<id:item_id>/assign"): matrix(OPERATORS),
     ("POST", "/exceptions/<id:item_id>/resolve"): matrix(OPERATORS),
     ("POST", "/exceptions/<id:item_id>/retry"): matrix(OPERATORS),
+    ("GET", "/exceptions/retry-all"): matrix(OPERATORS),
     ("POST", "/exceptions/<id:item_id>/skip"): matrix(OPERATORS),
     # The message itself: a content view, never for compliance.
     ("GET", "/exceptions/<id:item_id>/edit"): matrix(EDITORS),
@@ -133,8 +134,10 @@ def test_the_queue_groups_waiting_items_by_signature_with_counts(console):
     raised(engine, REFUSED, minute=6, status="resolved")
     page = console.as_("carl").text("/exceptions/")
     groups = page.split('id="groups"')[1].split("</table>")[0]
-    assert groups.index("failed after # attempts: connection refused") < groups.index(
+    # A group reads as its latest item, not as its signature's pattern.
+    assert groups.index("failed after 4 attempts: connection refused") < groups.index(
         "HTTP 503")
+    assert "#" not in groups.split("<tbody>")[1].replace("#groups", "")
     group = signature_of("clinic-north", "transport_error", REFUSED).key
     assert f'href="/exceptions/?signature={group}"' in groups
     assert ">3</a>" in groups and "3 groups" in page
@@ -183,7 +186,7 @@ def test_an_item_shows_its_owner_recovery_procedure_and_escalation(console):
         connection.execute(update(ExceptionItem).where(ExceptionItem.id == item_id).values(
             escalate_at=now_utc() + timedelta(hours=4), escalate_to="admin"))
     page = console.as_("carl").text(f"/exceptions/{item_id}/")
-    assert 'id="owner-role">operator<' in page
+    assert 'id="owner-role">operators<' in page
     assert 'id="recovery-procedure">Call them<' in page
     assert "to admin, <span data-due=" in page
     assert "Your role may read the queue but not act on it." in page
@@ -224,11 +227,12 @@ def test_assign_and_resolve_and_their_refusals(console):
 def test_retry_and_its_refusal(console):
     item_id = dead_item(console.engine)
     browser = console.as_("olive")
-    assert browser.post(f"/exceptions/{item_id}/retry").status_code == 302
+    assert browser.post(f"/exceptions/{item_id}/retry",
+                        {"reason": "clinic-north answers again"}).status_code == 302
     assert "is retried" in browser.text(f"/exceptions/{item_id}/")
     journal_id, _ = entry(console.engine, status="routed")
     routed = exception_item(console.engine, journal_id)
-    response = browser.post(f"/exceptions/{routed}/retry")
+    response = browser.post(f"/exceptions/{routed}/retry", {"reason": "try again"})
     assert response.status_code == 409
     assert "routing it again would send it twice" in response.get_data(as_text=True)
     [event] = audit(console.engine, "exception.retry")
@@ -415,3 +419,149 @@ def test_bulk_is_for_operators_and_checks_the_action_it_is_asked_for(console):
     assert browser.get("/exceptions/bulk/" + "0" * 32 + "/").status_code == 404
     assert browser.get("/exceptions/bulk/not-a-job/").status_code == 404
     assert item(console.engine, item_id).status == "open"
+
+
+# ---- an operator recovering a connection (the bed board usability check) -------------
+
+def waiting_for(engine, count: int) -> list[int]:
+    """``count`` dead letters to clinic-north, each raised after the last."""
+    return [dead_item(engine) for _ in range(count)]
+
+
+def test_retry_all_for_a_connection_goes_the_bulk_way_oldest_first(console):
+    """"Retry the dead letters in order": filtered to one connection, the list offers
+    to retry every item waiting for it, which asks why, confirms, and retries them
+    oldest first, whatever order they are listed or ticked in."""
+    engine = console.engine
+    items = waiting_for(engine, 3)
+    raised(engine, "delivery to lab-system failed after 8 attempts: HTTP 503", "lab-system")
+    browser = console.as_("olive")
+    page = browser.text("/exceptions/?connection=clinic-north")
+    assert ("Retry all 3 open for North Clinic results inbox, oldest first</a>" in page)
+    assert 'href="/exceptions/retry-all?connection=clinic-north"' in page
+    group = signature_of("clinic-north", "transport_error", REFUSED).key
+    everything = browser.text("/exceptions/")
+    assert f'href="/exceptions/retry-all?signature={group}"' in everything  # a group's row
+    assert 'id="retry-all"' not in everything  # the list is not filtered to a connection
+    assert "Retry all" not in console.as_("anna").text("/exceptions/?connection=clinic-north")
+    asked = browser.text("/exceptions/retry-all?connection=clinic-north")
+    assert "Retry all 3 open for North Clinic results inbox, oldest first" in asked
+    assert "They are retried oldest first, so each patient's messages arrive in order." in asked
+    assert 'name="scope" value="all"' in asked
+    form = {"action": "retry", "scope": "all", "connection": "clinic-north"}
+    response = browser.post("/exceptions/bulk", {**form, "reason": " "})
+    assert response.status_code == 400
+    assert "Say why these items may all be handled this way." in response.get_data(
+        as_text=True)
+    confirm = browser.post("/exceptions/bulk", {**form, "reason": "the inbox is back"})
+    text = confirm.get_data(as_text=True)
+    assert "Retry 3 exceptions?" in text and "every item that waits now for North" in text
+    assert "They are retried oldest first, so each patient's messages arrive in order." in text
+    assert [int(i) for i in re.findall(r'name="item" value="(\d+)"', text)] == items
+    response = browser.post("/exceptions/bulk", {
+        "action": "retry", "item": list(reversed(items)), "reason": "the inbox is back",
+        "confirmed": "yes"})
+    assert "Done: 3 of 3 retried." in finished(browser, job_of(response))
+    assert [int(e.target_id) for e in audit(engine, "exception.retry")] == items
+    unfiltered = browser.get("/exceptions/retry-all")  # nothing chosen: back to the queue
+    assert (unfiltered.status_code, unfiltered.headers["Location"]) == (302, "/exceptions/")
+
+
+def test_ticked_items_are_confirmed_in_the_order_they_will_be_retried(console):
+    items = waiting_for(console.engine, 3)
+    confirm = console.as_("olive").post("/exceptions/bulk", {
+        "action": "retry", "item": [items[2], items[0], items[1]], "reason": "back up"})
+    text = confirm.get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'name="item" value="(\d+)"', text)] == items
+    assert 'id="oldest-first"' in text
+
+
+def test_a_single_retry_asks_why_and_the_item_says_who_when_and_why(console):
+    engine = console.engine
+    item_id = dead_item(engine)
+    browser = console.as_("olive")
+    page = browser.text(f"/exceptions/{item_id}/")
+    assert 'id="retry-reason" name="reason"' in page
+    response = browser.post(f"/exceptions/{item_id}/retry", {"reason": ""})
+    assert response.status_code == 400
+    assert "A retry needs a reason" in response.get_data(as_text=True)
+    assert item(engine, item_id).status == "open"
+    response = browser.post(f"/exceptions/{item_id}/retry",
+                            {"reason": "the inbox answers again"})
+    assert response.status_code == 302
+    page = browser.text(f"/exceptions/{item_id}/")
+    assert "sent again. See below where it is now." in page
+    assert "on its way again" not in page  # it may be delivered, or failing, already
+    assert re.search(r'id="retried">by olive, \d{4}-\d\d-\d\d [\d:]+ UTC: “the inbox answers '
+                     r'again”', page)
+    assert 'id="attempts-before">5 failed attempts before the retry<' in page
+    assert "pending after 0 attempts since the retry" in page
+    [event] = audit(engine, "exception.retry")
+    assert event.detail["attempts_before"] == 5 and "inbox" not in str(event.detail)
+
+
+def test_what_is_held_back_is_counted_in_words_and_each_one_linked(console):
+    engine = console.engine
+    item_id, _, behind = held_chain(engine)
+    with Session(engine) as session:
+        journals = [session.get(Delivery, d).journal_id for d in behind]
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id == behind[0])
+                           .values(status="cancelled"))
+        connection.execute(update(JournalEntry).where(JournalEntry.id == journals[1])
+                           .values(control_id="ADT-0042"))
+    page = console.as_("olive").text(f"/exceptions/{item_id}/")
+    held = page.split('id="waiting-behind"')[1].split("</dd>")[0]
+    assert "1 delivery for the same patient waits behind it, in order" in held
+    with Session(engine) as session:
+        message_id = session.get(JournalEntry, journals[1]).message_id
+    assert f'<a href="/messages/{message_id}/">ADT-0042</a>' in held
+
+
+def test_an_item_names_its_connections_owners_and_pager_beside_the_procedure(console):
+    engine = console.engine
+    journal_id, _ = entry(engine)
+    bed = exception_item(engine, journal_id, delivery(engine, journal_id, "bed-board"),
+                         connection_id="bed-board")
+    page = console.as_("olive").text(f"/exceptions/{bed}/")
+    owners = page.split('id="connection-owners"')[1].split("</dl>")[0]
+    assert "Marcus Lee" in owners and "Patient flow IT" in owners
+    assert "Pager patientflow-oncall" in owners
+    assert page.index('id="recovery-procedure"') < page.index('id="connection-owners"')
+    assert 'href="/catalog/bed-board" id="catalog-entry"' in page
+    north = console.as_("olive").text(f"/exceptions/{dead_item(engine)}/")
+    assert "Clinic IT" in north and "Phone +1 555 0100 ext 4700" in north
+
+
+def test_lists_say_when_in_words_a_person_reads(console):
+    """Times with their clock time, error classes and owners in words (the codes kept
+    in a title), the first step of the procedure in full with a link to the rest, and
+    an escalation that did not come not called "was due" while it lies ahead."""
+    engine = console.engine
+    item_id = dead_item(engine)
+    with engine.begin() as connection:
+        connection.execute(update(ExceptionItem).where(ExceptionItem.id == item_id).values(
+            recovery_procedure="1. The bed board rebuilds from the ADT feed once it is "
+            "back,\n   so nothing is lost while it is down.\n2. Retry the dead letters in "
+            "order.", escalate_at=now_utc() + timedelta(minutes=28), escalate_to="admin"))
+    browser = console.as_("olive")
+    page = browser.text("/exceptions/")
+    row = items_table(page)
+    assert re.search(r"\d\d:\d\d UTC,<br>\d+ s ago", row)
+    assert 'title="error class transport_error">could not connect (down or busy)<' in row
+    assert ("What to do first: 1. The bed board rebuilds from the ADT feed once it is back, "
+            "so nothing is lost while it is down.") in row
+    assert f'href="/exceptions/{item_id}/#recovery-procedure">Read the procedure' in row
+    assert "Owned by operators" in row and ">due in 2" in row
+    groups = page.split('id="groups"')[1].split("</table>")[0]
+    assert "could not connect (down or busy)" in groups and "UTC,<br>" in groups
+    browser.post(f"/exceptions/{item_id}/resolve", {"reason": "keyed in"})
+    settled = browser.text(f"/exceptions/{item_id}/")
+    escalation = settled.split('id="escalation">')[1].split("</dd>")[0]
+    assert "would have been due in 2" in escalation and "was due" not in escalation
+    with engine.begin() as connection:
+        connection.execute(update(ExceptionItem).where(ExceptionItem.id == item_id).values(
+            escalate_at=now_utc() - timedelta(hours=1)))
+    escalation = browser.text(f"/exceptions/{item_id}/").split(
+        'id="escalation">')[1].split("</dd>")[0]
+    assert "was due" in escalation
