@@ -354,8 +354,10 @@ def _new_user_problems(name: str, role: str, password: str, again: str,
                        display_name: str) -> dict[str, str]:
     """What is wrong with a new user's form, by field."""
     errors: dict[str, str] = {}
-    for field, check in (("name", lambda: check_name(name)), ("role", lambda: checked_role(role)),
-                         ("display_name", lambda: checked_display_name(display_name))):
+    checks: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("name", lambda: check_name(name)), ("role", lambda: checked_role(role)),
+        ("display_name", lambda: checked_display_name(display_name)))
+    for field, check in checks:
         try:
             check()
         except UserError as exc:
