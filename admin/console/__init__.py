@@ -23,7 +23,7 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_wtf.csrf import CSRFProtect
 
-from admin.console import access, exception_words, templates
+from admin.console import access, exception_words, list_links, templates
 from engine.security.console_sessions import ConsoleSessions, SessionPolicy
 from engine.security.ldap_directory import Directory, LdapSettings
 from engine.security.roles import Role
@@ -139,7 +139,7 @@ def _template_globals() -> dict[str, Any]:
     return {"console_principal": access.signed_in, "console_theme": access.theme,
             "console_shown_name": access.shown_name,
             "holds_role": lambda role: access.holds(Role(role)),
-            "message_search_url": templates.message_search_url}
+            "message_search_url": templates.message_search_url, **list_links.LINKS}
 
 
 def _per_request() -> Any:

@@ -86,9 +86,8 @@ class UsersView(ConsoleView):
         return self._list_page(listing, found, None)
 
     def _list_page(self, listing: Listing, found: UserPage | None, problem: str | None) -> Any:
-        last = max(1, -(-found.total // listing.per_page)) if found else 1
         return self.render("console/users.html", listing=listing, found=found,
-                           problem=problem, last_page=last, columns=COLUMNS, roles=ROLES,
+                           problem=problem, columns=COLUMNS, roles=ROLES,
                            states=STATES, per_page_choices=PER_PAGE,
                            break_glass=_break_glass(),
                            list_url=lambda **changes: url_for(".index",

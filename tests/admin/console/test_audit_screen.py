@@ -75,7 +75,7 @@ def test_events_filter_by_who_what_object_and_time_on_the_server(console):
     assert '<option value="exception.retry">exception.retry</option>' in everything
     retried = page(carl, "/audit/?actor=olive&action=exception.retry&target_type=exception"
                          "&target_id=41")
-    assert "Showing 1–1 of 1 events" in retried
+    assert "Showing 1–1 of 1 event" in retried
     assert "<dt>attempts:</dt> <dd>3</dd>" in retried
     assert "exception <strong>41</strong>" in retried
     assert "No events match these filters." in page(carl, "/audit/?actor=nobody")
@@ -156,7 +156,7 @@ def test_content_views_appear_in_the_log(console):
     everything = page(carl, "/audit/")
     assert 'href="/audit/?event=content_view">Content views</a>' in everything
     views = page(carl, "/audit/?event=content_view")
-    assert "Showing 1–1 of 1 events" in views
+    assert "Showing 1–1 of 1 event" in views
     assert '<span class="badge badge-info">content view</span>' in views
     assert "message <strong>m-9</strong>" in views and "<dt>view:</dt> <dd>parsed</dd>" in views
 
@@ -176,7 +176,7 @@ def test_opening_a_tasks_page_is_a_content_view_too(console):
     assert "Showing only:</span>" in views and "<strong>content views</strong>" in views
     assert '<input type="hidden" name="event" value="content_view">' in views
     cora = page(carl, "/audit/?event=content_view&actor=cora")
-    assert "Showing 1–1 of 1 events" in cora and "task <strong>12</strong>" in cora
+    assert "Showing 1–1 of 1 event" in cora and "task <strong>12</strong>" in cora
     wrong = carl.get("/audit/?event=everything")
     assert wrong.status_code == 400
     assert "is not a kind of event this log can show" in html.unescape(
@@ -187,7 +187,7 @@ def test_one_event_is_found_by_its_number(console):
     target = record(console, "olive", "exception.retry", "exception", "41")
     carl = console.as_("carl")
     one = page(carl, f"/audit/?id={target}")
-    assert "Showing 1–1 of 1 events" in one and f'<tr id="event-{target}">' in one
+    assert "Showing 1–1 of 1 event" in one and f'<tr id="event-{target}">' in one
     assert carl.get("/audit/?id=forty-one").status_code == 400
 
 

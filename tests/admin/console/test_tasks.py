@@ -177,12 +177,12 @@ def test_pages_of_tasks(console):
     made = [task(engine, journal_id) for _ in range(27)]
     cora = console.as_("cora")
     first = cora.text("/tasks/?sort=created")
-    assert "Tasks 1 to 25 of 27" in first and 'href="/tasks/?status=waiting&amp;sort=created' \
-        '&amp;page=2">Next page' in first
+    assert "Showing 1–25 of 27 tasks" in first
+    assert 'href="/tasks/?sort=created&amp;page=2" rel="next">Next' in first
     second = cora.text("/tasks/?sort=created&page=2")
     assert re.findall(r'href="/tasks/(\d+)" class="task-link', second) == [
         str(i) for i in made[25:]]
-    assert "Tasks 26 to 27 of 27" in second and "Previous page</a>" in second
+    assert "Showing 26–27 of 27 tasks" in second and 'rel="prev">Previous</a>' in second
 
 
 def test_a_result_review_shows_the_abnormal_value_plainly(console):
@@ -251,7 +251,7 @@ def test_one_page_of_tasks_has_no_pager(console):
     review, _ = held_review(console.engine)
     page = main(console.as_("cora").text("/tasks/"))
     assert f'href="/tasks/{review}"' in page
-    assert "Next page" not in page and "Previous page" not in page
+    assert 'rel="next"' not in page and "Previous" not in page
 
 
 def test_a_claim_is_given_back_to_the_queue(console):
