@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, asc, desc, exists, func, select
+from sqlalchemy import Engine, Select, and_, asc, desc, exists, func, select
 from sqlalchemy.orm import Session, aliased, defer
 
+from engine.backlog import WAITING_DELIVERY
+from engine.chain_holds import held_by_dead_letter
 from engine.exception_queue import exception_summary
 from engine.indexed_paths import IndexedPaths
 from engine.lookup_keys import CONTROL_ID, PATIENT, lookup_key, patient_value
@@ -210,16 +212,20 @@ class MessageLog:
 
 def _deliveries_of(session: Session,
                    journal_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Where each listed message's deliveries stand, by destination: one look-up by the
-    journal index for the page, so a listing says which messages did not arrive."""
+    """Where each listed message's deliveries stand, by destination, and whether one
+    waiting waits behind a dead letter of its patient (strict ordering): one look-up by
+    the journal index for the page, so a listing says which messages did not arrive."""
     standing: dict[int, list[dict[str, Any]]] = {}
     if not journal_ids:
         return standing
-    for journal_id, destination, status in session.execute(
-            select(Delivery.journal_id, Delivery.destination, Delivery.status)
+    waiting = Delivery.status.in_(sorted(WAITING_DELIVERY))
+    for journal_id, destination, status, behind in session.execute(
+            select(Delivery.journal_id, Delivery.destination, Delivery.status,
+                   and_(waiting, held_by_dead_letter(Delivery.__table__)))
             .where(Delivery.journal_id.in_(journal_ids)).order_by(Delivery.id)):
         standing.setdefault(journal_id, []).append(
-            {"destination": destination, "status": status})
+            {"destination": destination, "status": status,
+             "behind_failure": bool(behind)})
     return standing
 
 

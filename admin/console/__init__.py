@@ -75,7 +75,7 @@ def mount(app: Flask) -> None:
     app.add_template_test(templates.is_future, "future")
     app.add_template_filter(exception_words.error_words)
     app.add_template_filter(exception_words.owners)
-    app.add_template_filter(exception_words.first_step)
+    app.add_template_filter(exception_words.brief_steps)
 
 
 def _configure_cookies(app: Flask) -> None:

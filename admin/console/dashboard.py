@@ -54,7 +54,11 @@ class DashboardView(AdminIndexView):
 
     def _tiles(self) -> dict[str, Any]:
         day_ago = now_utc() - timedelta(days=1)
-        return {"tiles": read_status(services().reads),
+        # Feeds, then destinations, then the rest: a tile keeps its place as traffic comes.
+        order = {"inbound": 0, "outbound": 1}
+        tiles = sorted(read_status(services().reads),
+                       key=lambda tile: (order.get(tile.direction, 2), tile.connection))
+        return {"tiles": tiles,
                 "security": count_security_events(services().reads, since=day_ago)}
 
     def _charts(self) -> dict[str, Any]:

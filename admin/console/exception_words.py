@@ -33,7 +33,12 @@ def owners(role: str | None) -> str:
     return _TEAMS.get(role, f"{role}s")
 
 
-def first_step(procedure: str | None) -> str:
-    """A recovery procedure's first step, whole (as the catalog joins its lines)."""
-    steps = recovery_steps(procedure or "")
-    return steps[0] if steps else ""
+BRIEF_STEPS = 3
+"""A list shows a procedure of this many steps whole: the step that fits may be any of
+them (a short outage needs nothing; a long one needs the second step)."""
+
+
+def brief_steps(procedure: str | None) -> list[str]:
+    """A recovery procedure's steps, whole (as the catalog joins their lines), up to
+    BRIEF_STEPS: a list shows every step of a short procedure, not only its first."""
+    return recovery_steps(procedure or "")[:BRIEF_STEPS]

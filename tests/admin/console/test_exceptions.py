@@ -380,6 +380,7 @@ def test_a_running_job_polls_for_its_progress_and_an_ended_one_stops(console):
     bulk.run(job)
     ended = browser.text(f"/exceptions/bulk/{job.id}/progress")
     assert "hx-trigger" not in ended and "Done: 2 of 2 retried." in ended
+    assert "Retried means sent again, not yet arrived" in ended
 
 
 def test_a_whole_group_is_resolved_in_bulk(console):
@@ -446,7 +447,8 @@ def test_retry_all_for_a_connection_goes_the_bulk_way_oldest_first(console):
     assert "Retry all" not in console.as_("anna").text("/exceptions/?connection=clinic-north")
     asked = browser.text("/exceptions/retry-all?connection=clinic-north")
     assert "Retry all 3 open for North Clinic results inbox, oldest first" in asked
-    assert "They are retried oldest first, so each patient's messages arrive in order." in asked
+    assert "They are retried oldest first, so each patient's messages arrive in order; " \
+        "what waits behind each of them for the same patient follows once it goes." in asked
     assert 'name="scope" value="all"' in asked
     form = {"action": "retry", "scope": "all", "connection": "clinic-north"}
     response = browser.post("/exceptions/bulk", {**form, "reason": " "})
@@ -456,7 +458,7 @@ def test_retry_all_for_a_connection_goes_the_bulk_way_oldest_first(console):
     confirm = browser.post("/exceptions/bulk", {**form, "reason": "the inbox is back"})
     text = confirm.get_data(as_text=True)
     assert "Retry 3 exceptions?" in text and "every item that waits now for North" in text
-    assert "They are retried oldest first, so each patient's messages arrive in order." in text
+    assert "They are retried oldest first, so each patient's messages arrive in order;" in text
     assert [int(i) for i in re.findall(r'name="item" value="(\d+)"', text)] == items
     response = browser.post("/exceptions/bulk", {
         "action": "retry", "item": list(reversed(items)), "reason": "the inbox is back",
@@ -535,7 +537,7 @@ def test_an_item_names_its_connections_owners_and_pager_beside_the_procedure(con
 
 def test_lists_say_when_in_words_a_person_reads(console):
     """Times with their clock time, error classes and owners in words (the codes kept
-    in a title), the first step of the procedure in full with a link to the rest, and
+    in a title), the steps of a short procedure in full with a link to the rest, and
     an escalation that did not come not called "was due" while it lies ahead."""
     engine = console.engine
     item_id = dead_item(engine)
@@ -549,9 +551,11 @@ def test_lists_say_when_in_words_a_person_reads(console):
     row = items_table(page)
     assert re.search(r"\d\d:\d\d UTC,<br>\d+ s ago", row)
     assert 'title="error class transport_error">could not connect (down or busy)<' in row
-    assert ("What to do first: 1. The bed board rebuilds from the ADT feed once it is back, "
-            "so nothing is lost while it is down.") in row
-    assert f'href="/exceptions/{item_id}/#recovery-procedure">Read the procedure' in row
+    # Every step of a short procedure: the one that fits this outage may be the second.
+    assert ("1. The bed board rebuilds from the ADT feed once it is back, "
+            "so nothing is lost while it is down.</span>") in row
+    assert "2. Retry the dead letters in order.</span>" in row
+    assert f'href="/exceptions/{item_id}/#recovery-procedure">The whole procedure' in row
     assert "Owned by operators" in row and ">due in 2" in row
     groups = page.split('id="groups"')[1].split("</table>")[0]
     assert "could not connect (down or busy)" in groups and "UTC,<br>" in groups

@@ -75,7 +75,7 @@ def traffic(console) -> dict[str, str]:
 def shown(page: str) -> set[str]:
     """The control ids in the results table."""
     table = page.split('id="results"')[1].split("</table>")[0]
-    return set(re.findall(r'<td class="text-break">([^<]+)</td>', table)) - {"—"}
+    return set(re.findall(r'<td class="control-id[^"]*">([^<]+)</td>', table)) - {"—"}
 
 
 def audit(engine, *actions: str) -> list[AuditEvent]:
@@ -481,3 +481,24 @@ def test_each_listed_message_says_where_its_deliveries_stand(console, traffic):
     assert 'class="badge badge-danger delivery-badge mr-1"' in rows["A2"]
     assert "lab-system: Failed: gave up" in rows["A2"]
     assert "lab-system: Failed" not in rows["A1"]
+
+
+def test_a_delivery_held_behind_a_failure_says_so_in_the_list(console):
+    """Found in the operators' second check: the bed board's deliveries held behind its
+    patients' failed ones read "Waiting to be sent", as if all were well."""
+    from engine.chain_holds import hold_behind_dead_letter
+    from engine.journal import now_utc
+    from tests.queue_rows import delivery, entry
+
+    engine = console.engine
+    first, second = entry(engine)[0], entry(engine)[0]
+    dead = delivery(engine, first, status="dead")
+    behind = delivery(engine, second, status="pending", attempts=0)
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id == behind).values(
+            sequence=second + 1))
+        hold_behind_dead_letter(connection, dead, first, "clinic-north", "p1", first,
+                                now_utc())
+    page = console.as_("olive").text("/messages/?destination=clinic-north")
+    assert page.count("clinic-north: Held behind a failure") == 1
+    assert page.count("clinic-north: Failed: gave up") == 1
