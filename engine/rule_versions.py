@@ -15,6 +15,7 @@ import math
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -250,6 +251,21 @@ def published_task_queues(session: Session) -> list[catalog_entry.Connection]:
                                 .where(CatalogConnection.rule_set_version_id == newest))
     return [catalog_entry.Connection.from_dict(document) for document in documents
             if document.get("transport") == catalog_entry.Transport.TASK_QUEUE]
+
+
+def published_names(session: Session, connection_ids: Iterable[str]) -> dict[str, str]:
+    """The catalog names of these connections in the newest published version: what a
+    person reads instead of an id ("Electronic health record", not ``ehr-fhir``)."""
+    wanted = sorted(set(connection_ids))
+    if not wanted:
+        return {}
+    newest = (select(RuleSetVersion.id).where(RuleSetVersion.status == "published")
+              .order_by(RuleSetVersion.version.desc()).limit(1).scalar_subquery())
+    rows = session.execute(select(CatalogConnection.connection_id, CatalogConnection.document)
+                           .where(CatalogConnection.rule_set_version_id == newest,
+                                  CatalogConnection.connection_id.in_(wanted)))
+    return {connection_id: str(document["name"]) for connection_id, document in rows
+            if document.get("name")}
 
 
 def source_charset(rule_sets: RuleSetCache) -> CharsetLookup:

@@ -38,7 +38,8 @@ from engine.queues import (
     iso,
     settled,
 )
-from engine.rule_versions import published_task_queues, published_task_rules
+from engine.result_flags import flagged
+from engine.rule_versions import published_names, published_task_queues, published_task_rules
 from engine.rules.catalog_entry import Connection, TaskQueueEndpoint
 from engine.security.audit import AuditLog
 from engine.security.identity import Principal
@@ -83,8 +84,9 @@ class WorkQueue:
         """The tasks ``viewer`` may see that match every filter given (``status`` one
         status or several), oldest first unless ``sort`` (one of SORTS) says otherwise:
         by ``due``, the overdue come first. Each names its message and what its route
-        row says it is for, and the patient's first identifier (read from the payload
-        as its queue's scope allows) where ``viewer`` may read the payload."""
+        row says it is for, and the patient's first identifier and name and the abnormal
+        results, critical first (read from the payload as its queue's scope allows),
+        where ``viewer`` may read the payload."""
         check_page(page, per_page)
         query = select(Task, JournalEntry.message_id, JournalEntry.control_id).outerjoin(
             JournalEntry, JournalEntry.id == Task.journal_id)
@@ -116,7 +118,10 @@ class WorkQueue:
                 item = task_summary(task, message_id, control_id)
                 item["for"] = _described(purposes.get(task.id))
                 if rules.may(viewer.roles, task.queue, "task.payload"):
-                    item["patient"] = patient_reference(scopes.cut(task.queue, task.payload))
+                    readable = scopes.cut(task.queue, task.payload)
+                    item["patient"] = patient_reference(readable)
+                    item["patient_name"] = patient_name(readable)
+                    item["abnormal"] = flagged((readable or {}).get("results"))
                 items.append(item)
             return Page(items, page, per_page, total)
 
@@ -221,9 +226,12 @@ class WorkQueue:
                 if not visible:
                     return []
                 query = query.where(Task.queue.in_(sorted(visible)))
+            rows = session.execute(query).all()
+            names = published_names(session, (row.destination for row in rows))
             return [{"task_id": row.id, "queue": row.queue, "approved_by": row.decided_by,
-                     "destination": row.destination, "status": row.status}
-                    for row in session.execute(query)]
+                     "destination": row.destination,
+                     "name": names.get(row.destination, row.destination),
+                     "status": row.status} for row in rows]
 
     def approve(self, task_id: int, actor: Principal,
                 reason: str | None = None) -> dict[str, Any]:
@@ -376,8 +384,10 @@ def _holds(session: Session, task: Task) -> list[dict[str, Any]]:
                Delivery.error_class, Delivery.next_attempt_at)
         .where(Delivery.journal_id == task.journal_id, Delivery.held_by_row == task.row_id)
         .order_by(Delivery.id)).all()
+    names = published_names(session, (row.destination for row in rows))
     # The kind of failure and never its text: a destination's answer may quote the patient.
-    return [{"delivery_id": row.id, "destination": row.destination, "status": row.status,
+    return [{"delivery_id": row.id, "destination": row.destination,
+             "name": names.get(row.destination, row.destination), "status": row.status,
              "attempts": row.attempts, "error_class": row.error_class,
              "next_attempt_at": iso(row.next_attempt_at)} for row in rows]
 
@@ -394,6 +404,18 @@ def patient_reference(payload: dict[str, Any] | None) -> str | None:
     if not value:
         return None
     return f"{system}|{value}" if system else str(value)
+
+
+def patient_name(payload: dict[str, Any] | None) -> str | None:
+    """The patient's first name in a task's payload as a chart heads it: "DOE, JANE"."""
+    patient = (payload or {}).get("patient")
+    names = patient.get("names") if isinstance(patient, dict) else None
+    if not names or not isinstance(names[0], dict):
+        return None
+    first = names[0]
+    given = " ".join(str(first[key]) for key in ("given", "middle") if first.get(key))
+    text = ", ".join(part for part in (str(first.get("family") or ""), given) if part)
+    return text or None
 
 
 def _message(session: Session, task: Task) -> tuple[str | None, str | None]:

@@ -23,7 +23,7 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_wtf.csrf import CSRFProtect
 
-from admin.console import access, exception_words, list_links, templates
+from admin.console import access, exception_words, list_links, task_reading, templates
 from engine.security.console_sessions import ConsoleSessions, SessionPolicy
 from engine.security.ldap_directory import Directory, LdapSettings
 from engine.security.roles import Role
@@ -70,6 +70,7 @@ def mount(app: Flask) -> None:
     app.add_template_filter(templates.moment)
     app.add_template_filter(templates.age)
     app.add_template_filter(templates.duration)
+    app.add_template_filter(task_reading.flag_words_short)
     app.add_template_filter(templates.clock)
     app.add_template_filter(templates.until)
     app.add_template_test(templates.is_future, "future")

@@ -29,7 +29,7 @@ from admin.console.message_search import (
     STATUSES,
     SearchArgs,
 )
-from admin.console.task_reading import is_person, label, person_text
+from admin.console.task_reading import is_person, label, person_text, when
 from admin.services import services
 from engine.bulk_jobs import MAX_ITEMS, BulkProgress
 from engine.errors import SwitchboardError
@@ -293,6 +293,7 @@ class _Read:
     label = staticmethod(label)
     is_person = staticmethod(is_person)
     person_text = staticmethod(person_text)
+    when = staticmethod(when)
     evidence = staticmethod(message_reading.evidence_words)
     seen = staticmethod(message_reading.seen_words)
     body = staticmethod(message_reading.body_document)

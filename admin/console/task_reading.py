@@ -9,6 +9,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from engine.result_flags import is_abnormal as is_abnormal
+from engine.result_flags import is_critical as is_critical
+
 # HL7 v2 table 0078 (interpretation codes), in plain words.
 FLAGS = {
     "L": "Low", "H": "High", "LL": "Critically low", "HH": "Critically high",
@@ -20,32 +23,28 @@ FLAGS = {
     "NEG": "Negative", "IND": "Indeterminate", "DET": "Detected", "ND": "Not detected",
     "RR": "Reactive", "WR": "Weakly reactive", "NR": "Not reactive",
 }
-NORMAL_FLAGS = frozenset({"N", "NEG", "ND", "NR", "S"})
-CRITICAL_FLAGS = frozenset({"LL", "HH", "AA", "LU", "HU", "<", ">"})
-"""Flags that mean a value past a panic limit or the instrument's range: read first."""
 PERSON_KEYS = frozenset({"id", "family", "given", "middle", "prefix", "suffix",
                          "assigning_authority"})
 # Sent as "70-105", "70_105" (an escaped separator) or "70 - 105": low, high.
 _RANGE = re.compile(r"^\s*(-?[\d.]+)\s*[-_–]\s*(-?[\d.]+)\s*$")
 LABELS = {"birth_date": "Date of birth", "gender": "Sex", "identifiers": "Identifiers",
           "telecom": "Phone and email", "control_id": "Control id", "sent_at": "Sent",
-          "id": "Id", "dob": "Date of birth"}
+          "id": "Id", "dob": "Date of birth",
+          "placer_id": "Order number (ordering system)", "filler_id": "Order number (lab)",
+          "specimen_collected_at": "Specimen collected", "ordered_at": "Ordered"}
+_MOMENT = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?"
+                     r"(Z|[+-]\d{2}:\d{2})?$")
+
+
+def flag_words_short(flag: str) -> str:
+    """A flag in words alone, for a list: "Critically high"."""
+    return FLAGS.get(flag, flag)
 
 
 def flag_words(flag: str) -> str:
     """A flag in words, with the code beside it: "High (H)"."""
     words = FLAGS.get(flag)
     return f"{words} ({flag})" if words else flag
-
-
-def is_abnormal(result: Any) -> bool:
-    """Whether a result carries a flag that is not one of the normal ones."""
-    return any(flag not in NORMAL_FLAGS for flag in _flags(result))
-
-
-def is_critical(result: Any) -> bool:
-    """Whether a result carries a critical flag (past a panic limit)."""
-    return any(flag in CRITICAL_FLAGS for flag in _flags(result))
 
 
 def in_reading_order(results: Iterable[Any]) -> list[Any]:
@@ -64,9 +63,6 @@ def range_text(reference_range: Any) -> str:
     return f"{found.group(1)}–{found.group(2)}" if found else text
 
 
-def _flags(result: Any) -> list[str]:
-    flags = result.get("abnormal_flags") if isinstance(result, dict) else None
-    return [str(flag) for flag in flags or ()]
 
 
 def value_text(value: Any) -> str:
@@ -102,6 +98,18 @@ def person_name(name: Any) -> str:
     text = ", ".join(part for part in (family, given) if part)
     return " ".join(part for part in (str(name.get("prefix") or ""), text,
                                       str(name.get("suffix") or "")) if part)
+
+
+def when(value: Any) -> str | None:
+    """A date and time from the record as people read it ("2026-12-07 05:30, UTC+06:00"),
+    or None when ``value`` is not one."""
+    found = _MOMENT.match(value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    day, clock, zone = found.groups()
+    if zone in (None, ""):
+        return f"{day} {clock}"
+    return f"{day} {clock} UTC" if zone in ("Z", "+00:00") else f"{day} {clock}, UTC{zone}"
 
 
 def is_person(value: Any) -> bool:

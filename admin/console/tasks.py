@@ -40,18 +40,19 @@ COLUMNS = (("due", "Due"), ("kind", "Task"), ("queue", "Queue"), ("status", "Sta
 """The inbox's columns that sort, by the work queue's sort names."""
 MOVING = frozenset({"pending", "retrying", "in_flight"})
 NOT_ARRIVED = {"retrying": "Sending it failed and Switchboard is trying again: it has "
-                           "not reached {destination} yet.",
+                           "not reached {name} yet.",
                "dead": "Sending it failed and Switchboard has stopped trying: it has not "
-                       "reached {destination}. The integration team has been told.",
-               "failed": "Sending it failed: it has not reached {destination}. The "
+                       "reached {name}. The integration team has been told.",
+               "failed": "Sending it failed: it has not reached {name}. The "
                          "integration team has been told."}
 """What a released delivery that has not arrived means for the person who released it:
 the team is told only once it is in their exception queue, not while it is retried."""
 DELIVERY_WORDS = {"held": "Held for this review", "pending": "Released: waiting to be sent",
-                  "retrying": "Released: sending again after a failure",
+                  "retrying": "Not there yet: sending again after a failure",
                   "in_flight": "Released: being sent", "delivered": "Delivered",
                   "cancelled": "Cancelled: will not be sent",
-                  "dead": "Failed: see the exception queue", "failed": "Failed"}
+                  "dead": "Not delivered: the integration team has been told",
+                  "failed": "Not delivered: the integration team has been told"}
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,8 @@ class TasksView(ConsoleView):
         note = _text("note")
         return self._act(task_id, "approve",
                          lambda work, me: work.approve(task_id, me, note),
-                         "Approved. What the review held is released: see where it is "
-                         "now under Held deliveries.")
+                         "Approved: the result is sent on. Where it goes shows on this "
+                         "page until it has arrived.")
 
     @expose("/<id:task_id>/reject", methods=("POST",))
     def reject(self, task_id: int) -> Any:
@@ -210,6 +211,8 @@ class TasksView(ConsoleView):
         access = work.access()
         names = {q["queue"]: q for q in work.waiting(me)}
         results = (task.get("payload") or {}).get("results") or []
+        waiting = work.list(task["queue"], OPEN, None, None, 1, 2, viewer=me, sort="due")
+        following = next((t["id"] for t in waiting.items if t["id"] != task_id), None)
         return self.render(
             "console/task.html", task=task, errors=errors or {}, form=request.form,
             results=task_reading.in_reading_order(results),
@@ -221,7 +224,7 @@ class TasksView(ConsoleView):
             may_act=access.may(me.roles, task["queue"], "task.approve"),
             may_read="payload" in task, queue=names.get(task["queue"], {}),
             due_words=due_words, overdue=overdue, me=me.name, read=task_reading,
-            status_words=status_words, words=DELIVERY_WORDS,
+            status_words=status_words, words=DELIVERY_WORDS, following=following,
             moving=_moving(task["holds"])), status
 
 

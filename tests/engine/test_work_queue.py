@@ -156,7 +156,8 @@ def test_show_gives_the_payload_and_holds_and_audits_the_view(engine, work):
     view = work.show(task_id, as_("cora"))
     assert view["message_id"] and view["payload"]
     assert view["holds"] == [{"delivery_id": view["holds"][0]["delivery_id"],
-                              "destination": "ehr-fhir", "status": "held", "attempts": 0,
+                              "destination": "ehr-fhir", "name": "EHR FHIR R4 endpoint",
+                              "status": "held", "attempts": 0,
                               "error_class": None, "next_attempt_at": None}]
     (event,) = task_events(engine)
     assert (event.actor, event.action, event.target_id, event.detail) == (

@@ -18,6 +18,7 @@ from admin.console.task_reading import (
     person_text,
     range_text,
     value_text,
+    when,
 )
 from admin.console.tasks import due_words
 
@@ -89,3 +90,13 @@ def test_a_doctor_reads_as_a_name():
     assert is_person(doctor) and person_text(doctor) == "DR SMITH, JOHN (1234)"
     assert not is_person({"family": "SMITH", "placer_id": "1"})
     assert not is_person({"id": "1234"})
+
+
+@pytest.mark.parametrize(("sent", "text"), [
+    ("2002-02-15T07:30:00+06:00", "2002-02-15 07:30, UTC+06:00"),
+    ("2026-12-07T05:30:00+00:00", "2026-12-07 05:30 UTC"),
+    ("2026-12-07T05:30:00", "2026-12-07 05:30"),
+    ("2026-12-07", None), ("845439", None), (None, None),
+])
+def test_a_time_in_the_record_reads_without_its_t(sent, text):
+    assert when(sent) == text

@@ -290,7 +290,7 @@ def test_a_released_result_that_did_not_arrive_is_said_in_red(console):
     alert = page[page.index('id="not-arrived"'):]
     alert = alert[:alert.index("</div>")]
     assert "alert-danger" in page[page.index('id="not-arrived"') - 80:][:120]
-    assert "has not reached ehr-fhir yet" in alert and "trying again" in alert
+    assert "has not reached EHR FHIR R4 endpoint yet" in alert and "trying again" in alert
     assert "team" not in alert
     inbox = main(cora.text("/tasks/"))
     assert "has not reached" in inbox and f'href="/tasks/{review}"' in inbox
@@ -300,7 +300,9 @@ def test_a_released_result_that_did_not_arrive_is_said_in_red(console):
     page = main(cora.text(f"/tasks/{review}"))
     alert = page[page.index('id="not-arrived"'):]
     alert = alert[:alert.index("</div>")]
-    assert "has not reached ehr-fhir" in alert and "integration team has been told" in alert
+    assert "has not reached EHR FHIR R4 endpoint" in alert
+    assert "integration team has been told" in alert
+    assert "tell the ordering doctor yourself" in alert
 
 
 def test_an_error_is_said_at_the_top_and_takes_the_focus(console):
@@ -350,11 +352,11 @@ def test_claim_then_approve_releases_the_held_delivery(console):
     assert response.status_code == 303
     assert set(delivery_statuses(console.engine, journal_id).values()) == {"pending"}
     page = cora.text(f"/tasks/{review}")
-    assert "Approved. What the review held is released" in page
+    assert "Approved: the result is sent on." in page
     assert "Released: waiting to be sent" in page and "repeat in a week" in page
     assert f'hx-get="/tasks/{review}/holds"' in page  # it follows the delivery on
     holds = cora.text(f"/tasks/{review}/holds")
-    assert "ehr-fhir" in holds and 'data-status="pending"' in holds
+    assert "EHR FHIR R4 endpoint" in holds and 'data-status="pending"' in holds
     # Decided once: a second decision is refused, in words.
     response = cora.post(f"/tasks/{review}/reject", {"reason": "changed my mind"})
     assert response.status_code == 409
@@ -415,3 +417,22 @@ def test_who_may_not_act_is_refused_and_audited(console, name):
         assert response.status_code == 403, (name, action)
     assert "held" in delivery_statuses(console.engine, journal_id).values()
     assert len(denials(console.engine)) == 4
+
+
+def test_the_inbox_names_the_patient_and_what_is_abnormal(console):
+    """Found in the nurses' check: every review in the inbox read alike, an MRN and the
+    same sentence, so the critical potassium could not be told from the rest."""
+    review = review_of(console, {
+        "patient": {"names": [{"family": "GARCIA", "given": "MARIA"}],
+                    "identifiers": [{"value": "MRN-3001"}]},
+        "results": [{"code": "2951-2", "display": "SODIUM", "abnormal_flags": ["N"]},
+                    {"code": "2160-0", "display": "CREATININE", "abnormal_flags": ["H"]},
+                    {"code": "2823-3", "display": "POTASSIUM", "abnormal_flags": ["HH"]}]})
+    page = main(console.as_("cora").text("/tasks/"))
+    row = page[page.index(f'href="/tasks/{review}"'):]
+    row = row[:row.index("</tr>")]
+    assert "GARCIA, MARIA" in row and "MRN-3001" in row
+    assert row.index("POTASSIUM: Critically high") < row.index("CREATININE: High")
+    assert 'badge-danger mr-1">POTASSIUM' in row and "SODIUM" not in row
+    operator = main(console.as_("olive").text("/tasks/"))
+    assert "GARCIA" not in operator and "POTASSIUM" not in operator
