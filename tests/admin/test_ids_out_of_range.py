@@ -16,7 +16,7 @@ VERSION = "/api/rule-sets/versions/{n}"
 PATH_OPERATIONS = [
     ("GET", "/api/tasks/{n}", MAX_ID), ("POST", "/api/tasks/{n}/assign", MAX_ID),
     ("POST", "/api/tasks/{n}/approve", MAX_ID), ("POST", "/api/tasks/{n}/reject", MAX_ID),
-    ("POST", "/api/tasks/{n}/complete", MAX_ID),
+    ("POST", "/api/tasks/{n}/complete", MAX_ID), ("POST", "/api/tasks/{n}/unassign", MAX_ID),
     ("GET", "/api/exceptions/{n}", MAX_ID), ("POST", "/api/exceptions/{n}/assign", MAX_ID),
     ("POST", "/api/exceptions/{n}/resolve", MAX_ID),
     ("POST", "/api/exceptions/{n}/retry", MAX_ID),
@@ -83,7 +83,7 @@ def test_the_table_names_every_api_route_with_an_integer_id(api):
                      and rule.rule.startswith("/api/")
                      for method in rule.methods - {"HEAD", "OPTIONS"}}
     listed = {(method, re.sub(r"\?.*", "", path)) for method, path, _ in PATH_OPERATIONS}
-    assert len(integer_rules) == len(listed) == 24
+    assert len(integer_rules) == len(listed) == 25
     assert {(m, re.sub(r"<[^>]+>", "{n}", r)) for m, r in integer_rules} == listed
 
 

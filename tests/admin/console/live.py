@@ -18,7 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import Engine
 
 from engine.security.users import UserStore
-from tests.browser import chromium
+from tests.browser import chromium, screenshot
 from tests.in_process_serve import Serving, serving
 from tests.queue_rows import prepared
 from tests.waiting import LIMIT
@@ -62,6 +62,21 @@ class LiveConsole:
             self.driver.find_element(By.ID, "password").send_keys(PASSWORD)
             self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
         self.wait(seen.presence_of_element_located((By.CSS_SELECTOR, "nav form button")))
+
+    def both_themes(self, name: str, user: str) -> None:
+        """Screenshot this page as docs/screenshots/<name>-light.png, then, with ``user``
+        (signed in now) in the dark theme, opened again as <name>-dark.png; the light
+        theme back after. Only for a page a GET opens again as it is."""
+        screenshot(self.driver, f"{name}-light")
+        themes = UserStore(self.engine)
+        themes.set_theme(user, "dark")
+        try:
+            self.driver.refresh()
+            self.wait(seen.presence_of_element_located(
+                (By.CSS_SELECTOR, '.console-page[data-theme="dark"]')))
+            screenshot(self.driver, f"{name}-dark")
+        finally:
+            themes.set_theme(user, "light")
 
     def sign_out(self) -> None:
         self.driver.find_element(By.CSS_SELECTOR, "nav form button").click()

@@ -62,12 +62,12 @@ def test_compliance_reviews_the_catalog_and_is_refused_every_content_page(live):
     live.wait_for_text("Recovery procedure")
     live.wait_for_text("1 received", "#connection-health")
     _assert_no_content(live)
-    screenshot(live.driver, "catalog-connection-light")
+    live.both_themes("catalog-connection", "carl")
 
     # An entry whose classification says less than its data scope lets through.
     live.open("/catalog/?text=outreach")
     live.wait_for_text("Identifies patients", ".catalog-flag")
-    screenshot(live.driver, "catalog-flagged-light")
+    live.both_themes("catalog-flagged", "carl")
     live.open("/catalog/patient-outreach")
     live.wait_for_text("To check", ".catalog-flags")
     _assert_no_content(live)
@@ -110,7 +110,7 @@ def test_compliance_reviews_the_catalog_and_is_refused_every_content_page(live):
     _follow_by_keyboard(live, "Verify the chain now")
     live.wait_for_text("Broken", "#chain-verdict")
     live.wait_for_text("This event was changed after it was recorded.", "#failing-events")
-    screenshot(live.driver, "audit-broken-light")
+    live.both_themes("audit-broken", "carl")
 
 
 def _one_message_through(live) -> str:

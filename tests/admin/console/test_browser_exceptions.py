@@ -110,7 +110,7 @@ def test_an_operator_bulk_retries_a_group_by_keyboard_and_sees_it_finish(live):
     assert bar.get_attribute("aria-valuenow") == "100"
     assert f"Done: {GROUP_SIZE} of {GROUP_SIZE} retried." in live.driver.find_element(
         By.ID, "bulk-status").text
-    screenshot(live.driver, "exception-bulk-light")
+    live.both_themes("exception-bulk", "olive")
     with Session(live.engine) as session:
         retried = session.scalars(select(AuditEvent).where(
             AuditEvent.action == "exception.retry")).all()
@@ -121,7 +121,7 @@ def test_an_operator_bulk_retries_a_group_by_keyboard_and_sees_it_finish(live):
     live.wait_for_text("Retry all 2 open for")
     live.driver.find_element(By.ID, "retry-all").click()
     live.wait_for_text("They are retried oldest first")
-    screenshot(live.driver, "exception-retry-all-light")
+    live.both_themes("exception-retry-all", "olive")
 
     # An item's page, and the edit of its message with the diff.
     live.open(f"/exceptions/{item_id}/")
@@ -142,7 +142,7 @@ def test_an_operator_bulk_retries_a_group_by_keyboard_and_sees_it_finish(live):
     assert "MRN-004711" in live.driver.find_element(By.CSS_SELECTOR, "#diff-lines .add").text
     live.driver.execute_script("arguments[0].scrollTop = 0; arguments[0].scrollLeft = 0;",
                                editor)
-    screenshot(live.driver, "exception-edit-light")
+    live.both_themes("exception-edit", "olive")
 
     UserStore(live.engine).set_theme("olive", "dark")
     live.open("/exceptions/")

@@ -133,6 +133,11 @@ def _content_and_dark_screenshots(live, message_id: str) -> None:
     live.open(f"/messages/{message_id}/")
     live.wait_for_text("Delivered", "#message-deliveries")
     screenshot(live.driver, "message-dark")
+    live.driver.find_element(By.ID, "view-tree").click()
+    live.wait(seen.presence_of_element_located((By.CSS_SELECTOR, "#content-tree .hl7-tree")))
+    live.driver.execute_script("arguments[0].scrollIntoView(true); window.scrollBy(0, -80);",
+                               live.driver.find_element(By.ID, "content-heading"))
+    screenshot(live.driver, "message-content-dark")
 
 
 def test_a_bulk_retry_shows_its_progress_to_the_end(live, sink, engine):

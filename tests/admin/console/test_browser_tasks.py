@@ -143,7 +143,7 @@ def test_a_clinician_approves_an_abnormal_result_review_and_the_write_back_goes(
     assert "You claimed this task" in live.driver.switch_to.active_element.text
     tab_to(live, lambda el: el.get_attribute("id") == "approve").send_keys(Keys.SPACE)
     live.wait_for_text("Approved: the result is sent on.")
-    assert "Approved." in live.driver.switch_to.active_element.text  # said, and heard
+    assert "Approved:" in live.driver.switch_to.active_element.text  # said, and heard
     # The page follows the write-back on until it is delivered.
     live.wait_for_text("Delivered", "#task-holds")
     assert write_back(live.engine, "G2") == "delivered"

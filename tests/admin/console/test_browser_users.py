@@ -141,7 +141,7 @@ def test_an_admin_maps_a_directory_group_to_a_role_and_that_user_s_menu_changes(
     live.open("/users/user/olive")
     activate(live, "form[action$='/tokens'] button")
     live.wait(seen.presence_of_element_located((By.ID, "new-token")))
-    screenshot(live.driver, "user-light")
+    live.both_themes("user", BREAK_GLASS)
 
     UserStore(live.engine).set_theme(BREAK_GLASS, "dark")
     live.open("/users/")
@@ -172,6 +172,7 @@ def navbar_spans_the_window(live: LiveConsole) -> None:
 def add_a_user_and_ask_before_disabling(live: LiveConsole) -> None:
     live.open("/users/add")
     live.wait_for_text("Also issue an API token")
+    live.both_themes("user-add", BREAK_GLASS)  # the light one again below, filled in
     live.driver.find_element(By.ID, "name").send_keys("nina")
     live.driver.find_element(By.ID, "display_name").send_keys("Nina Patel, RN")
     tab_to(live, live.driver.find_element(By.ID, "role-operator"))
@@ -206,7 +207,7 @@ def a_password_an_admin_set_is_changed_at_sign_in(live: LiveConsole) -> None:
     press(live, BREAK_GLASS, Keys.TAB, PASSWORD, Keys.ENTER)
     live.wait_for_text("Choose your own password")
     assert live.driver.switch_to.active_element.get_attribute("id") == "password"
-    screenshot(live.driver, "change-password-light")
+    live.both_themes("change-password", BREAK_GLASS)
     live.open("/users/")  # every other page sends back here
     live.wait_for_text("Choose your own password")
     press(live, CHOSEN, Keys.TAB, CHOSEN, Keys.ENTER)
@@ -214,4 +215,4 @@ def a_password_an_admin_set_is_changed_at_sign_in(live: LiveConsole) -> None:
     assert "Adam Ortiz (IT)" in live.driver.find_element(By.CSS_SELECTOR, "nav").text
     live.open("/account/")
     live.wait_for_text("Change your password")
-    screenshot(live.driver, "account-password-light")
+    live.both_themes("account-password", BREAK_GLASS)
