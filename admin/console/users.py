@@ -96,7 +96,8 @@ class UsersView(ConsoleView):
     @expose("/add", methods=("GET", "POST"))
     def add(self) -> Any:
         _may_manage()
-        form = {"name": "", "role": Role.OPERATOR.value, "display_name": "", "token": ""}
+        # No role chosen for them: whoever adds a user picks one, reading what each may do.
+        form = {"name": "", "role": "", "display_name": "", "token": ""}
         errors: dict[str, str] = {}
         if request.method == "POST":
             # Cut only far past the longest allowed, so a long one is still refused.
@@ -156,12 +157,13 @@ class UsersView(ConsoleView):
             return self._confirm(
                 account, f"Disable {account.shown_name}?",
                 f"{_they(account)} signed out everywhere at once, "
-                f"{account.active_tokens} API token(s) of theirs stop working for good, and "
-                "they cannot sign in until an admin enables them again.",
+                + (f"{_tokens(count)} of theirs {'stops' if count == 1 else 'stop'} working "
+                   "for good, and " if (count := account.active_tokens) else "")
+                + "they cannot sign in until an admin enables them again.",
                 f"Disable {account.name}", url_for(".disable", username=username))
         return _change(username, lambda: services().users.disable(username, _actor()),
                        lambda revoked: f"{username} is disabled: their sessions have ended and "
-                                       f"{revoked} API token(s) are revoked.")
+                                       f"{_tokens(revoked)} revoked.")
 
     @expose("/user/<username>/enable", methods=("POST",))
     def enable(self, username: str) -> Any:
@@ -310,6 +312,11 @@ def _described_roles() -> list[RoleDescription]:
     """Each role with what it may do and the task queues that name it, for a chooser."""
     described = describe_roles(services().tasks.task_queues())
     return [described[role] for role in Role]
+
+
+def _tokens(count: int) -> str:
+    """A count of API tokens in words: "no API token", "1 API token", "3 API tokens"."""
+    return "no API token" if count == 0 else f"{count} API token{'' if count == 1 else 's'}"
 
 
 def _may_manage() -> None:

@@ -293,7 +293,13 @@ def test_a_released_result_that_did_not_arrive_is_said_in_red(console):
     assert "has not reached EHR FHIR R4 endpoint yet" in alert and "trying again" in alert
     assert "team" not in alert
     inbox = main(cora.text("/tasks/"))
-    assert "has not reached" in inbox and f'href="/tasks/{review}"' in inbox
+    assert "A result you approved has not reached" in inbox
+    assert f'href="/tasks/{review}"' in inbox
+    # A colleague sees it too, quieter (found in the admins' second check: a new nurse's
+    # first page opened on another nurse's red alarm).
+    colleague = main(console.as_("adam").text("/tasks/"))
+    assert 'id="not-arrived"' not in colleague
+    assert "1 result a colleague approved in your queues has not arrived yet" in colleague
     with console.engine.begin() as connection:
         connection.execute(update(Delivery).where(Delivery.journal_id == journal_id)
                            .values(status="dead"))

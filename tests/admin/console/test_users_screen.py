@@ -206,6 +206,7 @@ def test_a_local_user_can_be_added_with_a_first_password(console):
     ({"name": "n" * 65, "role": "operator"}, "name", f"user name &#39;{'n' * 65}&#39; is not"),
     ({"name": "olive", "role": "operator"}, "name", "user &#39;olive&#39; already exists"),
     ({"name": "nina", "role": "root"}, "role", "unknown role &#39;root&#39;"),
+    ({"name": "nina"}, "role", "role"),
     ({"name": "nina", "role": "operator", "password": "short", "password_again": "short"},
      "password", "the password is shorter than 12 characters"),
     ({"name": "nina", "role": "operator", "password": PASSWORD, "password_again": "other"},
@@ -220,6 +221,18 @@ def test_a_new_user_form_says_what_is_wrong_beside_the_field(console, form, fiel
     assert found and error in found.group(1), page
     assert len(_events(console.engine, "user.add")) == added
     assert _user(console.engine, "nina") is None
+    # The keyboard lands on the field to fix (found in the admins' second check: after a
+    # password error the focus went back to the top of the page).
+    focused = re.findall(r'<input[^>]*\bautofocus\b[^>]*>', page)
+    assert len(focused) == 1 and (f'id="{field}"' in focused[0]
+                                  or ('id="role-' in focused[0] and field == "role"))
+
+
+def test_a_new_user_has_no_role_until_one_is_chosen(console):
+    """Found in the admins' second check: the form opened on Operator, so a nurse added
+    in a hurry would have been made an operator."""
+    page = console.as_("adam").text("/users/add")
+    assert 'name="role"' in page and re.search(r'name="role"[^>]*checked', page) is None
 
 
 def test_disabling_ends_the_user_s_session_and_enabling_lets_them_back(console):
@@ -228,7 +241,7 @@ def test_disabling_ends_the_user_s_session_and_enabling_lets_them_back(console):
     adam = console.as_("adam")
     response = adam.post("/users/user/olive/disable", CONFIRM)
     assert response.status_code == 302 and response.headers["Location"] == "/users/user/olive"
-    assert "olive is disabled: their sessions have ended and 1 API token(s) are revoked." \
+    assert "olive is disabled: their sessions have ended and 1 API token revoked." \
         in adam.text("/users/user/olive")
     assert olive.get("/tasks/").status_code == 302  # to sign in
     adam.post("/users/user/olive/enable")
@@ -467,7 +480,7 @@ def test_each_role_on_offer_says_what_it_may_do_and_where(console, path):
 
 @pytest.mark.parametrize(("path", "question", "outcome"), [
     ("/users/user/olive/disable", "Disable olive?",
-     "olive is signed out everywhere at once, 1 API token(s) of theirs stop working for "
+     "olive is signed out everywhere at once, 1 API token of theirs stops working for "
      "good, and they cannot sign in until an admin enables them again."),
     ("/users/user/olive/second-factor/reset", "Reset olive&#39;s second factor?",
      "olive is signed out everywhere at once."),
