@@ -106,8 +106,8 @@ def _add_service_commands(commands: Any) -> None:
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an ACK")
     send.set_defaults(run=_send)
     users = commands.add_parser("users", help="users and their API tokens")
-    users.add_argument("action", choices=["add", "list", "disable", "enable", "passwd",
-                                          "reset-second-factor"])
+    users.add_argument("action", choices=["add", "list", "role", "disable", "enable",
+                                          "passwd", "reset-second-factor"])
     users.add_argument("name", nargs="?")
     users.add_argument("--role", choices=[role.value for role in Role])
     users.add_argument("--password", action="store_true",

@@ -147,6 +147,7 @@ class UsersView(ConsoleView):
                            display_name=request.form.get("display_name", account.display_name)
                            if "display_name" in errors else account.display_name,
                            directory=sign_in_service().directory is not None,
+                           roles=_described_roles(),
                            break_glass=_break_glass()), 400 if errors else 200
 
     @expose("/user/<username>/disable", methods=("POST",))
@@ -203,6 +204,22 @@ class UsersView(ConsoleView):
             return self._user_page(username, {"display_name": str(exc)})
         flash(f"{username} is shown as {shown}." if shown else
               f"{username} has no display name: their user name is shown.", "success")
+        return redirect(url_for(".user", username=username))
+
+    @expose("/user/<username>/role", methods=("POST",))
+    def set_role(self, username: str) -> Any:
+        _may_manage()
+        wanted = request.form.get("role", "")[:64]
+        try:
+            changed = services().users.set_role(username, wanted, _actor())
+        except UserError as exc:
+            if "role" not in exc.reason:
+                flash(str(exc), "error")  # a directory user's, or a user gone
+                return redirect(url_for(".user", username=username))
+            return self._user_page(username, {"role": str(exc)})
+        flash(f"{username} is now {wanted}: their console sessions have ended, so the new "
+              "role holds from their next page." if changed
+              else f"{username} already has the role {wanted}.", "success")
         return redirect(url_for(".user", username=username))
 
     @expose("/user/<username>/second-factor/reset", methods=("POST",))

@@ -1,5 +1,6 @@
 """``switchboard users add NAME --role ROLE [--password] [--display-name TEXT] | list |
-disable NAME | enable NAME | passwd NAME | reset-second-factor NAME``: managing users
+role NAME --role ROLE | disable NAME | enable NAME | passwd NAME |
+reset-second-factor NAME``: managing users
 from the command line. A password is asked for twice at a terminal, or read as one line
 from standard input otherwise (for scripts); it is never an argument, which other users
 could read.
@@ -66,9 +67,9 @@ def _usage_problem(action: str, name: str | None, role: str | None) -> str | Non
         return f"{action} needs a user NAME"
     if action == "list" and name:
         return "list takes no NAME"
-    if action == "add" and not role:
-        return "add needs --role ROLE"
-    if action != "add" and role:
+    if action in ("add", "role") and not role:
+        return f"{action} needs --role ROLE"
+    if action not in ("add", "role") and role:
         return f"{action} takes no --role"
     return None
 
@@ -119,6 +120,14 @@ def _passwd(store: UserStore, name: str, _role: str) -> int:
     return OK
 
 
+def _role(store: UserStore, name: str, role: str) -> int:
+    if store.set_role(name, role, cli_actor()):
+        print(f"{name} now has the role {role}; their console sessions have ended")
+    else:
+        print(f"{name} already has the role {role}")
+    return OK
+
+
 def _reset_second_factor(store: UserStore, name: str, _role: str) -> int:
     store.reset_second_factor(name, cli_actor())
     print(f"removed the second factor of {name}; they can enrol a new one when they sign in")
@@ -148,6 +157,7 @@ def cli_actor() -> str:
 _ACTIONS: dict[str, Callable[[UserStore, str, str], int]] = {
     "add": _add,
     "list": _list,
+    "role": _role,
     "disable": _disable,
     "enable": _enable,
     "passwd": _passwd,

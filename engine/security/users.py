@@ -288,6 +288,26 @@ class UserStore:
             user.display_name = shown
         return shown
 
+    def set_role(self, name: str, role: str, actor: str) -> bool:
+        """Give a local user another role; whether it changed. Their console sessions end,
+        so the new menus and permissions hold from their next page; their API tokens act
+        with the role as it is now. A directory user's roles come from their groups."""
+        checked = checked_role(role)
+        with self._sessions.begin() as session:
+            self._audit.lock(session)
+            user = _existing(session, name)
+            if user.source != "local":
+                raise UserError(f"user {name!r} signs in through the directory",
+                                hint="Their role comes from their directory groups: map "
+                                     "those, or move them to another group")
+            if user.role == checked.value:
+                return False
+            self._audit.record(session, actor, "user.role", "user", name,
+                               {"role": checked.value, "was": user.role})
+            user.role = checked.value
+            _end_sessions(session, user.id, self._clock())
+        return True
+
     def reset_second_factor(self, name: str, actor: str) -> None:
         """Forget a user's TOTP secret: they sign in with their password alone (and an
         admin, where a second factor is required, enrols a new one at once)."""

@@ -28,6 +28,7 @@ ACCESS = {
     ("POST", "/users/user/<username>/enable"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/password"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/display-name"): ADMINS_ONLY,
+    ("POST", "/users/user/<username>/role"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/second-factor/reset"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/tokens"): ADMINS_ONLY,
     ("POST", "/users/user/<username>/tokens/<id:token_id>/revoke"): ADMINS_ONLY,
@@ -516,3 +517,23 @@ def test_a_change_that_cannot_be_taken_back_at_once_asks_first(console, path, qu
 
 def test_the_confirm_page_of_an_unknown_user_is_not_found(console):
     assert console.as_("adam").post("/users/user/ghost/disable").status_code == 404
+
+
+def test_an_admin_changes_a_user_s_role_on_their_page(console):
+    """Found in the admins' second check: a nurse added as an operator could only be
+    added again."""
+    olive = console.as_("olive")
+    assert olive.get("/exceptions/").status_code == 200
+    adam = console.as_("adam")
+    page = adam.text("/users/user/olive")
+    assert re.search(r'id="role-operator"[^>]*checked', page)
+    response = adam.post("/users/user/olive/role", {"role": "clinician"})
+    assert response.status_code == 302
+    assert "olive is now clinician" in adam.text("/users/user/olive")
+    assert _user(console.engine, "olive").role == "clinician"
+    assert _events(console.engine, "user.role")[-1][2] == {"role": "clinician",
+                                                           "was": "operator"}
+    assert olive.get("/exceptions/").status_code == 302  # signed out: to sign in again
+    response = adam.post("/users/user/olive/role", {"role": "root"})
+    assert response.status_code == 400
+    assert re.search(r'id="role-error">[^<]*unknown role', response.get_data(as_text=True))

@@ -487,3 +487,22 @@ def test_a_directory_user_s_password_is_not_changed_here(engine, store):
                          created_at=datetime(2026, 11, 24, tzinfo=UTC)))
     with pytest.raises(UserError, match="kept by the directory"):
         store.change_own_password("lee", OTHER, current=PASSWORD)
+
+
+def test_a_local_user_s_role_is_changed_audited_and_their_sessions_end(engine, store):
+    """Found in the admins' second check: a user added with the wrong role could only be
+    made again."""
+    token = store.add("tom", "operator", "root")
+    assert store.set_role("tom", "clinician", "root") is True
+    assert store.user("tom").role is Role.CLINICIAN
+    assert store.authenticate_token(token).roles == frozenset({Role.CLINICIAN})
+    assert _audited(engine, "user.role") == [
+        ("root", "tom", {"role": "clinician", "was": "operator"})]
+    assert store.set_role("tom", "clinician", "root") is False  # nothing to change
+    assert len(_audited(engine, "user.role")) == 1
+    with pytest.raises(UserError, match="unknown role 'root'"):
+        store.set_role("tom", "root", "root")
+    with engine.begin() as connection:
+        connection.execute(update(User).where(User.name == "tom").values(source="directory"))
+    with pytest.raises(UserError, match="directory"):
+        store.set_role("tom", "analyst", "root")

@@ -106,7 +106,8 @@ def test_a_refused_change_exits_1_with_the_reason(url, capsys, action, name, rol
     ("disable", "bob", "admin", "disable takes no --role"),
     ("list", "bob", None, "list takes no NAME"),
     ("list", None, "admin", "list takes no --role"),
-    ("remove", "bob", None, "unknown action 'remove': use one of add, list, disable, "
+    ("role", "bob", None, "role needs --role ROLE"),
+    ("remove", "bob", None, "unknown action 'remove': use one of add, list, role, disable, "
                             "enable, passwd, reset-second-factor"),
 ])
 def test_usage_errors_exit_2(url, capsys, action, name, role, message):
@@ -170,3 +171,14 @@ def test_passwd_at_the_terminal_asks_for_no_change_at_the_next_sign_in(engine, u
         assert not users.user("nina").password_change_required
     finally:
         users.close()
+
+
+def test_role_changes_a_user_s_role(engine, url, capsys):
+    token = TOKEN_LINE.search(add(url, capsys).out).group(1)
+    assert users_command("role", "alice", "clinician", url) == 0
+    assert capsys.readouterr().out == (
+        "alice now has the role clinician; their console sessions have ended\n")
+    assert authenticated(engine, token).roles == frozenset({Role.CLINICIAN})
+    assert users_command("role", "alice", "clinician", url) == 0
+    assert capsys.readouterr().out == "alice already has the role clinician\n"
+    assert users_command("role", "nobody", "clinician", url) == 1
