@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, case, func, select, update
@@ -60,6 +60,7 @@ from engine.task_outcome import (
 FILTERS = {"queue": Task.queue, "status": Task.status, "assignee": Task.assignee,
            "kind": Task.kind}
 NOT_ARRIVING = frozenset({"retrying", "dead", "failed"})
+FAILING_WINDOW = timedelta(hours=1)
 """A released delivery's statuses that mean it has not reached its destination because
 sending it failed."""
 SORTS = {"created": Task.id, "due": Task.due_at, "queue": Task.queue, "status": Task.status,
@@ -384,12 +385,29 @@ def _holds(session: Session, task: Task) -> list[dict[str, Any]]:
                Delivery.error_class, Delivery.next_attempt_at)
         .where(Delivery.journal_id == task.journal_id, Delivery.held_by_row == task.row_id)
         .order_by(Delivery.id)).all()
-    names = published_names(session, (row.destination for row in rows))
+    destinations = {row.destination for row in rows}
+    names = published_names(session, destinations)
+    failing = _failing_now(session, destinations)
     # The kind of failure and never its text: a destination's answer may quote the patient.
     return [{"delivery_id": row.id, "destination": row.destination,
              "name": names.get(row.destination, row.destination), "status": row.status,
              "attempts": row.attempts, "error_class": row.error_class,
-             "next_attempt_at": iso(row.next_attempt_at)} for row in rows]
+             "next_attempt_at": iso(row.next_attempt_at),
+             "destination_failing": row.destination in failing} for row in rows]
+
+
+def _failing_now(session: Session, destinations: set[str]) -> set[str]:
+    """The destinations whose deliveries failed within FAILING_WINDOW and are still not
+    delivered: a reviewer is told before approving that what they release may not get
+    through (found in the nurses' check: a second result was approved into a destination
+    that had just failed the first)."""
+    if not destinations:
+        return set()
+    since = now_utc() - FAILING_WINDOW
+    return set(session.scalars(
+        select(Delivery.destination).distinct()
+        .where(Delivery.destination.in_(sorted(destinations)),
+               Delivery.status.in_(sorted(NOT_ARRIVING)), Delivery.updated_at >= since)))
 
 
 def patient_reference(payload: dict[str, Any] | None) -> str | None:

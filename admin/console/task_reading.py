@@ -23,6 +23,8 @@ FLAGS = {
     "NEG": "Negative", "IND": "Indeterminate", "DET": "Detected", "ND": "Not detected",
     "RR": "Reactive", "WR": "Weakly reactive", "NR": "Not reactive",
 }
+TEXT_TYPES = frozenset({"TX", "ST", "FT"})
+"""HL7 v2 data types of a value in words."""
 PERSON_KEYS = frozenset({"id", "family", "given", "middle", "prefix", "suffix",
                          "assigning_authority"})
 # Sent as "70-105", "70_105" (an escaped separator) or "70 - 105": low, high.
@@ -110,6 +112,25 @@ def when(value: Any) -> str | None:
     if zone in (None, ""):
         return f"{day} {clock}"
     return f"{day} {clock} UTC" if zone in ("Z", "+00:00") else f"{day} {clock}, UTC{zone}"
+
+
+def is_note(result: Any) -> bool:
+    """Whether a result is the lab's note in words (a text value with no flag, such as
+    "sample haemolysed; repeat advised"): shown above the values it may bear on, not
+    last in their table (found in the nurses' check: it was easy to miss)."""
+    value = result.get("value") if isinstance(result, dict) else None
+    return isinstance(value, dict) and value.get("type") in TEXT_TYPES \
+        and bool(value.get("text")) and not is_abnormal(result)
+
+
+def ordering_doctor(payload: Any) -> str | None:
+    """The first order's ordering provider, as a chart names them."""
+    orders = payload.get("orders") if isinstance(payload, dict) else None
+    for order in orders or ():
+        doctor = order.get("ordering_provider") if isinstance(order, dict) else None
+        if is_person(doctor):
+            return person_name(doctor)
+    return None
 
 
 def is_person(value: Any) -> bool:

@@ -215,7 +215,10 @@ class TasksView(ConsoleView):
         following = next((t["id"] for t in waiting.items if t["id"] != task_id), None)
         return self.render(
             "console/task.html", task=task, errors=errors or {}, form=request.form,
-            results=task_reading.in_reading_order(results),
+            results=task_reading.in_reading_order(
+                [r for r in results if not task_reading.is_note(r)]),
+            notes=[r for r in results if task_reading.is_note(r)],
+            doctor=task_reading.ordering_doctor(task.get("payload")),
             abnormal=sum(1 for r in results if task_reading.is_abnormal(r)),
             critical=sum(1 for r in results if task_reading.is_critical(r)),
             not_arrived=[(hold, NOT_ARRIVED[hold["status"]].format(**hold))

@@ -158,7 +158,8 @@ def test_show_gives_the_payload_and_holds_and_audits_the_view(engine, work):
     assert view["holds"] == [{"delivery_id": view["holds"][0]["delivery_id"],
                               "destination": "ehr-fhir", "name": "EHR FHIR R4 endpoint",
                               "status": "held", "attempts": 0,
-                              "error_class": None, "next_attempt_at": None}]
+                              "error_class": None, "next_attempt_at": None,
+                              "destination_failing": False}]
     (event,) = task_events(engine)
     assert (event.actor, event.action, event.target_id, event.detail) == (
         "cora", "task.view", str(task_id), None)
@@ -255,4 +256,10 @@ def test_released_results_that_have_not_arrived_are_listed_for_their_queue(engin
     assert view["holds"][0]["attempts"] == 2
     # The kind of failure, not its text: a destination's answer may quote the patient.
     assert view["holds"][0]["error_class"] == "transport_error"
+    # A review still waiting to send to the same destination hears it is failing now;
+    # one for another destination does not.
+    same = task(engine, journal_id, row_id="row-d")
+    delivery(engine, journal_id, "ehr-fhir", "held", held_by="row-d")
+    assert work.show(same, as_("cora"))["holds"][0]["destination_failing"] is True
+    assert work.show(waiting, as_("cora"))["holds"][0]["destination_failing"] is False
     assert "last_error" not in view["holds"][0]

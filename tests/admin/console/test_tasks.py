@@ -238,12 +238,15 @@ def test_the_critical_results_come_first_and_the_doctor_reads_as_a_name(console)
                                           "prefix": "DR"}}]})
     page = main(console.as_("cora").text(f"/tasks/{review}"))
     table = page[page.index('id="results-heading"'):page.index("</table>")]
-    assert [table.index(code) for code in ("POTASSIUM", "CREATININE", "SODIUM", "COMMENT")
-            ] == sorted(table.index(c) for c in ("POTASSIUM", "CREATININE", "SODIUM",
-                                                  "COMMENT"))
+    assert [table.index(code) for code in ("POTASSIUM", "CREATININE", "SODIUM")
+            ] == sorted(table.index(c) for c in ("POTASSIUM", "CREATININE", "SODIUM"))
     assert "Critically high (HH)" in table and ">3.5–5.1<" in table
     assert ">2 abnormal results<" in table and "1 critical" in table
-    assert "Sample slightly haemolysed" in table
+    # The lab's note in words stands above the values it bears on (found in the nurses'
+    # second check: last in the table, "haemolysed" was easy to miss).
+    assert "Sample slightly haemolysed" not in table
+    note = page[page.index("lab-note"):page.index('id="results-heading"')]
+    assert "The lab notes:</strong> Sample slightly haemolysed" in note
     assert "DR SMITH, JOHN" in page and ">Family<" not in page
 
 
@@ -308,7 +311,7 @@ def test_a_released_result_that_did_not_arrive_is_said_in_red(console):
     alert = alert[:alert.index("</div>")]
     assert "has not reached EHR FHIR R4 endpoint" in alert
     assert "integration team has been told" in alert
-    assert "tell the ordering doctor yourself" in alert
+    assert "tell the ordering doctor (PRIMARY, PATRICIA P) yourself" in alert
 
 
 def test_an_error_is_said_at_the_top_and_takes_the_focus(console):
@@ -442,3 +445,29 @@ def test_the_inbox_names_the_patient_and_what_is_abnormal(console):
     assert 'badge-danger mr-1">POTASSIUM' in row and "SODIUM" not in row
     operator = main(console.as_("olive").text("/tasks/"))
     assert "GARCIA" not in operator and "POTASSIUM" not in operator
+
+
+def test_a_reviewer_is_told_before_approving_that_results_are_not_getting_through(console):
+    """Found in the nurses' second check: a second result was approved into a chart that
+    had just refused the first, with no word of it; and the doctor to tell was not named."""
+    first, journal_id = held_review(console.engine)
+    cora = console.as_("cora")
+    second = task(console.engine, journal_id, row_id="row-b")
+    from tests.queue_rows import delivery
+    delivery(console.engine, journal_id, "ehr-fhir", "held", held_by="row-b")
+    assert 'id="destination-failing"' not in cora.text(f"/tasks/{second}")
+    assert cora.post(f"/tasks/{first}/approve", {}).status_code == 303
+    with console.engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.journal_id == journal_id,
+                                                  Delivery.held_by_row != "row-b")
+                           .values(status="dead", updated_at=now_utc()))
+    page = main(cora.text(f"/tasks/{second}"))
+    warning = page[page.index('id="destination-failing"'):]
+    warning = warning[:warning.index("</div>")]
+    assert "Results to <strong>EHR FHIR R4 endpoint</strong> are not getting through" \
+        in warning
+    failed = main(cora.text(f"/tasks/{first}"))
+    alert = failed[failed.index('id="not-arrived"'):]
+    assert "tell the ordering doctor (PRIMARY, PATRICIA P) yourself" in alert
+    inbox = main(cora.text("/tasks/?status=all"))
+    assert "done " in inbox and "was due" not in inbox
