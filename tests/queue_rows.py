@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.ingest import Ingestor
@@ -153,3 +153,20 @@ def delivery_statuses(engine, journal_id: int | None = None) -> dict[int, str]:
         query = query.where(Delivery.journal_id == journal_id)
     with Session(engine) as session:
         return dict(session.execute(query).all())
+
+
+def held_behind_failure(engine, destination: str = "clinic-north") -> tuple[int, int]:
+    """Two messages of patient p1 to ``destination``: the first's delivery dead-lettered
+    and holding its chain (strict ordering), the second's waiting behind it:
+    (dead delivery id, waiting delivery id)."""
+    from engine.chain_holds import hold_behind_dead_letter
+
+    first, second = entry(engine)[0], entry(engine)[0]
+    dead = delivery(engine, first, destination, status="dead")
+    behind = delivery(engine, second, destination, status="pending", attempts=0)
+    with engine.begin() as connection:
+        connection.execute(update(Delivery).where(Delivery.id == behind).values(
+            sequence=second + 1))
+        hold_behind_dead_letter(connection, dead, first, destination, "p1", first,
+                                now_utc())
+    return dead, behind

@@ -16,9 +16,9 @@ from flask import abort, flash, redirect, request, session, url_for
 from flask_admin import expose
 
 from admin.console.access import ConsoleView, deny, principal, sign_in_service
+from admin.console.account import new_password_problems
 from admin.services import services
 from admin.store_ids import Bounds, query_number
-from engine.security import passwords
 from engine.security.ldap_role_mappings import RoleMappingError
 from engine.security.permissions import may
 from engine.security.role_descriptions import RoleDescription, describe_roles
@@ -391,10 +391,4 @@ def _new_user_problems(name: str, role: str, password: str, again: str,
 def _password_problem(password: str, again: str, required: bool) -> dict[str, str]:
     if not password and not again and not required:
         return {}
-    try:
-        passwords.check_new(password)
-    except passwords.PasswordRefused as exc:
-        return {"password": str(exc)}
-    if password != again:
-        return {"password_again": "The two passwords differ. Type the same password twice."}
-    return {}
+    return new_password_problems(password, again)

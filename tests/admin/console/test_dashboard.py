@@ -71,20 +71,12 @@ def test_a_destination_that_recovered_shows_its_error_as_the_past(console):
     read as ordinary waiting; and a tile did not say when its connection last worked."""
     from sqlalchemy import update
 
-    from engine.chain_holds import hold_behind_dead_letter
     from engine.journal import now_utc
     from engine.store.models import Delivery
-    from tests.queue_rows import delivery, entry
+    from tests.queue_rows import held_behind_failure
 
     engine = console.engine
-    first, second = entry(engine)[0], entry(engine)[0]
-    dead = delivery(engine, first, status="dead")
-    behind = delivery(engine, second, status="pending", attempts=0)
-    with engine.begin() as connection:
-        connection.execute(update(Delivery).where(Delivery.id == behind).values(
-            sequence=second + 1))
-        hold_behind_dead_letter(connection, dead, first, "clinic-north", "p1", first,
-                                now_utc())
+    dead, behind = held_behind_failure(engine)
     page = console.as_("olive").text("/tiles")
     north = tile(page, "clinic-north")
     assert "border-danger" in north and "North Clinic results inbox" in north

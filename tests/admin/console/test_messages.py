@@ -486,19 +486,9 @@ def test_each_listed_message_says_where_its_deliveries_stand(console, traffic):
 def test_a_delivery_held_behind_a_failure_says_so_in_the_list(console):
     """Found in the operators' second check: the bed board's deliveries held behind its
     patients' failed ones read "Waiting to be sent", as if all were well."""
-    from engine.chain_holds import hold_behind_dead_letter
-    from engine.journal import now_utc
-    from tests.queue_rows import delivery, entry
+    from tests.queue_rows import held_behind_failure
 
-    engine = console.engine
-    first, second = entry(engine)[0], entry(engine)[0]
-    dead = delivery(engine, first, status="dead")
-    behind = delivery(engine, second, status="pending", attempts=0)
-    with engine.begin() as connection:
-        connection.execute(update(Delivery).where(Delivery.id == behind).values(
-            sequence=second + 1))
-        hold_behind_dead_letter(connection, dead, first, "clinic-north", "p1", first,
-                                now_utc())
+    held_behind_failure(console.engine)
     page = console.as_("olive").text("/messages/?destination=clinic-north")
     assert page.count("clinic-north: Held behind a failure") == 1
     assert page.count("clinic-north: Failed: gave up") == 1

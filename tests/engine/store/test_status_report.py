@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from engine.chain_holds import hold_behind_dead_letter
 from engine.cli import main
 from engine.journal import now_utc
 from engine.status_report import read_status
 from engine.store.models import Delivery
-from tests.queue_rows import delivery, entry, exception_item, prepared
+from tests.queue_rows import delivery, entry, exception_item, held_behind_failure, prepared
 
 
 def _traffic(engine) -> None:
@@ -88,16 +87,7 @@ def test_a_destination_says_when_it_last_delivered_and_what_waits_behind_a_failu
     were retried, its tile still showed the night's error in red; and the deliveries
     waiting behind a failure for the same patient read as ordinary waiting."""
     prepared(engine)
-    first, second = entry(engine)[0], entry(engine)[0]
-    dead = delivery(engine, first, status="dead")
-    behind = delivery(engine, second, status="pending", attempts=0)
-    with engine.begin() as connection:
-        sequence = connection.execute(select(Delivery.sequence).where(
-            Delivery.id == dead)).scalar_one()
-        connection.execute(update(Delivery).where(Delivery.id == behind).values(
-            sequence=sequence + 1))
-        hold_behind_dead_letter(connection, dead, first, "clinic-north", "p1", sequence,
-                                now_utc())
+    dead, behind = held_behind_failure(engine)
     north = {row.connection: row for row in read_status(engine)}["clinic-north"]
     assert (north.waiting, north.behind_failure, north.failed) == (1, 1, 1)
     assert north.last_error == "connection refused" and north.last_error_at is not None
