@@ -228,10 +228,7 @@ class UserStore:
         hashed = _hashed(password)
         with self._sessions.begin() as session:
             self._audit.lock(session)
-            user = _existing(session, name)
-            if user.source != "local":
-                raise UserError(f"user {name!r} signs in through the directory",
-                                hint="Change the password in the directory")
+            user = _local(session, name, "Change the password in the directory")
             user.password_hash = hashed
             user.password_change_required = change_required
             _end_sessions(session, user.id, self._clock())
@@ -295,11 +292,8 @@ class UserStore:
         checked = checked_role(role)
         with self._sessions.begin() as session:
             self._audit.lock(session)
-            user = _existing(session, name)
-            if user.source != "local":
-                raise UserError(f"user {name!r} signs in through the directory",
-                                hint="Their role comes from their directory groups: map "
-                                     "those, or move them to another group")
+            user = _local(session, name, "Their role comes from their directory groups: "
+                                         "map those, or move them to another group")
             if user.role == checked.value:
                 return False
             self._audit.record(session, actor, "user.role", "user", name,
@@ -495,6 +489,15 @@ def checked_role(role: str) -> Role:
     except ValueError:
         choices = ", ".join(sorted(r.value for r in Role))
         raise UserError(f"unknown role {role!r}", hint=f"Choose one of: {choices}") from None
+
+
+def _local(session: Session, name: str, hint: str) -> User:
+    """The user ``name``, who must sign in with a local password: the directory keeps
+    a directory user's password and roles (``hint`` says where to change them)."""
+    user = _existing(session, name)
+    if user.source != "local":
+        raise UserError(f"user {name!r} signs in through the directory", hint=hint)
+    return user
 
 
 def _end_sessions(session: Session, user_id: int, at: datetime) -> None:
