@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, jsonify, request
+from flask import Blueprint, Response, abort, g, jsonify, make_response, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from admin.auth import audit_denial, require
 from admin.queue_requests import answer_queue_errors, json_object, page_args, text_field
-from admin.services import services
+from admin.services import draft_templates, services
 from admin.store_ids import VERSIONS, body_number, query_number
 from engine.change_control import GatesFailed
+from engine.rules.draft_templates import TemplateError, check_values, instantiate
 from engine.rules.lifecycle import READ_ROLES, Conflict, Forbidden
 
 blueprint = Blueprint("rules_api", __name__, url_prefix="/api/rule-sets")
@@ -59,8 +60,43 @@ def create_draft() -> Any:
         abort(400, description='"content" must be a JSON object, as `rules export` reads it')
     created = services().versions.create_draft(
         g.principal, text_field(body, "summary") or "", body_number(body, "parent", VERSIONS),
-        content)
+        content, _template_change(body))
     return jsonify(created), 201
+
+
+@blueprint.get("/templates")
+@anyone
+def templates() -> Any:
+    """The templates a draft can start from, with the values each asks for."""
+    return jsonify(templates=[
+        {"id": t.id, "name": t.name, "description": t.description, "to_fill_in": t.to_fill_in,
+         "parameters": [vars(p) for p in t.parameters]} for t in draft_templates().values()])
+
+
+def _template_change(body: dict[str, Any]) -> Any:
+    """``{"template": "lab-result-routing", "values": {...}}`` fills the template in on
+    the draft's parent; the values it refuses answer 400, each named."""
+    name = text_field(body, "template", required=False)
+    if name is None:
+        return None
+    template = draft_templates().get(name)
+    if template is None:
+        abort(400, description=f"No template {name!r}: see GET /api/rule-sets/templates")
+    values = body.get("values") or {}
+    if not isinstance(values, dict):
+        abort(400, description='"values" must be a JSON object: parameter -> value')
+    try:
+        check_values(template, values)
+    except TemplateError as error:
+        abort(make_response(jsonify(error="Bad Request", reason=str(error), hint=error.hint,
+                                    problems=error.problems), 400))
+
+    def change(content: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return instantiate(template, values, content)
+        except TemplateError as error:
+            raise Conflict(str(error), hint=error.hint) from None
+    return change
 
 
 @blueprint.get("/versions/<version:version>")

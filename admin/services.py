@@ -4,6 +4,7 @@ exception and work queues, the integration catalog and the audit trail."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import Engine
@@ -19,6 +20,7 @@ from engine.message_content import MessageContent
 from engine.message_log import MessageLog
 from engine.reroute import Reroute
 from engine.rule_versions import RuleSetCache, exception_owner, source_charset
+from engine.rules.draft_templates import TEMPLATES, DraftTemplate, read_templates
 from engine.saved_searches import SavedSearches
 from engine.security.audit import AuditLog
 from engine.security.audit_trail import AuditTrail
@@ -27,6 +29,8 @@ from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
 from engine.throughput_rollup import ThroughputRecorder
 from engine.work_queue import WorkQueue
+
+_TEMPLATES = "switchboard.draft_templates"
 
 
 @dataclass
@@ -82,4 +86,15 @@ class Services:
 
 def services() -> Services:
     found: Services = current_app.extensions["switchboard"]
+    return found
+
+
+def draft_templates() -> dict[str, DraftTemplate]:
+    """The templates under the configuration root's rules/templates, by id: read on
+    first use, as they ship with the configuration and change only with it."""
+    found: dict[str, DraftTemplate] | None = current_app.extensions.get(_TEMPLATES)
+    if found is None:
+        root = Path(current_app.config["CONFIG_ROOT"]) / TEMPLATES
+        found = {template.id: template for template in read_templates(root)}
+        current_app.extensions[_TEMPLATES] = found
     return found

@@ -102,9 +102,11 @@ class ChangeControl:
     # ---- drafts ------------------------------------------------------------------------
 
     def create_draft(self, actor: Principal, summary: str, parent: int | None = None,
-                     content: dict[str, Any] | None = None) -> dict[str, Any]:
+                     content: dict[str, Any] | None = None,
+                     change: Change | None = None) -> dict[str, Any]:
         """A new draft: ``content`` (an import), or a copy of ``parent`` (by default
-        the published version). A fix of a rejected version names it as its parent."""
+        the published version), with ``change`` made to it (a template filled in). A
+        fix of a rejected version names it as its parent."""
         lifecycle.check_role("create drafts of", actor.roles, lifecycle.AUTHOR_ROLES)
         summary = _required(summary, "summary", "say what the change is for")
         if content is not None:
@@ -112,6 +114,9 @@ class ChangeControl:
         with self._changing() as session:
             base = _version(session, parent) if parent is not None else _published(session)
             body = content if content is not None else base.content
+            if change is not None:
+                body = change(dict(body))
+                _readable(body)
             moment = now_utc()
             row = RuleSetVersion(
                 version=_next_number(session), status=lifecycle.DRAFT, parent_id=base.id,

@@ -18,9 +18,12 @@ from engine.model.canonical import canonical_errors
 from engine.rules.catalog_entry import CatalogError, Connection
 from engine.rules.catalog_secrets import missing_secrets
 from engine.rules.conditions import Evidence
+from engine.rules.draft_templates import TEMPLATES, TemplateError, read_templates, template_findings
+from engine.rules.findings import Finding
 from engine.rules.lint import lint
 from engine.rules.rule_set import Outcome, RuleSet, compile_rule_set
 from engine.rules.rule_tests import run_rule_tests
+from engine.rules.snapshot import to_content
 from engine.rules.source import RuleSource, read_rule_source
 
 OK, FINDINGS, USAGE = 0, 1, 2
@@ -30,7 +33,7 @@ _MESSAGE_START = re.compile(rb"(?:\r\n|\r|\n)+(?=MSH)")
 def lint_command(root: Path, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     source = read_rule_source(root)
-    findings = lint(source)
+    findings = lint(source) + _template_findings(root, source)
     for finding in findings:
         print(f"{finding}  [{finding.category}]", file=out)
     # About this process, not the rules: warned of, and no finding.
@@ -38,6 +41,17 @@ def lint_command(root: Path, out: TextIO | None = None) -> int:
         print(f"warning: {warning}", file=out)
     print(f"{len(findings)} finding(s) in {root}", file=out)
     return FINDINGS if findings else OK
+
+
+def _template_findings(root: Path, source: RuleSource) -> list[Finding]:
+    """The templates under ``root``, each filled in with its examples on ``source``."""
+    try:
+        templates = read_templates(root / TEMPLATES)
+    except TemplateError as error:
+        return [Finding(TEMPLATES, "(template)", str(error), "template")]
+    content = to_content(source)
+    return [finding for template in templates
+            for finding in template_findings(template, content)]
 
 
 def _secret_warnings(source: RuleSource) -> list[str]:

@@ -108,7 +108,10 @@ def case_message(source: RuleSource, path: str, case: Any) -> bytes | None:
 
 
 def compare(outcome: Outcome, expect: Mapping[str, Any]) -> list[str]:
-    """Every way ``outcome`` differs from ``expect``, as readable lines."""
+    """Every way ``outcome`` differs from ``expect``, as readable lines. ``rows``,
+    ``destinations``, ``held`` and ``tasks`` are exact; under ``includes`` they are what
+    must be among the outcome's, under ``excludes`` what must not be (a template's tests
+    use those, as they hold whatever routes the draft already has)."""
     found: list[str] = []
     for path, expected in (expect.get("canonical") or {}).items():
         actual = read_indexed(outcome.conversion.record, str(path))
@@ -116,21 +119,40 @@ def compare(outcome: Outcome, expect: Mapping[str, Any]) -> list[str]:
             found.append(f"canonical {path}: expected {expected!r}, but it is absent")
         elif actual != expected:
             found.append(f"canonical {path}: expected {expected!r}, got {actual!r}")
-    decision = outcome.decision
-    _compare_sets(found, "rows", expect, [row.id for row in decision.rows])
-    _compare_sets(found, "destinations", expect, decision.destinations)
-    _compare_sets(found, "held", expect, [d.destination for d in outcome.deliveries if d.held_by])
-    if "tasks" in expect:
-        actual_tasks = {_task_key(t.queue, t.kind, t.mode) for t in decision.tasks}
-        expected_tasks = {
-            _task_key(t["queue"], t["kind"], t.get("mode", _mode_of(t, decision.tasks)))
-            for t in expect["tasks"]
-        }
-        _difference(found, "tasks", expected_tasks, actual_tasks)
+    actual = _outcome_sets(outcome)
+    for name, got in actual.items():
+        if name in expect:
+            _difference(found, name, _expected_set(name, expect[name], outcome), got)
+        if name in (expect.get("includes") or {}):
+            missing = _expected_set(name, expect["includes"][name], outcome) - got
+            if missing:
+                found.append(f"{name}: missing {', '.join(sorted(missing))}")
+        if name in (expect.get("excludes") or {}):
+            present = _expected_set(name, expect["excludes"][name], outcome) & got
+            if present:
+                found.append(f"{name}: unexpected {', '.join(sorted(present))}")
     if "issues" in expect:
         _difference(found, "issues", set(expect["issues"]),
                     {str(i) for i in outcome.conversion.issues})
     return found
+
+
+def _outcome_sets(outcome: Outcome) -> dict[str, set[str]]:
+    decision = outcome.decision
+    return {
+        "rows": {row.id for row in decision.rows},
+        "destinations": set(decision.destinations),
+        "held": {d.destination for d in outcome.deliveries if d.held_by},
+        "tasks": {_task_key(t.queue, t.kind, t.mode) for t in decision.tasks},
+    }
+
+
+def _expected_set(name: str, expected: Iterable[Any], outcome: Outcome) -> set[str]:
+    if name != "tasks":
+        return {str(value) for value in expected}
+    tasks = outcome.decision.tasks
+    return {_task_key(t["queue"], t["kind"], t.get("mode", _mode_of(t, tasks)))
+            for t in expected}
 
 
 def _mode_of(expected: Mapping[str, Any], tasks: Iterable[Any]) -> str:
@@ -143,12 +165,6 @@ def _mode_of(expected: Mapping[str, Any], tasks: Iterable[Any]) -> str:
 
 def _task_key(queue: str, kind: str, mode: str) -> str:
     return f"{queue}/{kind} ({mode})"
-
-
-def _compare_sets(found: list[str], name: str, expect: Mapping[str, Any],
-                  actual: Iterable[str]) -> None:
-    if name in expect:
-        _difference(found, name, {str(v) for v in expect[name]}, set(actual))
 
 
 def _difference(found: list[str], name: str, expected: set[str], actual: set[str]) -> None:

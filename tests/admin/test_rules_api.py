@@ -362,3 +362,34 @@ def test_a_summary_alone_is_not_a_change_of_content(api, engine):
     assert api.call("PUT", f"{VERSIONS}/{version}/content", "adam",
                     json={"summary": "Clearer words"})[0] == 200
     assert api.call("GET", f"{VERSIONS}/{version}", "carl")[1]["editors"] == ["anna"]
+
+
+def test_a_draft_starts_from_a_template_and_waits_for_its_owners(api, engine):
+    status, listed = api.call("GET", "/api/rule-sets/templates", "anna")
+    assert status == 200
+    lab = next(t for t in listed["templates"] if t["id"] == "lab-result-routing")
+    values = {p["id"]: p["example"] for p in lab["parameters"]}
+    version = draft(api, summary="Critical potassium to the cardiology pager",
+                    template="lab-result-routing", values=values)
+    status, content = api.call("GET", f"{VERSIONS}/{version}/content", "anna")
+    paths = {doc["path"] for doc in content["documents"]}
+    assert {"rules/routes/cardiology-pager.yaml", "rules/policies/cardiology-pager.yaml",
+            "rules/tests/cardiology-pager.yaml", "catalog/connections/cardiology-pager.yaml",
+            "catalog/connections/cardiology-review.yaml"} <= paths
+    status, gates = api.call("GET", f"{VERSIONS}/{version}/gates", "anna")
+    failed = {gate["gate"]: gate["findings"] for gate in gates["gates"] if not gate["passed"]}
+    assert any("cardiology-pager" in finding and "business owner" in finding
+               for finding in failed["catalog"])
+    assert "tests" not in failed  # its rule tests pass from the start
+
+
+def test_a_template_with_refused_values_names_each(api):
+    body = {"summary": "Pager", "template": "lab-result-routing",
+            "values": {"destination": "Cardiology Pager"}}
+    status, answer = api.call("POST", VERSIONS, "anna", json=body)
+    assert status == 400
+    assert answer["problems"]["destination"].startswith("Use a short name")
+    assert answer["problems"]["test_code"] == "Enter the test's LOINC code (OBX-3)"
+    status, answer = api.call("POST", VERSIONS, "anna",
+                              json={"summary": "x", "template": "no-such-template"})
+    assert status == 400 and "no-such-template" in answer["reason"] + answer.get("hint", "")
