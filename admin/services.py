@@ -28,6 +28,7 @@ from engine.security.ldap_role_mappings import LdapRoleMappings
 from engine.security.users import UserStore
 from engine.store.database import open_engine, reader
 from engine.throughput_rollup import ThroughputRecorder
+from engine.trial_rule_sets import TrialRuleSets
 from engine.work_queue import WorkQueue
 
 _TEMPLATES = "switchboard.draft_templates"
@@ -53,6 +54,7 @@ class Services:
     reroute: Reroute  # reprocessing a message under the rules published now
     saved_searches: SavedSearches
     message_bulk: MessageBulk  # bulk reprocessing, run on threads of this process
+    trials: TrialRuleSets  # versions compiled for the test panel, by content hash
 
     @classmethod
     def open(cls, url: str) -> Services:
@@ -72,7 +74,7 @@ class Services:
             audit=AuditTrail(engine, audit), role_mappings=LdapRoleMappings(engine),
             bulk=BulkActions(exceptions, engine, audit), content=MessageContent(engine),
             reroute=reroute, saved_searches=SavedSearches(engine, audit),
-            message_bulk=MessageBulk(reroute, engine, audit))
+            message_bulk=MessageBulk(reroute, engine, audit), trials=TrialRuleSets(engine))
 
     def close(self) -> None:
         """Finish the bulk job steps under way and write what is kept in memory (token

@@ -145,6 +145,11 @@ class ChangeControl:
 
         return self._edit(version, actor, change, None)
 
+    def change(self, version: int, actor: Principal, change: Change) -> dict[str, Any]:
+        """Apply ``change`` to a draft's content as read in the same transaction (a
+        rule test saved from the test panel adds its document and its message file)."""
+        return self._edit(version, actor, change, None)
+
     def delete_document(self, version: int, actor: Principal, path: str) -> dict[str, Any]:
         def change(content: dict[str, Any]) -> dict[str, Any]:
             kept = [d for d in content["documents"] if d["path"] != path]

@@ -122,6 +122,7 @@ def _views() -> list[Any]:
     from admin.console.exceptions import ExceptionsView
     from admin.console.messages import MessagesView
     from admin.console.tasks import TasksView
+    from admin.console.test_panel import TestPanelView
     from admin.console.users import UsersView
 
     return [
@@ -133,6 +134,7 @@ def _views() -> list[Any]:
         SignInView(),
         AccountView(),
         UsersView(),
+        TestPanelView(),
     ]
 
 

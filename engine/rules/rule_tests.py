@@ -5,6 +5,7 @@ makes, decided as the case says, instead of the message."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from engine.model.outcome_event import Origin, OutcomeEvent
 from engine.rules.rule_set import Outcome, RuleSet
 from engine.rules.source import RuleSource, message_file_key
 
+# Where the console's test panel saves the cases it makes, and their message files.
+SAVED_TESTS = "rules/tests/test-panel.yaml"
+SAVED_MESSAGES = "messages/test-panel"
+CASE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
 _INDEXED_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 _MISSING = object()
 # An outcome case's decision and message need a time: a fixed one, so results repeat.
@@ -192,3 +197,31 @@ def read_indexed(record: Any, path: str) -> Any:
                 return _MISSING
             node = node[int(index)]
     return node
+
+
+class CaseExists(SwitchboardError):
+    """A saved rule test would replace a case of the same id."""
+
+
+def with_saved_case(content: Mapping[str, Any], case_id: str, raw: bytes,
+                    expect: Mapping[str, Any]) -> dict[str, Any]:
+    """``content`` with a case ``case_id`` added to the test panel's test document: its
+    message kept as a file beside the others, ``expect`` what it must do."""
+    documents = list(content["documents"])
+    found = next((d for d in documents if d["path"] == SAVED_TESTS), None)
+    data: dict[str, Any] = dict(found["data"]) if found else {
+        "id": "test-panel", "description": "Messages tried in the test panel, with "
+        "the outcome they had when they were saved.", "cases": []}
+    if any(isinstance(case, Mapping) and str(case.get("id")) == case_id
+           for case in data["cases"]):
+        raise CaseExists(f"this draft has a rule test {case_id!r} already",
+                         hint="Name this one differently")
+    file = f"{SAVED_MESSAGES}/{case_id}.hl7"
+    data["cases"] = [*data["cases"],
+                     {"id": case_id, "message": {"file": file}, "expect": dict(expect)}]
+    documents = [d for d in documents if d["path"] != SAVED_TESTS]
+    documents.append({"path": SAVED_TESTS, "kind": "tests", "data": data})
+    files = {**content.get("files", {}),
+             message_file_key(SAVED_TESTS, file): base64.b64encode(raw).decode("ascii")}
+    return {**content, "documents": sorted(documents, key=lambda d: str(d["path"])),
+            "files": dict(sorted(files.items()))}

@@ -34,4 +34,14 @@
     said.focus();
   }
   document.body.addEventListener("htmx:afterSwap", tick);
+
+  // A form that says why it refused (400, 403, 409) shows that answer in its target,
+  // as the page without htmx would.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status >= 400 && status < 500 && event.detail.elt.closest("[data-swap-refusals]")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
 })();

@@ -20,10 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from admin.console import COOKIELESS_BLUEPRINTS
+from engine.change_control import ChangeControl
 from engine.security.ldap_role_mappings import LdapRoleMappings
 from engine.security.users import UserStore
 from engine.store.models import ApiToken, User
-from tests.queue_rows import PEOPLE, delivery, entry, exception_item, held_review
+from tests.queue_rows import PEOPLE, as_, delivery, entry, exception_item, held_review
 
 ALL = dict.fromkeys(PEOPLE.values(), "allow")
 # Open to everyone, signed in or not.
@@ -85,6 +86,8 @@ def objects(console) -> dict[str, Any]:
         "mapping_id": LdapRoleMappings(engine).add("cn=nurses", "clinician", "test").id,
         "connection_id": "ehr-adt-feed", "search_id": 1,
         "group_name": "cn=switchboard-operators,ou=groups,dc=example,dc=org",
+        # A draft of the published rules, for the test panel.
+        "version": ChangeControl(engine).create_draft(as_("anna"), "the matrix")["version"],
     }
 
 
