@@ -2,7 +2,9 @@
 
 :class:`SourceWriter` writes expressions for many rows at once: each path's key and each
 leaf's verdict is computed at most once per message and shared by every row, and eq/in on
-scalar paths are inlined. The operator semantics are those of
+scalar paths are inlined. A scope (``some``/``every``) is one call to its own loop over the
+list, shared the same way; its leaves' paths are relative to an item, so nothing inside it
+is inlined or indexed. The operator semantics are those of
 :mod:`engine.rules.conditions`, whose interpreter is the oracle this code is tested
 against.
 """
