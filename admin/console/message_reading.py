@@ -45,7 +45,7 @@ def tree_filters(message: Message, nodes: list[Node],
 
 def evidence_words(evidence: Evidence) -> str:
     """"HL7 OBX[*]-8 is one of H, HH (any value)": what a condition tested."""
-    where = evidence.path if evidence.source == "field" else f"HL7 {evidence.path}"
+    where = evidence.place if evidence.source == "field" else f"HL7 {evidence.path}"
     expected = evidence.expected
     if isinstance(expected, list | tuple):
         expected = ", ".join(str(value) for value in expected)

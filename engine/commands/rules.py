@@ -171,7 +171,7 @@ def _print_outcome(title: str, outcome: Outcome, rule_set: RuleSet, out: TextIO)
 def _evidence_text(evidence: Evidence) -> str:
     verdict = "held" if evidence.held else "did not hold"
     expected = "" if evidence.expected is None else f" {evidence.expected!r}"
-    where = evidence.path if evidence.source == "field" else f"HL7 {evidence.path}"
+    where = evidence.place if evidence.source == "field" else f"HL7 {evidence.path}"
     return (f"{where} {evidence.quantifier} {evidence.op}{expected}: "
             f"saw {list(evidence.seen)!r}, {verdict}")
 

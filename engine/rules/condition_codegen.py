@@ -2,7 +2,9 @@
 
 :class:`SourceWriter` writes expressions for many rows at once: each path's key and each
 leaf's verdict is computed at most once per message and shared by every row, and eq/in on
-scalar paths are inlined. The operator semantics are those of
+scalar paths are inlined. A scope (``some``/``every``) is one call to its own loop over the
+list, shared the same way; its leaves' paths are relative to an item, so nothing inside it
+is inlined or indexed. The operator semantics are those of
 :mod:`engine.rules.conditions`, whose interpreter is the oracle this code is tested
 against.
 """
@@ -19,8 +21,10 @@ from engine.rules.conditions import (
     GeneratedCode,
     Leaf,
     Not,
+    Scope,
     compile_condition,
     leaf_function,
+    scope_function,
     text_key,
     walk_record,
 )
@@ -231,6 +235,10 @@ class SourceWriter:
         if isinstance(condition, Not):
             text, forced = self._expression(condition.child)
             return f"(not {text})", forced
+        if isinstance(condition, Scope):  # opaque: one call to its own loop
+            text, name = self.lazy(("scope", _shape(condition)),
+                                   lambda: scope_function(condition), "record, message")
+            return text, {name}
         joiner = " and " if isinstance(condition, AllOf) else " or "
         return self._chain(_cheap_first(condition.children), joiner)
 
@@ -299,6 +307,8 @@ def _cost(condition: Condition) -> int:
         return rank + (1 if condition.op in ("ne", "not_in", "exists", "missing") else 0)
     if isinstance(condition, Not):
         return 1 + _cost(condition.child)
+    if isinstance(condition, Scope):  # a loop over a list, a call per item
+        return 6
     return 1 + max(_cost(child) for child in condition.children)
 
 
@@ -308,6 +318,8 @@ def _shape(condition: Condition) -> Any:
         return _signature(condition)
     if isinstance(condition, Not):
         return ("not", _shape(condition.child))
+    if isinstance(condition, Scope):
+        return (condition.kind, condition.steps, _shape(condition.where))
     return (type(condition).__name__, tuple(_shape(child) for child in condition.children))
 
 
@@ -317,7 +329,7 @@ def _proved(condition: Condition, known: frozenset[tuple[str, ...]]) -> bool:
 
 
 def _depth(condition: Condition) -> int:
-    if isinstance(condition, Leaf):
+    if isinstance(condition, Leaf | Scope):  # a scope is written as one call
         return 1
     if isinstance(condition, Not):
         return 1 + _depth(condition.child)

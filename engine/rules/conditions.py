@@ -1,8 +1,9 @@
 """Route conditions: parsed once into a tree a linter can read, then compiled.
 
-A condition is ``{all: [...]}``, ``{any: [...]}``, ``{not: ...}`` or a leaf that reads
-values from the canonical record (``field``) or the raw HL7 message (``hl7``) and tests
-them with one operator. Three evaluators share the operator semantics defined here:
+A condition is ``{all: [...]}``, ``{any: [...]}``, ``{not: ...}``, a scope
+(``{some: {of: LIST, where: ...}}`` or ``{every: ...}``) or a leaf that reads values from
+the canonical record (``field``) or the raw HL7 message (``hl7``) and tests them with one
+operator. Three evaluators share the operator semantics defined here:
 
 * :func:`evaluate_condition` interprets the tree with ``values_at``. It is the oracle
   the others are tested against, and the only one that records :class:`Evidence`.
@@ -29,6 +30,14 @@ Semantics, per leaf (the values are what the path reads, ``None`` and absent ski
 * quantifier ``any`` (default): some value passes; ``all``: there is at least one value
   and every value passes. A leaf with no values is False, except ``missing``.
 
+Scopes test one item of a list at a time, so that "a potassium result flagged HH" means
+the same result: ``of`` is a canonical list path with one ``[*]``, at its end
+(``results[*]``), and ``where`` a condition whose field paths are relative to the item
+(``code``, ``abnormal_flags[*]``). ``some`` holds when some item satisfies ``where``;
+``every`` when there is at least one item and every item does (as quantifier ``all``).
+Absent and None items are not items. Inside ``where`` only ``field`` leaves are allowed,
+and no other scope: the item is not an HL7 segment, and one level says what analysts ask.
+
 Conditions are pure and never raise on any record, so evaluators may skip, share and
 reorder the tests as they like.
 """
@@ -39,7 +48,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal, TypeAlias
 
@@ -77,7 +86,9 @@ class RuleError(SwitchboardError):
 
 @dataclass(frozen=True)
 class Evidence:
-    """What one leaf saw when a row was explained: why it fired."""
+    """What one leaf saw when a row was explained: why it fired. A leaf inside a scope
+    names it (``scope``, ``results[*]``) and the position of the item it read in that
+    list (``item``); ``item`` None there means the list had no items to read."""
 
     source: Literal["field", "hl7"]
     path: str
@@ -86,6 +97,16 @@ class Evidence:
     expected: Any
     seen: tuple[Any, ...]
     held: bool
+    scope: str | None = None
+    item: int | None = None
+
+    @property
+    def place(self) -> str:
+        """Where the values were read: ``results[2].abnormal_flags[*]`` in a scope."""
+        if self.scope is None:
+            return self.path
+        items = self.scope if self.item is None else f"{self.scope[:-3]}[{self.item}]"
+        return f"{items}.{self.path}"
 
 
 @dataclass(frozen=True)
@@ -143,17 +164,39 @@ class Not:
     child: Condition
 
 
-Condition: TypeAlias = Leaf | AllOf | AnyOf | Not
+@dataclass(frozen=True)
+class Scope:
+    """``some``/``every`` item of the list at ``of`` satisfies ``where``, whose field
+    paths are relative to the item. ``steps`` are those of ``of``, ending in EVERY."""
+
+    kind: Literal["some", "every"]
+    of: str
+    steps: tuple[str, ...]
+    where: Condition
+
+    def items(self, record: Mapping[str, Any]) -> list[tuple[int, Any]]:
+        """The list's items with their positions, None items left out."""
+        found = values_at(record, self.steps[:-1])
+        if not found or not isinstance(found[0], list):
+            return []
+        return [(index, item) for index, item in enumerate(found[0]) if item is not None]
+
+
+Condition: TypeAlias = Leaf | AllOf | AnyOf | Not | Scope
+SCOPES: tuple[Literal["some", "every"], ...] = ("some", "every")
 
 
 def leaves(condition: Condition | None) -> list[Leaf]:
-    """Every leaf under ``condition``, in document order."""
+    """Every leaf under ``condition``, in document order (a scope's relative to its
+    items)."""
     if condition is None:
         return []
     if isinstance(condition, Leaf):
         return [condition]
     if isinstance(condition, Not):
         return leaves(condition.child)
+    if isinstance(condition, Scope):
+        return leaves(condition.where)
     return [leaf for child in condition.children for leaf in leaves(child)]
 
 
@@ -276,20 +319,30 @@ def _instant(wall: datetime, offset: str | None) -> datetime | None:
 
 def parse_condition(data: Any, where: str, location: str = "when") -> Condition:
     """The tree of ``data``; RuleError names ``where`` (table and row) and ``location``."""
+    return _parse(data, where, location, None)
+
+
+def _parse(data: Any, where: str, location: str, scope: str | None) -> Condition:
+    """``scope``: the list path whose items the condition tests, inside a scope."""
     if not isinstance(data, Mapping):
         raise RuleError(f"{location}: a condition must be a mapping, not {data!r}", where=where)
     for combinator in ("all", "any"):
         if combinator in data:
             _only_keys(data, {combinator}, where, location)
-            return _combination(combinator, data[combinator], where, location)
+            return _combination(combinator, data[combinator], where, location, scope)
     if "not" in data:
         _only_keys(data, {"not"}, where, location)
-        return Not(parse_condition(data["not"], where, f"{location}.not"))
+        return Not(_parse(data["not"], where, f"{location}.not", scope))
+    for kind in SCOPES:
+        if kind in data:
+            _only_keys(data, {kind}, where, location)
+            return _scope(kind, data[kind], where, f"{location}.{kind}", scope)
     if "field" in data or "hl7" in data:
-        return _leaf(data, where, location)
+        return _leaf(data, where, location, scope)
     raise RuleError(
         f"{location}: not a condition (keys {sorted(map(str, data))})", where=where,
-        hint="Write {all: [...]}, {any: [...]}, {not: ...}, or a leaf with field or hl7",
+        hint="Write {all: [...]}, {any: [...]}, {not: ...}, {some: {of: ..., where: ...}}, "
+        "or a leaf with field or hl7",
     )
 
 
@@ -299,20 +352,56 @@ def _only_keys(data: Mapping[str, Any], allowed: set[str], where: str, location:
         raise RuleError(f"{location}: unexpected keys {extra}", where=where)
 
 
-def _combination(kind: str, items: Any, where: str, location: str) -> Condition:
+def _combination(kind: str, items: Any, where: str, location: str,
+                 scope: str | None) -> Condition:
     if not isinstance(items, list) or not items:
         raise RuleError(f"{location}.{kind}: needs a non-empty list of conditions", where=where)
     children = tuple(
-        parse_condition(item, where, f"{location}.{kind}[{index}]")
+        _parse(item, where, f"{location}.{kind}[{index}]", scope)
         for index, item in enumerate(items)
     )
     return AllOf(children) if kind == "all" else AnyOf(children)
 
 
-def _leaf(data: Mapping[str, Any], where: str, location: str) -> Leaf:
+def _scope(kind: Literal["some", "every"], data: Any, where: str, location: str,
+           outer: str | None) -> Scope:
+    if outer is not None:
+        raise RuleError(
+            f"{location}: a scope inside the scope of {outer} is not supported", where=where,
+            hint="Test the inner list with a relative path instead, "
+            "e.g. {field: abnormal_flags[*], op: in, value: [HH, LL]}",
+        )
+    if not isinstance(data, Mapping) or "of" not in data or "where" not in data:
+        raise RuleError(f"{location}: write {{of: LIST, where: CONDITION}}", where=where,
+                        hint="e.g. {of: results[*], where: {field: code, op: eq, value: K}}")
+    _only_keys(data, {"of", "where"}, where, location)
+    steps = _list_steps(data["of"], where, f"{location}.of")
+    return Scope(kind, data["of"], steps,
+                 _parse(data["where"], where, f"{location}.where", data["of"]))
+
+
+def _list_steps(path: Any, where: str, location: str) -> tuple[str, ...]:
+    """The steps of a scope's list: a canonical path with one [*], at its end."""
+    steps = _path_steps("field", path, where, location)
+    if steps[-1] != EVERY or steps.count(EVERY) != 1:
+        raise RuleError(
+            f"{location}: {path!r} is not a list path with one [*], at its end", where=where,
+            hint="Name the list whose items to test, e.g. results[*] or "
+            "patient.identifiers[*]",
+        )
+    return steps
+
+
+def _leaf(data: Mapping[str, Any], where: str, location: str, scope: str | None) -> Leaf:
     _only_keys(data, {"field", "hl7", "op", "value", "quantifier"}, where, location)
     if "field" in data and "hl7" in data:
         raise RuleError(f"{location}: a leaf reads either field or hl7, not both", where=where)
+    if "hl7" in data and scope is not None:
+        raise RuleError(
+            f"{location}.hl7: a scope over {scope} tests its items' fields, not HL7", where=where,
+            hint="Use field with a path relative to the item (code, abnormal_flags[*]), "
+            "or move the hl7 leaf out of the scope",
+        )
     op = data.get("op")
     if op not in OPS:
         raise RuleError(
@@ -515,12 +604,41 @@ def evaluate_condition(
         return held
     if isinstance(condition, Not):
         return not evaluate_condition(condition.child, record, message, evidence)
+    if isinstance(condition, Scope):
+        return _evaluate_scope(condition, record, message, evidence)
     children = condition.children
     if evidence is not None:  # evaluate every child, then combine
         verdicts = [evaluate_condition(c, record, message, evidence) for c in children]
         return all(verdicts) if isinstance(condition, AllOf) else any(verdicts)
     lazy = (evaluate_condition(c, record, message) for c in children)
     return all(lazy) if isinstance(condition, AllOf) else any(lazy)
+
+
+def _evaluate_scope(scope: Scope, record: Mapping[str, Any], message: Message | None,
+                    evidence: list[Evidence] | None) -> bool:
+    """``some`` (``every``): the first item that does (does not) satisfy ``where``
+    decides, and is the evidence; when none decides, every item is."""
+    items = scope.items(record)
+    wanted = scope.kind == "some"
+    deciding = next((item for item in items
+                     if evaluate_condition(scope.where, item[1], message) is wanted), None)
+    held = wanted if deciding is not None else (not wanted and bool(items))
+    if evidence is not None:
+        shown = [deciding] if deciding is not None else items
+        for index, item in shown:
+            _scoped_evidence(scope, item, index, message, evidence)
+        if not items:
+            evidence += [Evidence(leaf.source, leaf.path, leaf.op, leaf.quantifier,
+                                  leaf.value, (), False, scope.of)
+                         for leaf in leaves(scope.where)]
+    return held
+
+
+def _scoped_evidence(scope: Scope, item: Any, index: int, message: Message | None,
+                     evidence: list[Evidence]) -> None:
+    found: list[Evidence] = []
+    evaluate_condition(scope.where, item, message, found)
+    evidence += [replace(seen, scope=scope.of, item=index) for seen in found]
 
 
 # ---- the hot path: closures over generated leaf functions --------------------------------
@@ -535,6 +653,8 @@ def compile_condition(condition: Condition | None) -> Predicate:
     if isinstance(condition, Not):
         inner = compile_condition(condition.child)
         return lambda record, message: not inner(record, message)
+    if isinstance(condition, Scope):
+        return scope_function(condition)
     parts = tuple(compile_condition(child) for child in condition.children)
     if len(parts) == 1:
         return parts[0]
@@ -545,6 +665,24 @@ def compile_condition(condition: Condition | None) -> Predicate:
 
 def _always(record: Mapping[str, Any], message: Message | None) -> bool:
     return True
+
+
+def scope_function(scope: Scope) -> Predicate:
+    """The scope as one generated function: a loop over the list's items that calls the
+    compiled ``where`` on each and stops at the first item that decides."""
+    code = GeneratedCode()
+    test = code.constant(compile_condition(scope.where))
+    if scope.kind == "some":
+        lines = walk_record(scope.steps, code,
+                            lambda v: [f"if {test}({v}, message):", "    return True"])
+        lines.append("    return False")
+    else:
+        lines = ["    seen = False"]
+        lines += walk_record(scope.steps, code, lambda v: [
+            f"if not {test}({v}, message):", "    return False", "seen = True"])
+        lines.append("    return seen")
+    function: Predicate = code.define("def scope(record, message):", lines, "scope")
+    return function
 
 
 def leaf_function(leaf: Leaf, in_section: bool = False) -> Predicate:

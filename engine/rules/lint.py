@@ -86,14 +86,19 @@ def _connections(documents: list[Document]) -> dict[str, Connection]:
 # ---- canonical paths -------------------------------------------------------------------
 
 
-def _unknown_field(path: Any) -> str | None:
-    """Why ``path`` is not a canonical field, or None when it is one."""
+def _unknown_field(path: Any, scope: str | None = None) -> str | None:
+    """Why ``path`` is not a canonical field, or None when it is one. In a scope, ``path``
+    is relative to the items of the list ``scope``."""
     try:
         steps = parse_canonical_path(str(path))
+        items = parse_canonical_path(scope) if scope is not None else ()
     except CanonicalPathError as exc:
         return exc.reason
-    if steps not in canonical_paths():
-        return f"{path!r} is not a field of the canonical model"
+    if items and items not in canonical_paths():
+        return None  # the scope's own list is reported, not every path under it
+    if (*items, *steps) not in canonical_paths():
+        where = "the canonical model" if scope is None else f"the items of {scope}"
+        return f"{path!r} is not a field of {where}"
     return None
 
 
@@ -104,8 +109,8 @@ def _lint_routes(doc: Document, connections: Mapping[str, Connection]) -> list[F
     findings = []
     for index, row in enumerate(doc.data.get("rows", [])):
         where = f"rows[{index}]"
-        for location, condition in _leaf_conditions(row.get("when"), f"{where}.when"):
-            findings += _lint_condition(doc.path, location, condition)
+        for location, condition, scope in _leaf_conditions(row.get("when"), f"{where}.when"):
+            findings += _lint_condition(doc.path, location, condition, scope)
         for position, dest in enumerate(row.get("to", [])):
             findings += _lint_destination(doc.path, f"{where}.to[{position}]", dest, connections)
         checkpoint = row.get("checkpoint")
@@ -119,26 +124,38 @@ def _lint_routes(doc: Document, connections: Mapping[str, Connection]) -> list[F
     return findings
 
 
-def _leaf_conditions(condition: Any, location: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+_Leaves = Iterator[tuple[str, Mapping[str, Any], str | None]]
+
+
+def _leaf_conditions(condition: Any, location: str, scope: str | None = None) -> _Leaves:
+    """Each leaf with its location and the list path its scope tests items of (if any);
+    a scope's list is yielded too, as ``{of: path}`` at its own location."""
     if not isinstance(condition, Mapping):
         return
     for group in ("all", "any"):
         if group in condition:
             for index, child in enumerate(condition[group]):
-                yield from _leaf_conditions(child, f"{location}.{group}[{index}]")
+                yield from _leaf_conditions(child, f"{location}.{group}[{index}]", scope)
             return
     if "not" in condition:
-        yield from _leaf_conditions(condition["not"], f"{location}.not")
+        yield from _leaf_conditions(condition["not"], f"{location}.not", scope)
         return
-    yield location, condition
+    for kind in ("some", "every"):
+        if kind in condition:
+            body = condition[kind]
+            yield f"{location}.{kind}.of", {"of": body["of"]}, scope
+            yield from _leaf_conditions(body["where"], f"{location}.{kind}.where", body["of"])
+            return
+    yield location, condition, scope
 
 
-def _lint_condition(file: str, location: str, condition: Mapping[str, Any]) -> list[Finding]:
+def _lint_condition(file: str, location: str, condition: Mapping[str, Any],
+                    scope: str | None) -> list[Finding]:
     findings = []
-    if "field" in condition:
-        reason = _unknown_field(condition["field"])
+    for key, place in (("field", f"{location}.field"), ("of", location)):
+        reason = _unknown_field(condition[key], scope) if key in condition else None
         if reason:
-            findings.append(Finding(file, f"{location}.field", reason, "unknown-field"))
+            findings.append(Finding(file, place, reason, "unknown-field"))
     if condition.get("op") == "matches":
         try:
             re.compile(str(condition.get("value")))
@@ -200,7 +217,8 @@ _ORDER = {"lt": (-1,), "le": (-1, 0), "gt": (1,), "ge": (1, 0)}
 
 def _never_holds(row: Mapping[str, Any]) -> str | None:
     """A reason the row's conditions contradict each other or its match, if one is
-    visible without data: only scalar paths (no [*]) in top-level all groups are read."""
+    visible without data: only scalar paths (no [*]) in top-level all groups are read,
+    and those of one item in a scope in them."""
     required: list[Mapping[str, Any]] = []
     _collect_required(row.get("when"), required)
     match = row.get("match") or {}
@@ -208,13 +226,26 @@ def _never_holds(row: Mapping[str, Any]) -> str | None:
         if key in match:
             values = match[key] if isinstance(match[key], list) else [match[key]]
             required.append({"field": f"message.{key}", "op": "in", "value": values})
+    reason = _contradicted(required)
+    for condition in required:
+        for kind in ("some", "every"):
+            if kind in condition and reason is None:
+                scoped: list[Mapping[str, Any]] = []
+                _collect_required(condition[kind]["where"], scoped)
+                reason = _contradicted(scoped, f" of one {condition[kind]['of']} item")
+    return reason
+
+
+def _contradicted(required: list[Mapping[str, Any]], of_item: str = "") -> str | None:
+    """The first contradiction among ``required`` on one scalar path; ``of_item`` words
+    a scope's paths (" of one results[*] item")."""
     by_path: dict[str, list[Mapping[str, Any]]] = {}
     for condition in required:
         path = condition.get("field")
         if isinstance(path, str) and "[*]" not in path:
             by_path.setdefault(path, []).append(condition)
     for path, conditions in by_path.items():
-        reason = _contradiction(path, conditions)
+        reason = _contradiction(path + of_item, conditions)
         if reason:
             return reason
     return None
@@ -227,7 +258,7 @@ def _collect_required(condition: Any, out: list[Mapping[str, Any]]) -> None:
         for child in condition["all"]:
             _collect_required(child, out)
     elif "any" not in condition and "not" not in condition:
-        out.append(condition)
+        out.append(condition)  # a leaf, or a scope (its own item's leaves are apart)
 
 
 def _contradiction(path: str, conditions: list[Mapping[str, Any]]) -> str | None:

@@ -525,7 +525,8 @@ class _BucketBuilder:
 
 def _pinned_values(row: RouteRow) -> dict[_Path, frozenset[str]]:
     """Scalar canonical paths the row requires to hold one of a few values (eq/in in a
-    top-level all), with those values' text keys."""
+    top-level all), with those values' text keys. Scopes pin nothing: their leaves'
+    paths are relative to an item, and generated code calls them whole."""
     condition = row.condition
     if isinstance(condition, Leaf):
         tests: tuple[Condition, ...] = (condition,)

@@ -16,6 +16,7 @@ from engine.rules.conditions import (
     Leaf,
     Not,
     RuleError,
+    Scope,
     as_moment,
     as_number,
     compile_condition,
@@ -97,6 +98,28 @@ def verdicts(data, record=RECORD, message=None):
         ({"any": [leaf("a", "exists"), {"not": "x"}]}, "when.any[1].not: a condition must be"),
         ({"all": [leaf("a", "exists")], "any": []}, "when: unexpected keys ['any']"),
         ({"op": "eq"}, "when: not a condition (keys ['op'])"),
+        # scopes
+        ({"some": {"of": "results", "where": leaf("code", "exists")}},
+         "when.some.of: 'results' is not a list path with one [*], at its end"),
+        ({"some": {"of": "results[*].abnormal_flags[*]", "where": leaf("code", "exists")}},
+         "is not a list path with one [*]"),
+        ({"every": {"of": "results[*].code", "where": leaf("code", "exists")}},
+         "when.every.of: 'results[*].code' is not a list path"),
+        ({"some": {"of": "results..x[*]", "where": leaf("code", "exists")}},
+         "when.some.of: 'results..x[*]' is not a canonical path"),
+        ({"some": {"of": "results[*]"}}, "when.some: write {of: LIST, where: CONDITION}"),
+        ({"some": ["results[*]"]}, "when.some: write {of: LIST, where: CONDITION}"),
+        ({"some": {"of": "results[*]", "where": leaf("code", "exists"), "when": 1}},
+         "when.some: unexpected keys ['when']"),
+        ({"some": {"of": "results[*]", "where": leaf("code", "exists")}, "not": 1},
+         "when: unexpected keys ['some']"),
+        ({"some": {"of": "results[*]", "where": {"all": [leaf("OBX-8", "exists", source="hl7")]}}},
+         "when.some.where.all[0].hl7: a scope over results[*] tests its items' fields, not HL7"),
+        ({"some": {"of": "results[*]", "where": {"not": {"every": {
+            "of": "abnormal_flags[*]", "where": leaf("x", "exists")}}}}},
+         "when.some.where.not.every: a scope inside the scope of results[*] is not supported"),
+        ({"some": {"of": "results[*]", "where": leaf("code", "like", "K")}},
+         "when.some.where.op: unknown operator 'like'"),
         ("a eq b", "when: a condition must be a mapping"),
     ],
 )
@@ -243,6 +266,153 @@ def test_combinations(data, expected):
     assert verdicts(data) == (expected, expected, expected)
 
 
+# ---- scopes: one item of a list at a time -------------------------------------------------
+
+POTASSIUM = "2823-3"
+CRITICAL_POTASSIUM = {"some": {"of": "results[*]", "where": {"all": [
+    leaf("code", "eq", POTASSIUM), leaf("abnormal_flags[*]", "in", ["HH", "LL"])]}}}
+
+
+def panel(*results):
+    """A record of results given as (code, flags): the flags a list, or None for none."""
+    return {"results": [{"code": code, "abnormal_flags": flags} for code, flags in results]}
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        # the false positive of two independent leaves: normal potassium, HH sodium
+        (panel((POTASSIUM, ["N"]), ("2951-2", ["HH"])), False),
+        (panel((POTASSIUM, ["HH"])), True),
+        (panel(("2951-2", []), ("2075-0", ["H"]), (POTASSIUM, ["A", "LL"]), ("2160-0", ["HH"]),
+               ("6690-2", None)), True),  # LL potassium, the 3rd of 5
+        (panel(("2951-2", ["LL"]), (POTASSIUM, ["H"]), (POTASSIUM, ["HH"])), True),
+        (panel((POTASSIUM, None), ("2951-2", ["LL"])), False),
+        (panel(), False),  # an empty list has no item
+        ({"patient": {}}, False),  # nor an absent one
+        ({"results": None}, False),
+        ({"results": {"code": POTASSIUM, "abnormal_flags": ["HH"]}}, False),  # not a list
+        ({"results": [None, "K", 5, [], {"code": POTASSIUM, "abnormal_flags": ["HH"]}]}, True),
+    ],
+)
+def test_a_scope_tests_one_item_at_a_time(record, expected):
+    assert verdicts(CRITICAL_POTASSIUM, record) == (expected, expected, expected)
+
+
+def test_independent_leaves_page_for_the_wrong_result():
+    """Why scopes exist: each leaf of an all reads every result on its own."""
+    independent = {"all": [leaf("results[*].code", "eq", POTASSIUM),
+                           leaf("results[*].abnormal_flags[*]", "in", ["HH", "LL"])]}
+    record = panel((POTASSIUM, ["N"]), ("2951-2", ["HH"]))
+    assert verdicts(independent, record) == (True, True, True)
+    assert verdicts(CRITICAL_POTASSIUM, record) == (False, False, False)
+
+
+@pytest.mark.parametrize(
+    "data, record, expected",
+    [
+        # not around a scope: no item satisfies
+        ({"not": CRITICAL_POTASSIUM}, panel((POTASSIUM, ["N"]), ("2951-2", ["HH"])), True),
+        ({"not": CRITICAL_POTASSIUM}, panel(("2951-2", []), (POTASSIUM, ["LL"])), False),
+        ({"not": CRITICAL_POTASSIUM}, panel(), True),
+        # not inside a scope: an item without the flag
+        ({"some": {"of": "results[*]", "where": {"not": leaf("abnormal_flags[*]", "exists")}}},
+         panel((POTASSIUM, ["HH"]), ("2951-2", [])), True),
+        ({"some": {"of": "results[*]", "where": leaf("abnormal_flags[*]", "missing")}},
+         panel(), False),  # missing holds on nothing, but there is no item
+        # every: at least one item, and each satisfies
+        ({"every": {"of": "results[*]", "where": leaf("abnormal_flags[*]", "eq", "N")}},
+         panel((POTASSIUM, ["N"]), ("2951-2", ["N", "H"])), True),
+        ({"every": {"of": "results[*]", "where": leaf("abnormal_flags[*]", "eq", "N", "all")}},
+         panel((POTASSIUM, ["N"]), ("2951-2", ["N", "H"])), False),
+        ({"every": {"of": "results[*]", "where": leaf("code", "exists")}}, panel(), False),
+        ({"every": {"of": "results[*]", "where": leaf("code", "exists")}},
+         {"results": [None, {"code": "K"}]}, True),  # None is not an item
+        ({"every": {"of": "results[*]", "where": leaf("code", "exists")}},
+         {"results": ["K"]}, False),  # a string has no code
+        # deeper lists and other sections
+        ({"some": {"of": "patient.identifiers[*]", "where": {"all": [
+            leaf("type", "eq", "MR"), leaf("value", "matches", "^1")]}}},
+         {"patient": {"identifiers": [{"type": "SS", "value": "123"},
+                                      {"type": "MR", "value": "999"}]}}, False),
+        ({"some": {"of": "patient.identifiers[*]", "where": {"all": [
+            leaf("type", "eq", "MR"), leaf("value", "matches", "^9")]}}},
+         {"patient": {"identifiers": [{"type": "SS", "value": "123"},
+                                      {"type": "MR", "value": "999"}]}}, True),
+        # beside other leaves, in any and all
+        ({"all": [leaf("message.sending_facility", "eq", "NORTH"), CRITICAL_POTASSIUM]},
+         {"message": {"sending_facility": "NORTH"}, **panel((POTASSIUM, ["HH"]))}, True),
+        ({"any": [leaf("message.sending_facility", "eq", "NORTH"), CRITICAL_POTASSIUM]},
+         {"message": {"sending_facility": "SOUTH"}, **panel((POTASSIUM, ["N"]))}, False),
+    ],
+)
+def test_scopes_combine(data, record, expected):
+    assert verdicts(data, record) == (expected, expected, expected)
+
+
+def test_a_scope_keeps_what_was_written():
+    condition = parse_condition(CRITICAL_POTASSIUM, WHERE)
+    assert isinstance(condition, Scope)
+    assert (condition.kind, condition.of, condition.steps) == ("some", "results[*]",
+                                                               ("results", "[*]"))
+    assert isinstance(condition.where, AllOf)
+    assert [item.path for item in leaves(condition)] == ["code", "abnormal_flags[*]"]
+
+
+def test_an_hl7_leaf_in_a_scope_says_what_to_write_instead():
+    data = {"some": {"of": "results[*]", "where": leaf("OBX[*]-8", "exists", source="hl7")}}
+    with pytest.raises(RuleError) as caught:
+        parse_condition(data, WHERE)
+    assert "relative to the item" in (caught.value.hint or "")
+
+
+def scoped_evidence(data, record):
+    found: list[Evidence] = []
+    verdict = evaluate_condition(parse_condition(data, WHERE), record, None, found)
+    return verdict, [(e.place, e.seen, e.held) for e in found]
+
+
+def test_evidence_of_a_scope_is_the_item_that_decided():
+    record = panel(("2951-2", ["HH"]), ("2075-0", []), (POTASSIUM, ["LL"]), (POTASSIUM, ["HH"]))
+    assert scoped_evidence(CRITICAL_POTASSIUM, record) == (True, [
+        ("results[2].code", (POTASSIUM,), True),
+        ("results[2].abnormal_flags[*]", ("LL",), True),
+    ])
+    found: list[Evidence] = []
+    evaluate_condition(parse_condition(CRITICAL_POTASSIUM, WHERE), record, None, found)
+    assert found[0] == Evidence("field", "code", "eq", "any", POTASSIUM, (POTASSIUM,), True,
+                                scope="results[*]", item=2)
+
+
+def test_evidence_of_a_scope_no_item_satisfies_is_every_item():
+    record = panel((POTASSIUM, ["N"]), ("2951-2", ["HH"]))
+    assert scoped_evidence(CRITICAL_POTASSIUM, record) == (False, [
+        ("results[0].code", (POTASSIUM,), True),
+        ("results[0].abnormal_flags[*]", ("N",), False),
+        ("results[1].code", ("2951-2",), False),
+        ("results[1].abnormal_flags[*]", ("HH",), True),
+    ])
+
+
+def test_evidence_of_every_is_the_first_item_that_fails_or_all():
+    every = {"every": {"of": "results[*]", "where": leaf("abnormal_flags[*]", "eq", "N")}}
+    record = {"results": [{"abnormal_flags": ["N"]}, None, {"abnormal_flags": ["H"]},
+                          {"abnormal_flags": []}]}
+    assert scoped_evidence(every, record) == (False, [
+        ("results[2].abnormal_flags[*]", ("H",), False)])
+    record["results"][2:] = []
+    assert scoped_evidence(every, record) == (True, [
+        ("results[0].abnormal_flags[*]", ("N",), True)])
+
+
+def test_evidence_of_a_scope_over_no_items_names_the_list():
+    assert scoped_evidence(CRITICAL_POTASSIUM, {}) == (False, [
+        ("results[*].code", (), False), ("results[*].abnormal_flags[*]", (), False)])
+    found: list[Evidence] = []
+    evaluate_condition(parse_condition(CRITICAL_POTASSIUM, WHERE), {}, None, found)
+    assert {(e.scope, e.item) for e in found} == {("results[*]", None)}
+
+
 def test_trees_at_the_inline_limit_compile():
     data = leaf("message.type", "eq", "ORU")
     for level in range(23):
@@ -368,45 +538,53 @@ PATHS = ["message.sending_facility", "patient.gender", "results[*].code",
 WORDS = ["NORTH", "female", "GLU", "K", "H", "", "7.5", 4, True, "1980-01-02", "2024"]
 
 
-def leaves_strategy():
+ITEM_PATHS = ["code", "value", "abnormal_flags[*]"]  # of a result, inside a scope
+
+
+def leaves_strategy(paths=PATHS):
     plain = st.builds(
         lambda path, op, value, quantifier: leaf(path, op, value, quantifier),
-        st.sampled_from(PATHS), st.sampled_from(["eq", "ne", "matches"]),
+        st.sampled_from(paths), st.sampled_from(["eq", "ne", "matches"]),
         st.sampled_from([w for w in WORDS if isinstance(w, str)]),
         st.sampled_from([None, "any", "all"]),
     )
     listed = st.builds(
         lambda path, op, values: leaf(path, op, values),
-        st.sampled_from(PATHS), st.sampled_from(["in", "not_in"]),
+        st.sampled_from(paths), st.sampled_from(["in", "not_in"]),
         st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
     )
     ordered = st.builds(
         lambda path, op, value: leaf(path, op, value),
-        st.sampled_from(PATHS), st.sampled_from(["lt", "le", "gt", "ge"]),
+        st.sampled_from(paths), st.sampled_from(["lt", "le", "gt", "ge"]),
         st.sampled_from([5, 7.5, "4", "1980-01-02", "2024-03-01T00:00+01:00", "1990"]),
     )
-    presence = st.builds(lambda path, op: leaf(path, op), st.sampled_from(PATHS),
+    presence = st.builds(lambda path, op: leaf(path, op), st.sampled_from(paths),
                          st.sampled_from(["exists", "missing"]))
     return st.one_of(plain, listed, ordered, presence)
 
 
-conditions = st.recursive(
-    leaves_strategy(),
-    lambda inner: st.one_of(
+def combined(inner):
+    return st.one_of(
         st.builds(lambda items: {"all": items}, st.lists(inner, min_size=1, max_size=3)),
         st.builds(lambda items: {"any": items}, st.lists(inner, min_size=1, max_size=3)),
         st.builds(lambda item: {"not": item}, inner),
-    ),
-    max_leaves=6,
+    )
+
+
+scopes = st.builds(
+    lambda kind, where: {kind: {"of": "results[*]", "where": where}},
+    st.sampled_from(["some", "every"]),
+    st.recursive(leaves_strategy(ITEM_PATHS), combined, max_leaves=3),
 )
+conditions = st.recursive(st.one_of(leaves_strategy(), scopes), combined, max_leaves=6)
 scalars = st.one_of(st.sampled_from(WORDS), st.none(), st.integers(-3, 300), st.floats(0, 10))
 records = st.fixed_dictionaries({
     "message": st.fixed_dictionaries({"sending_facility": scalars}),
     "patient": st.fixed_dictionaries({"gender": scalars, "birth_date": scalars}),
-    "results": st.lists(st.fixed_dictionaries({
+    "results": st.lists(st.one_of(st.fixed_dictionaries({
         "code": scalars, "value": scalars,
         "abnormal_flags": st.one_of(st.lists(scalars, max_size=3), scalars),
-    }), max_size=3),
+    }), st.none(), scalars), max_size=4),
 })
 
 

@@ -80,3 +80,41 @@ def test_an_escalation_reaches_a_role_that_may_act_on_it(tmp_path, notify_role, 
     findings = lint(read_rule_source(tmp_path))
     assert [str(f) for f in findings] == expected
     assert {f.category for f in findings} <= {"task-access"}
+
+
+def scope(of, where, kind="some"):
+    return {kind: {"of": of, "where": where}}
+
+
+CODE_K = {"field": "code", "op": "eq", "value": "2823-3"}
+
+
+@pytest.mark.parametrize(("when", "expected"), [
+    # paths in a scope are relative to the list's items
+    (scope("results[*]", {"all": [CODE_K, {"field": "abnormal_flags[*]", "op": "in",
+                                           "value": ["HH", "LL"]}]}), []),
+    (scope("results[*]", {"all": [CODE_K, {"not": {"field": "flag", "op": "exists"}}]}),
+     ["rows[0].when.some.where.all[1].not.field: 'flag' is not a field of the items of "
+      "results[*]"]),
+    (scope("results[*]", {"field": "results[*].code", "op": "exists"}),
+     ["rows[0].when.some.where.field: 'results[*].code' is not a field of the items of "
+      "results[*]"]),
+    (scope("patient.identifiers[*]", {"field": "value", "op": "matches", "value": "("}),
+     ["rows[0].when.some.where.value: regular expression does not compile: missing ), "
+      "unterminated subpattern at position 0"]),
+    # an unknown list is reported once, not with every path under it
+    (scope("order[*]", CODE_K, "every"),
+     ["rows[0].when.every.of: 'order[*]' is not a field of the canonical model"]),
+    # one item cannot be two things at once; two items can
+    ({"all": [scope("results[*]", {"all": [CODE_K, {**CODE_K, "value": "2951-2"}]})]},
+     ["rows[0]: row 'r' can never fire: code of one results[*] item would have to be "
+      "'2823-3' and '2951-2' at once"]),
+    ({"all": [scope("results[*]", CODE_K), scope("results[*]", {**CODE_K, "value": "2951-2"})]},
+     []),
+])
+def test_conditions_in_a_scope_are_checked_against_the_items(tmp_path, when, expected):
+    shutil.copytree(BROKEN / "unknown-field", tmp_path, dirs_exist_ok=True)
+    routes = {"id": "labs", "rows": [{"id": "r", "when": when, "to": ["lab-out"]}]}
+    (tmp_path / "rules" / "routes" / "labs.yaml").write_text(yaml.safe_dump(routes))
+    findings = lint(read_rule_source(tmp_path))
+    assert [str(f) for f in findings] == [f"rules/routes/labs.yaml: {e}" for e in expected]

@@ -270,6 +270,44 @@ def test_generated_code_hazards(rows, facility, expected):
     assert table.evaluate(given_record) == table.evaluate_naive(given_record)
 
 
+SCOPED_K = {"some": {"of": "results[*]", "where": {"all": [
+    eq("code", "K"), {"field": "abnormal_flags[*]", "op": "in", "value": ["HH", "LL"]}]}}}
+
+
+def test_scopes_pin_nothing_and_share_one_call():
+    """Relative paths inside a scope look like scalar paths; the index must not take
+    ``code`` for a path of the record, and equal scopes are computed once."""
+    rows = [{"id": f"r{n}", "when": when, "to": [f"d{n}"]} for n, when in enumerate([
+        SCOPED_K, {"all": [SCOPED_K, eq("message.sending_facility", "NORTH")]},
+        {"all": [eq("message.sending_facility", "NORTH"), {"not": SCOPED_K}]},
+        {"all": [SCOPED_K, eq("message.sending_facility", "SOUTH")]},
+        {"some": {"of": "results[*]", "where": eq("code", "K")}},
+    ])]
+    table = compile_routes([{"id": "t", "rows": rows}])
+    critical = {**record(), "code": "GLU",
+                "results": [{"code": "K", "abnormal_flags": ["N"]},
+                            {"code": "NA", "abnormal_flags": ["HH"]},
+                            {"code": "K", "abnormal_flags": ["LL"]}]}
+    assert fired_ids(table.evaluate(critical)) == ["r0", "r1", "r4"]
+    critical["results"][2]["abnormal_flags"] = ["L"]
+    assert fired_ids(table.evaluate(critical)) == ["r2", "r4"]
+    assert fired_ids(table.evaluate_naive(critical)) == ["r2", "r4"]
+    assert [row.id for row in table.candidates(critical)] == ["r0", "r1", "r2", "r4"]
+    critical["results"] = CountedList(critical["results"])
+    assert fired_ids(table.evaluate(critical)) == ["r2", "r4"]
+    assert critical["results"].walks == 2  # SCOPED_K for three rows, and r4's scope
+
+
+class CountedList(list):
+    """A list that counts how often it is walked."""
+
+    walks = 0
+
+    def __iter__(self):
+        self.walks += 1
+        return super().__iter__()
+
+
 def test_rule_text_is_data_never_code():
     nasty = "x') or __import__('os').system('false') or ('\n"
     table = compile_routes([{"id": "t", "rows": [
@@ -385,6 +423,16 @@ def test_the_schema_examples_are_valid_and_compile():
          "rows[0].when.all[0].op", "is not one of"),
         ({"id": "t", "rows": [row(when={"field": "a..b", "op": "exists"})]},
          "rows[0].when.field", "does not match"),
+        ({"id": "t", "rows": [row(when={"some": {"of": "results", "where": eq("code", "K")}})]},
+         "rows[0].when.some.of", "does not match"),
+        ({"id": "t", "rows": [row(when={"every": {"of": "results[*]"}})]},
+         "rows[0].when.every", "'where' is a required property"),
+        ({"id": "t", "rows": [row(when={"some": {"of": "results[*]", "where": {
+            "field": "code", "op": "eq"}}})]},
+         "rows[0].when.some.where", "'value' is a required property"),
+        ({"id": "t", "rows": [row(when={"some": {"of": "results[*]", "where": eq("code", "K"),
+                                                 "if": 1}})]},
+         "rows[0].when.some", "Additional properties are not allowed"),
         ({"id": "t", "rows": [row(checkpoint={"mode": "hold", "queue": "q"})]},
          "rows[0].checkpoint", "'kind' is a required property"),
         ({"id": "t", "rows": [row(match={"type": "ORU", "events": ["R01"]})]}, "rows[0].match",
@@ -423,8 +471,20 @@ def pin():
     )
 
 
+def scoped():
+    """Scopes over results: their leaves' paths are relative, so never index material."""
+    return st.builds(
+        lambda kind, code, flags, op: {kind: {"of": "results[*]", "where": {"all": [
+            {"field": "code", "op": op, "value": code},
+            {"field": "abnormal_flags[*]", "op": "in", "value": flags}]}}},
+        st.sampled_from(["some", "every"]), st.sampled_from(["GLU", "K"]),
+        st.lists(st.sampled_from(["H", "L", "N"]), min_size=1, max_size=2),
+        st.sampled_from(["eq", "ne"]))
+
+
 def other():
     return st.one_of(
+        scoped(),
         st.builds(lambda flags: {"field": "results[*].abnormal_flags[*]", "op": "in",
                                  "value": flags},
                   st.lists(st.sampled_from(["H", "L", "N"]), min_size=1, max_size=2)),
@@ -504,11 +564,11 @@ records = st.fixed_dictionaries({
         "birth_date": st.one_of(st.sampled_from(["1980-01-02", "2000", "2012-05-05T10:00"]),
                             st.none()),
     }),
-    "results": st.lists(st.fixed_dictionaries({
+    "results": st.lists(st.one_of(st.fixed_dictionaries({
         "code": st.sampled_from(["GLU", "K", None]),
         "value": st.one_of(st.sampled_from([4, 7.5, "12", "x"]), st.none()),
         "abnormal_flags": st.lists(st.sampled_from(["H", "L", "N", ""]), max_size=2),
-    }), max_size=3),
+    }), st.none()), max_size=3),
 })
 
 
