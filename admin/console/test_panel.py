@@ -140,7 +140,7 @@ class _Words:
     def title(self, evidence: Any) -> str:
         return trial_words.subject_title(evidence, self.sources)
 
-    group = staticmethod(trial_words.GROUPS.get)
+    group = staticmethod(trial_words.group)
     seen = staticmethod(message_reading.seen_words)
     body = staticmethod(message_reading.body_document)
     label = staticmethod(label)

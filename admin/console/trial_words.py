@@ -11,9 +11,16 @@ from engine.errors import SwitchboardError
 from engine.hl7v2 import parse_path
 from engine.hl7v2.field_names import describe
 from engine.rules.conditions import Evidence
+from engine.rules.trial import Verdict
 
 GROUPS = {"all": "all of these hold", "any": "at least one of these holds",
-          "not": "this does not hold"}
+          "not": "this does not hold", "some": "for one item of {scope}, these hold",
+          "every": "for every item of {scope}, these hold"}
+
+
+def group(node: Verdict) -> str:
+    """What a group of conditions asks, naming the list a some/every group is over."""
+    return GROUPS[node.kind].format(scope=node.scope)
 
 
 def sentence(evidence: Evidence, sources: Mapping[str, str]) -> str:
@@ -34,9 +41,9 @@ def test_words(evidence: Evidence, sources: Mapping[str, str]) -> str:
 
 def subject(evidence: Evidence, sources: Mapping[str, str]) -> str:
     """The HL7 field and its name, else the canonical path as the rule names it."""
-    hl7 = evidence.path if evidence.source == "hl7" else sources.get(evidence.path)
+    hl7 = evidence.path if evidence.source == "hl7" else sources.get(_absolute(evidence))
     if hl7 is None:
-        return evidence.path
+        return evidence.place
     try:
         path = parse_path(hl7)
     except SwitchboardError:
@@ -52,6 +59,12 @@ def subject_title(evidence: Evidence, sources: Mapping[str, str]) -> str:
     """The exact paths, for hovering."""
     if evidence.source == "hl7":
         return f"HL7 path {evidence.path}"
-    hl7 = sources.get(evidence.path)
+    hl7 = sources.get(_absolute(evidence))
     read = f", read from {hl7}" if hl7 else ""
-    return f"canonical field {evidence.path}{read}"
+    return f"canonical field {evidence.place}{read}"
+
+
+def _absolute(evidence: Evidence) -> str:
+    """The canonical path a leaf reads, from the record (inside a some/every group its
+    path is relative to the list's item)."""
+    return f"{evidence.scope}.{evidence.path}" if evidence.scope else evidence.path

@@ -23,7 +23,15 @@ from engine.hl7v2 import Message, parse, text_error
 from engine.hl7v2.tree import Node, message_tree
 from engine.journal import FHIR_R4
 from engine.model.mapping import Conversion
-from engine.rules.conditions import AllOf, AnyOf, Condition, Evidence, Leaf, evaluate_condition
+from engine.rules.conditions import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Evidence,
+    Leaf,
+    Scope,
+    evaluate_condition,
+)
 from engine.rules.route_table import Checkpoint, RouteRow
 from engine.rules.rule_set import Outcome, RuleSet, Task
 
@@ -49,10 +57,11 @@ class Verdict:
     """A condition's node as evaluated: a group (``all``, ``any``, ``not``) with its
     children, or a leaf with what it saw."""
 
-    kind: Literal["all", "any", "not", "leaf"]
+    kind: Literal["all", "any", "not", "some", "every", "leaf"]
     held: bool
     children: tuple[Verdict, ...] = ()
     evidence: Evidence | None = None
+    scope: str | None = None  # some/every: the list whose items are tested
 
 
 @dataclass(frozen=True)
@@ -204,6 +213,13 @@ def explain(condition: Condition, record: Mapping[str, Any],
         if isinstance(condition, AllOf):
             return Verdict("all", all(verdicts), children)
         return Verdict("any", any(verdicts), children)
+    if isinstance(condition, Scope):
+        # The leaves as seen in the item that decided (every item when none did).
+        found: list[Evidence] = []
+        held = evaluate_condition(condition, record, message, found)
+        return Verdict(condition.kind, held,
+                       tuple(Verdict("leaf", e.held, evidence=e) for e in found),
+                       scope=condition.of)
     child = explain(condition.child, record, message)
     return Verdict("not", not child.held, (child,))
 
