@@ -143,7 +143,11 @@ class StudioView(ConsoleView):
 
     @expose("/<int:version>/routes", methods=("GET", "POST"))
     def routes(self, version: int) -> Any:
+        if request.method == "POST":
+            _author_only()
         shown = _version(version)
+        if not (request.args.get("path") or request.args.get("new")):
+            return redirect(url_for(".draft", version=version))
         path = _route_path()
         content = services().versions.content(version)
         existing = next((d for d in content["documents"] if d["path"] == path), None)
@@ -194,8 +198,12 @@ class StudioView(ConsoleView):
 
     @expose("/<int:version>/yaml", methods=("GET", "POST"))
     def yaml(self, version: int) -> Any:
+        if request.method == "POST":
+            _author_only()
         shown = _version(version)
         path = request.args.get("path", "")
+        if not path:
+            return redirect(url_for(".draft", version=version))
         content = services().versions.content(version)
         document = next((d for d in content["documents"] if d["path"] == path), None)
         if document is None:
