@@ -66,7 +66,10 @@ class StudioView(ConsoleView):
 
     def _drafts_page(self, form: dict[str, str], errors: dict[str, str]) -> Any:
         versions = services().versions.history(per_page=200).items
-        return self.render("console/studio_drafts.html", drafts=draft_rows(versions),
+        drafts = draft_rows(versions)
+        return self.render("console/studio_drafts.html", drafts=drafts,
+                           gates={d["version"]: services().versions.gates(d["version"])
+                                  for d in drafts},
                            versions=[v for v in versions if v["status"] != lifecycle.DRAFT
                                      or v["author"] == principal().name],
                            published=next((v["version"] for v in versions

@@ -96,7 +96,7 @@ def test_drafts_are_started_renamed_submitted_and_deleted(console):
         assert seen in page, seen
     listing = anna.text("/studio/")
     assert 'href="/studio/2"' in listing and "Potassium to the ward" in listing
-    assert 'hx-get="/studio/2/gates"' in listing
+    assert 'id="gates-2"' in listing and "schema ✓" in listing
     gates = anna.text("/studio/2/gates")
     assert "schema ✓" in gates and "preview ✗" in gates
 
