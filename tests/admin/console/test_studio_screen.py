@@ -291,3 +291,24 @@ def test_the_yaml_view_shows_a_schema_error_on_its_line_and_does_not_save(consol
     stored = next(d for d in services_of(console).versions.content(version)["documents"]
                   if d["path"] == RESULTS)["data"]
     assert stored == yaml.safe_load("\n".join(lines))
+
+
+def test_only_a_draft_is_deleted_by_its_author_or_an_admin_and_never_a_parent(console):
+    from engine.rules.lifecycle import Conflict, Forbidden
+
+    versions = services_of(console).versions
+    first, second = draft(console, "anna"), draft(console, "anna")
+    child = int(versions.create_draft(as_("anna"), "from the draft", first)["version"])
+    with pytest.raises(Forbidden):
+        versions.delete_draft(second, as_("abe"))
+    with pytest.raises(Conflict, match="parent of version"):
+        versions.delete_draft(first, as_("anna"))
+    versions.submit(second, as_("anna"))
+    with pytest.raises(Conflict, match="cannot be deleted"):
+        versions.delete_draft(second, as_("adam"))
+    assert versions.delete_draft(child, as_("adam"))["status"] == "deleted"
+    versions.delete_draft(first, as_("anna"))
+    with Session(console.engine) as session:
+        deleted = session.execute(select(AuditEvent.actor, AuditEvent.target_id).where(
+            AuditEvent.action == "rules.delete")).all()
+    assert sorted(deleted) == [("adam", str(child)), ("anna", str(first))]
