@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, aliased
 
 from engine.impact_preview import preview_state, request_preview
@@ -176,6 +176,26 @@ class ChangeControl:
             row.updated_at = now_utc()
             self._record(session, actor, "rules.edit", row, before, row.summary)
             return _summary(session, row)
+
+    def delete_draft(self, version: int, actor: Principal) -> dict[str, Any]:
+        """Remove a draft and its impact previews; its audit events stay. A draft another
+        version was started from stays too: that version's history names it."""
+        with self._changing() as session:
+            row = _version(session, version)
+            lifecycle.check("delete", row.status, version, actor.name, actor.roles, row.author)
+            children = session.scalars(select(RuleSetVersion.version).where(
+                RuleSetVersion.parent_id == row.id)).all()
+            if children:
+                raise Conflict(f"version {version} is the parent of version "
+                               f"{', '.join(map(str, children))}: it cannot be deleted",
+                               hint="Delete the drafts started from it first")
+            summary = _summary(session, row)
+            self._record(session, actor, "rules.delete", row, row.content_hash, row.summary,
+                         {"parent": summary["parent"]})
+            session.execute(delete(ImpactPreview).where(
+                ImpactPreview.rule_set_version_id == row.id))
+            session.delete(row)
+            return {**summary, "status": lifecycle.DELETED}
 
     # ---- review ------------------------------------------------------------------------
 

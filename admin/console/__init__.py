@@ -121,6 +121,7 @@ def _views() -> list[Any]:
     from admin.console.catalog import CatalogView
     from admin.console.exceptions import ExceptionsView
     from admin.console.messages import MessagesView
+    from admin.console.studio import StudioView
     from admin.console.tasks import TasksView
     from admin.console.test_panel import TestPanelView
     from admin.console.users import UsersView
@@ -130,6 +131,7 @@ def _views() -> list[Any]:
         ExceptionsView(),
         TasksView(),
         CatalogView(),
+        StudioView(),
         AuditView(),
         SignInView(),
         AccountView(),

@@ -88,6 +88,11 @@ def write_export(content: dict[str, Any], target: Path, *, replace: bool = False
     return list(files)
 
 
+def document_yaml(path: str, data: Any) -> str:
+    """One document as its exported file's text: what an editor shows and diffs."""
+    return _yaml_bytes(path, data).decode("utf-8")
+
+
 def _yaml_bytes(path: str, data: Any) -> bytes:
     text = yaml.dump(
         data, Dumper=_ExportDumper, allow_unicode=True, default_flow_style=False,

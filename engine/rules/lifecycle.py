@@ -19,6 +19,8 @@ from engine.security.roles import Role
 DRAFT, IN_REVIEW, APPROVED, PUBLISHED = "draft", "in_review", "approved", "published"
 SUPERSEDED, REJECTED = "superseded", "rejected"
 STATES = (DRAFT, IN_REVIEW, APPROVED, PUBLISHED, SUPERSEDED, REJECTED)
+# Not a state a version is kept in: a deleted draft leaves only its audit events.
+DELETED = "deleted"
 
 
 class Forbidden(SwitchboardError):
@@ -43,6 +45,9 @@ _APPROVERS = frozenset({Role.APPROVER, Role.ADMIN})
 TRANSITIONS = {t.action: t for t in (
     Transition("edit", (DRAFT,), DRAFT, _AUTHORS,
                "Only a draft can be edited: create a new draft from this version"),
+    Transition("delete", (DRAFT,), DELETED, _AUTHORS,
+               "Only a draft can be deleted: a version that was submitted stays in the "
+               "history"),
     Transition("submit", (DRAFT,), IN_REVIEW, _AUTHORS,
                "Only a draft can be submitted for review"),
     Transition("approve", (IN_REVIEW,), APPROVED, _APPROVERS,
@@ -74,7 +79,7 @@ def check(action: str, status: str, version: int, actor: str, roles: Iterable[Ro
     if action == "approve" and actor in set(editors):
         raise Forbidden(f"you changed version {version}: no one who changed it may "
                         "approve it", hint="Four-eyes: ask an approver who did not change it")
-    if action in ("edit", "submit") and actor != author and Role.ADMIN not in set(roles):
+    if action in ("edit", "delete", "submit") and actor != author and Role.ADMIN not in set(roles):
         raise Forbidden(f"version {version} is {author}'s draft",
                         hint="Create a draft of your own from it, or ask its author")
     return transition.target
@@ -88,5 +93,5 @@ def check_role(action: str, roles: Iterable[Role], allowed: frozenset[Role]) -> 
 
 
 def _past(action: str) -> str:
-    return {"edit": "edited", "submit": "submitted", "approve": "approved",
+    return {"edit": "edited", "delete": "deleted", "submit": "submitted", "approve": "approved",
             "reject": "rejected", "publish": "published"}[action]

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from admin.console import COOKIELESS_BLUEPRINTS
-from engine.change_control import ChangeControl
+from admin.services import services
 from engine.security.ldap_role_mappings import LdapRoleMappings
 from engine.security.users import UserStore
 from engine.store.models import ApiToken, User
@@ -85,10 +85,16 @@ def objects(console) -> dict[str, Any]:
         "username": _spare_user(engine),
         "mapping_id": LdapRoleMappings(engine).add("cn=nurses", "clinician", "test").id,
         "connection_id": "ehr-adt-feed", "search_id": 1,
+        # The rule studio's and the test panel's pages open a draft of the analyst's own.
+        "version": _draft(console),
         "group_name": "cn=switchboard-operators,ou=groups,dc=example,dc=org",
-        # A draft of the published rules, for the test panel.
-        "version": ChangeControl(engine).create_draft(as_("anna"), "the matrix")["version"],
     }
+
+
+def _draft(console) -> int:
+    with console.app.app_context():
+        created = services().versions.create_draft(as_("anna"), "the matrix")
+    return int(created["version"])
 
 
 def _spare_user(engine) -> str:

@@ -1,0 +1,103 @@
+"""What the rule studio's pages show, read from a version's content: its documents by
+kind, its catalog connections in words, findings beside the fields or lines they
+concern, and the YAML view's state (what was read, what stops a save)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from engine.rules import lifecycle
+from engine.rules.document_check import blocking, document_findings
+from engine.rules.findings import Finding
+from engine.rules.scope_wording import scope_line
+from engine.rules.yaml_lines import line_of, node_lines, yaml_problem
+
+# The kinds of document a version holds, in the order the draft page lists them.
+KIND_NAMES = {"routes": "Routes", "mapping": "Mappings", "table": "Lookup tables",
+              "policies": "Policies", "connection": "Catalog connections",
+              "tests": "Rule tests"}
+
+
+@dataclass(frozen=True)
+class Destination:
+    id: str
+    name: str
+    classification: str
+    scope: str
+    task_queue: bool
+
+
+def draft_rows(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [v for v in versions if v["status"] == lifecycle.DRAFT]
+
+
+def grouped_documents(content: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(kind, its documents by path) for every kind, in KIND_NAMES' order."""
+    return [(kind, sorted((d for d in content["documents"] if d["kind"] == kind),
+                          key=lambda d: str(d["path"])))
+            for kind in KIND_NAMES]
+
+
+def connections_of(content: dict[str, Any]) -> list[Destination]:
+    """The version's catalog connections, as a destination picker shows them."""
+    found = []
+    for doc in content["documents"]:
+        if doc["kind"] != "connection":
+            continue
+        data = doc["data"]
+        found.append(Destination(
+            str(data.get("id", "")), str(data.get("name", "")),
+            str(data.get("classification", "unclassified")),
+            scope_line(data.get("data_scope") or []) or "no data scope written",
+            data.get("transport") == "task-queue"))
+    return sorted(found, key=lambda d: d.id)
+
+
+def findings_by_key(findings: list[Finding],
+                    place: Callable[[str], str]) -> dict[str, Any]:
+    """Each finding's problem under the form key of its location."""
+    placed: dict[str, list[str]] = {}
+    for finding in findings:
+        placed.setdefault(place(finding.location), []).append(finding.problem)
+    return {key: "; ".join(problems) for key, problems in placed.items()}
+
+
+@dataclass
+class YamlState:
+    """The YAML view's text read: the data, each problem on its line, and whether the
+    problems stop a save (unreadable YAML or a schema error)."""
+
+    data: Any = None
+    lines: dict[int, list[str]] = field(default_factory=dict)
+    refused: bool = False
+    findings: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def add(self, line: int, where: str, problem: str) -> None:
+        self.lines.setdefault(line, []).append(problem)
+        self.findings.append((line, where, problem))
+
+
+def yaml_page_state(content: dict[str, Any], document: dict[str, Any], text: str,
+                    saving: bool) -> YamlState:
+    state = YamlState()
+    problem = yaml_problem(text)
+    if problem is not None:
+        state.add(problem.line, "", f"not readable YAML: {problem.problem}")
+        state.refused = True
+        return state
+    state.data = yaml.safe_load(text)
+    if not isinstance(state.data, dict):
+        state.add(1, "(document)", "the document must be a mapping of keys to values")
+        state.refused = True
+        return state
+    findings = document_findings(content, document["path"], document["kind"], state.data)
+    lines = node_lines(text)
+    for finding in findings:
+        state.add(line_of(finding.location, lines), finding.location, finding.problem)
+    state.refused = saving and bool(blocking(findings))
+    state.findings.sort()
+    return state

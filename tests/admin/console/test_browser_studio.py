@@ -1,0 +1,134 @@
+"""The rule studio in Debian's headless chromium, against the whole of
+``switchboard serve``: an analyst starts a draft and builds the critical potassium row
+with the condition builder, by picking and typing (no YAML), saves it, and finds a
+schema error in the YAML view on its line. Screenshots of each screen, light and dark."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as seen
+from selenium.webdriver.support.ui import Select
+
+from engine.change_control import ChangeControl
+from engine.security.users import UserStore
+from tests.admin.console.live import LiveConsole, live_console
+from tests.admin.console.test_studio_screen import NEW_TABLE, POTASSIUM, RESULTS
+from tests.browser import screenshot
+from tests.queue_rows import ROOT
+
+SETTLED = "return !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+
+
+@pytest.fixture
+def live(sqlite_engine):
+    with live_console(sqlite_engine, ROOT) as console:
+        yield console
+
+
+def settle(live: LiveConsole) -> None:
+    """Wait for the editor's last htmx round trip to be swapped in."""
+    live.wait(lambda driver: driver.execute_script(SETTLED))
+
+
+def field(live: LiveConsole, element_id: str) -> WebElement:
+    settle(live)
+    return live.wait(seen.element_to_be_clickable((By.ID, element_id)))
+
+
+def type_into(live: LiveConsole, element_id: str, text: str) -> None:
+    """Type ``text`` and Tab away, as a person does; the editor redraws itself."""
+    field(live, element_id).send_keys(text, Keys.TAB)
+    settle(live)
+
+
+def choose(live: LiveConsole, element_id: str, *values: str) -> None:
+    picker = Select(field(live, element_id))
+    for value in values:
+        picker.select_by_value(value)
+    settle(live)
+
+
+def press(live: LiveConsole, css: str) -> None:
+    settle(live)
+    live.wait(seen.element_to_be_clickable((By.CSS_SELECTOR, css))).click()
+    settle(live)
+
+
+def leaf(live: LiveConsole, key: str, path: str, op: str, value: str) -> None:
+    """Fill in one condition: an HL7 field picked by its path, the test, the value."""
+    choose(live, f"{key}-source", "hl7")
+    type_into(live, f"{key}-path", path)
+    choose(live, f"{key}-op", op)
+    type_into(live, f"{key}-value", value)
+
+
+def test_an_analyst_builds_the_potassium_row_without_yaml(live):
+    live.sign_in("anna")
+    live.open("/studio/")
+    field(live, "summary").send_keys("Critical potassium to the bed board")
+    live.driver.find_element(By.ID, "start-draft").click()
+    live.wait_for_text("Draft 2: Critical potassium to the bed board")
+    field(live, "new-table").send_keys("critical", Keys.ENTER)
+    live.wait_for_text(NEW_TABLE)
+
+    press(live, "#add-row")
+    type_into(live, "rows-0-description", "Critical potassium to the bed board")
+    assert field(live, "rows-0-id").get_attribute("value") == POTASSIUM["id"]
+    press(live, "#rows-0-when-add-condition")
+    leaf(live, "rows-0-when-0", "OBX-3.1", "eq", "2823-3")
+    live.wait_for_text("Observation/Result: Observation Identifier, Identifier",
+                       "#rows-0-when-0-words")
+    press(live, "#rows-0-when-add-group")
+    choose(live, "rows-0-when-1-kind", "any")
+    leaf(live, "rows-0-when-1-0", "OBX-8", "in", "HH, LL")
+    press(live, "#rows-0-when-1-add-condition")
+    leaf(live, "rows-0-when-1-1", "OBX-5", "gt", "six")
+    live.wait_for_text("'six' is not a number or a date", "#rows-0-when-1-1-value-error")
+    field(live, "rows-0-when-1-1-value").clear()
+    type_into(live, "rows-0-when-1-1-value", "6.5")
+    choose(live, "rows-0-types", "ORU")
+    choose(live, "rows-0-events", "R01")
+    press(live, "label[for='rows-0-to-bed-board']")
+    choose(live, "rows-0-checkpoint", "hold")
+    choose(live, "rows-0-queue", "nurse-review")
+    type_into(live, "rows-0-kind", "critical-potassium-review")
+    type_into(live, "rows-0-due", "30m")
+    type_into(live, "rows-0-task-description", "Call the ward before the bed board shows it")
+    press(live, "#save-routes")
+    live.wait_for_text(f"Saved {NEW_TABLE}.")
+    content = ChangeControl(live.engine).content(2)
+    stored = next(d for d in content["documents"] if d["path"] == NEW_TABLE)
+    assert stored["data"] == {"id": "critical", "rows": [POTASSIUM]}
+    live.both_themes("studio-route-editor", "anna")
+
+    live.open("/studio/2")
+    live.wait_for_text("passed", "#gates-2")
+    live.both_themes("studio-draft", "anna")
+    live.open("/studio/")
+    live.wait(seen.presence_of_element_located((By.CSS_SELECTOR, "#gates-2 .badge")))
+    live.both_themes("studio-drafts", "anna")
+    _yaml_error_in_both_themes(live)
+
+
+def _yaml_error_in_both_themes(live: LiveConsole) -> None:
+    """A list where the schema wants one, refused and shown on its line."""
+    themes = UserStore(live.engine)
+    for theme in ("light", "dark"):
+        themes.set_theme("anna", theme)
+        live.open(f"/studio/2/yaml?path={RESULTS}")
+        text = field(live, "yaml-text").get_attribute("value")
+        broken = text.replace("    to:\n      - ehr-fhir\n    when:\n      not:",
+                              "    to: ehr-fhir\n    when:\n      not:", 1)
+        live.driver.execute_script("arguments[0].value = arguments[1]",
+                                   field(live, "yaml-text"), broken)
+        live.driver.find_element(By.ID, "save-yaml").click()
+        live.wait_for_text("Not saved", "#yaml-problems")
+        live.driver.find_element(By.CSS_SELECTOR, "#yaml-problems a").click()
+        live.driver.execute_script("window.scrollTo(0, 0)")  # the line is in view in its list
+        screenshot(live.driver, f"studio-yaml-error-{theme}")
+    themes.set_theme("anna", "light")
+    assert "is not of type 'array'" in live.driver.find_element(
+        By.CSS_SELECTOR, ".studio-line-problem").text
