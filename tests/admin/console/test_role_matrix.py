@@ -24,6 +24,7 @@ from engine.security.ldap_role_mappings import LdapRoleMappings
 from engine.security.users import UserStore
 from engine.store.models import ApiToken, User
 from tests.queue_rows import PEOPLE, delivery, entry, exception_item, held_review
+from tests.rule_versions import in_review
 
 ALL = dict.fromkeys(PEOPLE.values(), "allow")
 # Open to everyone, signed in or not.
@@ -85,6 +86,8 @@ def objects(console) -> dict[str, Any]:
         "mapping_id": LdapRoleMappings(engine).add("cn=nurses", "clinician", "test").id,
         "connection_id": "ehr-adt-feed", "search_id": 1,
         "group_name": "cn=switchboard-operators,ou=groups,dc=example,dc=org",
+        # A version in review, by an analyst, that every gate passes.
+        "version": in_review(engine),
     }
 
 
