@@ -246,3 +246,21 @@ def test_those_outside_change_review_are_refused(console):
         assert console.as_(name).get(f"/changes/{version}").status_code == 403
     assert console.as_("carl").post(f"/changes/{version}/approve").status_code == 403
     assert set(PEOPLE.values()) == set(READERS)
+
+
+@sqlite_only
+def test_the_menu_offers_changes_to_those_who_review_and_read_them(console):
+    for name in ("anna", "abe", "carl", "adam"):
+        assert 'href="/changes/"' in console.as_(name).text("/account/"), name
+    for name in ("olive", "cora", "rita"):
+        assert 'href="/changes/"' not in console.as_(name).text("/account/"), name
+
+
+@sqlite_only
+def test_compliance_reads_a_version_in_review_but_is_offered_no_action(console):
+    version = in_review(console.engine)
+    page = console.as_("carl").text(f"/changes/{version}")
+    assert "An approver decides on this version; you may read it." in page
+    for offered in ('id="approve"', 'id="reject"', 'id="start-preview"', 'id="fix"'):
+        assert offered not in page, offered
+    assert 'id="start-preview"' in console.as_("anna").text(f"/changes/{version}")
