@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from admin.console.change_reading import change_count, side_by_side
 from admin.health import RUNNING_VERSIONS
 from engine.change_control import ChangeControl
 from engine.impact_preview import PreviewRunner
+from engine.rules.version_diff import diff_contents
 from engine.store.models import AuditEvent
 from tests.queue_rows import PEOPLE, as_, entry, sample
 from tests.rule_versions import ANALYTICS, NEW_DESCRIPTION, draft, in_review
@@ -264,3 +266,32 @@ def test_compliance_reads_a_version_in_review_but_is_offered_no_action(console):
     for offered in ('id="approve"', 'id="reject"', 'id="start-preview"', 'id="fix"'):
         assert offered not in page, offered
     assert 'id="start-preview"' in console.as_("anna").text(f"/changes/{version}")
+
+
+def test_route_rows_catalog_scopes_and_moves_read_as_rows_members_and_places():
+    before = {"documents": [
+        {"path": "rules/routes/r.yaml", "kind": "routes", "data": {"id": "r", "rows": [
+            {"id": "a", "to": ["x"]}, {"id": "b", "to": ["y"]}, {"id": "c", "to": ["z"]}]}},
+        {"path": "catalog/connections/x.yaml", "kind": "connection",
+         "data": {"id": "x", "data_scope": ["patient.name", "patient.birth_date"]}}]}
+    after = {"documents": [
+        {"path": "rules/routes/r.yaml", "kind": "routes", "data": {"id": "r", "rows": [
+            {"id": "b", "to": ["y"]}, {"id": "a", "to": ["x", "w"]},
+            {"id": "d", "to": ["z"]}]}},
+        {"path": "catalog/connections/x.yaml", "kind": "connection",
+         "data": {"id": "x", "data_scope": ["patient.name", "patient.address"]}}]}
+    blocks = side_by_side(diff_contents(before, after).as_dict())
+    routes, catalog = blocks
+    lines = {line.what: line for line in routes.lines}
+    assert lines["row a · to[1]"].after == "w" and lines["row a · to[1]"].before is None
+    assert lines["row c"].status == "removed" and "to:\n- z" in lines["row c"].before
+    assert lines["row d"].status == "added" and lines["row d"].before is None
+    moved = [line for line in routes.lines if line.status == "moved"]
+    assert [(m.before, m.after) for m in moved] in (
+        [("position 1", "position 2")], [("position 2", "position 1")])
+    [scope] = catalog.lines
+    assert (scope.what, scope.status) == ("data_scope", "members")
+    assert (scope.removed, scope.added) == (("patient.birth_date",), ("patient.address",))
+    assert [line.number for block in blocks for line in block.lines] == list(
+        range(1, change_count(blocks) + 1))
+    assert (routes.section, catalog.title) == ("Route tables", "Connection x")
