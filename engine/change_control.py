@@ -99,6 +99,15 @@ class ChangeControl:
                 raise NotFound(f"no impact preview {preview_id}")
             return preview_state(session, preview_id)
 
+    def latest_preview(self, version: int) -> dict[str, Any] | None:
+        """The version's most recently requested impact preview; None before any."""
+        with Session(self._reads) as session:
+            row = _version(session, version)
+            found = session.scalar(select(ImpactPreview.id).where(
+                ImpactPreview.rule_set_version_id == row.id)
+                .order_by(ImpactPreview.id.desc()).limit(1))
+            return preview_state(session, found) if found is not None else None
+
     # ---- drafts ------------------------------------------------------------------------
 
     def create_draft(self, actor: Principal, summary: str, parent: int | None = None,

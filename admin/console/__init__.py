@@ -119,6 +119,7 @@ def _views() -> list[Any]:
     from admin.console.account import AccountView, SignInView
     from admin.console.audit import AuditView
     from admin.console.catalog import CatalogView
+    from admin.console.changes import ChangesView
     from admin.console.exceptions import ExceptionsView
     from admin.console.messages import MessagesView
     from admin.console.studio import StudioView
@@ -132,6 +133,7 @@ def _views() -> list[Any]:
         TasksView(),
         CatalogView(),
         StudioView(),
+        ChangesView(),
         AuditView(),
         SignInView(),
         AccountView(),

@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from admin.console import COOKIELESS_BLUEPRINTS
-from admin.services import services
 from engine.security.ldap_role_mappings import LdapRoleMappings
 from engine.security.users import UserStore
 from engine.store.models import ApiToken, User
-from tests.queue_rows import PEOPLE, as_, delivery, entry, exception_item, held_review
+from tests.queue_rows import PEOPLE, delivery, entry, exception_item, held_review
+from tests.rule_versions import in_review
 
 ALL = dict.fromkeys(PEOPLE.values(), "allow")
 # Open to everyone, signed in or not.
@@ -85,16 +85,11 @@ def objects(console) -> dict[str, Any]:
         "username": _spare_user(engine),
         "mapping_id": LdapRoleMappings(engine).add("cn=nurses", "clinician", "test").id,
         "connection_id": "ehr-adt-feed", "search_id": 1,
-        # The rule studio's and the test panel's pages open a draft of the analyst's own.
-        "version": _draft(console),
         "group_name": "cn=switchboard-operators,ou=groups,dc=example,dc=org",
+        # A version in review, by an analyst, that every gate passes: the review pages
+        # show it, and the rule studio and the test panel open it read-only.
+        "version": in_review(engine),
     }
-
-
-def _draft(console) -> int:
-    with console.app.app_context():
-        created = services().versions.create_draft(as_("anna"), "the matrix")
-    return int(created["version"])
 
 
 def _spare_user(engine) -> str:
