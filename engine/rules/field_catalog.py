@@ -26,7 +26,8 @@ class Pickable:
 @cache
 def canonical_fields() -> tuple[Pickable, ...]:
     """Every canonical path, in the schema's order, each with the nearest description
-    (its own, else its type's, else the object's it belongs to)."""
+    (its own, else its type's, else the object's it belongs to). A part of a type many
+    fields share (a person's family name) also says whose it is, the field's words."""
     root = schema("canonical")
     found: list[Pickable] = []
     _walk(root, root, "", root.get("description", ""), found)
@@ -35,16 +36,39 @@ def canonical_fields() -> tuple[Pickable, ...]:
 
 def _walk(root: dict[str, Any], node: dict[str, Any], prefix: str, inherited: str,
           found: list[Pickable]) -> None:
-    node = _resolved(root, node)
-    if node.get("type") == "array" or "items" in node:
-        node = _resolved(root, node.get("items", {}))
+    if _is_list(root, node):
+        node = _resolved(root, node).get("items", {})
         prefix += EVERY
+    shared = _is_shared(root, node)
+    node = _resolved(root, node)
     for key, child in node.get("properties", {}).items():
         path = f"{prefix}.{key}" if prefix else key
         words = child.get("description") or _resolved(root, child).get("description") or ""
+        if words and shared and inherited:
+            words = f"{words} Part of: {inherited}"
         shown = path + EVERY if _is_list(root, child) else path
         found.append(Pickable(shown, words or _plain(key, inherited)))
         _walk(root, child, path, words or inherited, found)
+
+
+def _is_shared(root: dict[str, Any], node: dict[str, Any]) -> bool:
+    """Whether ``node`` is a ``$ref`` to a type more than one field uses."""
+    ref = node.get("$ref")
+    return isinstance(ref, str) and _ref_counts(root).get(ref, 0) > 1
+
+
+def _ref_counts(root: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                counts[node["$ref"]] = counts.get(node["$ref"], 0) + 1
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return counts
 
 
 def _is_list(root: dict[str, Any], node: dict[str, Any]) -> bool:
