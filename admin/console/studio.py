@@ -18,6 +18,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 
 from admin.console.access import ConsoleView, deny, holds, principal
+from admin.console.studio_documents import DocumentForms
 from admin.console.studio_pages import (
     KIND_NAMES,
     connections_of,
@@ -52,7 +53,7 @@ OPS = (("eq", "is"), ("ne", "is not"), ("in", "is one of"), ("not_in", "is none 
        ("gt", "is greater than"), ("ge", "is at least"))
 
 
-class StudioView(ConsoleView):
+class StudioView(DocumentForms, ConsoleView):
     roles = frozenset({Role.ANALYST, Role.APPROVER})
 
     def __init__(self) -> None:

@@ -35,6 +35,12 @@ ACCESS = {
     ("POST", "/studio/<int:version>/routes"): AUTHORS,
     ("GET", "/studio/<int:version>/yaml"): READERS,
     ("POST", "/studio/<int:version>/yaml"): AUTHORS,
+    # The form editors of catalog connections and policy files (test_studio_documents).
+    ("GET", "/studio/<int:version>/document"): READERS,
+    ("POST", "/studio/<int:version>/document"): AUTHORS,
+    ("GET", "/studio/<int:version>/documents/new"): AUTHORS,
+    ("POST", "/studio/<int:version>/documents/new"): AUTHORS,
+    ("POST", "/studio/<int:version>/document/status"): READERS,
 }
 RESULTS = "rules/routes/results.yaml"
 NEW_TABLE = "rules/routes/critical.yaml"
