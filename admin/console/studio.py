@@ -27,6 +27,7 @@ from admin.console.studio_pages import (
     grouped_documents,
     yaml_page_state,
 )
+from admin.console.studio_templates import TemplateStarts
 from admin.services import services
 from engine.queues import Invalid, NotFound
 from engine.rules import lifecycle
@@ -53,7 +54,7 @@ OPS = (("eq", "is"), ("ne", "is not"), ("in", "is one of"), ("not_in", "is none 
        ("gt", "is greater than"), ("ge", "is at least"))
 
 
-class StudioView(DocumentForms, ConsoleView):
+class StudioView(DocumentForms, TemplateStarts, ConsoleView):
     roles = frozenset({Role.ANALYST, Role.APPROVER})
 
     def __init__(self) -> None:

@@ -80,3 +80,8 @@ def test_an_analyst_adds_a_catalog_entry_and_watches_it_become_complete(live):
     live.driver.execute_script(
         "document.getElementById('f-data_scope').scrollIntoView({block: 'start'})")
     screenshot(live.driver, "studio-catalog-entry-scope-light")
+
+    live.open("/studio/")
+    live.wait(seen.element_to_be_clickable((By.ID, "template-lab-result-routing"))).click()
+    live.wait_for_text("Start a draft from the Lab-result routing template")
+    live.both_themes("studio-template", "anna")

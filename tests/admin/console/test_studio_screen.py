@@ -41,6 +41,9 @@ ACCESS = {
     ("GET", "/studio/<int:version>/documents/new"): AUTHORS,
     ("POST", "/studio/<int:version>/documents/new"): AUTHORS,
     ("POST", "/studio/<int:version>/document/status"): READERS,
+    # A draft started from a template (test_studio_templates).
+    ("GET", "/studio/templates/<template_id>"): AUTHORS,
+    ("POST", "/studio/templates/<template_id>"): AUTHORS,
 }
 RESULTS = "rules/routes/results.yaml"
 NEW_TABLE = "rules/routes/critical.yaml"
