@@ -35,6 +35,13 @@ ACCESS = {
     ("POST", "/studio/<int:version>/routes"): AUTHORS,
     ("GET", "/studio/<int:version>/yaml"): READERS,
     ("POST", "/studio/<int:version>/yaml"): AUTHORS,
+    # The mapping editors (test_studio_mappings.py).
+    ("GET", "/studio/<int:version>/mappings"): READERS,
+    ("POST", "/studio/<int:version>/mappings"): AUTHORS,
+    ("GET", "/studio/<int:version>/tables"): READERS,
+    ("POST", "/studio/<int:version>/tables"): AUTHORS,
+    ("GET", "/studio/<int:version>/concept-maps/<concept_map>"): READERS,
+    ("POST", "/studio/<int:version>/concept-maps/<concept_map>"): AUTHORS,
 }
 RESULTS = "rules/routes/results.yaml"
 NEW_TABLE = "rules/routes/critical.yaml"
