@@ -239,9 +239,10 @@ def _concept_maps(content: dict[str, Any]) -> dict[str, str]:
 
 
 def _overrides_of(content: dict[str, Any], concept_map: str) -> dict[str, Any] | None:
-    """The draft's table overriding ``concept_map``; the page refuses to guess between
-    two (the linter reports the second)."""
-    for doc in content["documents"]:
+    """The draft's table overriding ``concept_map`` (the first: the linter reports a
+    second); refused when its usual path holds some other table."""
+    documents: list[dict[str, Any]] = content["documents"]
+    for doc in documents:
         if doc["kind"] == "table" and isinstance(doc["data"], dict) \
                 and doc["data"].get("overrides") == concept_map:
             return doc
