@@ -132,7 +132,8 @@ def summary(spec: Any) -> str:
     if "first_of" in spec:
         return "first of " + ", ".join(summary(option) for option in spec["first_of"] or ())
     if "cases" in spec:
-        return f"{len(spec['cases'] or ())} case(s), the first that holds"
+        count = len(spec["cases"] or ())
+        return f"{count} case{'s' if count != 1 else ''}: the first that holds"
     if "type_from" in spec:
         return f"{spec.get('from')} read as the type {spec['type_from']} names"
     if "value" in spec:
