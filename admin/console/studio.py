@@ -17,10 +17,19 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 
-from admin.console.access import ConsoleView, deny, holds, principal
+from admin.console.access import ConsoleView, principal
+from admin.console.studio_access import author_only as _author_only
+from admin.console.studio_access import change_or_refuse as _change
+from admin.console.studio_access import editable as _editable
+from admin.console.studio_access import may_author as _may_author
+from admin.console.studio_access import may_change as _may_change
+from admin.console.studio_access import said as _said
+from admin.console.studio_access import version_of as _version
 from admin.console.studio_documents import DocumentForms
+from admin.console.studio_mappings import MappingEditors
 from admin.console.studio_pages import (
     KIND_NAMES,
+    concept_maps_of,
     connections_of,
     draft_rows,
     findings_by_key,
@@ -34,7 +43,6 @@ from engine.rules import lifecycle
 from engine.rules.document_check import blocking, document_findings
 from engine.rules.export import document_yaml
 from engine.rules.field_catalog import canonical_fields, hl7_fields, message_kinds, words_for
-from engine.rules.lifecycle import Conflict, Forbidden
 from engine.rules.route_form import (
     CHECKPOINTS,
     GROUPS,
@@ -54,7 +62,7 @@ OPS = (("eq", "is"), ("ne", "is not"), ("in", "is one of"), ("not_in", "is none 
        ("gt", "is greater than"), ("ge", "is at least"))
 
 
-class StudioView(DocumentForms, TemplateStarts, ConsoleView):
+class StudioView(DocumentForms, TemplateStarts, MappingEditors, ConsoleView):
     roles = frozenset({Role.ANALYST, Role.APPROVER})
 
     def __init__(self) -> None:
@@ -101,6 +109,7 @@ class StudioView(DocumentForms, TemplateStarts, ConsoleView):
         content = services().versions.content(version)
         return self.render("console/studio_draft.html", version=shown,
                            documents=grouped_documents(content), kinds=KIND_NAMES,
+                           concept_maps=concept_maps_of(content),
                            editable=_editable(shown), errors={})
 
     @expose("/<int:version>/gates")
@@ -234,45 +243,6 @@ class StudioView(DocumentForms, TemplateStarts, ConsoleView):
                            kinds=KIND_NAMES), status
 
 
-# ---- who may do what -------------------------------------------------------------------
-
-
-def _may_author() -> bool:
-    return holds(Role.ANALYST)
-
-
-def _author_only() -> None:
-    """Refuse (403, audited) a change by anyone who may only read the studio."""
-    if not _may_author():
-        deny("studio.change")
-
-
-def _may_change(shown: dict[str, Any]) -> None:
-    """Refuse a change to a version this user may only read, before checking what they
-    sent: 403 (audited) for someone else's draft, 409 for a version past draft."""
-    _author_only()
-    if _editable(shown):
-        return
-    if shown["status"] != lifecycle.DRAFT:
-        abort(409, description=f"Version {shown['version']} is {shown['status']}: only a "
-                               "draft can be changed. Start a new draft from it")
-    deny("studio.change")
-
-
-def _editable(shown: dict[str, Any]) -> bool:
-    """Whether this user may change ``shown``: a draft, theirs (or they are an admin)."""
-    me = principal()
-    return (_may_author() and shown["status"] == lifecycle.DRAFT
-            and (shown["author"] == me.name or Role.ADMIN in me.roles))
-
-
-def _version(version: int) -> dict[str, Any]:
-    try:
-        return services().versions.show(version)
-    except NotFound as error:
-        abort(404, description=_said(error))
-
-
 def _route_path() -> str:
     """The route table the editor opens: ?path=rules/routes/x.yaml, or ?new=x."""
     new = request.args.get("new", "").strip().lower()
@@ -282,19 +252,3 @@ def _route_path() -> str:
             or "/" in name or id_from(name) != name:
         abort(400, description="Name a route table: lower-case letters, digits and hyphens")
     return path
-
-
-def _change(change: Any) -> Any:
-    """Make ``change``; a refusal by change control becomes 403 (audited) or a page
-    that says why and what to do instead."""
-    try:
-        return change()
-    except Forbidden:
-        deny("studio.change")
-    except (Conflict, Invalid, NotFound) as error:
-        abort(409 if isinstance(error, Conflict) else 400, description=_said(error))
-
-
-def _said(error: Exception) -> str:
-    hint = getattr(error, "hint", None)
-    return f"{error}. {hint}" if hint else str(error)

@@ -17,6 +17,7 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 
+from admin.console import studio_access as access
 from admin.services import services
 from engine.model.schemas import schema
 from engine.rules.catalog_entry import CatalogError, Connection
@@ -44,10 +45,9 @@ class DocumentForms:
 
     @expose("/<int:version>/document", methods=("GET", "POST"))
     def document(self, version: int) -> Any:
-        studio = _studio()
         if request.method == "POST":
-            studio._author_only()
-        shown = studio._version(version)
+            access.author_only()
+        shown = access.version_of(version)
         content = services().versions.content(version)
         path = request.args.get("path", "")
         if not path:
@@ -59,30 +59,29 @@ class DocumentForms:
         kind = found["kind"]
         if request.method == "GET":
             return self._form_page(shown, content, kind, path, found["data"], {}, True)
-        studio._may_change(shown)
+        access.may_change(shown)
         back = read_form(schema(FORMS[kind][0]), _posted(), found["data"])
         return self._posted_form(shown, content, kind, path, back)
 
     @expose("/<int:version>/documents/new", methods=("GET", "POST"))
     def new_document(self, version: int) -> Any:
-        studio = _studio()
-        studio._author_only()
-        shown = studio._version(version)
+        access.author_only()
+        shown = access.version_of(version)
         kind = request.args.get("kind", "")
         if kind not in FORMS:
             return redirect(url_for(".draft", version=version))
         content = services().versions.content(version)
         if request.method == "GET":
-            studio._may_change(shown)
+            access.may_change(shown)
             return self._form_page(shown, content, kind, None, {}, {}, True)
-        studio._may_change(shown)
+        access.may_change(shown)
         back = read_form(schema(FORMS[kind][0]), _posted())
         return self._posted_form(shown, content, kind, None, back)
 
     @expose("/<int:version>/document/status", methods=("POST",))
     def document_status(self, version: int) -> Any:
         """The completeness badge and the problems, checked as the form is typed in."""
-        _studio()._version(version)
+        access.version_of(version)
         kind = request.args.get("kind", "")
         if kind not in FORMS:
             abort(400, description=f"Name the kind: {', '.join(FORMS)}")
@@ -107,7 +106,7 @@ class DocumentForms:
         if stopping:
             return self._form_page(shown, content, kind, path, back.data, problems, False, 400)
         version = shown["version"]
-        _studio()._change(lambda: services().versions.put_document(
+        access.change_or_refuse(lambda: services().versions.put_document(
             version, _principal(), target, kind, back.data))
         flash(f"Saved {target}.", "success")
         return redirect(url_for(".document", version=version, path=target))
@@ -120,7 +119,7 @@ class DocumentForms:
         fields = form_fields(schema(FORMS[kind][0]), data, _choices(kind, content))
         return self.render(
             "console/studio_document.html", version=shown, kind=kind, what=FORMS[kind][2],
-            path=path, fields=fields, problems=problems, editable=_studio()._editable(shown),
+            path=path, fields=fields, problems=problems, editable=access.editable(shown),
             completeness=_completeness(kind, data), scope_choices=_scope_choices(data),
             unplaced=_unplaced(problems, fields)), status
 
@@ -263,13 +262,6 @@ def _walk(data: Any, steps: list[Any]) -> Any:
             data = data.setdefault(step, {}) if isinstance(data, dict) else None
     return data
 
-
-def _studio() -> Any:
-    """The studio's rules of who may open and change a version: imported late, as the
-    studio's view mixes this class in."""
-    from admin.console import studio
-
-    return studio
 
 
 def _principal() -> Any:

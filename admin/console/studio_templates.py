@@ -10,6 +10,7 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 
+from admin.console import studio_access as access
 from admin.services import draft_templates, services
 from engine.queues import Invalid, NotFound
 from engine.rules import lifecycle
@@ -29,8 +30,7 @@ class TemplateStarts:
 
     @expose("/templates/<template_id>", methods=("GET", "POST"))
     def template(self, template_id: str) -> Any:
-        studio = _studio()
-        studio._author_only()
+        access.author_only()
         template = draft_templates().get(template_id)
         if template is None:
             abort(404, description=f"There is no template {template_id!r}: the drafts page "
@@ -86,12 +86,6 @@ def _said(error: Exception) -> str:
     hint = getattr(error, "hint", None)
     return f"{error}. {hint}" if hint else str(error)
 
-
-def _studio() -> Any:
-    """The studio's access rules, imported late: the studio's view mixes this class in."""
-    from admin.console import studio
-
-    return studio
 
 
 def _principal() -> Any:

@@ -89,6 +89,7 @@ def objects(console) -> dict[str, Any]:
         # A version in review, by an analyst, that every gate passes: the review pages
         # show it, and the rule studio and the test panel open it read-only.
         "version": in_review(engine),
+        "concept_map": "administrative-sex",
     }
 
 

@@ -44,6 +44,13 @@ ACCESS = {
     # A draft started from a template (test_studio_templates).
     ("GET", "/studio/templates/<template_id>"): AUTHORS,
     ("POST", "/studio/templates/<template_id>"): AUTHORS,
+    # The mapping editors (test_studio_mappings.py).
+    ("GET", "/studio/<int:version>/mappings"): READERS,
+    ("POST", "/studio/<int:version>/mappings"): AUTHORS,
+    ("GET", "/studio/<int:version>/tables"): READERS,
+    ("POST", "/studio/<int:version>/tables"): AUTHORS,
+    ("GET", "/studio/<int:version>/concept-maps/<concept_map>"): READERS,
+    ("POST", "/studio/<int:version>/concept-maps/<concept_map>"): AUTHORS,
 }
 RESULTS = "rules/routes/results.yaml"
 NEW_TABLE = "rules/routes/critical.yaml"
