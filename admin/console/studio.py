@@ -31,7 +31,15 @@ from engine.queues import Invalid, NotFound
 from engine.rules import lifecycle
 from engine.rules.document_check import blocking, document_findings
 from engine.rules.export import document_yaml
-from engine.rules.field_catalog import canonical_fields, hl7_fields, message_kinds, words_for
+from engine.rules.field_catalog import (
+    canonical_fields,
+    hl7_fields,
+    item_fields,
+    item_lists,
+    item_noun,
+    message_kinds,
+    words_for,
+)
 from engine.rules.lifecycle import Conflict, Forbidden
 from engine.rules.route_form import (
     CHECKPOINTS,
@@ -41,6 +49,7 @@ from engine.rules.route_form import (
     from_document,
     id_from,
     read_form,
+    shared_list,
     to_document,
 )
 from engine.security.roles import Role
@@ -195,7 +204,8 @@ class StudioView(ConsoleView):
             editable=_editable(shown), connections=connections_of(content),
             kinds=message_kinds(content["documents"]), ops=OPS, groups=GROUPS,
             checkpoints=CHECKPOINTS, canonical=canonical_fields(), hl7=hl7_fields(),
-            words_for=words_for, id_from=id_from), status
+            words_for=words_for, id_from=id_from, item_lists=item_lists(),
+            item_fields=item_fields, item_noun=item_noun, shared_list=shared_list), status
 
     # ---- the YAML view ---------------------------------------------------------------
 
