@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, make_response, redirect, request, url_for
 from flask_admin import expose
 
 from admin.console.access import ConsoleView, deny, holds, principal
@@ -40,6 +40,7 @@ from engine.rules.field_catalog import (
     message_kinds,
     words_for,
 )
+from engine.rules.findings import Finding
 from engine.rules.lifecycle import Conflict, Forbidden
 from engine.rules.route_form import (
     CHECKPOINTS,
@@ -104,8 +105,10 @@ class StudioView(ConsoleView):
 
     @expose("/<int:version>")
     def draft(self, version: int) -> Any:
-        shown = _version(version)
-        content = services().versions.content(version)
+        return self._draft_page(_version(version))
+
+    def _draft_page(self, shown: dict[str, Any]) -> Any:
+        content = services().versions.content(shown["version"])
         return self.render("console/studio_draft.html", version=shown,
                            documents=grouped_documents(content), kinds=KIND_NAMES,
                            editable=_editable(shown), errors={})
@@ -125,7 +128,8 @@ class StudioView(ConsoleView):
         if not summary:
             flash("Type the draft's new summary: it says what the change is for.", "error")
             return redirect(url_for(".draft", version=version))
-        _change(lambda: services().versions.edit(version, principal(), summary=summary))
+        self._change(version, lambda: services().versions.edit(version, principal(),
+                                                               summary=summary))
         flash("The draft's summary is changed.", "success")
         return redirect(url_for(".draft", version=version))
 
@@ -135,7 +139,7 @@ class StudioView(ConsoleView):
         shown = _version(version)
         if request.method == "GET":
             return self.render("console/studio_delete.html", version=shown)
-        _change(lambda: services().versions.delete_draft(version, principal()))
+        self._change(version, lambda: services().versions.delete_draft(version, principal()))
         flash(f"Draft version {version} is deleted; its history stays in the audit trail.",
               "success")
         return redirect(url_for(".index"))
@@ -145,8 +149,9 @@ class StudioView(ConsoleView):
         _author_only()
         summary = request.form.get("summary", "").strip()[:500]
         if summary:
-            _change(lambda: services().versions.edit(version, principal(), summary=summary))
-        _change(lambda: services().versions.submit(version, principal()))
+            self._change(version, lambda: services().versions.edit(
+                version, principal(), summary=summary))
+        self._change(version, lambda: services().versions.submit(version, principal()))
         flash(f"Version {version} is submitted for review: an approver checks its gates "
               "and approves or rejects it.", "success")
         return redirect(url_for(".draft", version=version))
@@ -166,19 +171,30 @@ class StudioView(ConsoleView):
         if existing is not None and existing["kind"] != "routes":
             abort(404, description=f"{path} is not a route table: open it in the YAML view")
         if request.method == "GET":
+            unreadable = blocking(document_findings(content, path, "routes", existing["data"])
+                                  ) if existing else []
+            if unreadable:
+                return self._unreadable_table(shown, path, unreadable)
             form = (from_document(existing["data"]) if existing
                     else RouteForm(path.removeprefix(ROUTES_FOLDER).removesuffix(".yaml")))
             written = to_document(form, complete=False)
             findings = document_findings(content, path, "routes", written.data) if existing else []
             return self._route_editor(shown, path, content, form, {},
                                       findings_by_key(findings, written.place))
-        _may_change(shown)
+        self._may_change(shown)
         form = read_form(request.form.to_dict(flat=False))
         action = request.form.get("action", "")
         if action != "save":
             written = to_document(apply(form, action), complete=False)
             return self._route_editor(shown, path, content, form, written.errors, {})
         return self._save_routes(shown, path, content, apply(form, ""))
+
+    def _unreadable_table(self, shown: dict[str, Any], path: str,
+                          findings: list[Finding]) -> Any:
+        """A table whose shape the form cannot show (its rows a text, say): what is
+        wrong, and the YAML view to put it right."""
+        return self.render("console/studio_routes.html", version=shown, path=path,
+                           unreadable=findings, editable=_editable(shown))
 
     def _save_routes(self, shown: dict[str, Any], path: str, content: dict[str, Any],
                      form: RouteForm) -> Any:
@@ -188,7 +204,7 @@ class StudioView(ConsoleView):
             found = blocking(document_findings(content, path, "routes", written.data))
             errors = findings_by_key(found, written.place)
         if not errors:
-            _change(lambda: services().versions.put_document(
+            self._change(shown["version"], lambda: services().versions.put_document(
                 shown["version"], principal(), path, "routes", written.data))
             flash(f"Saved {path}.", "success")
             return redirect(url_for(".routes", version=shown["version"], path=path))
@@ -225,12 +241,12 @@ class StudioView(ConsoleView):
             text = document_yaml(path, document["data"])
             state = yaml_page_state(content, document, text, saving=False)
             return self._yaml_page(shown, document, text, state)
-        _may_change(shown)
+        self._may_change(shown)
         text = request.form.get("text", "").replace("\r\n", "\n")
         state = yaml_page_state(content, document, text, saving=True)
         if state.refused:
             return self._yaml_page(shown, document, text, state, 400)
-        _change(lambda: services().versions.put_document(
+        self._change(version, lambda: services().versions.put_document(
             version, principal(), path, document["kind"], state.data))
         flash(f"Saved {path}.", "success")
         return redirect(url_for(".yaml", version=version, path=path))
@@ -240,6 +256,43 @@ class StudioView(ConsoleView):
         return self.render("console/studio_yaml.html", version=shown, document=document,
                            text=text, state=state, editable=_editable(shown),
                            kinds=KIND_NAMES), status
+
+
+    # ---- refusals ----------------------------------------------------------------------
+
+    def _change(self, version: int, change: Any) -> Any:
+        """Make ``change``; a refusal by change control becomes 403 (audited), or the
+        draft's page saying why and what to do instead (409 for a version's state)."""
+        try:
+            return change()
+        except Forbidden:
+            deny("studio.change")
+        except NotFound as error:
+            abort(400, description=_said(error))
+        except (Conflict, Invalid) as error:
+            self._refuse(version, _said(error), 409 if isinstance(error, Conflict) else 400)
+
+    def _may_change(self, shown: dict[str, Any]) -> None:
+        """Refuse a change to a version this user may only read, before checking what
+        they sent: 403 (audited) for someone else's draft, 409 for a version past draft."""
+        _author_only()
+        if _editable(shown):
+            return
+        if shown["status"] != lifecycle.DRAFT:
+            self._refuse(shown["version"], f"Version {shown['version']} is "
+                         f"{shown['status'].replace('_', ' ')}: only a draft can "
+                         "be changed. Start a new draft from it to change it.", 409)
+        deny("studio.change")
+
+    def _refuse(self, version: int, said: str, status: int) -> None:
+        """Stop the request with the version's page (the drafts list if it is gone),
+        the refusal flashed on it, and ``status``."""
+        flash(said, "error")
+        try:
+            page = self._draft_page(services().versions.show(version))
+        except NotFound:
+            page = self._drafts_page({}, {})[0]
+        abort(make_response(page, status))
 
 
 # ---- who may do what -------------------------------------------------------------------
@@ -253,18 +306,6 @@ def _author_only() -> None:
     """Refuse (403, audited) a change by anyone who may only read the studio."""
     if not _may_author():
         deny("studio.change")
-
-
-def _may_change(shown: dict[str, Any]) -> None:
-    """Refuse a change to a version this user may only read, before checking what they
-    sent: 403 (audited) for someone else's draft, 409 for a version past draft."""
-    _author_only()
-    if _editable(shown):
-        return
-    if shown["status"] != lifecycle.DRAFT:
-        abort(409, description=f"Version {shown['version']} is {shown['status']}: only a "
-                               "draft can be changed. Start a new draft from it")
-    deny("studio.change")
 
 
 def _editable(shown: dict[str, Any]) -> bool:
@@ -292,17 +333,10 @@ def _route_path() -> str:
     return path
 
 
-def _change(change: Any) -> Any:
-    """Make ``change``; a refusal by change control becomes 403 (audited) or a page
-    that says why and what to do instead."""
-    try:
-        return change()
-    except Forbidden:
-        deny("studio.change")
-    except (Conflict, Invalid, NotFound) as error:
-        abort(409 if isinstance(error, Conflict) else 400, description=_said(error))
 
 
 def _said(error: Exception) -> str:
+    """The refusal as a sentence, and what to do next (said once)."""
+    text = str(getattr(error, "reason", error)).rstrip(".")
     hint = getattr(error, "hint", None)
-    return f"{error}. {hint}" if hint else str(error)
+    return f"{text[:1].upper()}{text[1:]}." + (f" {hint.rstrip('.')}." if hint else "")

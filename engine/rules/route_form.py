@@ -14,7 +14,8 @@ with ``-kind`` (all, any, not, some, every, leaf); a scope (some, every) with ``
 
 Saving through the form never rewrites what it did not change: a lone condition stays
 alone and a one-item group stays a group (``-lone``), a one-item list of events stays a
-list (``rows-2-events-listed``), and a value keeps the type the document gave it.
+list, in its order (``rows-2-events-written``), and a value keeps the type the
+document gave it.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Row:
     description: str = ""
     types: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
-    listed: list[str] = field(default_factory=list)  # "types", "events" written as lists
+    written: dict[str, str] = field(default_factory=dict)  # types, events, to as written
     when: Node = field(default_factory=lambda: Node("all", lone=True))
     to: list[str] = field(default_factory=list)
     checkpoint: str = ""  # "", hold or notify
@@ -105,14 +106,23 @@ def _row(data: Mapping[str, Any]) -> Row:
     return Row(id=str(data.get("id", "")), new=False,
                description=str(data.get("description", "")),
                types=_names(match.get("type")), events=_names(match.get("event")),
-               listed=[name for key, name in (("type", "types"), ("event", "events"))
-                       if isinstance(match.get(key), list)],
+               written=_as_written_there(data, match),
                when=_top(data.get("when")), to=[str(d) for d in data.get("to") or ()],
                checkpoint=str(checkpoint.get("mode", "")), queue=str(checkpoint.get("queue", "")),
                task_kind=str(checkpoint.get("kind", "")),
                task_description=str(checkpoint.get("description", "")),
                due=str(checkpoint.get("due", "")),
                states=", ".join(map(str, checkpoint.get("states") or ())))
+
+
+def _as_written_there(data: Mapping[str, Any], match: Mapping[str, Any]) -> dict[str, str]:
+    """The row's types, events and destinations as the document wrote them (JSON), so
+    the pickers' order and a one-item list do not rewrite them."""
+    written = {name: json.dumps(match[key]) for key, name in
+               (("type", "types"), ("event", "events")) if key in match}
+    if isinstance(data.get("to"), list):
+        written["to"] = json.dumps(data["to"])
+    return written
 
 
 def _top(condition: Any, joins: tuple[str, ...] = GROUPS) -> Node:
@@ -181,8 +191,9 @@ def _posted_row(fields: Fields, key: str) -> Row:
     return Row(id=_one(fields, f"{key}-id"), new=_one(fields, f"{key}-new") == "1",
                description=_text(fields, f"{key}-description"),
                types=_many(fields, f"{key}-types"), events=_many(fields, f"{key}-events"),
-               listed=[name for name in ("types", "events")
-                       if _one(fields, f"{key}-{name}-listed") == "1"],
+               written={name: _one(fields, f"{key}-{name}-written")
+                        for name in ("types", "events", "to")
+                        if _one(fields, f"{key}-{name}-written")},
                when=_posted_node(fields, f"{key}-when"), to=_many(fields, f"{key}-to"),
                checkpoint=_one(fields, f"{key}-checkpoint"),
                queue=_one(fields, f"{key}-queue"), task_kind=_one(fields, f"{key}-kind"),
@@ -384,7 +395,7 @@ def _row_data(row: Row, key: str, where: str, written: Written,
     when = _top_condition(row.when, f"{key}-when", f"{where}.when", written, complete)
     if when is not None:
         data["when"] = when
-    data["to"] = list(dict.fromkeys(row.to))
+    data["to"] = _in_order(list(dict.fromkeys(row.to)), row.written.get("to", ""))
     if row.checkpoint:
         data["checkpoint"] = _checkpoint(row, key, written, complete)
     elif complete and not row.to:
@@ -397,8 +408,30 @@ def _match(row: Row) -> dict[str, Any]:
     for name, key, values in (("type", "types", row.types), ("event", "events", row.events)):
         unique = list(dict.fromkeys(values))
         if unique:
-            match[name] = unique if len(unique) > 1 or key in row.listed else unique[0]
+            match[name] = _as_chosen(unique, row.written.get(key, ""))
     return match
+
+
+def _as_chosen(chosen: list[str], written: str) -> str | list[str]:
+    """The types (or events) chosen, in the order the document wrote them (new ones
+    after), a list when there are several or the document wrote a list."""
+    before = _loaded(written)
+    chosen = _in_order(chosen, written)
+    return chosen if len(chosen) > 1 or isinstance(before, list) else chosen[0]
+
+
+def _in_order(chosen: list[str], written: str) -> list[str]:
+    """``chosen`` (in the pickers' order) in the order the document wrote them."""
+    before = _loaded(written)
+    order = before if isinstance(before, list) else [before]
+    return sorted(chosen, key=lambda v: order.index(v) if v in order else len(order))
+
+
+def _loaded(written: str) -> Any:
+    try:
+        return json.loads(written) if written else None
+    except ValueError:
+        return None
 
 
 def _checkpoint(row: Row, key: str, written: Written, complete: bool) -> dict[str, Any]:
@@ -494,7 +527,7 @@ def _leaf(node: Node, key: str, where: str, written: Written, complete: bool,
         return data
     if node.op not in PRESENCE:
         value, problem = typed_value(node.op, node.value, complete)
-        data["value"] = _as_written(value, node.original)
+        data["value"] = _as_written(value, node.value, node.original)
         if problem:
             written.errors[f"{key}-value"] = problem
         if node.quantifier == "all":
@@ -502,16 +535,15 @@ def _leaf(node: Node, key: str, where: str, written: Written, complete: bool,
     return data
 
 
-def _as_written(value: Any, original: str) -> Any:
-    """``value`` with the types the document gave it: an item (or the value) typed as it
-    was kept as it was (the number 5, not the text '5'), and a new number among numbers
-    written as a number."""
-    try:
-        before = json.loads(original) if original else None
-    except ValueError:
-        before = None
+def _as_written(value: Any, text: str, original: str) -> Any:
+    """``value`` (read from ``text``) with the types the document gave it: unchanged, the
+    value as written; else an item typed as it was kept as it was (the number 5, not the
+    text '5'), and a new number among numbers written as a number."""
+    before = _loaded(original)
     if before is None:
         return value
+    if _value_text(before) == text.strip():
+        return before
     if isinstance(value, list):
         items = before if isinstance(before, list) else [before]
         numbers = bool(items) and all(_is_number(item) for item in items)
