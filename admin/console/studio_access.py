@@ -64,5 +64,7 @@ def change_or_refuse(change: Any) -> Any:
 
 
 def said(error: Exception) -> str:
+    """The refusal as a sentence, and what to do next (said once)."""
+    text = str(getattr(error, "reason", error)).rstrip(".")
     hint = getattr(error, "hint", None)
-    return f"{error}. {hint}" if hint else str(error)
+    return f"{text[:1].upper()}{text[1:]}." + (f" {hint.rstrip('.')}." if hint else "")

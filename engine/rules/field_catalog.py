@@ -1,5 +1,6 @@
 """What a route condition can read, for people who pick rather than type: every
-canonical field with the schema's description of it, every HL7 v2 field and component
+canonical field with the schema's description of it, the lists whose items a scope
+tests one at a time and their items' fields, every HL7 v2 field and component
 Switchboard names, and the message types and events a rule set's mappings and routes
 use (for the row's type and event pickers)."""
 
@@ -104,13 +105,56 @@ def hl7_fields() -> tuple[Pickable, ...]:
     return tuple(found)
 
 
-def words_for(source: str, path: str) -> str:
+def words_for(source: str, path: str, of: str = "") -> str:
     """What ``path`` reads, in words; "" when it is not a path the pickers offer. An HL7
-    path with ``[*]`` (every repetition) is named as the path without it."""
+    path with ``[*]`` (every repetition) is named as the path without it; with ``of``
+    (a scope's list), ``path`` is relative to its items."""
     if source == "hl7":
         plain = path.replace("[*]", "")
         return next((p.words for p in hl7_fields() if p.path == plain), "")
-    return next((p.words for p in canonical_fields() if p.path == path), "")
+    pickable = item_fields(of) if of else canonical_fields()
+    return next((p.words for p in pickable if p.path == path), "")
+
+
+@dataclass(frozen=True)
+class ItemList:
+    """A list a scope may test one item at a time (``results[*]``), its item named as
+    people say it (``result``)."""
+
+    path: str
+    noun: str
+    words: str
+
+
+@cache
+def item_lists() -> tuple[ItemList, ...]:
+    """The canonical lists with one ``[*]``, at the end, whose items have fields."""
+    paths = [p.path for p in canonical_fields()]
+    return tuple(ItemList(p.path, _noun(p.path), p.words) for p in canonical_fields()
+                 if p.path.endswith(EVERY) and p.path.count(EVERY) == 1
+                 and any(other.startswith(p.path + ".") for other in paths))
+
+
+def _noun(path: str) -> str:
+    """One item of the list at ``path``: results[*] -> result, addresses[*] -> address."""
+    name = path.removesuffix(EVERY).rsplit(".", 1)[-1].replace("_", " ")
+    if name.endswith("sses"):
+        return name[:-2]
+    return name[:-1] if name.endswith("s") else f"{name} entry"
+
+
+def item_noun(of: str) -> str:
+    """The item of the list ``of`` in words; "item" for a list the pickers do not offer."""
+    return next((i.noun for i in item_lists() if i.path == of), "item")
+
+
+@cache
+def item_fields(of: str) -> tuple[Pickable, ...]:
+    """The fields of one item of the list ``of``, relative to it (``code``,
+    ``abnormal_flags[*]``), with their words."""
+    prefix = of + "."
+    return tuple(Pickable(p.path.removeprefix(prefix), p.words)
+                 for p in canonical_fields() if p.path.startswith(prefix))
 
 
 def message_kinds(documents: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
