@@ -82,7 +82,7 @@ def test_an_analyst_builds_the_potassium_row_without_yaml(live):
     choose(live, "rows-0-when-0-of", "results[*]")
     live.wait_for_text("One result must match all of these together", "#rows-0-when-0-explained")
     type_into(live, "rows-0-when-0-0-path", "code")
-    live.wait_for_text("Code, in: OBX results.", "#rows-0-when-0-0-words")
+    live.wait_for_text("The test or observation code", "#rows-0-when-0-0-words")
     # A value typed and a button pressed at once: two requests, and neither is lost.
     field(live, "rows-0-when-0-0-value").send_keys("2823-3")
     live.driver.find_element(By.ID, "rows-0-when-0-add-group").click()
