@@ -24,6 +24,7 @@ from flask_admin.theme import Bootstrap4Theme
 from flask_wtf.csrf import CSRFProtect
 
 from admin.console import access, exception_words, list_links, task_reading, templates
+from admin.services import draft_templates
 from engine.security.console_sessions import ConsoleSessions, SessionPolicy
 from engine.security.ldap_directory import Directory, LdapSettings
 from engine.security.roles import Role
@@ -146,7 +147,8 @@ def _template_globals() -> dict[str, Any]:
     return {"console_principal": access.signed_in, "console_theme": access.theme,
             "console_shown_name": access.shown_name,
             "holds_role": lambda role: access.holds(Role(role)),
-            "message_search_url": templates.message_search_url, **list_links.LINKS}
+            "message_search_url": templates.message_search_url,
+            "studio_templates": lambda: list(draft_templates().values()), **list_links.LINKS}
 
 
 def _per_request() -> Any:

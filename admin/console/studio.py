@@ -14,24 +14,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, make_response, redirect, request, url_for
 from flask_admin import expose
 
-from admin.console.access import ConsoleView, deny, holds, principal
+from admin.console.access import ConsoleView, deny, principal
+from admin.console.studio_access import author_only as _author_only
+from admin.console.studio_access import editable as _editable
+from admin.console.studio_access import may_author as _may_author
+from admin.console.studio_access import said as _said
+from admin.console.studio_access import version_of as _version
+from admin.console.studio_documents import DocumentForms
+from admin.console.studio_mappings import MappingEditors
 from admin.console.studio_pages import (
     KIND_NAMES,
+    concept_maps_of,
     connections_of,
     draft_rows,
     findings_by_key,
     grouped_documents,
     yaml_page_state,
 )
+from admin.console.studio_templates import TemplateStarts
 from admin.services import services
 from engine.queues import Invalid, NotFound
 from engine.rules import lifecycle
 from engine.rules.document_check import blocking, document_findings
 from engine.rules.export import document_yaml
-from engine.rules.field_catalog import canonical_fields, hl7_fields, message_kinds, words_for
+from engine.rules.field_catalog import (
+    canonical_fields,
+    hl7_fields,
+    item_fields,
+    item_lists,
+    item_noun,
+    message_kinds,
+    words_for,
+)
+from engine.rules.findings import Finding
 from engine.rules.lifecycle import Conflict, Forbidden
 from engine.rules.route_form import (
     CHECKPOINTS,
@@ -41,6 +59,7 @@ from engine.rules.route_form import (
     from_document,
     id_from,
     read_form,
+    shared_list,
     to_document,
 )
 from engine.security.roles import Role
@@ -52,7 +71,7 @@ OPS = (("eq", "is"), ("ne", "is not"), ("in", "is one of"), ("not_in", "is none 
        ("gt", "is greater than"), ("ge", "is at least"))
 
 
-class StudioView(ConsoleView):
+class StudioView(DocumentForms, TemplateStarts, MappingEditors, ConsoleView):
     roles = frozenset({Role.ANALYST, Role.APPROVER})
 
     def __init__(self) -> None:
@@ -95,10 +114,13 @@ class StudioView(ConsoleView):
 
     @expose("/<int:version>")
     def draft(self, version: int) -> Any:
-        shown = _version(version)
-        content = services().versions.content(version)
+        return self._draft_page(_version(version))
+
+    def _draft_page(self, shown: dict[str, Any]) -> Any:
+        content = services().versions.content(shown["version"])
         return self.render("console/studio_draft.html", version=shown,
                            documents=grouped_documents(content), kinds=KIND_NAMES,
+                           concept_maps=concept_maps_of(content),
                            editable=_editable(shown), errors={})
 
     @expose("/<int:version>/gates")
@@ -116,7 +138,8 @@ class StudioView(ConsoleView):
         if not summary:
             flash("Type the draft's new summary: it says what the change is for.", "error")
             return redirect(url_for(".draft", version=version))
-        _change(lambda: services().versions.edit(version, principal(), summary=summary))
+        self._change(version, lambda: services().versions.edit(version, principal(),
+                                                               summary=summary))
         flash("The draft's summary is changed.", "success")
         return redirect(url_for(".draft", version=version))
 
@@ -126,7 +149,7 @@ class StudioView(ConsoleView):
         shown = _version(version)
         if request.method == "GET":
             return self.render("console/studio_delete.html", version=shown)
-        _change(lambda: services().versions.delete_draft(version, principal()))
+        self._change(version, lambda: services().versions.delete_draft(version, principal()))
         flash(f"Draft version {version} is deleted; its history stays in the audit trail.",
               "success")
         return redirect(url_for(".index"))
@@ -136,8 +159,9 @@ class StudioView(ConsoleView):
         _author_only()
         summary = request.form.get("summary", "").strip()[:500]
         if summary:
-            _change(lambda: services().versions.edit(version, principal(), summary=summary))
-        _change(lambda: services().versions.submit(version, principal()))
+            self._change(version, lambda: services().versions.edit(
+                version, principal(), summary=summary))
+        self._change(version, lambda: services().versions.submit(version, principal()))
         flash(f"Version {version} is submitted for review: an approver checks its gates "
               "and approves or rejects it.", "success")
         return redirect(url_for(".draft", version=version))
@@ -157,19 +181,30 @@ class StudioView(ConsoleView):
         if existing is not None and existing["kind"] != "routes":
             abort(404, description=f"{path} is not a route table: open it in the YAML view")
         if request.method == "GET":
+            unreadable = blocking(document_findings(content, path, "routes", existing["data"])
+                                  ) if existing else []
+            if unreadable:
+                return self._unreadable_table(shown, path, unreadable)
             form = (from_document(existing["data"]) if existing
                     else RouteForm(path.removeprefix(ROUTES_FOLDER).removesuffix(".yaml")))
             written = to_document(form, complete=False)
             findings = document_findings(content, path, "routes", written.data) if existing else []
             return self._route_editor(shown, path, content, form, {},
                                       findings_by_key(findings, written.place))
-        _may_change(shown)
+        self._may_change(shown)
         form = read_form(request.form.to_dict(flat=False))
         action = request.form.get("action", "")
         if action != "save":
             written = to_document(apply(form, action), complete=False)
             return self._route_editor(shown, path, content, form, written.errors, {})
         return self._save_routes(shown, path, content, apply(form, ""))
+
+    def _unreadable_table(self, shown: dict[str, Any], path: str,
+                          findings: list[Finding]) -> Any:
+        """A table whose shape the form cannot show (its rows a text, say): what is
+        wrong, and the YAML view to put it right."""
+        return self.render("console/studio_routes.html", version=shown, path=path,
+                           unreadable=findings, editable=_editable(shown))
 
     def _save_routes(self, shown: dict[str, Any], path: str, content: dict[str, Any],
                      form: RouteForm) -> Any:
@@ -179,7 +214,7 @@ class StudioView(ConsoleView):
             found = blocking(document_findings(content, path, "routes", written.data))
             errors = findings_by_key(found, written.place)
         if not errors:
-            _change(lambda: services().versions.put_document(
+            self._change(shown["version"], lambda: services().versions.put_document(
                 shown["version"], principal(), path, "routes", written.data))
             flash(f"Saved {path}.", "success")
             return redirect(url_for(".routes", version=shown["version"], path=path))
@@ -195,7 +230,8 @@ class StudioView(ConsoleView):
             editable=_editable(shown), connections=connections_of(content),
             kinds=message_kinds(content["documents"]), ops=OPS, groups=GROUPS,
             checkpoints=CHECKPOINTS, canonical=canonical_fields(), hl7=hl7_fields(),
-            words_for=words_for, id_from=id_from), status
+            words_for=words_for, id_from=id_from, item_lists=item_lists(),
+            item_fields=item_fields, item_noun=item_noun, shared_list=shared_list), status
 
     # ---- the YAML view ---------------------------------------------------------------
 
@@ -215,12 +251,12 @@ class StudioView(ConsoleView):
             text = document_yaml(path, document["data"])
             state = yaml_page_state(content, document, text, saving=False)
             return self._yaml_page(shown, document, text, state)
-        _may_change(shown)
+        self._may_change(shown)
         text = request.form.get("text", "").replace("\r\n", "\n")
         state = yaml_page_state(content, document, text, saving=True)
         if state.refused:
             return self._yaml_page(shown, document, text, state, 400)
-        _change(lambda: services().versions.put_document(
+        self._change(version, lambda: services().versions.put_document(
             version, principal(), path, document["kind"], state.data))
         flash(f"Saved {path}.", "success")
         return redirect(url_for(".yaml", version=version, path=path))
@@ -232,43 +268,41 @@ class StudioView(ConsoleView):
                            kinds=KIND_NAMES), status
 
 
-# ---- who may do what -------------------------------------------------------------------
+    # ---- refusals ----------------------------------------------------------------------
 
+    def _change(self, version: int, change: Any) -> Any:
+        """Make ``change``; a refusal by change control becomes 403 (audited), or the
+        draft's page saying why and what to do instead (409 for a version's state)."""
+        try:
+            return change()
+        except Forbidden:
+            deny("studio.change")
+        except NotFound as error:
+            abort(400, description=_said(error))
+        except (Conflict, Invalid) as error:
+            self._refuse(version, _said(error), 409 if isinstance(error, Conflict) else 400)
 
-def _may_author() -> bool:
-    return holds(Role.ANALYST)
-
-
-def _author_only() -> None:
-    """Refuse (403, audited) a change by anyone who may only read the studio."""
-    if not _may_author():
+    def _may_change(self, shown: dict[str, Any]) -> None:
+        """Refuse a change to a version this user may only read, before checking what
+        they sent: 403 (audited) for someone else's draft, 409 for a version past draft."""
+        _author_only()
+        if _editable(shown):
+            return
+        if shown["status"] != lifecycle.DRAFT:
+            self._refuse(shown["version"], f"Version {shown['version']} is "
+                         f"{shown['status'].replace('_', ' ')}: only a draft can "
+                         "be changed. Start a new draft from it to change it.", 409)
         deny("studio.change")
 
-
-def _may_change(shown: dict[str, Any]) -> None:
-    """Refuse a change to a version this user may only read, before checking what they
-    sent: 403 (audited) for someone else's draft, 409 for a version past draft."""
-    _author_only()
-    if _editable(shown):
-        return
-    if shown["status"] != lifecycle.DRAFT:
-        abort(409, description=f"Version {shown['version']} is {shown['status']}: only a "
-                               "draft can be changed. Start a new draft from it")
-    deny("studio.change")
-
-
-def _editable(shown: dict[str, Any]) -> bool:
-    """Whether this user may change ``shown``: a draft, theirs (or they are an admin)."""
-    me = principal()
-    return (_may_author() and shown["status"] == lifecycle.DRAFT
-            and (shown["author"] == me.name or Role.ADMIN in me.roles))
-
-
-def _version(version: int) -> dict[str, Any]:
-    try:
-        return services().versions.show(version)
-    except NotFound as error:
-        abort(404, description=_said(error))
+    def _refuse(self, version: int, said: str, status: int) -> None:
+        """Stop the request with the version's page (the drafts list if it is gone),
+        the refusal flashed on it, and ``status``."""
+        flash(said, "error")
+        try:
+            page = self._draft_page(services().versions.show(version))
+        except NotFound:
+            page = self._drafts_page({}, {})[0]
+        abort(make_response(page, status))
 
 
 def _route_path() -> str:
@@ -280,19 +314,3 @@ def _route_path() -> str:
             or "/" in name or id_from(name) != name:
         abort(400, description="Name a route table: lower-case letters, digits and hyphens")
     return path
-
-
-def _change(change: Any) -> Any:
-    """Make ``change``; a refusal by change control becomes 403 (audited) or a page
-    that says why and what to do instead."""
-    try:
-        return change()
-    except Forbidden:
-        deny("studio.change")
-    except (Conflict, Invalid, NotFound) as error:
-        abort(409 if isinstance(error, Conflict) else 400, description=_said(error))
-
-
-def _said(error: Exception) -> str:
-    hint = getattr(error, "hint", None)
-    return f"{error}. {hint}" if hint else str(error)

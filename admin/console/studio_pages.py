@@ -42,6 +42,18 @@ def grouped_documents(content: dict[str, Any]) -> list[tuple[str, list[dict[str,
             for kind in KIND_NAMES]
 
 
+def concept_maps_of(content: dict[str, Any]) -> list[tuple[str, int]]:
+    """Each official concept map of the version, with how many codes the draft overrides."""
+    overridden: dict[str, int] = {}
+    for doc in content["documents"]:
+        data = doc["data"]
+        if doc["kind"] == "table" and isinstance(data, dict) and "overrides" in data:
+            overridden[str(data["overrides"])] = len(data.get("map") or {})
+    names = sorted(path.rsplit("/", 1)[-1].removesuffix(".csv")
+                   for path in content.get("concept_maps") or {})
+    return [(name, overridden.get(name, 0)) for name in names]
+
+
 def connections_of(content: dict[str, Any]) -> list[Destination]:
     """The version's catalog connections, as a destination picker shows them."""
     found = []

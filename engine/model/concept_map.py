@@ -1,5 +1,7 @@
 """Lookup tables for mappings: the official HL7 v2-to-FHIR concept maps (CSV, loaded as
-data, never retyped) and Switchboard's own small tables (YAML)."""
+data, never retyped), Switchboard's own small tables (YAML), and a site's overrides of
+an official map (a table naming the map it ``overrides``: its codes win, the sheet
+stays as published)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import csv
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from engine.errors import SwitchboardError
 
@@ -66,3 +69,33 @@ def table_from_mapping(
     return LookupTable(
         table_id, {str(k): str(v) for k, v in entries.items()}, frozenset(), source
     )
+
+
+def with_overrides(table: LookupTable, overrides: LookupTable) -> LookupTable:
+    """``table`` with ``overrides``' codes winning over its own; an overridden code the
+    official map only mapped under a condition is mapped now, as the site says."""
+    return LookupTable(table.id, {**table.entries, **overrides.entries},
+                       table.conditional - set(overrides.entries), table.source)
+
+
+class SheetRow(NamedTuple):
+    """One row of an official concept map sheet, as a person reads it."""
+
+    code: str
+    text: str
+    condition: str
+    target: str
+    display: str
+
+
+def concept_map_rows(text: str) -> list[SheetRow]:
+    """Every code row of a v2-to-FHIR concept map sheet, in the sheet's order."""
+    rows = []
+    for row in list(csv.reader(io.StringIO(text)))[2:]:
+        row = row + [""] * (_FHIR_CODE + 3 - len(row))
+        if not row[_V2_CODE].strip():
+            continue
+        condition = " ".join(cell.strip() for cell in row[_CONDITION] if cell.strip())
+        rows.append(SheetRow(row[_V2_CODE].strip(), row[1].strip(), condition,
+                             row[_FHIR_CODE].strip(), row[_FHIR_CODE + 2].strip()))
+    return rows

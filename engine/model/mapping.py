@@ -464,6 +464,8 @@ _TRANSFORMS: dict[str, Callable[[Any, str, _Context], Any]] = {
     "upper": lambda value, source, context: str(value).upper(),
     "lower": lambda value, source, context: str(value).lower(),
 }
+# The transforms a spec may name, for editors that offer them.
+TRANSFORMS = tuple(_TRANSFORMS)
 
 
 def _as_list(value: Any) -> list[str]:

@@ -1,5 +1,6 @@
 """What a route condition can read, for people who pick rather than type: every
-canonical field with the schema's description of it, every HL7 v2 field and component
+canonical field with the schema's description of it, the lists whose items a scope
+tests one at a time and their items' fields, every HL7 v2 field and component
 Switchboard names, and the message types and events a rule set's mappings and routes
 use (for the row's type and event pickers)."""
 
@@ -26,7 +27,8 @@ class Pickable:
 @cache
 def canonical_fields() -> tuple[Pickable, ...]:
     """Every canonical path, in the schema's order, each with the nearest description
-    (its own, else its type's, else the object's it belongs to)."""
+    (its own, else its type's, else the object's it belongs to). A part of a type many
+    fields share (a person's family name) also says whose it is, the field's words."""
     root = schema("canonical")
     found: list[Pickable] = []
     _walk(root, root, "", root.get("description", ""), found)
@@ -35,16 +37,39 @@ def canonical_fields() -> tuple[Pickable, ...]:
 
 def _walk(root: dict[str, Any], node: dict[str, Any], prefix: str, inherited: str,
           found: list[Pickable]) -> None:
-    node = _resolved(root, node)
-    if node.get("type") == "array" or "items" in node:
-        node = _resolved(root, node.get("items", {}))
+    if _is_list(root, node):
+        node = _resolved(root, node).get("items", {})
         prefix += EVERY
+    shared = _is_shared(root, node)
+    node = _resolved(root, node)
     for key, child in node.get("properties", {}).items():
         path = f"{prefix}.{key}" if prefix else key
         words = child.get("description") or _resolved(root, child).get("description") or ""
+        if words and shared and inherited:
+            words = f"{words} Part of: {inherited}"
         shown = path + EVERY if _is_list(root, child) else path
         found.append(Pickable(shown, words or _plain(key, inherited)))
         _walk(root, child, path, words or inherited, found)
+
+
+def _is_shared(root: dict[str, Any], node: dict[str, Any]) -> bool:
+    """Whether ``node`` is a ``$ref`` to a type more than one field uses."""
+    ref = node.get("$ref")
+    return isinstance(ref, str) and _ref_counts(root).get(ref, 0) > 1
+
+
+def _ref_counts(root: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                counts[node["$ref"]] = counts.get(node["$ref"], 0) + 1
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return counts
 
 
 def _is_list(root: dict[str, Any], node: dict[str, Any]) -> bool:
@@ -80,13 +105,56 @@ def hl7_fields() -> tuple[Pickable, ...]:
     return tuple(found)
 
 
-def words_for(source: str, path: str) -> str:
+def words_for(source: str, path: str, of: str = "") -> str:
     """What ``path`` reads, in words; "" when it is not a path the pickers offer. An HL7
-    path with ``[*]`` (every repetition) is named as the path without it."""
+    path with ``[*]`` (every repetition) is named as the path without it; with ``of``
+    (a scope's list), ``path`` is relative to its items."""
     if source == "hl7":
         plain = path.replace("[*]", "")
         return next((p.words for p in hl7_fields() if p.path == plain), "")
-    return next((p.words for p in canonical_fields() if p.path == path), "")
+    pickable = item_fields(of) if of else canonical_fields()
+    return next((p.words for p in pickable if p.path == path), "")
+
+
+@dataclass(frozen=True)
+class ItemList:
+    """A list a scope may test one item at a time (``results[*]``), its item named as
+    people say it (``result``)."""
+
+    path: str
+    noun: str
+    words: str
+
+
+@cache
+def item_lists() -> tuple[ItemList, ...]:
+    """The canonical lists with one ``[*]``, at the end, whose items have fields."""
+    paths = [p.path for p in canonical_fields()]
+    return tuple(ItemList(p.path, _noun(p.path), p.words) for p in canonical_fields()
+                 if p.path.endswith(EVERY) and p.path.count(EVERY) == 1
+                 and any(other.startswith(p.path + ".") for other in paths))
+
+
+def _noun(path: str) -> str:
+    """One item of the list at ``path``: results[*] -> result, addresses[*] -> address."""
+    name = path.removesuffix(EVERY).rsplit(".", 1)[-1].replace("_", " ")
+    if name.endswith("sses"):
+        return name[:-2]
+    return name[:-1] if name.endswith("s") else f"{name} entry"
+
+
+def item_noun(of: str) -> str:
+    """The item of the list ``of`` in words; "item" for a list the pickers do not offer."""
+    return next((i.noun for i in item_lists() if i.path == of), "item")
+
+
+@cache
+def item_fields(of: str) -> tuple[Pickable, ...]:
+    """The fields of one item of the list ``of``, relative to it (``code``,
+    ``abnormal_flags[*]``), with their words."""
+    prefix = of + "."
+    return tuple(Pickable(p.path.removeprefix(prefix), p.words)
+                 for p in canonical_fields() if p.path.startswith(prefix))
 
 
 def message_kinds(documents: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:

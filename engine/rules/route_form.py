@@ -7,12 +7,21 @@ locations is in the form, so every finding lands beside its field.
 
 Field names: ``table-id``; ``rows-2-description``; a condition node is ``rows-2-when``
 (the row's top group), its children ``rows-2-when-0``, ``rows-2-when-0-1``..., each
-with ``-kind`` (all, any, not, leaf) and, for a leaf, ``-source`` (field or hl7),
-``-path``, ``-op``, ``-value`` (a list as ``a, b``) and ``-quantifier``.
+with ``-kind`` (all, any, not, some, every, leaf); a scope (some, every) with ``-of``
+(its list) and ``-join`` (all or any of its children hold for the item); a leaf with
+``-source`` (field or hl7), ``-path``, ``-op``, ``-value`` (a list as ``a, "b, c"``),
+``-quantifier`` and ``-original`` (the value as the document wrote it, as JSON).
+
+Saving through the form never rewrites what it did not change: a lone condition stays
+alone and a one-item group stays a group (``-lone``), a one-item list of events stays a
+list, in its order (``rows-2-events-written``), and a value keeps the type the
+document gave it.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +31,11 @@ from engine.errors import PathError
 from engine.hl7v2 import parse_path
 from engine.model.canonical import canonical_paths
 from engine.model.canonical_path import CanonicalPathError, parse_canonical_path
-from engine.rules.conditions import OPS, as_moment, as_number
+from engine.rules.conditions import OPS, SCOPES, as_moment, as_number
+from engine.rules.field_catalog import item_lists, item_noun
 
 GROUPS = ("all", "any", "not")
+JOINS = ("all", "any")
 PRESENCE = ("exists", "missing")
 LISTS = ("in", "not_in")
 ORDERED = ("lt", "le", "gt", "ge")
@@ -36,7 +47,8 @@ Fields = Mapping[str, Sequence[str]]
 
 @dataclass
 class Node:
-    """A group (``kind`` all, any or not, with ``children``) or a leaf."""
+    """A group (``kind`` all, any or not, with ``children``), a scope (some or every,
+    whose ``children`` an item of the list ``of`` meets ``join`` of) or a leaf."""
 
     kind: str = "leaf"
     children: list[Node] = field(default_factory=list)
@@ -45,6 +57,14 @@ class Node:
     op: str = "eq"
     value: str = ""
     quantifier: str = "any"
+    of: str = ""
+    join: str = "all"
+    lone: bool = False  # the document wrote the group's one condition alone
+    original: str = ""  # the value as the document wrote it, as JSON
+
+    @property
+    def holds_conditions(self) -> bool:
+        return self.kind in GROUPS or self.kind in SCOPES
 
 
 @dataclass
@@ -54,7 +74,8 @@ class Row:
     description: str = ""
     types: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
-    when: Node = field(default_factory=lambda: Node("all"))
+    written: dict[str, str] = field(default_factory=dict)  # types, events, to as written
+    when: Node = field(default_factory=lambda: Node("all", lone=True))
     to: list[str] = field(default_factory=list)
     checkpoint: str = ""  # "", hold or notify
     queue: str = ""
@@ -85,6 +106,7 @@ def _row(data: Mapping[str, Any]) -> Row:
     return Row(id=str(data.get("id", "")), new=False,
                description=str(data.get("description", "")),
                types=_names(match.get("type")), events=_names(match.get("event")),
+               written=_as_written_there(data, match),
                when=_top(data.get("when")), to=[str(d) for d in data.get("to") or ()],
                checkpoint=str(checkpoint.get("mode", "")), queue=str(checkpoint.get("queue", "")),
                task_kind=str(checkpoint.get("kind", "")),
@@ -93,35 +115,59 @@ def _row(data: Mapping[str, Any]) -> Row:
                states=", ".join(map(str, checkpoint.get("states") or ())))
 
 
-def _top(condition: Any) -> Node:
-    """The row's top group: a lone leaf is shown inside an 'all' group, so there is a
-    place to add a second condition beside it."""
+def _as_written_there(data: Mapping[str, Any], match: Mapping[str, Any]) -> dict[str, str]:
+    """The row's types, events and destinations as the document wrote them (JSON), so
+    the pickers' order and a one-item list do not rewrite them."""
+    written = {name: json.dumps(match[key]) for key, name in
+               (("type", "types"), ("event", "events")) if key in match}
+    if isinstance(data.get("to"), list):
+        written["to"] = json.dumps(data["to"])
+    return written
+
+
+def _top(condition: Any, joins: tuple[str, ...] = GROUPS) -> Node:
+    """The row's top group (or a scope's): a lone condition is shown inside an 'all'
+    group, so there is a place to add a second condition beside it."""
     if not condition:
-        return Node("all")
+        return Node("all", lone=True)
     node = _node(condition)
-    return node if node.kind != "leaf" else Node("all", [node])
+    return node if node.kind in joins else Node("all", [node], lone=True)
 
 
 def _node(data: Mapping[str, Any]) -> Node:
-    for kind in ("all", "any"):
+    for kind in JOINS:
         if kind in data:
-            return Node(kind, [_node(child) for child in data[kind]])
+            return Node(kind, [_node(child) for child in data[kind] or ()])
     if "not" in data:
         return Node("not", [_node(data["not"])])
+    for kind in SCOPES:
+        if kind in data:
+            body = data[kind] if isinstance(data[kind], Mapping) else {}
+            where = _top(body.get("where"), JOINS)
+            return Node(kind, where.children, of=str(body.get("of", "")), join=where.kind,
+                        lone=where.lone)
     source = "hl7" if "hl7" in data else "field"
     return Node(source=source, path=str(data.get(source, "")), op=str(data.get("op", "eq")),
                 value=_value_text(data.get("value")),
-                quantifier=str(data.get("quantifier", "any")))
+                quantifier=str(data.get("quantifier", "any")),
+                original=json.dumps(data["value"]) if "value" in data else "")
 
 
 def _value_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list):
-        return ", ".join(_value_text(item) for item in value)
+        return ", ".join(_quoted(_value_text(item)) for item in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _quoted(item: str) -> str:
+    """A list item as typed: in double quotes when it holds a comma or starts with one."""
+    if "," in item or item.startswith('"') or item != item.strip():
+        return '"' + item.replace('"', '""') + '"'
+    return item
 
 
 def _names(value: Any) -> list[str]:
@@ -145,6 +191,9 @@ def _posted_row(fields: Fields, key: str) -> Row:
     return Row(id=_one(fields, f"{key}-id"), new=_one(fields, f"{key}-new") == "1",
                description=_text(fields, f"{key}-description"),
                types=_many(fields, f"{key}-types"), events=_many(fields, f"{key}-events"),
+               written={name: _one(fields, f"{key}-{name}-written")
+                        for name in ("types", "events", "to")
+                        if _one(fields, f"{key}-{name}-written")},
                when=_posted_node(fields, f"{key}-when"), to=_many(fields, f"{key}-to"),
                checkpoint=_one(fields, f"{key}-checkpoint"),
                queue=_one(fields, f"{key}-queue"), task_kind=_one(fields, f"{key}-kind"),
@@ -159,7 +208,9 @@ def _posted_node(fields: Fields, key: str) -> Node:
         children.append(_posted_node(fields, f"{key}-{len(children)}"))
     return Node(kind, children, _one(fields, f"{key}-source") or "field",
                 _one(fields, f"{key}-path"), _one(fields, f"{key}-op") or "eq",
-                _one(fields, f"{key}-value"), _one(fields, f"{key}-quantifier") or "any")
+                _one(fields, f"{key}-value"), _one(fields, f"{key}-quantifier") or "any",
+                _one(fields, f"{key}-of"), _one(fields, f"{key}-join") or "all",
+                _one(fields, f"{key}-lone") == "1", _one(fields, f"{key}-original"))
 
 
 def _one(fields: Fields, name: str) -> str:
@@ -180,21 +231,29 @@ def _many(fields: Fields, name: str) -> list[str]:
 
 # ---- the buttons -----------------------------------------------------------------------
 
+NEW_CHILDREN = {"add-condition": lambda: Node(), "add-group": lambda: Node("all", [Node()]),
+                "add-scope": lambda: Node("some", [Node()])}
+
 
 def apply(form: RouteForm, action: str) -> RouteForm:
     """``form`` after the button ``action`` (e.g. ``add-row``, ``up:rows-2``,
-    ``add-condition:rows-0-when-1``, ``remove:rows-0-when-1-0``); unknown ones do nothing."""
+    ``add-condition:rows-0-when-1``, ``remove:rows-0-when-1-0``, ``one-item:rows-0-when``
+    to test a group's conditions on one list item together); unknown ones do nothing."""
     verb, _, key = action.partition(":")
     if verb == "add-row":
-        form.rows.append(Row(when=Node("all")))
+        form.rows.append(Row())
     elif verb in ("up", "down", "delete-row"):
         _move_row(form, verb, _row_index(key, len(form.rows)))
-    elif verb in ("add-condition", "add-group"):
+    elif verb in NEW_CHILDREN:
         group = _find(form, key)
-        if group is not None and group.kind in GROUPS:
-            group.children.append(Node() if verb == "add-condition" else Node("all", [Node()]))
+        if group is not None and group.holds_conditions:
+            group.children.append(NEW_CHILDREN[verb]())
     elif verb == "remove":
         _remove(form, key)
+    elif verb == "one-item":
+        group = _find(form, key)
+        if group is not None and group.kind == "all":
+            _gather_in_scope(group)
     for row in form.rows:
         if row.new and not row.id:
             row.id = id_from(row.description)
@@ -235,6 +294,40 @@ def _remove(form: RouteForm, key: str) -> None:
     parent = _find(form, parent_key)
     if parent is not None and index.isdigit() and int(index) < len(parent.children):
         del parent.children[int(index)]
+
+
+def shared_list(group: Node) -> str | None:
+    """The list (``results[*]``) two or more of ``group``'s field conditions read items
+    of, each on its own: they may be met by different items. None if there is none."""
+    if group.kind != "all":
+        return None
+    counts: dict[str, int] = {}
+    for child in group.children:
+        of = _item_list(child)
+        if of:
+            counts[of] = counts.get(of, 0) + 1
+    return next((of for of, count in counts.items() if count > 1), None)
+
+
+def _item_list(node: Node) -> str | None:
+    """The offered list whose items the field leaf ``node`` reads a field of."""
+    if node.kind != "leaf" or node.source != "field":
+        return None
+    return next((i.path for i in item_lists() if node.path.startswith(i.path + ".")), None)
+
+
+def _gather_in_scope(group: Node) -> None:
+    """Move the group's leaves that read items of one list into a 'some' scope over it,
+    at the first one's place, their paths made relative to the item."""
+    of = shared_list(group)
+    if of is None:
+        return
+    at = next(i for i, child in enumerate(group.children) if _item_list(child) == of)
+    moved = [child for child in group.children if _item_list(child) == of]
+    rest = [child for child in group.children if _item_list(child) != of]
+    for leaf in moved:
+        leaf.path = leaf.path.removeprefix(of + ".")
+    group.children = [*rest[:at], Node("some", moved, of=of), *rest[at:]]
 
 
 def id_from(description: str) -> str:
@@ -299,10 +392,10 @@ def _row_data(row: Row, key: str, where: str, written: Written,
     match = _match(row)
     if match:
         data["match"] = match
-    when = _condition(row.when, f"{key}-when", f"{where}.when", written, complete, top=True)
+    when = _top_condition(row.when, f"{key}-when", f"{where}.when", written, complete)
     if when is not None:
         data["when"] = when
-    data["to"] = list(dict.fromkeys(row.to))
+    data["to"] = _in_order(list(dict.fromkeys(row.to)), row.written.get("to", ""))
     if row.checkpoint:
         data["checkpoint"] = _checkpoint(row, key, written, complete)
     elif complete and not row.to:
@@ -312,11 +405,33 @@ def _row_data(row: Row, key: str, where: str, written: Written,
 
 def _match(row: Row) -> dict[str, Any]:
     match: dict[str, Any] = {}
-    for name, values in (("type", row.types), ("event", row.events)):
+    for name, key, values in (("type", "types", row.types), ("event", "events", row.events)):
         unique = list(dict.fromkeys(values))
         if unique:
-            match[name] = unique[0] if len(unique) == 1 else unique
+            match[name] = _as_chosen(unique, row.written.get(key, ""))
     return match
+
+
+def _as_chosen(chosen: list[str], written: str) -> str | list[str]:
+    """The types (or events) chosen, in the order the document wrote them (new ones
+    after), a list when there are several or the document wrote a list."""
+    before = _loaded(written)
+    chosen = _in_order(chosen, written)
+    return chosen if len(chosen) > 1 or isinstance(before, list) else chosen[0]
+
+
+def _in_order(chosen: list[str], written: str) -> list[str]:
+    """``chosen`` (in the pickers' order) in the order the document wrote them."""
+    before = _loaded(written)
+    order = before if isinstance(before, list) else [before]
+    return sorted(chosen, key=lambda v: order.index(v) if v in order else len(order))
+
+
+def _loaded(written: str) -> Any:
+    try:
+        return json.loads(written) if written else None
+    except ValueError:
+        return None
 
 
 def _checkpoint(row: Row, key: str, written: Written, complete: bool) -> dict[str, Any]:
@@ -339,18 +454,26 @@ def _checkpoint(row: Row, key: str, written: Written, complete: bool) -> dict[st
     return data
 
 
+def _top_condition(node: Node, key: str, where: str, written: Written, complete: bool,
+                   scope: str | None = None) -> dict[str, Any] | None:
+    """The condition of a row's top group (or a scope's): none when it is empty, its one
+    condition when the document wrote that one alone."""
+    written.places[where] = key
+    if node.kind in JOINS and not node.children:
+        return None
+    if node.kind == "all" and node.lone and len(node.children) == 1:
+        return _condition(node.children[0], f"{key}-0", where, written, complete, scope)
+    return _condition(node, key, where, written, complete, scope)
+
+
 def _condition(node: Node, key: str, where: str, written: Written, complete: bool,
-               top: bool = False) -> dict[str, Any] | None:
-    """The condition of ``node``; the top group is left out when empty and stands for
-    its one condition when it is an 'all' group of one."""
-    if top and node.kind == "all" and len(node.children) <= 1:
-        if not node.children:
-            written.places[where] = key
-            return None
-        return _condition(node.children[0], f"{key}-0", where, written, complete)
+               scope: str | None = None) -> dict[str, Any]:
+    """The condition of ``node``; ``scope`` is the list whose items it tests, if any."""
     written.places[where] = key
     if node.kind == "leaf":
-        return _leaf(node, key, where, written, complete)
+        return _leaf(node, key, where, written, complete, scope)
+    if node.kind in SCOPES:
+        return _scope(node, key, where, written, complete, scope)
     if node.kind not in GROUPS:
         written.errors[key] = "Choose all, any or not"
         return {}
@@ -360,7 +483,7 @@ def _condition(node: Node, key: str, where: str, written: Written, complete: boo
     if complete and not node.children:
         written.errors[key] = "Add a condition to the group, or remove the group"
     children = [_condition(child, f"{key}-{i}", _child_where(node.kind, where, i), written,
-                           complete) for i, child in enumerate(node.children)]
+                           complete, scope) for i, child in enumerate(node.children)]
     if node.kind == "not":
         return {"not": children[0] if children else {}}
     return {node.kind: children}
@@ -370,13 +493,33 @@ def _child_where(kind: str, where: str, index: int) -> str:
     return f"{where}.not" if kind == "not" else f"{where}.{kind}[{index}]"
 
 
-def _leaf(node: Node, key: str, where: str, written: Written, complete: bool) -> dict[str, Any]:
+def _scope(node: Node, key: str, where: str, written: Written, complete: bool,
+           outer: str | None) -> dict[str, Any]:
+    """``{some: {of, where}}``: the scope's children met by one item together."""
+    at = f"{where}.{node.kind}"
+    written.places.update({at: key, f"{at}.of": f"{key}-of", f"{at}.where": key})
+    if outer is not None:
+        written.errors[key] = (f"This is already inside 'for one {item_noun(outer)}': test "
+                               "the item's fields here directly, without a second scope")
+    if node.of not in {i.path for i in item_lists()} and (node.of or complete):
+        written.errors[f"{key}-of"] = "Pick the list whose items are tested, e.g. results[*]"
+    if complete and not node.children:
+        written.errors[key] = "Add a condition the item must meet, or remove the group"
+    join = node.join if node.join in JOINS else "all"
+    inner = Node(join, node.children, lone=node.lone)
+    condition = _top_condition(inner, key, f"{at}.where", written, complete, node.of)
+    written.places[at] = key
+    return {node.kind: {"of": node.of, "where": condition or {join: []}}}
+
+
+def _leaf(node: Node, key: str, where: str, written: Written, complete: bool,
+          scope: str | None = None) -> dict[str, Any]:
     for suffix, part in (("field", "path"), ("hl7", "path"), ("op", "op"),
                          ("value", "value"), ("quantifier", "quantifier")):
         written.places[f"{where}.{suffix}"] = f"{key}-{part}"
     source = node.source if node.source in ("field", "hl7") else "field"
     data: dict[str, Any] = {source: node.path, "op": node.op}
-    problem = _path_problem(source, node.path, complete)
+    problem = _path_problem(source, node.path, complete, scope)
     if problem:
         written.errors[f"{key}-path"] = problem
     if node.op not in OPS:
@@ -384,7 +527,7 @@ def _leaf(node: Node, key: str, where: str, written: Written, complete: bool) ->
         return data
     if node.op not in PRESENCE:
         value, problem = typed_value(node.op, node.value, complete)
-        data["value"] = value
+        data["value"] = _as_written(value, node.value, node.original)
         if problem:
             written.errors[f"{key}-value"] = problem
         if node.quantifier == "all":
@@ -392,10 +535,43 @@ def _leaf(node: Node, key: str, where: str, written: Written, complete: bool) ->
     return data
 
 
-def _path_problem(source: str, path: str, complete: bool) -> str | None:
+def _as_written(value: Any, text: str, original: str) -> Any:
+    """``value`` (read from ``text``) with the types the document gave it: unchanged, the
+    value as written; else an item typed as it was kept as it was (the number 5, not the
+    text '5'), and a new number among numbers written as a number."""
+    before = _loaded(original)
+    if before is None:
+        return value
+    if _value_text(before) == text.strip():
+        return before
+    if isinstance(value, list):
+        items = before if isinstance(before, list) else [before]
+        numbers = bool(items) and all(_is_number(item) for item in items)
+        return [_like(item, items, numbers) for item in value]
+    return _like(value, [before], _is_number(before))
+
+
+def _like(value: Any, before: list[Any], numbers: bool) -> Any:
+    text = _value_text(value)
+    same = next((item for item in before if _value_text(item) == text), None)
+    if same is not None:
+        return same
+    number = as_number(value) if numbers else None
+    return value if number is None else number
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _path_problem(source: str, path: str, complete: bool,
+                  scope: str | None = None) -> str | None:
     if not path:
         return "Pick the field to test" if complete else None
     if source == "hl7":
+        if scope is not None:
+            return (f"Inside 'for one {item_noun(scope)}' a condition reads the item's "
+                    "fields, not HL7: pick a record field, or move this condition out of the group")
         try:
             parse_path(path)
         except PathError as error:
@@ -403,8 +579,14 @@ def _path_problem(source: str, path: str, complete: bool) -> str | None:
         return None
     try:
         steps = parse_canonical_path(path)
+        items = parse_canonical_path(scope) if scope else ()
     except CanonicalPathError:
         return "Not a field path: pick one from the list, e.g. results[*].code"
+    if scope is not None:
+        if items and (*items, *steps) not in canonical_paths():
+            return (f"'{path}' is not a field of the items of {scope}: pick one from the "
+                    "list, e.g. code")
+        return None
     if steps not in canonical_paths():
         return f"'{path}' is not a field of the canonical record: pick one from the list"
     return None
@@ -412,12 +594,14 @@ def _path_problem(source: str, path: str, complete: bool) -> str | None:
 
 def typed_value(op: str, text: str, complete: bool = True) -> tuple[Any, str | None]:
     """The value ``text`` means for ``op``, and what is wrong with it (None if nothing):
-    a list for in/not_in, a number or date for lt/le/gt/ge, a pattern that compiles."""
+    a list for in/not_in (``a, "b, c"``: a value holding a comma in double quotes), a
+    number or date for lt/le/gt/ge, a pattern that compiles."""
     text = text.strip()
     if op in LISTS:
-        items = [item.strip() for item in text.split(",") if item.strip()]
+        items = list_items(text)
         if not items and complete:
-            return items, "Type one value or more, separated by commas: HH, LL"
+            return items, ('Type one value or more, separated by commas: HH, LL (a value '
+                           'holding a comma in double quotes: "Smith, J")')
         return items, None
     if not text:
         return text, ("Type the value to compare with" if complete else None)
@@ -434,6 +618,12 @@ def typed_value(op: str, text: str, complete: bool = True) -> tuple[Any, str | N
         except re.error as error:
             return text, f"Not a valid pattern: {error.msg} at character {(error.pos or 0) + 1}"
     return text, None
+
+
+def list_items(text: str) -> list[str]:
+    """The values of ``a, "b, c", d``: separated by commas, a quoted one may hold one."""
+    row = next(csv.reader([text], skipinitialspace=True), [])
+    return [item.strip() for item in row if item.strip()]
 
 
 def _duplicate_ids(form: RouteForm, written: Written) -> None:

@@ -18,6 +18,7 @@ from engine.model.concept_map import (
     TableError,
     concept_map_from_csv,
     table_from_mapping,
+    with_overrides,
 )
 from engine.rules.findings import Finding
 
@@ -128,15 +129,42 @@ def _tables(
             findings.append(Finding(path, "(document)", str(exc)))
             continue
         tables[table.id] = table
+    official = set(tables)
+    overrides = []
     for doc in documents:
         if doc.kind != "table" or not isinstance(doc.data, dict):
             continue
         table_id = str(doc.data.get("id") or Path(doc.path).stem)
         try:
-            tables[table_id] = table_from_mapping(table_id, doc.data, doc.path)
+            table = table_from_mapping(table_id, doc.data, doc.path)
         except TableError as exc:
             findings.append(Finding(doc.path, "map", str(exc)))
+            continue
+        if "overrides" in doc.data:
+            overrides.append((doc, table))
+        else:
+            tables[table_id] = table
+    _override(tables, official, overrides, findings)
     return tables
+
+
+def _override(tables: dict[str, LookupTable], official: set[str],
+              overrides: list[tuple[Document, LookupTable]], findings: list[Finding]) -> None:
+    """Apply each site's overrides to the official concept map it names: its codes win.
+    An override is no table of its own, so a mapping's lookup names the map."""
+    done: dict[str, str] = {}
+    for doc, table in overrides:
+        target = str(doc.data["overrides"])
+        if target not in official:
+            findings.append(Finding(doc.path, "overrides", f"there is no concept map "
+                                    f"{target!r} to override: name one of "
+                                    f"{', '.join(sorted(official)) or 'none'}"))
+        elif target in done:
+            findings.append(Finding(doc.path, "overrides", f"{done[target]} overrides "
+                                    f"{target!r} already: keep its overrides in one table"))
+        else:
+            done[target] = doc.path
+            tables[target] = with_overrides(tables[target], table)
 
 
 def _test_files(

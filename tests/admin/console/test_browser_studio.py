@@ -1,7 +1,8 @@
 """The rule studio in Debian's headless chromium, against the whole of
 ``switchboard serve``: an analyst starts a draft and builds the critical potassium row
-with the condition builder, by picking and typing (no YAML), saves it, and finds a
-schema error in the YAML view on its line. Screenshots of each screen, light and dark."""
+with the condition builder, by picking and typing (no YAML): "for one result", whose
+code is potassium and whose flags or value are critical; saves it, and finds a schema
+error in the YAML view on its line. Screenshots of each screen, light and dark."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from selenium.webdriver.support.ui import Select
 from engine.change_control import ChangeControl
 from engine.security.users import UserStore
 from tests.admin.console.live import LiveConsole, live_console
-from tests.admin.console.test_studio_screen import NEW_TABLE, POTASSIUM, RESULTS
+from tests.admin.console.test_studio_screen import NEW_TABLE, POTASSIUM, POTASSIUM_SCOPED, RESULTS
 from tests.browser import screenshot
 from tests.queue_rows import ROOT
 
@@ -58,8 +59,8 @@ def press(live: LiveConsole, css: str) -> None:
 
 
 def leaf(live: LiveConsole, key: str, path: str, op: str, value: str) -> None:
-    """Fill in one condition: an HL7 field picked by its path, the test, the value."""
-    choose(live, f"{key}-source", "hl7")
+    """Fill in one condition: a field of the result picked by its path, the test, the
+    value."""
     type_into(live, f"{key}-path", path)
     choose(live, f"{key}-op", op)
     type_into(live, f"{key}-value", value)
@@ -77,18 +78,23 @@ def test_an_analyst_builds_the_potassium_row_without_yaml(live):
     press(live, "#add-row")
     type_into(live, "rows-0-description", "Critical potassium to the bed board")
     assert field(live, "rows-0-id").get_attribute("value") == POTASSIUM["id"]
-    press(live, "#rows-0-when-add-condition")
-    leaf(live, "rows-0-when-0", "OBX-3.1", "eq", "2823-3")
-    live.wait_for_text("Observation/Result: Observation Identifier, Identifier",
-                       "#rows-0-when-0-words")
-    press(live, "#rows-0-when-add-group")
-    choose(live, "rows-0-when-1-kind", "any")
-    leaf(live, "rows-0-when-1-0", "OBX-8", "in", "HH, LL")
-    press(live, "#rows-0-when-1-add-condition")
-    leaf(live, "rows-0-when-1-1", "OBX-5", "gt", "six")
-    live.wait_for_text("'six' is not a number or a date", "#rows-0-when-1-1-value-error")
-    field(live, "rows-0-when-1-1-value").clear()
-    type_into(live, "rows-0-when-1-1-value", "6.5")
+    press(live, "#rows-0-when-add-scope")
+    choose(live, "rows-0-when-0-of", "results[*]")
+    live.wait_for_text("One result must match all of these together", "#rows-0-when-0-explained")
+    type_into(live, "rows-0-when-0-0-path", "code")
+    live.wait_for_text("The test or observation code", "#rows-0-when-0-0-words")
+    # A value typed and a button pressed at once: two requests, and neither is lost.
+    field(live, "rows-0-when-0-0-value").send_keys("2823-3")
+    live.driver.find_element(By.ID, "rows-0-when-0-add-group").click()
+    settle(live)
+    assert field(live, "rows-0-when-0-0-value").get_attribute("value") == "2823-3"
+    choose(live, "rows-0-when-0-1-kind", "any")
+    leaf(live, "rows-0-when-0-1-0", "abnormal_flags[*]", "in", "HH, LL")
+    press(live, "#rows-0-when-0-1-add-condition")
+    leaf(live, "rows-0-when-0-1-1", "value.number", "gt", "six")
+    live.wait_for_text("'six' is not a number or a date", "#rows-0-when-0-1-1-value-error")
+    field(live, "rows-0-when-0-1-1-value").clear()
+    type_into(live, "rows-0-when-0-1-1-value", "6.5")
     choose(live, "rows-0-types", "ORU")
     choose(live, "rows-0-events", "R01")
     press(live, "label[for='rows-0-to-bed-board']")
@@ -101,8 +107,8 @@ def test_an_analyst_builds_the_potassium_row_without_yaml(live):
     live.wait_for_text(f"Saved {NEW_TABLE}.")
     content = ChangeControl(live.engine).content(2)
     stored = next(d for d in content["documents"] if d["path"] == NEW_TABLE)
-    assert stored["data"] == {"id": "critical", "rows": [POTASSIUM]}
-    live.both_themes("studio-route-editor", "anna")
+    assert stored["data"] == {"id": "critical", "rows": [POTASSIUM_SCOPED]}
+    _condition_in_both_themes(live)
 
     live.open("/studio/2")
     live.wait_for_text("passed", "#gates-2")
@@ -111,6 +117,20 @@ def test_an_analyst_builds_the_potassium_row_without_yaml(live):
     live.wait(seen.presence_of_element_located((By.CSS_SELECTOR, "#gates-2 .badge")))
     live.both_themes("studio-drafts", "anna")
     _yaml_error_in_both_themes(live)
+
+
+def _condition_in_both_themes(live: LiveConsole) -> None:
+    """The saved row's condition, "for one result", in view in each theme."""
+    themes = UserStore(live.engine)
+    for theme in ("light", "dark"):
+        themes.set_theme("anna", theme)
+        live.driver.refresh()
+        live.wait(seen.presence_of_element_located(
+            (By.CSS_SELECTOR, f'.console-page[data-theme="{theme}"]')))
+        live.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})",
+                                   field(live, "rows-0-when"))
+        screenshot(live.driver, f"studio-route-editor-{theme}")
+    themes.set_theme("anna", "light")
 
 
 def _yaml_error_in_both_themes(live: LiveConsole) -> None:

@@ -84,11 +84,12 @@ def objects(console) -> dict[str, Any]:
         "message_id": message_id, "delivery_id": delivery_id, "token_id": token_id,
         "username": _spare_user(engine),
         "mapping_id": LdapRoleMappings(engine).add("cn=nurses", "clinician", "test").id,
-        "connection_id": "ehr-adt-feed", "search_id": 1,
+        "connection_id": "ehr-adt-feed", "search_id": 1, "template_id": "lab-result-routing",
         "group_name": "cn=switchboard-operators,ou=groups,dc=example,dc=org",
         # A version in review, by an analyst, that every gate passes: the review pages
         # show it, and the rule studio and the test panel open it read-only.
         "version": in_review(engine),
+        "concept_map": "administrative-sex",
     }
 
 

@@ -35,6 +35,22 @@ ACCESS = {
     ("POST", "/studio/<int:version>/routes"): AUTHORS,
     ("GET", "/studio/<int:version>/yaml"): READERS,
     ("POST", "/studio/<int:version>/yaml"): AUTHORS,
+    # The form editors of catalog connections and policy files (test_studio_documents).
+    ("GET", "/studio/<int:version>/document"): READERS,
+    ("POST", "/studio/<int:version>/document"): AUTHORS,
+    ("GET", "/studio/<int:version>/documents/new"): AUTHORS,
+    ("POST", "/studio/<int:version>/documents/new"): AUTHORS,
+    ("POST", "/studio/<int:version>/document/status"): READERS,
+    # A draft started from a template (test_studio_templates).
+    ("GET", "/studio/templates/<template_id>"): AUTHORS,
+    ("POST", "/studio/templates/<template_id>"): AUTHORS,
+    # The mapping editors (test_studio_mappings.py).
+    ("GET", "/studio/<int:version>/mappings"): READERS,
+    ("POST", "/studio/<int:version>/mappings"): AUTHORS,
+    ("GET", "/studio/<int:version>/tables"): READERS,
+    ("POST", "/studio/<int:version>/tables"): AUTHORS,
+    ("GET", "/studio/<int:version>/concept-maps/<concept_map>"): READERS,
+    ("POST", "/studio/<int:version>/concept-maps/<concept_map>"): AUTHORS,
 }
 RESULTS = "rules/routes/results.yaml"
 NEW_TABLE = "rules/routes/critical.yaml"
@@ -312,3 +328,167 @@ def test_only_a_draft_is_deleted_by_its_author_or_an_admin_and_never_a_parent(co
         deleted = session.execute(select(AuditEvent.actor, AuditEvent.target_id).where(
             AuditEvent.action == "rules.delete")).all()
     assert sorted(deleted) == [("adam", str(child)), ("anna", str(first))]
+
+
+
+POTASSIUM_SCOPED = {**POTASSIUM, "when": {"some": {"of": "results[*]", "where": {"all": [
+    {"field": "code", "op": "eq", "value": "2823-3"},
+    {"any": [{"field": "abnormal_flags[*]", "op": "in", "value": ["HH", "LL"]},
+             {"field": "value.number", "op": "gt", "value": 6.5}]}]}}}}
+
+
+def _step(anna, url: str, fields: dict[str, Any], action: str) -> str:
+    reply = anna.post(url, {**fields, "action": action}, headers={"HX-Request": "true"})
+    assert reply.status_code == 200, reply.text
+    return reply.text
+
+
+def test_the_builder_makes_one_result_meet_its_conditions_together(console):
+    version = draft(console)
+    anna = console.as_("anna")
+    url = f"/studio/{version}/routes?path={NEW_TABLE}"
+    _step(anna, url, {"table-id": "critical"}, "add-row")
+    fields = _row_fields({"rows-0-when-kind": "all", "rows-0-when-lone": "1"})
+    step = _step(anna, url, fields, "add-scope:rows-0-when")
+    assert 'name="rows-0-when-0-of"' in step and "Choose the list…" in step
+    assert "One item must match all of these together" in step
+    fields.update({"rows-0-when-0-kind": "some", "rows-0-when-0-of": "results[*]",
+                   "rows-0-when-0-join": "all", "rows-0-when-0-0-kind": "leaf",
+                   "rows-0-when-0-0-path": "code", "rows-0-when-0-0-op": "eq",
+                   "rows-0-when-0-0-value": "2823-3"})
+    step = _step(anna, url, fields, "add-group:rows-0-when-0")
+    assert "One result must match all of these together" in step
+    assert 'list="items-results"' in step
+    assert "The test or observation code (a LOINC code, say)" in step
+    assert 'name="rows-0-when-0-0-source"' not in step  # a result's fields, never HL7
+    inner = step[step.index('id="rows-0-when-0-1-kind"'):]
+    assert 'value="some"' not in inner[:inner.index("</select>")]  # scopes do not nest
+    fields.update({"rows-0-when-0-1-kind": "any", "rows-0-when-0-1-0-kind": "leaf",
+                   "rows-0-when-0-1-0-path": "abnormal_flags[*]", "rows-0-when-0-1-0-op": "in",
+                   "rows-0-when-0-1-0-value": "HH, LL"})
+    _step(anna, url, fields, "add-condition:rows-0-when-0-1")
+    fields.update({"rows-0-when-0-1-1-kind": "leaf", "rows-0-when-0-1-1-path": "value.number",
+                   "rows-0-when-0-1-1-op": "gt", "rows-0-when-0-1-1-value": "6.5"})
+    saved = anna.post(url, {**fields, "rows-0-id": POTASSIUM["id"],
+                            "rows-0-description": POTASSIUM["description"],
+                            "rows-0-types": "ORU", "rows-0-events": "R01",
+                            "rows-0-to": ["bed-board"], "rows-0-checkpoint": "hold",
+                            "rows-0-queue": "nurse-review",
+                            "rows-0-kind": "critical-potassium-review", "rows-0-due": "30m",
+                            "rows-0-task-description": POTASSIUM["checkpoint"]["description"],
+                            "action": "save"})
+    assert saved.status_code == 302, saved.text
+    stored = next(d for d in services_of(console).versions.content(version)["documents"]
+                  if d["path"] == NEW_TABLE)
+    assert stored["data"] == {"id": "critical", "description": "Critical results",
+                              "rows": [POTASSIUM_SCOPED]}
+    page = anna.text(url)
+    assert '<datalist id="items-results">' in page and "One result must match" in page
+
+
+def test_two_conditions_on_results_are_offered_to_be_tested_on_one_result(console):
+    version = draft(console)
+    anna = console.as_("anna")
+    url = f"/studio/{version}/routes?path={NEW_TABLE}"
+    fields = _row_fields({"rows-0-when-kind": "all", "rows-0-when-lone": "1", **{
+        f"rows-0-when-{i}-{part}": value for i, leaf in enumerate(
+            (("results[*].code", "eq", "2823-3"), ("results[*].abnormal_flags[*]", "in", "HH")))
+        for part, value in zip(("kind", "path", "op", "value"), ("leaf", *leaf), strict=True)}})
+    step = _step(anna, url, fields, "none")
+    hint = re.search(r'id="rows-0-when-one-item-hint"[^>]*>(.*?)</div>', step, re.S)
+    assert hint and "each may be met by a different result" in hint.group(1)
+    assert 'value="one-item:rows-0-when"' in hint.group(1)
+    gathered = _step(anna, url, fields, "one-item:rows-0-when")
+    assert "one-item-hint" not in gathered
+    assert 'name="rows-0-when-0-of"' in gathered and 'value="abnormal_flags[*]"' in gathered
+    assert re.search(r'<option value="results\[\*\]" selected>', gathered)
+
+
+def test_every_button_and_field_that_redraws_the_editor_waits_for_no_older_reply(console):
+    """A value typed then a button pressed send two requests at once: the later posts
+    the whole form, so it replaces the earlier rather than racing it."""
+    version = draft(console)
+    page = console.as_("anna").text(f"/studio/{version}/routes?path={RESULTS}")
+    form = page[page.index('id="route-form"'):]
+    form = form[:form.index("</form>")]
+    posting = re.findall(r"<[^>]*hx-post=[^>]*>", form)
+    assert len(posting) > 20
+    assert all('hx-sync="closest form:replace"' in tag for tag in posting)
+
+
+def test_a_scoped_field_the_items_lack_is_shown_beside_it(console):
+    version = draft(console)
+    services_of(console).versions.put_document(version, as_("anna"), NEW_TABLE, "routes", {
+        "id": "critical", "rows": [{"id": "r", "to": ["bed-board"], "when": {"some": {
+            "of": "results[*]", "where": {"field": "flags", "op": "exists"}}}}]})
+    page = console.as_("anna").text(f"/studio/{version}/routes?path={NEW_TABLE}")
+    finding = re.search(r'id="rows-0-when-0-0-path-finding">(.*?)</div>', page, re.S)
+    assert finding and "'flags' is not a field of the items of results[*]" in html.unescape(
+        finding.group(1))
+
+
+def _every_route_table(console, version: int) -> list[tuple[str, Any]]:
+    """The draft's route tables and every template's, filled in with its examples."""
+    from pathlib import Path
+
+    from engine.rules.draft_templates import TEMPLATES, instantiate, read_templates
+    from tests.queue_rows import ROOT
+
+    content = services_of(console).versions.content(version)
+    tables = [(d["path"], d["data"]) for d in content["documents"] if d["kind"] == "routes"]
+    for template in read_templates(Path(ROOT) / TEMPLATES):
+        filled = instantiate(template, template.examples(), {"documents": []})
+        tables += [(f"rules/routes/{template.id}.yaml", d["data"])
+                   for d in filled["documents"] if d["kind"] == "routes"]
+    return tables
+
+
+def test_every_shipped_and_template_table_saved_through_the_form_is_unchanged(console):
+    version = draft(console)
+    anna = console.as_("anna")
+    tables = _every_route_table(console, version)
+    assert len(tables) == 13
+    for path, data in tables:
+        services_of(console).versions.put_document(version, as_("anna"), path, "routes", data)
+        url = f"/studio/{version}/routes?path={path}"
+        saved = anna.post(url, {**_posted_fields(anna.text(url)), "action": "save"})
+        assert saved.status_code == 302, (path, saved.text[:2000])
+        after = next(d for d in services_of(console).versions.content(version)["documents"]
+                     if d["path"] == path)["data"]
+        assert after == data, path
+
+
+def test_a_change_to_a_version_in_review_is_refused_on_its_page(console):
+    version = draft(console)
+    anna = console.as_("anna")
+    assert anna.post(f"/studio/{version}/submit").status_code == 302
+    again = anna.post(f"/studio/{version}/submit")
+    assert again.status_code == 409
+    flashed = re.search(r'<div class="alert alert-danger[^"]*"[^>]*>(.*?)</div>', again.text,
+                        re.S)
+    assert flashed and html.unescape(flashed.group(1)).split("</button>")[1].strip() == (
+        f"Version {version} is in_review: it cannot be submitted. Only a draft can be "
+        "submitted for review.")
+    assert f"Version {version}: critical potassium</h1>" in again.text  # the version's page
+    page = anna.text(f"/studio/{version}/routes?path={RESULTS}")
+    refused = anna.post(f"/studio/{version}/routes?path={RESULTS}",
+                        {**_posted_fields(page), "action": "save"})
+    assert refused.status_code == 409
+    assert (f"Version {version} is in review: only a draft can be changed. Start a new "
+            "draft from it to change it.") in html.unescape(refused.text)
+
+
+def test_a_route_table_the_form_cannot_read_is_shown_with_its_problem(console):
+    version = draft(console)
+    services_of(console).versions.put_document(version, as_("anna"), NEW_TABLE, "routes",
+                                               {"id": "critical", "rows": "every result"})
+    anna = console.as_("anna")
+    editor = anna.get(f"/studio/{version}/routes?path={NEW_TABLE}")
+    assert editor.status_code == 200
+    problem = re.search(r'id="unreadable-table"[^>]*>(.*?)</div>', editor.text, re.S)
+    assert problem and "is not of type 'array'" in html.unescape(problem.group(1))
+    assert f'href="/studio/{version}/yaml?path={NEW_TABLE}"' in problem.group(1)
+    view = anna.get(f"/studio/{version}/yaml?path={NEW_TABLE}")
+    assert view.status_code == 200
+    assert re.search(r'<li id="line-2" class="studio-line-problem">.*?is not of type',
+                     html.unescape(view.text), re.S)

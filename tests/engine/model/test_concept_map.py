@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.model.concept_map import TableError, concept_map_from_csv, table_from_mapping
+from engine.model.concept_map import (
+    SheetRow,
+    TableError,
+    concept_map_from_csv,
+    concept_map_rows,
+    table_from_mapping,
+    with_overrides,
+)
 
 MAPS = Path(__file__).resolve().parents[3] / "rules" / "mappings" / "concept-maps"
 
@@ -43,3 +50,21 @@ def test_switchboard_table():
     assert table_from_mapping("yn", {"map": {"Y": "yes"}}).get("Y") == "yes"
     with pytest.raises(TableError, match="needs a 'map'"):
         table_from_mapping("yn", {"entries": {}})
+
+
+def test_an_override_wins_over_the_official_code_and_may_map_a_conditional_one():
+    official = concept_map_from_csv("report-status", (MAPS / "report-status.csv").read_text())
+    site = table_from_mapping("report-status-overrides", {"map": {"Y": "final", "F": "amended"}})
+    overridden = with_overrides(official, site)
+    assert (overridden.get("Y"), overridden.get("F")) == ("final", "amended")
+    assert "Y" not in overridden.conditional and overridden.id == "report-status"
+    assert overridden.get("P") == official.get("P") and official.get("F") == "final"
+
+
+def test_the_sheet_reads_row_by_row_with_its_conditions():
+    rows = concept_map_rows((MAPS / "administrative-sex.csv").read_text())
+    assert rows[0] == SheetRow("F", "Female", "", "female", "Female")
+    assert [row.code for row in rows] == ["F", "M", "O", "U", "A", "N"]
+    conditional = [row for row in concept_map_rows((MAPS / "report-status.csv").read_text())
+                   if row.condition]
+    assert conditional and all(row.code for row in conditional)

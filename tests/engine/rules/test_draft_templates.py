@@ -95,7 +95,7 @@ def test_values_fill_names_texts_messages_and_secret_variables(templates, shippe
     assert entry["endpoint"]["auth_secret_env"] == "SWITCHBOARD_RENAL_PAGER_TOKEN"
     row = documents["rules/routes/renal-pager.yaml"]["rows"][0]
     assert row["id"] == "renal-pager-critical-results" and row["to"] == ["renal-pager"]
-    assert row["when"]["all"][0]["value"] == "2160-0"
+    assert row["when"]["some"]["where"]["all"][0]["value"] == "2160-0"
     assert "Creatinine" in row["description"]
     assert "renal-pager" not in str(shipped)
     assert "${" not in str(documents) and "${" not in str(content["files"])
@@ -165,4 +165,21 @@ def test_rules_lint_lints_the_templates_too(tmp_path):
     out = io.StringIO()
     assert lint_command(tmp_path, out) == 1
     assert ("rules/templates/lab-result-routing (rules/routes/cardiology-pager.yaml): "
-            "rows[0].when.all[0].op: 'equals' is not one of") in out.getvalue()
+            "rows[0].when.some.where.all[0].op: 'equals' is not one of") in out.getvalue()
+
+
+def test_the_lab_template_needs_the_same_result_to_be_the_test_and_critical(templates, shipped):
+    """Two separate conditions on results[*] would each be met by a different result: a
+    critical sodium beside a normal potassium would page the cardiologist."""
+    template = templates["lab-result-routing"]
+    content = instantiate(template, template.examples(), shipped)
+    route = next(d for d in content["documents"]
+                 if d["path"] == "rules/routes/cardiology-pager.yaml")
+    scoped = route["data"]["rows"][0]["when"]["some"]["where"]["all"]
+    route["data"]["rows"][0]["when"] = {"all": [
+        {**scoped[0], "field": "results[*].code"},
+        {**scoped[1], "field": "results[*].abnormal_flags[*]"}]}
+    source = from_content(content)
+    failed = {result.case for result in run_rule_tests(compile_rule_set(source), source)
+              if not result.passed}
+    assert failed == {"cardiology-pager-another-tests-critical-flag-not-sent"}
