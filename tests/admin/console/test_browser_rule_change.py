@@ -176,10 +176,12 @@ def _build_the_row(live: LiveConsole) -> None:
     press(live, "#add-row")
     type_into(live, "rows-0-description", "Critical potassium pages cardiology")
     assert field(live, "rows-0-id").get_attribute("value") == ROW
-    press(live, "#rows-0-when-add-condition")
-    leaf(live, "rows-0-when-0", "OBX-3.1", "eq", "2823-3")
-    press(live, "#rows-0-when-add-condition")
-    leaf(live, "rows-0-when-1", "OBX-8", "in", "HH, LL")
+    press(live, "#rows-0-when-add-scope")
+    choose(live, "rows-0-when-0-of", "results[*]")
+    live.wait_for_text("One result must match all of these together", "#rows-0-when-0-explained")
+    leaf(live, "rows-0-when-0-0", "code", "eq", "2823-3")
+    press(live, "#rows-0-when-0-add-condition")
+    leaf(live, "rows-0-when-0-1", "abnormal_flags[*]", "in", "HH, LL")
     choose(live, "rows-0-types", "ORU")
     choose(live, "rows-0-events", "R01")
     press(live, f"label[for='rows-0-to-{PAGER}']")
@@ -190,11 +192,16 @@ def _build_the_row(live: LiveConsole) -> None:
     type_into(live, "rows-0-task-description", "Confirm before cardiology is paged")
     press(live, "#save-routes")
     live.wait_for_text(f"Saved {TABLE}.")
+    [row] = _document(ChangeControl(live.engine).content(2), TABLE)["rows"]
+    assert row["when"] == {"some": {"of": "results[*]", "where": {"all": [
+        {"field": "code", "op": "eq", "value": "2823-3"},
+        {"field": "abnormal_flags[*]", "op": "in", "value": ["HH", "LL"]}]}}}
 
 
 def _try_and_keep_as_a_rule_test(live: LiveConsole) -> None:
     """The corpus potassium in the route editor's test panel: the row fires, each
-    condition with what it saw; then kept in the draft as a rule test."""
+    condition of the one result with what it saw; then kept in the draft as a rule
+    test."""
     message = potassium("K-0").decode().replace("\r", "\n")
     box = field(live, "test-panel-message-2")
     live.driver.execute_script("arguments[0].value = arguments[1]", box, message)
@@ -352,4 +359,5 @@ def _routed(live: LiveConsole, control_id: str, version: int | None = None) -> l
     if version is not None:
         assert shown["rule_set_version"] == version
     return sorted(d["destination"] for d in shown["deliveries"])
+
 
