@@ -71,6 +71,7 @@ def mount(app: Flask) -> None:
     app.add_template_filter(templates.moment)
     app.add_template_filter(templates.age)
     app.add_template_filter(templates.duration)
+    app.add_template_filter(templates.period)
     app.add_template_filter(task_reading.flag_words_short)
     app.add_template_filter(templates.clock)
     app.add_template_filter(templates.until)

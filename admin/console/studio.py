@@ -51,6 +51,7 @@ from engine.rules.field_catalog import (
 )
 from engine.rules.findings import Finding
 from engine.rules.lifecycle import Conflict, Forbidden
+from engine.rules.route_document import to_document
 from engine.rules.route_form import (
     CHECKPOINTS,
     GROUPS,
@@ -60,7 +61,6 @@ from engine.rules.route_form import (
     id_from,
     read_form,
     shared_list,
-    to_document,
 )
 from engine.security.roles import Role
 

@@ -31,6 +31,17 @@ def age(value: datetime | str | None) -> str:
     return f"{seconds} s ago"
 
 
+def period(seconds: float | None) -> str:
+    """A rule's period as it was meant ("30 min", "2 h", "1 d 6 h"): whole units, the
+    zero ones left out."""
+    if seconds is None:
+        return ""
+    whole = round(seconds)
+    parts = [(whole // 86400, "d"), (whole % 86400 // 3600, "h"), (whole % 3600 // 60, "min"),
+             (whole % 60, "s")]
+    return " ".join(f"{count} {unit}" for count, unit in parts if count) or "at once"
+
+
 def duration(milliseconds: float | None) -> str:
     """A latency as people say it: "12 ms", "4.2 s", "3 min 5 s", "12 h 51 min"."""
     if milliseconds is None:

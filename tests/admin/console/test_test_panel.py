@@ -79,6 +79,8 @@ def test_a_message_tried_shows_each_row_with_what_it_saw(console, draft):
     assert "held until the task of row" in page and "A task for <strong>nurse-review" in page
     assert 'title="OBX-8 (Abnormal Flags)"' in page  # the parsed tree's hover
     assert 'data-destination="ehr-fhir"' in page
+    # The results row's checkpoint is due in 2h: said as such, not as 7.2 s.
+    assert "due 2 h after it is made" in page
 
 
 def test_without_htmx_the_result_comes_in_the_whole_page(console, draft):

@@ -11,15 +11,14 @@ import pytest
 import yaml
 
 from engine.rules.draft_templates import TEMPLATES, instantiate, read_templates
+from engine.rules.route_document import list_items, to_document
 from engine.rules.route_form import (
     Node,
     RouteForm,
     Row,
     apply,
     from_document,
-    list_items,
     shared_list,
-    to_document,
 )
 from tests.queue_rows import ROOT
 
