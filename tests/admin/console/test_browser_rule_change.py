@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from engine.change_control import ChangeControl
 from engine.impact_preview import PreviewRunner
 from engine.rule_versions import bootstrap
+from engine.rules.rule_tests import SAVED_TESTS
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, JournalEntry, Task
 from tests.admin.console.live import LiveConsole, live_console
@@ -217,6 +218,9 @@ def _try_and_keep_as_a_rule_test(live: LiveConsole) -> None:
     field(live, "test-panel-case-2").send_keys(CASE)
     press(live, "#test-panel-2 fieldset button")
     live.wait_for_text(f"Saved as the rule test {CASE}", "#test-panel-2")
+    [case] = _document(ChangeControl(live.engine).content(2), SAVED_TESTS)["cases"]
+    assert case["id"] == CASE and sorted(case["expect"]["destinations"]) == [
+        "analytics-warehouse", PAGER, "clinic-north", "ehr-fhir"], case
 
 
 def _review_and_publish(live: LiveConsole, version: int) -> None:
@@ -233,6 +237,9 @@ def _review_and_publish(live: LiveConsole, version: int) -> None:
     PreviewRunner(live.engine).run_pending()
     live.wait(seen.presence_of_element_located(
         (By.CSS_SELECTOR, '#impact-preview[data-finished="yes"] #preview-counts')))
+    counts = css(live, "#impact-preview").text
+    assert "1 treated differently" in counts
+    assert f"{PAGER} 0 1 1 0 0" in counts  # before, after, added, removed, changed
     live.open(f"/changes/{version}")
     press(live, "#approve")
     live.wait(seen.element_to_be_clickable((By.ID, "publish"))).click()
