@@ -101,7 +101,8 @@ class ChangesView(ConsoleView):
         return self.render(
             "console/changes_review.html", version=shown, base=base, published=published,
             blocks=blocks, changes=change_count(blocks), gates=gates, gate_words=GATE_WORDS,
-            failed=[g["gate"] for g in gates if not g["passed"]],
+            failed=[g["gate"] for g in gates if not g["passed"] and not g["waiting"]],
+            waiting=[g["gate"] for g in gates if g["waiting"]],
             preview=versions.latest_preview(version), can=_can(shown, gates),
             events=_events().get(version, []), event_words=EVENT_WORDS,
             status_words=STATUS_WORDS, errors=errors or {}, typed=typed or {},
@@ -189,8 +190,15 @@ class ChangesView(ConsoleView):
     def preview_progress(self, version: int) -> Any:
         """The preview panel alone, which the page fetches again while it runs."""
         _show(version)
-        return self.render("console/changes_preview.html", version={"version": version},
-                           preview=services().versions.latest_preview(version))
+        preview = services().versions.latest_preview(version)
+        page = self.render("console/changes_preview.html", version={"version": version},
+                           preview=preview)
+        if preview and preview["status"] in ("done", "failed") and request.headers.get(
+                "HX-Request"):
+            # Finished while the page watched: the gates and what the approver may do
+            # follow from it, so the whole page is drawn again.
+            return page, 200, {"HX-Refresh": "true"}
+        return page
 
     @expose("/<version:version>/impact")
     def impact(self, version: int) -> Any:
