@@ -22,6 +22,7 @@ from flask_admin import expose
 from admin.console import access
 from admin.console.access import ConsoleView
 from admin.console.change_reading import change_count, side_by_side
+from admin.console.studio_pages import unset_secrets
 from admin.health import RUNNING_VERSIONS
 from admin.services import services
 from admin.store_ids import VERSIONS, query_number
@@ -105,6 +106,7 @@ class ChangesView(ConsoleView):
             waiting=[g["gate"] for g in gates if g["waiting"]],
             preview=versions.latest_preview(version), can=_can(shown, gates),
             events=_events().get(version, []), event_words=EVENT_WORDS,
+            unset=unset_secrets(versions.content(version), versions.content()),
             status_words=STATUS_WORDS, errors=errors or {}, typed=typed or {},
             default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT), code
 

@@ -33,6 +33,7 @@ from admin.console.studio_pages import (
     finding_markup,
     findings_by_key,
     grouped_documents,
+    unset_secrets,
     yaml_page_state,
 )
 from admin.console.studio_templates import TemplateStarts
@@ -134,6 +135,7 @@ class StudioView(DocumentForms, TemplateStarts, MappingEditors, ConsoleView):
         return self.render("console/studio_gates.html", version=version,
                            gates=services().versions.gates(version),
                            finding_words=lambda text: finding_markup(version, text, connections),
+                           unset=unset_secrets(content, services().versions.content()),
                            full=request.args.get("full") == "1")
 
     @expose("/<int:version>/summary", methods=("POST",))

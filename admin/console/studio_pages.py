@@ -4,6 +4,7 @@ concern, and the YAML view's state (what was read, what stops a save)."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from flask import url_for
 from markupsafe import Markup
 
 from engine.rules import lifecycle
+from engine.rules.catalog_entry import CatalogError, Connection
+from engine.rules.catalog_secrets import MissingSecret, missing_secrets
 from engine.rules.document_check import blocking, document_findings
 from engine.rules.findings import Finding
 from engine.rules.scope_wording import scope_line
@@ -139,3 +142,20 @@ def finding_markup(version: int, finding: str, connections: set[str]) -> Markup:
         return Markup('<a href="{}"><code>{}</code></a>: {}').format(
             view, located["file"], located["rest"])
     return Markup("{}").format(finding)
+
+
+def unset_secrets(content: dict[str, Any], published: dict[str, Any]) -> list[MissingSecret]:
+    """The secret variables that the catalog entries this version adds or changes name,
+    and this server lacks: not a gate (the engine may run with other variables than the
+    web process), but what would make their deliveries fail once it is published. What
+    the published version already lacks is the dashboard's to show."""
+    running = {doc["path"]: doc["data"] for doc in published["documents"]}
+    connections = []
+    for doc in content["documents"]:
+        if doc["kind"] != "connection" or running.get(doc["path"]) == doc["data"]:
+            continue
+        try:
+            connections.append(Connection.from_dict(doc["data"]))
+        except CatalogError:  # a finding of the gates already
+            continue
+    return missing_secrets(connections, os.environ)

@@ -84,3 +84,19 @@ def test_the_gates_say_how_to_fix_what_they_find(console):
     assert "preview: not run yet" in gates
     assert 'href="/changes/2#impact">Run it on the review page' in gates
     assert not re.search(r"content [0-9a-f]{12}", gates)  # no hash for people to puzzle over
+
+
+def test_a_secret_the_new_entry_names_and_the_server_lacks_is_said_before_it_goes_live(
+        console, monkeypatch):
+    monkeypatch.delenv("SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN", raising=False)
+    anna = console.as_("anna")
+    assert anna.post(LAB, ANSWERS).status_code == 302
+    gates = html.unescape(anna.text("/studio/2/gates?full=1"))
+    assert "Before it goes live:" in gates
+    assert "<code>SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN</code> set (named by" in gates
+    assert "SWITCHBOARD_EHR_FHIR_TOKEN" not in gates  # the published version's own
+    monkeypatch.setenv("SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN", "a token")
+    assert "Before it goes live" not in anna.text("/studio/2/gates?full=1")
+    monkeypatch.delenv("SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN")
+    review = html.unescape(console.as_("abe").text("/changes/2"))
+    assert "<code>SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN</code> set" in review
