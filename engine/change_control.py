@@ -366,8 +366,9 @@ def _preview_gate(session: Session, row: RuleSetVersion) -> Gate:
         ImpactPreview.content_hash == row.content_hash,
         ImpactPreview.status == "done").order_by(ImpactPreview.id.desc())).all()
     if not previews:
-        return Gate(PREVIEW, False, (f"no finished impact preview of content "
-                                     f"{row.content_hash[:12]}: request one",))
+        return Gate(PREVIEW, False, ("no impact preview of this content yet: start one "
+                                     "under Impact preview on the version's review page",),
+                    waiting=True)
     for preview in previews:
         used = preview.journal_messages + preview.test_messages
         if preview.baseline_version == published.version and (used or preview.overridden_by):
@@ -376,7 +377,8 @@ def _preview_gate(session: Session, row: RuleSetVersion) -> Gate:
     if latest.baseline_version != published.version:
         return Gate(PREVIEW, False, (
             f"impact preview {latest.id} compared with version {latest.baseline_version}, "
-            f"but version {published.version} is published now: run it again",))
+            f"but version {published.version} is published now: run it again",),
+            waiting=True)
     return Gate(PREVIEW, False, (f"impact preview {latest.id} replayed no message: an "
                                  "approver must override it, with a reason",))
 

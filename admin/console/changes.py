@@ -22,6 +22,7 @@ from flask_admin import expose
 from admin.console import access
 from admin.console.access import ConsoleView
 from admin.console.change_reading import change_count, side_by_side
+from admin.console.studio_pages import unset_secrets
 from admin.health import RUNNING_VERSIONS
 from admin.services import services
 from admin.store_ids import VERSIONS, query_number
@@ -101,9 +102,11 @@ class ChangesView(ConsoleView):
         return self.render(
             "console/changes_review.html", version=shown, base=base, published=published,
             blocks=blocks, changes=change_count(blocks), gates=gates, gate_words=GATE_WORDS,
-            failed=[g["gate"] for g in gates if not g["passed"]],
+            failed=[g["gate"] for g in gates if not g["passed"] and not g["waiting"]],
+            waiting=[g["gate"] for g in gates if g["waiting"]],
             preview=versions.latest_preview(version), can=_can(shown, gates),
             events=_events().get(version, []), event_words=EVENT_WORDS,
+            unset=unset_secrets(versions.content(version), versions.content()),
             status_words=STATUS_WORDS, errors=errors or {}, typed=typed or {},
             default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT), code
 
@@ -189,8 +192,15 @@ class ChangesView(ConsoleView):
     def preview_progress(self, version: int) -> Any:
         """The preview panel alone, which the page fetches again while it runs."""
         _show(version)
-        return self.render("console/changes_preview.html", version={"version": version},
-                           preview=services().versions.latest_preview(version))
+        preview = services().versions.latest_preview(version)
+        page = self.render("console/changes_preview.html", version={"version": version},
+                           preview=preview)
+        if preview and preview["status"] in ("done", "failed") and request.headers.get(
+                "HX-Request"):
+            # Finished while the page watched: the gates and what the approver may do
+            # follow from it, so the whole page is drawn again.
+            return page, 200, {"HX-Refresh": "true"}
+        return page
 
     @expose("/<version:version>/impact")
     def impact(self, version: int) -> Any:

@@ -30,8 +30,10 @@ from admin.console.studio_pages import (
     concept_maps_of,
     connections_of,
     draft_rows,
+    finding_markup,
     findings_by_key,
     grouped_documents,
+    unset_secrets,
     yaml_page_state,
 )
 from admin.console.studio_templates import TemplateStarts
@@ -127,8 +129,13 @@ class StudioView(DocumentForms, TemplateStarts, MappingEditors, ConsoleView):
     def gates(self, version: int) -> Any:
         """The version's gates, as a fragment the drafts list and draft page load."""
         _version(version)
+        content = services().versions.content(version)
+        connections = {str(d["data"].get("id")) for d in content["documents"]
+                       if d["kind"] == "connection" and isinstance(d["data"], dict)}
         return self.render("console/studio_gates.html", version=version,
                            gates=services().versions.gates(version),
+                           finding_words=lambda text: finding_markup(version, text, connections),
+                           unset=unset_secrets(content, services().versions.content()),
                            full=request.args.get("full") == "1")
 
     @expose("/<int:version>/summary", methods=("POST",))

@@ -4,13 +4,19 @@ concern, and the YAML view's state (what was read, what stops a save)."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from flask import url_for
+from markupsafe import Markup
 
 from engine.rules import lifecycle
+from engine.rules.catalog_entry import CatalogError, Connection
+from engine.rules.catalog_secrets import MissingSecret, missing_secrets
 from engine.rules.document_check import blocking, document_findings
 from engine.rules.findings import Finding
 from engine.rules.scope_wording import scope_line
@@ -113,3 +119,43 @@ def yaml_page_state(content: dict[str, Any], document: dict[str, Any], text: str
     state.refused = saving and bool(blocking(findings))
     state.findings.sort()
     return state
+
+
+_MISSING_OWNER = re.compile(
+    r"^(?P<file>[^:]+): (?P<where>[^:]+): connection '(?P<id>[^']+)' has no (?P<what>.+)$")
+_LOCATED = re.compile(r"^(?P<file>(?:rules|catalog)/[^:]+\.yaml): (?P<rest>.+)$")
+
+
+def finding_markup(version: int, finding: str, connections: set[str]) -> Markup:
+    """A gate's finding with a way to fix it: what a catalog entry lacks links to its
+    form, and any other finding's file to the file in the YAML view."""
+    lacking = _MISSING_OWNER.match(finding)
+    if lacking and lacking["id"] in connections:
+        form = url_for("studio.document", version=version,
+                       path=f"catalog/connections/{lacking['id']}.yaml")
+        return Markup('Catalog entry <a href="{}">{}</a> has no {}: fill it in on its form '
+                      '<span class="text-muted">({}: {})</span>').format(
+            form, lacking["id"], lacking["what"], lacking["file"], lacking["where"])
+    located = _LOCATED.match(finding)
+    if located:
+        view = url_for("studio.yaml", version=version, path=located["file"])
+        return Markup('<a href="{}"><code>{}</code></a>: {}').format(
+            view, located["file"], located["rest"])
+    return Markup("{}").format(finding)
+
+
+def unset_secrets(content: dict[str, Any], published: dict[str, Any]) -> list[MissingSecret]:
+    """The secret variables that the catalog entries this version adds or changes name,
+    and this server lacks: not a gate (the engine may run with other variables than the
+    web process), but what would make their deliveries fail once it is published. What
+    the published version already lacks is the dashboard's to show."""
+    running = {doc["path"]: doc["data"] for doc in published["documents"]}
+    connections = []
+    for doc in content["documents"]:
+        if doc["kind"] != "connection" or running.get(doc["path"]) == doc["data"]:
+            continue
+        try:
+            connections.append(Connection.from_dict(doc["data"]))
+        except CatalogError:  # a finding of the gates already
+            continue
+    return missing_secrets(connections, os.environ)

@@ -24,9 +24,13 @@ class Gate:
     name: str
     passed: bool
     findings: tuple[str, ...] = field(default=())
+    # Not passed, though nothing is wrong with the rules: a step still to take (the
+    # impact preview not run yet on this content, or to run again).
+    waiting: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"gate": self.name, "passed": self.passed, "findings": list(self.findings)}
+        return {"gate": self.name, "passed": self.passed, "waiting": self.waiting,
+                "findings": list(self.findings)}
 
 
 def source_gates(source: RuleSource) -> list[Gate]:

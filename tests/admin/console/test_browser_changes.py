@@ -35,12 +35,12 @@ def test_an_approver_reviews_previews_approves_and_publishes_a_version(live):
     version = in_review(live.engine, previewed=False)
     live.sign_in("abe")
     live.open("/changes/")
-    live.wait_for_text("Impact preview failed", "#review-queue")
+    live.wait_for_text("Impact preview not run yet", "#review-queue")
     live.both_themes("changes-queue", "abe")
 
     css(live, f'#review-queue a[href="/changes/{version}"]').click()
     live.wait_for_text(NEW_DESCRIPTION, ".diff-after")
-    assert "the impact preview gate failed" in css(live, "#gates-block").text
+    assert "cannot be approved yet: run the impact preview" in css(live, "#gates-block").text
     assert not live.driver.find_elements(By.ID, "approve")
     ActionChains(live.driver).send_keys("n").perform()  # the key to the next change
     assert live.driver.current_url.endswith("#change-1")

@@ -67,7 +67,8 @@ def test_the_queue_lists_versions_in_review_oldest_first_with_their_gates(consol
     waiting = page[page.index('id="review-queue"'):page.index('id="approved-queue"')]
     assert waiting.index(f"Version {first}<") < waiting.index(f"Version {second}<")
     assert "Describe the analytics feed better" in waiting and "anna" in waiting
-    assert "All passed" in waiting and "Impact preview failed" in waiting
+    assert "All passed" in waiting and "Impact preview not run yet" in waiting
+    assert "Impact preview failed" not in waiting  # nothing went wrong: a step to take
     later = page[page.index('id="approved-queue"'):]
     assert f'href="/changes/{approved}"' in later and f"Version {first}<" not in later
 
@@ -161,6 +162,9 @@ def test_an_impact_preview_starts_shows_its_progress_then_counts_per_destination
     finally:
         runner.stop()
     assert "hx-get" not in done and 'id="preview-counts"' in done
+    # The page that watched it run is drawn again: its gates and approve button follow.
+    polled = abe.get(f"/changes/{version}/preview", headers={"HX-Request": "true"})
+    assert polled.headers.get("HX-Refresh") == "true"
     row = done[done.index('data-destination="analytics-warehouse"'):]
     row = row[:row.index("</tr>")]
     assert 'data-count="removed">0<' not in row and 'data-count="added">0<' in row

@@ -6,6 +6,7 @@ policies, rule tests and catalog stubs, whose owners the catalog gate still want
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 
@@ -72,3 +73,30 @@ def test_only_authors_start_drafts_from_templates(console):
     assert console.as_("abe").get(LAB).status_code == 403
     assert console.as_("abe").post(LAB, ANSWERS).status_code == 403
     assert console.as_("anna").get("/studio/templates/no-such").status_code == 404
+
+
+def test_the_gates_say_how_to_fix_what_they_find(console):
+    anna = console.as_("anna")
+    assert anna.post(LAB, ANSWERS).status_code == 302
+    gates = html.unescape(anna.text("/studio/2/gates?full=1"))
+    form = "/studio/2/document?path=catalog/connections/cardiology-pager.yaml"
+    assert f'Catalog entry <a href="{form}">cardiology-pager</a> has no business owner' in gates
+    assert "preview: not run yet" in gates
+    assert 'href="/changes/2#impact">Run it on the review page' in gates
+    assert not re.search(r"content [0-9a-f]{12}", gates)  # no hash for people to puzzle over
+
+
+def test_a_secret_the_new_entry_names_and_the_server_lacks_is_said_before_it_goes_live(
+        console, monkeypatch):
+    monkeypatch.delenv("SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN", raising=False)
+    anna = console.as_("anna")
+    assert anna.post(LAB, ANSWERS).status_code == 302
+    gates = html.unescape(anna.text("/studio/2/gates?full=1"))
+    assert "Before it goes live:" in gates
+    assert "<code>SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN</code> set (named by" in gates
+    assert "SWITCHBOARD_EHR_FHIR_TOKEN" not in gates  # the published version's own
+    monkeypatch.setenv("SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN", "a token")
+    assert "Before it goes live" not in anna.text("/studio/2/gates?full=1")
+    monkeypatch.delenv("SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN")
+    review = html.unescape(console.as_("abe").text("/changes/2"))
+    assert "<code>SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN</code> set" in review

@@ -139,7 +139,7 @@ def test_what_each_role_finds_in_its_inbox(console):
     registrar = main(console.as_("rita").text("/tasks/"))
     assert f'href="/tasks/{review}"' not in registrar and "Identity review queue" in registrar
     for name in ("anna", "carl", "abe"):
-        assert "No task queue names your role" in console.as_(name).text("/tasks/"), name
+        assert "No task queue is worked by your role" in console.as_(name).text("/tasks/"), name
 
 
 def test_filters_by_queue_status_and_assignee(console):
