@@ -361,8 +361,11 @@ def _routed(live: LiveConsole, control_id: str, version: int | None = None) -> l
     found = wait_until(lambda: api(live, "olive", f"/api/messages?control_id={control_id}")
                        ["items"], what=f"message {control_id} in the log")
     message_id = found[0]["message_id"]
+    # Routed once it names its version and deliveries (on PostgreSQL one answer may
+    # read the message before the pipeline's commit and its deliveries after).
     shown = wait_until(lambda: (m := api(live, "olive", f"/api/messages/{message_id}"))
-                       ["deliveries"] and m, what=f"message {control_id} routed")
+                       ["rule_set_version"] and m["deliveries"] and m,
+                       what=f"message {control_id} routed")
     if version is not None:
         assert shown["rule_set_version"] == version
     return sorted(d["destination"] for d in shown["deliveries"])
