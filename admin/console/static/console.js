@@ -44,4 +44,24 @@
       event.detail.isError = false;
     }
   });
+
+  // A long list of fields to tick, narrowed to those whose words hold what is typed:
+  // the sections with a match open, the others hide.
+  document.body.addEventListener("input", function (event) {
+    var box = event.target.closest && event.target.closest("[data-narrows]");
+    if (!box) { return; }
+    var words = box.value.trim().toLowerCase();
+    var list = document.getElementById(box.getAttribute("data-narrows"));
+    if (!list) { return; }
+    list.querySelectorAll("details").forEach(function (section) {
+      var found = 0;
+      section.querySelectorAll(".form-check").forEach(function (choice) {
+        var hit = !words || choice.textContent.toLowerCase().indexOf(words) !== -1;
+        choice.hidden = !hit;
+        if (hit) { found += 1; }
+      });
+      section.hidden = words && !found;
+      if (words) { section.open = found > 0; }
+    });
+  });
 })();

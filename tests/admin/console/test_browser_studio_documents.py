@@ -50,10 +50,18 @@ def test_an_analyst_adds_a_catalog_entry_and_watches_it_become_complete(live):
     Select(live.driver.find_element(By.NAME, "classification")).select_by_value("phi")
     badge(live, "Still missing: business owner, technical owner, data scope, recovery procedure")
 
-    for section in ("results", "patient"):
-        live.driver.find_element(
-            By.XPATH, f"//details[summary[starts-with(normalize-space(), '{section}')]]"
-            "/summary").click()
+    find = live.driver.find_element(By.ID, "f-data_scope-find")
+    find.send_keys("abnormal flags")
+    flags = "input[name='data_scope'][value='results[*].abnormal_flags']"
+    live.wait(seen.visibility_of_element_located((By.CSS_SELECTOR, flags)))
+    assert not live.driver.find_element(
+        By.CSS_SELECTOR, "input[name='data_scope'][value='patient.names']").is_displayed()
+    find.send_keys(Keys.CONTROL, "a", Keys.DELETE)
+    for section in ("results", "patient"):  # results is open still, from the search
+        details = live.driver.find_element(
+            By.XPATH, f"//details[summary[starts-with(normalize-space(), '{section}')]]")
+        if details.get_attribute("open") is None:
+            details.find_element(By.TAG_NAME, "summary").click()
     for path in ("results", "patient.names"):
         live.driver.find_element(
             By.CSS_SELECTOR, f"input[name='data_scope'][value='{path}']").click()

@@ -54,6 +54,12 @@ def test_each_role_is_let_in_or_refused_and_anonymous_visitors_sent_to_sign_in(c
     assert refused == {("cora", "catalog"), ("rita", "catalog")}
 
 
+def test_analysts_are_told_where_connections_are_added(console):
+    assert 'catalog-to-studio' not in console.as_("carl").text("/catalog/")
+    page = console.as_("anna").text("/catalog/")
+    assert 'href="/studio/" id="catalog-to-studio"' in page
+
+
 def test_the_list_shows_what_compliance_reviews_for_every_connection(console):
     page = console.as_("carl").text("/catalog/")
     assert "Integration catalog" in page and "published rule-set version 1" in page
