@@ -1,11 +1,11 @@
 """A rule change from the browser to the engine, in Debian's headless chromium against
-the whole of ``switchboard serve``: an analyst builds a row that pages cardiology for a
-critical potassium, with a new destination, tries it in the test panel and keeps it as
-a rule test, submits it; an approver previews, approves and publishes it; a potassium
-sent over MLLP is then held for review under that row, and the pager gets it only once
-a clinician approves. A rejected version is fixed in a new draft; a published one is
-rolled back from the history and messages go by the earlier rules again, on SQLite
-and on PostgreSQL."""
+the whole of ``switchboard serve``: an analyst adds a new destination in the catalog
+form and builds a row that pages it for a critical potassium, tries it in the test
+panel and keeps it as a rule test, submits it; an approver previews, approves and
+publishes it; a potassium sent over MLLP is then held for review under that row, and
+the pager gets it only once a clinician approves. A rejected version is fixed in a new
+draft; a published one is rolled back from the history and messages go by the earlier
+rules again, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
+from selenium.webdriver.support.ui import Select
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,7 +29,14 @@ from engine.rules.rule_tests import SAVED_TESTS
 from engine.store.migrate import upgrade
 from engine.store.models import Delivery, JournalEntry, Task
 from tests.admin.console.live import LiveConsole, live_console
-from tests.admin.console.test_browser_studio import choose, field, leaf, press, type_into
+from tests.admin.console.test_browser_studio import (
+    choose,
+    field,
+    leaf,
+    press,
+    settle,
+    type_into,
+)
 from tests.admin.console.test_browser_tasks import send, shipped_config
 from tests.queue_rows import HELD_SAMPLE, ROOT, as_, sample
 from tests.recording_sink import RecordingSink
@@ -40,6 +49,7 @@ PAGER_TOKEN = "Bearer cardiology-pager-test-token"
 ROW = "critical-potassium-pages-cardiology"
 TABLE = "rules/routes/critical.yaml"
 CASE = "potassium-hh-pages-cardiology"
+PAGER_ENTRY = f"catalog/connections/{PAGER}.yaml"
 
 
 def potassium(control_id: str) -> bytes:
@@ -49,21 +59,6 @@ def potassium(control_id: str) -> bytes:
                 if not s.startswith(("OBX", "NTE"))]
     segments.insert(3, "OBX|1|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|HH|||F")
     return "\r".join(segments).replace("CNTRL-3456", control_id).encode()
-
-
-def pager_entry(url: str) -> dict[str, Any]:
-    return {
-        "id": PAGER, "name": "Cardiology on-call pager",
-        "description": "Critical potassium results page the cardiologist on call.",
-        "direction": "outbound", "transport": "http",
-        "endpoint": {"url": url, "method": "POST", "auth_secret_env": PAGER_TOKEN_ENV},
-        "format": "canonical-json",
-        "business_owner": {"name": "Cardiology", "email": "cardiology@riverside.example"},
-        "technical_owner": {"name": "Clinical systems", "email": "clinsys@riverside.example",
-                            "phone": "+1 555 0100 ext 4100"},
-        "data_scope": ["message", "patient.identifiers", "patient.names", "results"],
-        "classification": "phi",
-        "recovery_procedure": "Phone the cardiologist on call; the rota is on the intranet."}
 
 
 def api(live: LiveConsole, user: str, path: str, body: Any = None,
@@ -161,14 +156,52 @@ def test_a_new_row_and_destination_go_from_a_draft_to_a_delivery_after_review(sh
 
 
 def _add_the_pager(live: LiveConsole, url: str) -> None:
-    """The new destination's catalog entry. The studio has no way yet to add a
-    document (the catalog form is coming; the YAML view edits existing ones only), so
-    the analyst's own API token adds it, as `switchboard` scripts would."""
-    api(live, "anna", "/api/rule-sets/versions/2/documents", method="PUT", body={
-        "path": f"catalog/connections/{PAGER}.yaml", "kind": "connection",
-        "data": pager_entry(url)})
+    """The new destination's catalog entry, in the studio's form: the pager's URL (the
+    test's sink) and the variable its secret is in, never the secret."""
     live.open("/studio/2")
-    live.wait_for_text(f"catalog/connections/{PAGER}.yaml", "#kind-connection + ul")
+    press(live, "#add-connection")
+    live.wait_for_text("A new catalog connection")
+    for name, text in (("id", PAGER), ("name", "Cardiology on-call pager"),
+                       ("description", "Critical potassium pages the cardiologist on call.")):
+        typed(live, name, text)
+    picked(live, "direction", "outbound")
+    picked(live, "transport", "http")
+    live.wait(seen.presence_of_element_located((By.NAME, "endpoint.url")))
+    typed(live, "endpoint.url", url)
+    typed(live, "endpoint.auth_secret_env", PAGER_TOKEN_ENV)
+    picked(live, "format", "canonical-json")
+    picked(live, "classification", "phi")
+    for section, paths in (("message", ("message",)), ("patient", ("patient.names",)),
+                           ("results", ("results",))):
+        details = live.driver.find_element(
+            By.XPATH, f"//details[summary[starts-with(normalize-space(), '{section}')]]")
+        if details.get_attribute("open") is None:
+            details.find_element(By.TAG_NAME, "summary").click()
+        for path in paths:
+            css(live, f"input[name='data_scope'][value='{path}']").click()
+    typed(live, "recovery_procedure", "Phone the cardiologist on call; the rota is on the "
+                                      "intranet.")
+    for name, text in (("business_owner.name", "Cardiology"),
+                       ("business_owner.email", "cardiology@riverside.example"),
+                       ("technical_owner.name", "Clinical systems"),
+                       ("technical_owner.email", "clinsys@riverside.example"),
+                       ("technical_owner.phone", "+1 555 0100 ext 4100")):
+        typed(live, name, text)
+    live.wait_for_text("Complete", "#completeness")
+    press(live, "#save-document")
+    live.wait_for_text(f"Saved {PAGER_ENTRY}.")
+    assert live.driver.current_url.endswith(f"/studio/2/document?path={PAGER_ENTRY}")
+    live.open("/studio/2")
+
+
+def typed(live: LiveConsole, name: str, text: str) -> None:
+    css(live, f"main [name='{name}']").send_keys(text, Keys.TAB)
+    settle(live)
+
+
+def picked(live: LiveConsole, name: str, value: str) -> None:
+    Select(css(live, f"main [name='{name}']")).select_by_value(value)
+    settle(live)
 
 
 def _build_the_row(live: LiveConsole) -> None:
@@ -369,5 +402,6 @@ def _routed(live: LiveConsole, control_id: str, version: int | None = None) -> l
     if version is not None:
         assert shown["rule_set_version"] == version
     return sorted(d["destination"] for d in shown["deliveries"])
+
 
 
