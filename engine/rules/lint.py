@@ -38,8 +38,10 @@ from engine.rules.source import Document, RuleSource
 from engine.security.roles import Role
 from engine.security.task_access import TaskRules
 
-# "switchboard status" in a recovery procedure; not "switchboard.example.org".
-_COMMAND = re.compile(r"\bswitchboard[ \t]+([a-z][a-z-]*)")
+# A command a recovery procedure names, written as code: `switchboard status`. Not
+# "switchboard.example.org", nor the hospital's telephone switchboard ("call the
+# switchboard operator"), which plain words name.
+_COMMAND = re.compile(r"`switchboard[ \t]+([a-z][a-z-]*)[^`]*`")
 
 
 def lint(source: RuleSource) -> list[Finding]:

@@ -123,8 +123,20 @@ def test_lint_flags_a_recovery_procedure_naming_a_command_that_does_not_exist(
     shutil.copytree(ROOT / "catalog", tmp_path / "catalog")
     entry_file = tmp_path / "catalog" / "connections" / "ehr-adt-feed.yaml"
     entry_file.write_text(entry_file.read_text().replace(
-        "(switchboard status)", "(switchboard listeners)"))
+        "(`switchboard status`)", "(`switchboard listeners`)"))
     assert main(["rules", "lint", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "catalog/connections/ehr-adt-feed.yaml: recovery_procedure:" in out
     assert "'switchboard listeners' is not a Switchboard command" in out
+
+
+def test_a_telephone_switchboard_in_a_recovery_procedure_is_not_a_command(tmp_path, capsys):
+    """Hospitals have switchboards: only a command written as code (in backticks) is
+    checked against Switchboard's commands."""
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "catalog", tmp_path / "catalog")
+    entry_file = tmp_path / "catalog" / "connections" / "bed-board.yaml"
+    entry_file.write_text(entry_file.read_text().replace(
+        "recovery_procedure: |\n", "recovery_procedure: |\n  0. Ask the switchboard operator "
+        "to page the bed managers, from the switchboard rota.\n", 1))
+    assert main(["rules", "lint", str(tmp_path)]) == 0, capsys.readouterr().out
