@@ -33,6 +33,7 @@ from admin.console.studio_pages import (
     finding_markup,
     findings_by_key,
     grouped_documents,
+    sent_back_rows,
     unset_secrets,
     yaml_page_state,
 )
@@ -88,7 +89,8 @@ class StudioView(DocumentForms, TemplateStarts, MappingEditors, ConsoleView):
     def _drafts_page(self, form: dict[str, str], errors: dict[str, str]) -> Any:
         versions = services().versions.history(per_page=200).items
         drafts = draft_rows(versions)
-        return self.render("console/studio_drafts.html", drafts=drafts,
+        sent_back = sent_back_rows(versions, principal().name)
+        return self.render("console/studio_drafts.html", drafts=drafts, sent_back=sent_back,
                            gates={d["version"]: services().versions.gates(d["version"])
                                   for d in drafts},
                            versions=[v for v in versions if v["status"] != lifecycle.DRAFT

@@ -41,6 +41,14 @@ def draft_rows(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [v for v in versions if v["status"] == lifecycle.DRAFT]
 
 
+def sent_back_rows(versions: list[dict[str, Any]], author: str) -> list[dict[str, Any]]:
+    """``author``'s rejected versions that no later version was started from: the ones
+    still to fix."""
+    fixed = {v["parent"] for v in versions if v["parent"] is not None}
+    return [v for v in versions if v["status"] == lifecycle.REJECTED
+            and v["author"] == author and v["version"] not in fixed]
+
+
 def grouped_documents(content: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
     """(kind, its documents by path) for every kind, in KIND_NAMES' order."""
     return [(kind, sorted((d for d in content["documents"] if d["kind"] == kind),

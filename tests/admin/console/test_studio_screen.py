@@ -15,8 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from admin.services import services
+from engine.change_control import ChangeControl
 from engine.store.models import AuditEvent
 from tests.queue_rows import as_
+from tests.rule_versions import in_review
 
 AUTHORS = {"operator": "deny", "analyst": "allow", "approver": "deny", "compliance": "deny",
            "admin": "allow", "clinician": "deny", "registrar": "deny"}
@@ -492,3 +494,17 @@ def test_a_route_table_the_form_cannot_read_is_shown_with_its_problem(console):
     assert view.status_code == 200
     assert re.search(r'<li id="line-2" class="studio-line-problem">.*?is not of type',
                      html.unescape(view.text), re.S)
+
+
+def test_a_rejected_version_is_sent_back_to_its_author_with_why_and_a_fix(console):
+    version = in_review(console.engine)
+    ChangeControl(console.engine).reject(version, as_("abe"), "Name the pager's owner")
+    anna = console.as_("anna")
+    listing = html.unescape(anna.text("/studio/"))
+    assert "Sent back to you" in listing and "Why: <q>Name the pager's owner</q>" in listing
+    assert "Sent back to you" not in console.as_("adam").text("/studio/")  # only its author's
+    page = html.unescape(anna.text(f"/studio/{version}"))
+    assert "Sent back by abe" in page and "Name the pager's owner" in page
+    fixed = anna.post(f"/changes/{version}/fix", {})
+    assert fixed.status_code == 302
+    assert "Sent back to you" not in anna.text("/studio/")  # fixed in a draft now
