@@ -11,16 +11,19 @@ from engine.errors import SwitchboardError
 from engine.hl7v2 import parse_path
 from engine.hl7v2.field_names import describe
 from engine.rules.conditions import Evidence
+from engine.rules.field_catalog import item_noun
 from engine.rules.trial import Verdict
 
 GROUPS = {"all": "all of these hold", "any": "at least one of these holds",
-          "not": "this does not hold", "some": "for one item of {scope}, these hold",
-          "every": "for every item of {scope}, these hold"}
+          "not": "this does not hold",
+          # As the route editor says them: the same words for the same rule.
+          "some": "one {noun} must match these together",
+          "every": "every {noun} must match these"}
 
 
 def group(node: Verdict) -> str:
     """What a group of conditions asks, naming the list a some/every group is over."""
-    return GROUPS[node.kind].format(scope=node.scope)
+    return GROUPS[node.kind].format(noun=item_noun(node.scope or ""))
 
 
 def sentence(evidence: Evidence, sources: Mapping[str, str]) -> str:

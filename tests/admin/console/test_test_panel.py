@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.change_control import ChangeControl
+from engine.rules.draft_templates import instantiate, read_template
 from engine.rules.rule_tests import SAVED_TESTS
 from engine.store.models import AuditEvent
-from tests.queue_rows import PEOPLE, as_, entry
+from tests.queue_rows import PEOPLE, ROOT, as_, entry
 
 ROLES = {role: name for name, role in PEOPLE.items()}
 PANEL = {"analyst": "allow", "approver": "allow", "admin": "allow", "operator": "deny",
@@ -197,3 +198,14 @@ def test_save_needs_a_name_and_an_hl7_message(console, draft):
 
 def test_an_unknown_version_is_not_found(console):
     assert console.as_("anna").get("/test-panel/999").status_code == 404
+
+
+def test_a_for_one_result_condition_is_said_as_the_route_editor_says_it(console):
+    template = read_template(ROOT / "rules/templates" / "lab-result-routing")
+    version = ChangeControl(console.engine).create_draft(
+        as_("anna"), "Critical potassium to the pager",
+        change=lambda content: instantiate(template, template.examples(), content))["version"]
+    page = text(console.as_("anna").post(f"/test-panel/{version}/run", {"message": POTASSIUM},
+                                         headers=HX))
+    assert "One result must match these together" in page
+    assert 'data-row="cardiology-pager-critical-results"' in page
