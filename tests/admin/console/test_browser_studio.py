@@ -20,6 +20,12 @@ from tests.admin.console.test_studio_screen import NEW_TABLE, POTASSIUM, POTASSI
 from tests.browser import screenshot
 from tests.queue_rows import ROOT
 
+CRITICAL_POTASSIUM = "\n".join([
+    "MSH|^~\\&|LAB|RIVERSIDE|EHR|RIVERSIDE|20261207083000||ORU^R01|LAB-7|P|2.5.1",
+    "PID|1||MRN-7^^^RIVERSIDE^MR||TEST^PATIENT||19700101|F",
+    "OBR|1|ORD-7|FIL-7|80048^BASIC METABOLIC PANEL^CPT",
+    "OBX|1|NM|2951-2^Sodium^LN||139|mmol/L|135-145|N|||F",
+    "OBX|2|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|HH|||F"])
 SETTLED = "return !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
 
 
@@ -109,6 +115,7 @@ def test_an_analyst_builds_the_potassium_row_without_yaml(live):
     stored = next(d for d in content["documents"] if d["path"] == NEW_TABLE)
     assert stored["data"] == {"id": "critical", "rows": [POTASSIUM_SCOPED]}
     _condition_in_both_themes(live)
+    _panel_in_both_themes(live)
 
     live.open("/studio/2")
     live.wait_for_text("passed", "#gates-2")
@@ -130,6 +137,26 @@ def _condition_in_both_themes(live: LiveConsole) -> None:
         live.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})",
                                    field(live, "rows-0-when"))
         screenshot(live.driver, f"studio-route-editor-{theme}")
+    themes.set_theme("anna", "light")
+
+
+def _panel_in_both_themes(live: LiveConsole) -> None:
+    """The test panel beside the editor: a critical potassium tried against the draft,
+    the new row fired with what its conditions saw."""
+    themes = UserStore(live.engine)
+    for theme in ("light", "dark"):
+        themes.set_theme("anna", theme)
+        live.driver.refresh()
+        live.wait(seen.presence_of_element_located(
+            (By.CSS_SELECTOR, f'.console-page[data-theme="{theme}"]')))
+        box = field(live, "test-panel-message-2")
+        live.driver.execute_script("arguments[0].value = arguments[1]", box, CRITICAL_POTASSIUM)
+        box.find_element(By.XPATH, "ancestor::form//button[@type='submit']").click()
+        row = live.wait(seen.visibility_of_element_located(
+            (By.CSS_SELECTOR, f'[data-row="{POTASSIUM["id"]}"]')))
+        assert "fired" in row.text and "saw HH" in row.text.replace("saw\n", "saw ")
+        live.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", row)
+        screenshot(live.driver, f"studio-test-panel-{theme}")
     themes.set_theme("anna", "light")
 
 
