@@ -12,6 +12,7 @@ from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select
 
 from engine.change_control import ChangeControl
+from engine.security.users import UserStore
 from tests.admin.console.live import LiveConsole, live_console
 from tests.browser import screenshot
 from tests.queue_rows import ROOT, as_
@@ -83,11 +84,16 @@ def test_an_analyst_adds_a_catalog_entry_and_watches_it_become_complete(live):
     assert entry["data_scope"] == ["patient.names", "results"]
     assert entry["endpoint"]["auth_secret_env"] == "SWITCHBOARD_CARDIOLOGY_PAGER_TOKEN"
     live.both_themes("studio-catalog-entry", "anna")
-    live.driver.refresh()  # in the light theme again
-    live.wait(seen.presence_of_element_located((By.ID, "f-data_scope")))
-    live.driver.execute_script(
-        "document.getElementById('f-data_scope').scrollIntoView({block: 'start'})")
-    screenshot(live.driver, "studio-catalog-entry-scope-light")
+    themes = UserStore(live.engine)
+    for theme in ("light", "dark"):
+        themes.set_theme("anna", theme)
+        live.driver.refresh()
+        live.wait(seen.presence_of_element_located(
+            (By.CSS_SELECTOR, f'.console-page[data-theme="{theme}"]')))
+        live.driver.execute_script(
+            "document.getElementById('f-data_scope').scrollIntoView({block: 'start'})")
+        screenshot(live.driver, f"studio-catalog-entry-scope-{theme}")
+    themes.set_theme("anna", "light")
 
     live.open("/studio/")
     live.wait(seen.element_to_be_clickable((By.ID, "template-lab-result-routing"))).click()
