@@ -134,7 +134,14 @@ def reader(engine: Engine) -> Engine:
     """``engine`` for transactions that only read. On SQLite every other transaction
     takes the write lock when it begins (BEGIN IMMEDIATE): one that read first and wrote
     later could not upgrade while another writer holds the lock, and would fail instead
-    of waiting. Readers in WAL mode need no lock and must not take it."""
+    of waiting. Readers in WAL mode need no lock and must not take it.
+
+    Either way a reading transaction sees one moment from its first statement to its
+    last (SQLite's WAL snapshot; REPEATABLE READ on PostgreSQL, whose READ COMMITTED
+    would let a page read in several statements mix the before and after of another
+    transaction's commit: a message's deliveries without its routing version)."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ")
     return engine.execution_options(sqlite_begin="DEFERRED")
 
 

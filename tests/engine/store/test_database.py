@@ -182,3 +182,18 @@ def waiting_for_its_turn(thread: threading.Thread) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def test_a_read_transaction_sees_one_moment_from_its_first_to_its_last_statement(engine):
+    """A page read in several statements (a message, then its deliveries) never mixes
+    what was before and after another transaction's commit."""
+    with engine.begin() as setup:
+        setup.execute(text("CREATE TABLE moments (n INTEGER)"))
+    with reader(engine).connect() as reading:
+        with reading.begin():
+            first = reading.execute(text("SELECT count(*) FROM moments")).scalar_one()
+            with engine.begin() as writing:
+                writing.execute(text("INSERT INTO moments VALUES (1)"))
+            assert reading.execute(text("SELECT count(*) FROM moments")).scalar_one() == first
+        with reading.begin():
+            assert reading.execute(text("SELECT count(*) FROM moments")).scalar_one() == 1
