@@ -97,6 +97,8 @@ class ChangesView(ConsoleView):
         shown = _show(version)
         published = _published()
         base = shown["parent"] or published
+        if base == version:  # the first version, published: nothing before it
+            base = None
         blocks = side_by_side(versions.diff(base, version)["changes"]) if base else []
         gates = versions.gates(version)
         return self.render(

@@ -12,9 +12,10 @@ from flask import abort, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from markupsafe import Markup
 
-from admin.console.access import deny, holds, signed_in
+from admin.console.access import deny, holds, principal, signed_in
 from admin.services import services
 from engine.journal import now_utc
+from engine.security.permissions import may
 from engine.security.roles import Role
 from engine.security.security_events import count_security_events
 from engine.status_report import read_status
@@ -58,7 +59,11 @@ class DashboardView(AdminIndexView):
         order = {"inbound": 0, "outbound": 1}
         tiles = sorted(read_status(services().reads),
                        key=lambda tile: (order.get(tile.direction, 2), tile.connection))
-        return {"tiles": tiles,
+        roles = principal().roles
+        # Where the counts may lead this user: a number they could not open is no link.
+        reach = {"messages": may(roles, "message.read"),
+                 "exceptions": may(roles, "exception.read")}
+        return {"tiles": tiles, "reach": reach,
                 "security": count_security_events(services().reads, since=day_ago)}
 
     def _charts(self) -> dict[str, Any]:

@@ -299,3 +299,20 @@ def test_route_rows_catalog_scopes_and_moves_read_as_rows_members_and_places():
     assert [line.number for block in blocks for line in block.lines] == list(
         range(1, change_count(blocks) + 1))
     assert (routes.section, catalog.title) == ("Route tables", "Connection x")
+
+
+def test_the_first_version_is_not_compared_with_itself_nor_gated(console):
+    page = console.as_("abe").text("/changes/1")
+    assert 'id="first-version"' in page and "hold the same rules" not in page
+    assert 'id="gates"' not in page and 'id="preview-form"' not in page
+
+
+def test_a_reviewer_reads_each_changed_document_whole_and_a_reason_keeps_its_lines(console):
+    version = in_review(console.engine)
+    page = console.as_("abe").text(f"/changes/{version}")
+    assert f'href="/studio/{version}/yaml?path={ANALYTICS}"' in page
+    assert f'/studio/{version}/yaml' not in console.as_("carl").text(f"/changes/{version}")
+    ChangeControl(console.engine).reject(version, as_("abe"), "1. Name the owner\n2. Test LL")
+    rejected = console.as_("anna").text(f"/changes/{version}")
+    assert 'class="mt-1 reason-text" id="rejection-reason">1. Name the owner\n2. Test LL' in (
+        rejected)

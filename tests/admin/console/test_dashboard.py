@@ -98,3 +98,12 @@ def test_latency_reads_in_units_people_use(console):
 
     assert [duration(v) for v in (None, 12.4, 4200, 185_000, 46_292_839)] == [
         "", "12 ms", "4.2 s", "3 min 5 s", "12 h 51 min"]
+
+
+def test_a_count_leads_only_where_the_role_may_go(console):
+    """Approvers see the counts, but may open neither the message log nor the
+    exception queue: the counts are not links for them."""
+    abe = console.as_("abe").text("/")
+    assert 'href="/messages/' not in abe and 'href="/exceptions/?connection=' not in abe
+    olive = console.as_("olive").text("/")
+    assert 'href="/messages/' in olive and 'href="/exceptions/?connection=' in olive

@@ -501,10 +501,16 @@ def test_a_rejected_version_is_sent_back_to_its_author_with_why_and_a_fix(consol
     ChangeControl(console.engine).reject(version, as_("abe"), "Name the pager's owner")
     anna = console.as_("anna")
     listing = html.unescape(anna.text("/studio/"))
-    assert "Sent back to you" in listing and "Why: <q>Name the pager's owner</q>" in listing
+    assert "Sent back to you" in listing and "Name the pager's owner</q>" in listing
     assert "Sent back to you" not in console.as_("adam").text("/studio/")  # only its author's
     page = html.unescape(anna.text(f"/studio/{version}"))
     assert "Sent back by abe" in page and "Name the pager's owner" in page
     fixed = anna.post(f"/changes/{version}/fix", {})
     assert fixed.status_code == 302
     assert "Sent back to you" not in anna.text("/studio/")  # fixed in a draft now
+
+
+def test_anyone_in_the_studio_reads_the_rules_running_now(console):
+    page = console.as_("abe").text("/studio/")
+    assert 'href="/studio/1" id="running-rules"' in page
+    assert 'id="read-only"' in console.as_("abe").text("/studio/1")
