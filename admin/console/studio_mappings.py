@@ -5,7 +5,9 @@ every change goes through engine.change_control, checked as the rest of the stud
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePosixPath
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -61,18 +63,27 @@ class MappingEditors:
             return self._mapping_editor(shown, path, content, form, {},
                                         findings_by_key(findings, written.place))
         may_change(shown)
-        form = mapping_form.read_form(request.form.to_dict(flat=False))
+        return self._posted(shown, path, content, mapping_form, "mapping",
+                            self._mapping_editor, ".mappings")
+
+    def _posted(self, shown: dict[str, Any], path: str, content: dict[str, Any],
+                forms: ModuleType, kind: str, editor: Callable[..., Any],
+                endpoint: str) -> Any:
+        """A posted mapping or table form (``forms``, its module): a button drawn again
+        with what it did; save checks the document and stores it, or draws the form with
+        what stops the save beside its fields."""
+        form = forms.read_form(request.form.to_dict(flat=False))
         action = request.form.get("action", "")
         if action != "save":
-            form = mapping_form.apply(form, action)
-            written = mapping_form.to_document(form, complete=False)
-            return self._mapping_editor(shown, path, content, form, written.errors, {})
-        written = mapping_form.to_document(form)
-        errors = _refusals(content, path, "mapping", written)
+            form = forms.apply(form, action)
+            written = forms.to_document(form, complete=False)
+            return editor(shown, path, content, form, written.errors, {})
+        written = forms.to_document(form)
+        errors = _refusals(content, path, kind, written)
         if errors:
-            return self._mapping_editor(shown, path, content, form, errors, {}, 400)
-        return _store(shown, path, "mapping", written.data,
-                      url_for(".mappings", version=version, path=path))
+            return editor(shown, path, content, form, errors, {}, 400)
+        return _store(shown, path, kind, written.data,
+                      url_for(endpoint, version=shown["version"], path=path))
 
     def _mapping_editor(self, shown: dict[str, Any], path: str, content: dict[str, Any],
                         form: mapping_form.MappingForm, errors: dict[str, str],
@@ -102,18 +113,8 @@ class MappingEditors:
             return self._table_grid(shown, path, content, form, {}, _warnings(
                 content, path, existing, table_form.to_document(form, complete=False)))
         may_change(shown)
-        form = table_form.read_form(request.form.to_dict(flat=False))
-        action = request.form.get("action", "")
-        if action != "save":
-            form = table_form.apply(form, action)
-            written = table_form.to_document(form, complete=False)
-            return self._table_grid(shown, path, content, form, written.errors, {})
-        written = table_form.to_document(form)
-        errors = _refusals(content, path, "table", written)
-        if errors:
-            return self._table_grid(shown, path, content, form, errors, {}, 400)
-        return _store(shown, path, "table", written.data,
-                      url_for(".tables", version=version, path=path))
+        return self._posted(shown, path, content, table_form, "table", self._table_grid,
+                            ".tables")
 
     def _table_grid(self, shown: dict[str, Any], path: str, content: dict[str, Any],
                     form: table_form.TableForm, errors: dict[str, str],
