@@ -89,16 +89,28 @@ def _configured(test_config: dict[str, Any] | None, fixed: dict[str, Any] | None
         # local passwords work only for LDAP_BREAK_GLASS_USER.
         LDAP=None,
         LDAP_BREAK_GLASS_USER=None,
+        # The probes' own port (admin.probe_access); unset, the API's port serves them.
+        HEALTH_PORT=None,
+        # /metrics's bearer token, or a file holding it; unset, /metrics is open.
+        PROBE_TOKEN=None,
+        PROBE_TOKEN_FILE=None,
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
         app.config.from_prefixed_env("SWITCHBOARD")
+        # Secrets as given: the prefixed loader would read a token "123" as a number.
+        for key in ("PROBE_TOKEN", "PROBE_TOKEN_FILE"):
+            if f"SWITCHBOARD_{key}" in os.environ:
+                app.config[key] = os.environ[f"SWITCHBOARD_{key}"]
     else:
         app.config.from_mapping(test_config)
     app.config.from_mapping(fixed or {})
 
+    from admin import probe_access
     from admin.services import Services
 
+    # First: a bad probe setting stops the start before the store is opened.
+    probe_access.install(app)
     app.extensions["switchboard"] = Services.open(app.config["DATABASE_URL"])
     app.register_error_handler(HTTPException, _json_error)
     app.before_request(_start_clock)

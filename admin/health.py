@@ -1,6 +1,8 @@
 """/healthz (alive), /readyz (can this process make progress?) and /metrics
-(Prometheus). Unauthenticated by design: they carry no PHI and load balancers and
-Prometheus must reach them; the API is not here.
+(Prometheus text). They carry no PHI and no identifiers: counts and ages by connection,
+queue and worker (names from the configuration), check names and reasons. /healthz and
+/readyz are open, as load balancers must reach them; /metrics needs the probe token when
+one is configured; all three can be served on a port of their own (admin.probe_access).
 
 /readyz answers 503 with its reasons when the process itself cannot make progress: the
 store is unreachable, a listener is down, or a stage is stalled while work waits. A
@@ -17,6 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from admin.probe_access import require_probe_token
 from admin.services import services
 from engine.backlog import BacklogCollector
 from engine.metrics import REGISTRY
@@ -61,8 +64,10 @@ def readyz() -> Any:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
+    require_probe_token()
+    # content_type, not mimetype: the latter adds a second charset to one that has it.
     return Response(generate_latest(REGISTRY) + generate_latest(_backlog()),
-                    mimetype=CONTENT_TYPE_LATEST)
+                    content_type=CONTENT_TYPE_LATEST)
 
 
 def _backlog() -> CollectorRegistry:

@@ -3,7 +3,9 @@
 Its paths are read from the app's own URL map, so a route cannot be added without
 appearing here; what each operation is for comes from its view's docstring, and the
 request bodies and query parameters from the tables below. Every operation needs a
-bearer token except the health probes and this document, which name no data."""
+bearer token except the health probes and this document, which name no data; /metrics
+takes the probe token when one is configured. Probes served on a port of their own are
+not in the API's document."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
 
+from admin import probe_access
 from admin.store_ids import CONVERTERS, VERSIONS, Bounds
 from engine import message_log
 from engine.exception_queue import GROUP_SORTS, SORTS
@@ -94,6 +97,24 @@ QUERIES: dict[str, list[dict[str, Any]]] = {
     "exceptions_api.list_exceptions": [*_EXCEPTION_FILTERS, _sort(tuple(SORTS), "-id")],
     "exceptions_api.list_signatures": [*_EXCEPTION_FILTERS, _sort(GROUP_SORTS, "-count")],
 }
+_READINESS = {"type": "object", "required": ["status", "checks", "reasons"], "properties": {
+    "status": {"enum": ["ready", "not ready"]},
+    "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+    "reasons": {"type": "array", "items": _TEXT},
+    "rule_set_version": {"type": ["integer", "null"]},
+    "rule_set_versions": {"type": "object", "additionalProperties": _INT}}}
+# What each probe answers: its own shapes, not the API's.
+PROBES: dict[str, dict[str, Any]] = {
+    "/healthz": {"200": {"description": "The process is alive", "content": {
+        "application/json": {"schema": _object({"status": {"const": "alive"}},
+                                               ("status",))}}}},
+    "/readyz": {"200": {"description": "The process can make progress", "content": {
+        "application/json": {"schema": _READINESS}}},
+                "503": {"description": "It cannot; the reasons say why", "content": {
+                    "application/json": {"schema": _READINESS}}}},
+    "/metrics": {"200": {"description": "Prometheus text exposition", "content": {
+        "text/plain": {"schema": _TEXT}}}},
+}
 _ERRORS = {
     "400": "The request is malformed; the reason says which part",
     "401": "No token, or an unknown, revoked or disabled one",
@@ -117,6 +138,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         if rule.endpoint.split(".")[0] not in COOKIELESS_BLUEPRINTS:
             continue
         path = _PARAMETER.sub(lambda m: "{" + m["name"] + "}", rule.rule)
+        if path in probe_access.PROBE_PATHS and probe_access.probes_apart(app):
+            continue  # answered on the health port only
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             paths.setdefault(path, {})[method.lower()] = _operation(app, rule, path)
     return {
@@ -133,7 +156,11 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 "sourceToken": {"type": "http", "scheme": "bearer",
                                 "description": "the inbound connection's token, from the "
                                                "environment variable its catalog entry "
-                                               "names (endpoint.auth_secret_env)"}},
+                                               "names (endpoint.auth_secret_env)"},
+                "probeToken": {"type": "http", "scheme": "bearer",
+                               "description": "the probe token, for /metrics, when "
+                                              "SWITCHBOARD_PROBE_TOKEN or "
+                                              "SWITCHBOARD_PROBE_TOKEN_FILE is set"}},
             "schemas": {
                 "Error": _object({"error": _TEXT, "reason": _TEXT, "hint": _TEXT},
                                  ("error", "reason")),
@@ -175,7 +202,22 @@ def _operation(app: Flask, rule: Any, path: str) -> dict[str, Any]:
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     else:
         operation["security"] = []
+    if path in PROBES:
+        operation["responses"] = dict(PROBES[path])
+    if path == "/metrics":
+        _probe_token(app, operation)
     return operation
+
+
+def _probe_token(app: Flask, operation: dict[str, Any]) -> None:
+    """Configured, the probe token is needed; unset, one sent is ignored: optional."""
+    if not probe_access.token_configured(app):
+        operation["security"] = [{}, {"probeToken": []}]
+        return
+    operation["security"] = [{"probeToken": []}]
+    operation["responses"]["401"] = {"description": "No probe token, or a wrong one",
+                                     "content": {"application/json": {
+                                         "schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def _parameter(match: re.Match[str]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,8 +81,16 @@ def _add_service_commands(commands: Any) -> None:
                              "$SWITCHBOARD_DATABASE_URL, else SQLite in ./instance")
         command.add_argument("--host", default="127.0.0.1", help="address for web and health")
         command.add_argument("--port", type=int, default=8080, help="web port (serve, web)")
-        command.add_argument("--health-port", type=int, default=8081,
-                             help="health and metrics port of the engine process")
+        command.add_argument("--health-port", type=int, metavar="PORT",
+                             default=os.environ.get("SWITCHBOARD_HEALTH_PORT") or None,
+                             help="/healthz, /readyz and /metrics on this port of their own, "
+                                  "and not on the web port (default: "
+                                  "$SWITCHBOARD_HEALTH_PORT; unset, serve and web answer "
+                                  "them on the web port and engine on 8081)")
+        command.add_argument("--health-host", metavar="ADDRESS",
+                             default=os.environ.get("SWITCHBOARD_HEALTH_HOST"),
+                             help="address for the health port (default: "
+                                  "$SWITCHBOARD_HEALTH_HOST, else --host)")
         command.add_argument("--mllp-port", type=int, metavar="PORT",
                              help="MLLP listener port instead of the catalog's (several "
                                   "engines on one host, behind a TCP load balancer)")
@@ -123,8 +132,6 @@ def _add_service_commands(commands: Any) -> None:
 
 
 def _database_url(args: argparse.Namespace) -> str:
-    import os
-
     from engine.store.database import default_url
 
     return str(args.database or os.environ.get("SWITCHBOARD_DATABASE_URL")
@@ -139,7 +146,8 @@ def _service(args: argparse.Namespace) -> int:
 
     configure_logging()
     settings = Settings(_database_url(args), args.config.resolve(), args.host, args.port,
-                        args.health_port, pipeline_workers=max(0, args.pipeline_workers),
+                        args.health_port, args.health_host,
+                        pipeline_workers=max(0, args.pipeline_workers),
                         delivery_workers=max(0, args.delivery_workers),
                         delivery_lease=args.delivery_lease,
                         delivery_batch=max(1, args.delivery_batch),

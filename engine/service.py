@@ -1,6 +1,7 @@
 """Running Switchboard: ``engine`` (MLLP listeners for the catalog's inbound
-connections, pipeline workers, health on its own port), ``web`` (API, HTTP ingest,
-health) and ``serve`` (both in one process, the embedded default).
+connections, pipeline workers, the probes on a port of their own), ``web`` (API, HTTP
+ingest, the probes) and ``serve`` (both in one process, the embedded default). Given a
+health port, ``web`` and ``serve`` serve the probes there and not on the API's port.
 
 Shutdown is graceful on SIGINT/SIGTERM: listeners stop accepting and answer what is in
 flight, the pipeline finishes its current message, then the process exits.
@@ -57,7 +58,10 @@ class Settings:
     config_root: Path
     host: str = "127.0.0.1"
     web_port: int = 8080
-    engine_health_port: int = 8081
+    # The probes' own port (and address, default ``host``): web and serve then answer
+    # them only there; None keeps them on the web port. The engine alone needs one.
+    health_port: int | None = None
+    health_host: str | None = None
     # Worker processes for the pipeline; 0 runs it on a thread of this process.
     pipeline_workers: int = 2
     # Chains of deliveries sent at once (to different destinations or patients); 0
@@ -74,6 +78,8 @@ class Settings:
     stall_after: float = 60.0
 
 
+# Where ``switchboard engine`` serves its probes unless told.
+ENGINE_HEALTH_PORT = 8081
 # The key of the PostgreSQL advisory lock that serialises store preparation: "SBSTART".
 PREPARE_LOCK = 0x5342_5354_4152_5400
 
@@ -358,21 +364,66 @@ def start_web(settings: Settings, port: int, process: EngineProcess | None,
               health_only: bool = False) -> BaseWSGIServer:
     """Serve the web app (or only its health routes) on a background thread; its
     /readyz answers for ``process`` too."""
+    app = _web_app(settings, process, health_only)
+    host = (settings.health_host or settings.host) if health_only else settings.host
+    server = make_server(host, port, app, threaded=True)
+    _serve_in_background(server, "health_only" if health_only else "web")
+    return server
+
+
+def start_web_and_probes(settings: Settings, process: EngineProcess | None
+                         ) -> list[BaseWSGIServer]:
+    """The web app on the web port and, given a health port, its probes there: one app on
+    two listeners, which it tells apart by the port a request arrived on."""
+    if settings.health_port is None:
+        return [start_web(settings, settings.web_port, process)]
+    if settings.health_port == settings.web_port and settings.web_port:
+        raise SwitchboardError(f"the health port must differ from the web port "
+                               f"({settings.web_port})")
+    app = _web_app(settings, process, False)
+    web = make_server(settings.host, settings.web_port, app, threaded=True)
+    try:
+        probes = make_server(settings.health_host or settings.host, settings.health_port,
+                             app, threaded=True)
+    except OSError:
+        web.server_close()
+        _close_app(web)
+        raise
+    # Known before either serves: a port given as 0 is bound by now.
+    app.config["HEALTH_PORT"] = probes.server_port
+    _serve_in_background(web, "web")
+    _serve_in_background(probes, "probes")
+    return [web, probes]
+
+
+def _web_app(settings: Settings, process: EngineProcess | None, health_only: bool) -> Any:
     from admin import create_app, create_health_app
 
     factory = create_health_app if health_only else create_app
     # Configured as gunicorn's app is (instance file, SWITCHBOARD_* variables: LDAP
-    # sign-in, the console), but on this process's store and rule files.
-    app = factory(fixed={
+    # sign-in, the console, the probe token), but on this process's store, rule files
+    # and probe port.
+    return factory(fixed={
         "DATABASE_URL": settings.database_url,
         "CONFIG_ROOT": str(settings.config_root),
+        "HEALTH_PORT": None,
         "SWITCHBOARD_READINESS_CHECKS": process.readiness() if process else {},
         "SWITCHBOARD_RUNNING_VERSION": process.running_version if process else None,
         "SWITCHBOARD_RUNNING_VERSIONS": process.running_versions if process else None})
-    server = make_server(settings.host, port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, name=f"web-{port}", daemon=True).start()
-    log.info("web listening", extra={"port": server.server_port, "health_only": health_only})
-    return server
+
+
+def _serve_in_background(server: BaseWSGIServer, role: str) -> None:
+    threading.Thread(target=server.serve_forever, name=f"{role}-{server.server_port}",
+                     daemon=True).start()
+    log.info("web listening", extra={"port": server.server_port, "serves": role})
+
+
+def _close_app(server: BaseWSGIServer) -> None:
+    extensions = server.app.extensions  # type: ignore[attr-defined]
+    if "switchboard.previews" in extensions:
+        # A preview cut short goes back to the queue for the next start.
+        extensions["switchboard.previews"].stop()
+    extensions["switchboard"].close()
 
 
 async def run(settings: Settings, *, engine_part: bool, web_part: bool,
@@ -390,9 +441,10 @@ async def run(settings: Settings, *, engine_part: bool, web_part: bool,
         if process is not None:
             await process.start()
         if web_part:
-            servers.append(start_web(settings, settings.web_port, process))
+            servers.extend(start_web_and_probes(settings, process))
         else:
-            servers.append(start_web(settings, settings.engine_health_port, process, True))
+            servers.append(start_web(settings, ENGINE_HEALTH_PORT if settings.health_port
+                                     is None else settings.health_port, process, True))
         if started:
             started(process, servers)
         await stop.wait()
@@ -400,11 +452,9 @@ async def run(settings: Settings, *, engine_part: bool, web_part: bool,
         for server in servers:
             server.shutdown()
             server.server_close()
-            extensions = server.app.extensions  # type: ignore[attr-defined]
-            if "switchboard.previews" in extensions:
-                # A preview cut short goes back to the queue for the next start.
-                extensions["switchboard.previews"].stop()
-            extensions["switchboard"].close()
+        # The web app and its probes' listener share one app: closed once.
+        for server in {id(server.app): server for server in servers}.values():
+            _close_app(server)
         if process is not None:
             await process.stop()
         store.dispose()

@@ -25,9 +25,11 @@ class Serving:
     process: EngineProcess
     web: int
     mllp: int
+    # Where the probes answer: the web port, unless given a health port of their own.
+    health: int
 
     def readiness(self) -> tuple[int, dict[str, Any]]:
-        return _answer(urllib.request.Request(f"http://127.0.0.1:{self.web}/readyz"))
+        return _answer(urllib.request.Request(f"http://127.0.0.1:{self.health}/readyz"))
 
     def ingest(self, connection: str, token: str, body: bytes,
                content_type: str) -> tuple[int, dict[str, Any]]:
@@ -55,8 +57,9 @@ def _answer(request: urllib.request.Request) -> tuple[int, dict[str, Any]]:
 @contextmanager
 def serving(config: Path, database_url: str, **settings: Any) -> Iterator[Serving]:
     """Serve ``config`` over ``database_url`` on free ports until the block ends;
-    ``settings`` override the Settings (pipeline on a thread by default)."""
-    options = {"web_port": 0, "engine_health_port": 0, "mllp_port_override": 0,
+    ``settings`` override the Settings (pipeline on a thread by default; health_port=0
+    puts the probes on a free port of their own)."""
+    options = {"web_port": 0, "mllp_port_override": 0,
                "pipeline_workers": 0, **settings}
     ready = threading.Event()
     state: dict[str, Any] = {}
@@ -66,7 +69,8 @@ def serving(config: Path, database_url: str, **settings: Any) -> Iterator[Servin
     def started(process: EngineProcess | None, servers: list[Any]) -> None:
         assert process is not None
         state["serving"] = Serving(process, servers[0].server_port,
-                                   process.listeners["ehr-adt-feed"].port)
+                                   process.listeners["ehr-adt-feed"].port,
+                                   servers[-1].server_port)
         ready.set()
 
     def serve() -> None:

@@ -22,10 +22,12 @@ class ServeProcess:
     restarts it on the same ports, configuration and store."""
 
     def __init__(self, config: Path, database_url: str, log: Path, *args: str,
-                 command: str = "serve") -> None:
+                 command: str = "serve", probes_apart: bool = False) -> None:
+        """``probes_apart``: serve's probes on a health port of their own."""
         self.config = config
         self.database_url = database_url
         self.web_port = free_port()  # the health port, for ``engine``
+        self.health_port = free_port() if probes_apart else self.web_port
         self._log = log
         self._args = args
         self._command = command
@@ -33,9 +35,11 @@ class ServeProcess:
 
     def start(self, limit: float = LIMIT) -> None:
         port = "--port" if self._command == "serve" else "--health-port"
+        apart = (["--health-port", str(self.health_port)]
+                 if self.health_port != self.web_port else [])
         command = [sys.executable, "-m", "engine.cli", self._command,
                    "--config", str(self.config), "--database", self.database_url,
-                   port, str(self.web_port), *self._args]
+                   port, str(self.web_port), *apart, *self._args]
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                              env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -56,7 +60,7 @@ class ServeProcess:
         """Whether /readyz answers 200 now: the store is reachable, every part is up."""
         try:
             with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as response:
+                    f"http://127.0.0.1:{self.health_port}/readyz", timeout=2) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False

@@ -32,7 +32,7 @@ def test_serve_ingests_routes_and_answers_the_api(engine):
         PROGRESS.forget(part)
     url = engine.url.render_as_string(hide_password=False)
     # Its catalog names hosts that do not exist here: nothing to deliver to.
-    settings = Settings(url, ROOT, web_port=0, engine_health_port=0, mllp_port_override=0,
+    settings = Settings(url, ROOT, web_port=0, mllp_port_override=0,
                         delivery_workers=0)
     ready = threading.Event()
     state: dict = {}
