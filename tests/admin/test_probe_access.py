@@ -5,6 +5,9 @@ with one charset (issue 17). ``switchboard serve`` runs on real sockets."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,8 +17,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from admin import create_health_app
 from engine.errors import SwitchboardError
+from engine.service import Settings, prepare_store
 from tests.delivery_config import delivery_config
 from tests.in_process_serve import serving
+from tests.ports import free_port
 from tests.serve_process import ServeProcess
 from tests.waiting import wait_until
 
@@ -139,3 +144,49 @@ def test_switchboard_serve_puts_the_probes_on_the_health_port_it_is_given(tmp_pa
         assert get(serve.web_port, "/api/openapi.json")[0] == 200
     finally:
         assert serve.stop() == 0
+
+
+def test_under_gunicorn_one_app_bound_twice_keeps_the_probes_apart(tmp_path):
+    """The Procfile's web: gunicorn binds the API and the health port, and
+    SWITCHBOARD_HEALTH_PORT (gunicorn's --env) tells the app which is which, by the port
+    of the listening socket:
+    a Host header naming the health port does not move a request there."""
+    folder, url = config(tmp_path)
+    prepare_store(Settings(url, folder)).dispose()
+    web, health = free_port(), free_port()
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(gunicorn), "--bind", f"127.0.0.1:{web}", "--bind", f"127.0.0.1:{health}",
+             "--env", f"SWITCHBOARD_HEALTH_PORT={health}", "--workers", "1",
+             "admin:create_app()"], stdout=output, stderr=subprocess.STDOUT,
+            cwd=tmp_path, start_new_session=True,
+            env={**os.environ, "SWITCHBOARD_DATABASE_URL": url,
+                 "SWITCHBOARD_CONFIG": str(folder),
+                 "SWITCHBOARD_INSTANCE": str(tmp_path / "instance"),
+                 "SWITCHBOARD_PROBE_TOKEN": TOKEN,
+                 "SWITCHBOARD_PREVIEW_RUNNER": "false"})
+    try:
+        def ready() -> bool:
+            assert process.poll() is None, f"gunicorn exited; see {log}"
+            try:
+                return get(health, "/readyz")[0] == 200
+            except urllib.error.URLError:
+                return False
+
+        wait_until(ready, what=f"gunicorn to be ready (see {log})", every=0.1)
+        assert [get(web, path)[0] for path in PROBES] == [404, 404, 404]
+        assert get(health, "/metrics")[0] == 401
+        assert get(health, "/metrics", TOKEN)[0] == 200
+        assert get(health, "/api/openapi.json")[0] == 404
+        assert get(web, "/api/openapi.json")[0] == 200
+        spoofed = urllib.request.Request(f"http://127.0.0.1:{web}/healthz",
+                                         headers={"Host": f"127.0.0.1:{health}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(spoofed, timeout=30)
+        with refused.value as error:
+            assert error.code == 404
+    finally:
+        process.terminate()
+        process.wait(30)
