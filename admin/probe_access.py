@@ -12,6 +12,7 @@ they say only whether the process lives and can make progress."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ def require_probe_token() -> None:
     if expected is None:
         return
     given = bearer_token("/metrics needs the probe token: Authorization: Bearer <token>")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    # Digests of equal length: the comparison's time says nothing of the token's length.
+    if not hmac.compare_digest(hashlib.sha256(given.encode()).digest(),
+                               hashlib.sha256(expected.encode()).digest()):
         abort(401, description="The probe token is wrong")
 
 
@@ -79,7 +82,10 @@ def _configured_token(config: Any) -> str | None:
     if value is None:
         return None
     token = str(value).strip()
+    # Empty is refused, not taken for unset: a secret that failed to arrive must not
+    # open /metrics without a word.
     if not token or not all("\x21" <= c <= "\x7e" for c in token) or len(token) > 1024:
         raise SwitchboardError("the probe token must be 1 to 1024 visible ASCII characters "
-                               "(no spaces)")
+                               "(no spaces); unset SWITCHBOARD_PROBE_TOKEN and "
+                               "SWITCHBOARD_PROBE_TOKEN_FILE to leave /metrics open")
     return token

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from openapi_spec_validator import validate
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from admin import create_health_app
@@ -97,6 +98,7 @@ def test_the_document_says_when_metrics_needs_the_probe_token(tmp_path, monkeypa
     folder, url = config(tmp_path)
     with serving(folder, url) as serve:
         document = json.loads(get(serve.web, "/api/openapi.json")[2])
+    validate(document)
     metrics = document["paths"]["/metrics"]["get"]
     assert metrics["security"] == [{}, {"probeToken": []}]  # optional: ignored when unset
     assert list(metrics["responses"]["200"]["content"]) == ["text/plain"]
@@ -105,6 +107,7 @@ def test_the_document_says_when_metrics_needs_the_probe_token(tmp_path, monkeypa
     monkeypatch.setenv("SWITCHBOARD_PROBE_TOKEN", TOKEN)
     with serving(folder, url) as serve:
         document = json.loads(get(serve.web, "/api/openapi.json")[2])
+    validate(document)
     metrics = document["paths"]["/metrics"]["get"]
     assert metrics["security"] == [{"probeToken": []}]
     assert "401" in metrics["responses"]
