@@ -367,7 +367,7 @@ def start_web(settings: Settings, port: int, process: EngineProcess | None,
     app = _web_app(settings, process, health_only)
     host = (settings.health_host or settings.host) if health_only else settings.host
     server = make_server(host, port, app, threaded=True)
-    _serve_in_background(server, "health_only" if health_only else "web")
+    _serve_in_background(server, "probes" if health_only else "web")
     return server
 
 
@@ -377,9 +377,6 @@ def start_web_and_probes(settings: Settings, process: EngineProcess | None
     two listeners, which it tells apart by the port a request arrived on."""
     if settings.health_port is None:
         return [start_web(settings, settings.web_port, process)]
-    if settings.health_port == settings.web_port and settings.web_port:
-        raise SwitchboardError(f"the health port must differ from the web port "
-                               f"({settings.web_port})")
     app = _web_app(settings, process, False)
     web = make_server(settings.host, settings.web_port, app, threaded=True)
     try:
@@ -432,6 +429,10 @@ async def run(settings: Settings, *, engine_part: bool, web_part: bool,
     """Run until ``stop`` is set or a termination signal arrives."""
     # A path the setting cannot mean stops the start here, not a worker at each restart.
     IndexedPaths.configured()
+    if web_part and settings.web_port and settings.health_port == settings.web_port:
+        # The app tells the probes from the API by the port a request arrived on.
+        raise SwitchboardError(f"the health port must differ from the web port "
+                               f"({settings.web_port})")
     store = prepare_store(settings)
     stop = stop or asyncio.Event()
     _on_signals(stop)

@@ -4,6 +4,7 @@ with one charset (issue 17). ``switchboard serve`` runs on real sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from admin import create_health_app
 from engine.errors import SwitchboardError
-from engine.service import Settings, prepare_store
+from engine.service import Settings, prepare_store, run
 from tests.delivery_config import delivery_config
 from tests.in_process_serve import serving
 from tests.ports import free_port
@@ -128,6 +129,14 @@ def test_a_bad_probe_setting_stops_the_start_with_the_reason(tmp_path, settings,
     with pytest.raises(SwitchboardError) as raised:
         create_health_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'unused.db'}", **settings})
     assert str(raised.value).startswith(message)
+
+
+def test_the_health_port_must_differ_from_the_web_port(tmp_path):
+    folder, url = config(tmp_path)
+    with pytest.raises(SwitchboardError, match="the health port must differ from the web "
+                                               r"port \(8080\)"):
+        asyncio.run(run(Settings(url, folder, web_port=8080, health_port=8080),
+                        engine_part=False, web_part=True))
 
 
 def test_switchboard_serve_puts_the_probes_on_the_health_port_it_is_given(tmp_path,
