@@ -43,6 +43,7 @@ class ChaosSink:
         self._thread: threading.Thread | None = None
         self._connections: list[socket.socket] = []
         self._refused: frozenset[int] = frozenset()
+        self._taken: set[str] = set()  # keys answered 200
         self._faults: list[Callable[[], bool]] = []  # each says whether it is spent
 
     @property
@@ -52,14 +53,14 @@ class ChaosSink:
     # ---- faults ------------------------------------------------------------------------
 
     def hold_next(self) -> Hold:
-        """Hold the next POST (after recording it) until the hold is released."""
+        """Hold the next new delivery's POST (after recording it) until released."""
         hold = Hold()
         self._add_fault(lambda: (hold.hold(), True)[1])
         return hold
 
     def answer_late(self, count: int, seconds: float) -> threading.Event:
-        """Answer the next ``count`` POSTs ``seconds`` late; the event is set once the
-        last of them has been answered."""
+        """Answer the next ``count`` new deliveries' POSTs ``seconds`` late; the event
+        is set once the last of them has been answered."""
         late, done, left = Late(seconds), threading.Event(), [count]
 
         def slow() -> bool:
@@ -92,8 +93,9 @@ class ChaosSink:
 
     # ---- serving -----------------------------------------------------------------------
 
-    def _receive(self, key: str, path: str, body: bytes) -> int:
-        """Record one POST durably; the status to answer."""
+    def _receive(self, key: str, path: str, body: bytes) -> tuple[int, bool]:
+        """Record one POST durably; the status to answer, and whether the key is new
+        (taken for the first time)."""
         document: dict[str, Any] = json.loads(body)
         control_id = str(document["message"]["control_id"])
         patient, sequence = parse_control_id(control_id)
@@ -107,7 +109,10 @@ class ChaosSink:
             self._file.write(line + "\n")
             self._file.flush()
             os.fsync(self._file.fileno())
-        return status
+            new = status == 200 and key not in self._taken
+            if status == 200:
+                self._taken.add(key)
+        return status, new
 
     def start(self) -> None:
         sink = self
@@ -123,9 +128,11 @@ class ChaosSink:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status = sink._receive(self.headers.get("Idempotency-Key", ""), self.path,
-                                       body)
-                if status == 200 and (fault := sink._next_fault()) is not None:
+                status, new = sink._receive(self.headers.get("Idempotency-Key", ""),
+                                            self.path, body)
+                # Faults take new deliveries: a kill held on a repeat would come amid
+                # the repeats of the last kill, and count them again.
+                if new and (fault := sink._next_fault()) is not None:
                     fault()
                 with contextlib.suppress(OSError):  # its engine may be dead by now
                     self.send_response(status)

@@ -21,8 +21,10 @@ from tests.waiting import wait_until
 
 CI = Settings(messages=2_000, patients=40, kills=5, engine_kills=2, destination_down=0,
               failed_attempts=5, database_down=0, slow_seconds=0.5, slow_requests=4,
-              dead_letter_patients=2, dead_letter_round=0, delivery_lease=5.0, limit=120,
-              engine_pipeline_workers=0)
+              dead_letter_patients=1, dead_letter_round=0, delivery_lease=5.0, limit=120,
+              delivery_workers=2, pipeline_workers=0, engine_pipeline_workers=0)
+# Every process runs its pipeline and delivery as threads: a process restarts in half
+# the time it takes with worker processes (the bench runs those).
 
 
 @pytest.mark.parametrize("store", [SQLITE, POSTGRES])
