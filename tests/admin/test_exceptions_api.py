@@ -94,7 +94,7 @@ def test_assign_and_resolve_check_their_input(api, engine):
     assert status == 400 and "JSON object" in body["reason"]
     status, body = api.call("POST", f"{url}/assign", as_user="olive",
                             json={"assignee": "cora"})
-    assert status == 400 and "may not act" in body["reason"]
+    assert status == 409 and "may not act" in body["reason"]
     assert api.call("POST", f"{url}/resolve", as_user="olive", json={})[0] == 400
     status, body = api.call("POST", f"{url}/resolve", as_user="olive",
                             json={"reason": "clinic confirmed receipt by phone"})
