@@ -251,7 +251,8 @@ _ERRORS = {
     "401": "No token, or an unknown, revoked or disabled one",
     "403": "The caller's role, or four-eyes, does not allow this; the hint says whom to ask",
     "404": "No such item",
-    "409": "The item's state does not allow this; the hint says what to do instead",
+    "409": "The item's state, or what the store holds that the request names (a user to "
+           "assign, a task's states), does not allow this; the hint says what to do instead",
     "413": "The message is larger than ingest takes",
     "415": "The body's media type is not the one the connection's catalog entry names",
     "503": "The store cannot take it now; send it again",
@@ -325,7 +326,9 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                                 "the work queue, change control of rule-set versions, "
                                 "HTTP ingest, health and metrics. Errors answer JSON "
                                 "(the Error schema); a hint is given only where there "
-                                "is something to say."},
+                                "is something to say. 400 means the request is not "
+                                "what this document describes; 409, that it is, but "
+                                "what is stored does not allow it."},
         "paths": paths,
         "components": {
             "securitySchemes": {

@@ -119,19 +119,24 @@ class Outcome:
     output: str = ""
 
 
+PHASES = ("examples", "coverage", "fuzzing", "stateful")
+
+
 def run_schemathesis(base: str, who: str, token: str | None, folder: Path,
                      max_examples: int | None, seed_value: int = 1,
+                     phases: tuple[str, ...] = PHASES,
                      extra: tuple[str, ...] = ()) -> Outcome:
-    """schemathesis with every check, positive and negative data and every phase
-    (examples, coverage, fuzzing, stateful links) as ``who``: with ``token`` as the
-    bearer, or with no credentials at all when it is None."""
+    """schemathesis with every check and positive and negative data, in ``phases``
+    (by default all: examples, coverage, fuzzing, stateful links) as ``who``: with
+    ``token`` as the bearer, or with no credentials at all when it is None;
+    ``max_examples`` None leaves schemathesis's own number."""
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "schemathesis.toml"
     config.write_text(_config(token))
     events = folder / "events.ndjson"
     command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config),
                "run", f"{base}/api/openapi.json", "--checks", "all", "--mode", "all",
-               "--phases", "examples,coverage,fuzzing,stateful", "--seed", str(seed_value),
+               "--phases", ",".join(phases), "--seed", str(seed_value),
                "--workers", "1", "--no-color", "--report", "ndjson",
                "--report-ndjson-path", str(events), "--generation-database", "none",
                *(("--max-examples", str(max_examples)) if max_examples else ()), *extra]
