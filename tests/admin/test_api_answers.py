@@ -100,3 +100,19 @@ def test_the_document_lists_the_draft_a_template_takes(api):
     links = document["paths"]["/api/rule-sets/versions"]["post"]["responses"]["201"]["links"]
     assert links["submit"] == {"operationId": "rules_api_submit_post",
                                "parameters": {"version": "$response.body#/version"}}
+
+
+def test_an_edit_or_a_template_the_stored_item_does_not_take_is_a_conflict(api, engine):
+    # A message exception: the edit must read as its source's format (HL7 v2 here).
+    journal_id, _ = entry(engine, status="failed")
+    item = exception_item(engine, journal_id)
+    status, body = api.call("POST", f"/api/exceptions/{item}/reprocess", as_user="anna",
+                            json={"body": "not an HL7 message"})
+    assert status == 409 and "the edited message cannot be read" in body["reason"]
+    # A template whose values, each well formed, name one connection file twice (as the
+    # conformance run found): how they clash is the template's, as stored.
+    values = {"coordination_queue": "a0", "destination": "a0", "destination_name": "u6pp",
+              "receiving_facility": "0", "triage_queue": "a0", "unit": "0"}
+    status, body = api.call("POST", "/api/rule-sets/versions", as_user="anna", json={
+        "summary": "Referral intake", "template": "referral-intake", "values": values})
+    assert status == 409 and "a second file at this path" in body["reason"], body
