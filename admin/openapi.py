@@ -348,7 +348,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                                  "total_exact": {"type": "boolean"}},
                                 ("items", "page", "per_page", "total")),
                 "Content": _object({
-                    "documents": {"type": "array", "items": {"oneOf": [
+                    "documents": {"type": "array", "description": "each path once",
+                                  "items": {"oneOf": [
                         _document(folder, kind)
                         for folder, kind in LAYOUT]}},
                     "concept_maps": {"type": "object", "additionalProperties": _TEXT,
