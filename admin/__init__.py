@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
 from engine.store.database import default_url, instance_folder
@@ -144,9 +144,15 @@ def _json_error(error: HTTPException) -> Any:
     if _console_request():
         from admin.console.errors import error_page
 
-        return error_page(error)
-    response = jsonify(error=error.name, reason=error.description)
-    response.status_code = error.code or 500
+        response = make_response(error_page(error))
+    else:
+        response = jsonify(error=error.name, reason=error.description)
+        response.status_code = error.code or 500
+    # What the error itself says in headers (Allow on a 405, Retry-After on a 503) is
+    # part of the answer; only Werkzeug's own body's content type is not.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
     if error.code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="switchboard"'
     return response

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, abort, g, jsonify, request
 
 from admin.auth import require
 from admin.queue_requests import answer_queue_errors, json_object, page_args, text_field
@@ -28,6 +28,11 @@ def list_messages() -> Any:
     ones. ``total_exact`` false means at least ``total`` messages match."""
     query = {name: value for name, value in request.args.items()
              if name not in ("page", "per_page")}
+    # The console's forms send empty fields; a caller of the API leaves them out, so
+    # that which parameters go together (path and value) is plain.
+    empty = sorted(name for name, value in query.items() if not value)
+    if empty:
+        abort(400, description=f"{', '.join(empty)}: leave out what you do not search by")
     page, per_page = page_args()
     return jsonify(services().messages.list(query, page, per_page).as_dict())
 

@@ -12,6 +12,7 @@ from flask import Blueprint, g, jsonify, request
 from admin.auth import require
 from admin.queue_requests import answer_queue_errors, page_args
 from admin.services import services
+from admin.store_ids import IDS, query_number
 from engine.security.audit_trail import FILTERS, verdict_view
 from engine.security.permissions import roles_for
 
@@ -26,8 +27,9 @@ def events() -> Any:
     object, "-" before it for descending); filter by id, actor, action, target_type,
     target_id, event (a security event: content_view, access_denied, ...), since and
     until (ISO 8601 times with an offset; until is exclusive)."""
-    filters = {name: request.args.get(name)
-               for name in (*FILTERS, "id", "event", "since", "until")}
+    filters = {name: request.args.get(name) for name in (*FILTERS, "event", "since", "until")}
+    # An event number the store can hold, as the document states it (empty: none).
+    filters["id"] = request.args.get("id") and str(query_number("id", IDS))
     page, per_page = page_args()
     return jsonify(services().audit.events(filters, request.args.get("sort") or "-at",
                                            page, per_page).as_dict())

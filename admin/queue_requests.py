@@ -17,10 +17,10 @@ from admin.auth import audit_denial
 from admin.services import services
 from admin.store_ids import Bounds, query_number
 from engine.errors import SwitchboardError
-from engine.queues import Forbidden, Invalid, NotFound, Refused
+from engine.queues import Forbidden, Invalid, NotFound, Refused, Unfit
 from engine.store.limits import MAX_ID
 
-_STATUS = ((NotFound, 404), (Forbidden, 403), (Refused, 409), (Invalid, 400))
+_STATUS = ((NotFound, 404), (Forbidden, 403), (Refused, 409), (Unfit, 409), (Invalid, 400))
 WHOLE = Bounds("a whole number", MAX_ID)
 
 
@@ -34,10 +34,18 @@ def _handler(code: int) -> Any:
     def answer(error: SwitchboardError) -> tuple[Response, int]:
         if code == 403 and g.get("principal") is not None:
             audit_denial(g.principal, request.endpoint or request.path)
-        return jsonify(error=HTTP_STATUS_CODES[code], reason=str(error),
-                       hint=error.hint), code
+        return jsonify(error_body(code, str(error), error.hint)), code
 
     return answer
+
+
+def error_body(code: int, reason: str, hint: str | None, **more: Any) -> dict[str, Any]:
+    """The API's error JSON: a hint only when there is one (the document's Error schema
+    has no null hint)."""
+    body: dict[str, Any] = {"error": HTTP_STATUS_CODES[code], "reason": reason}
+    if hint is not None:
+        body["hint"] = hint
+    return {**body, **more}
 
 
 def json_object() -> dict[str, Any]:
@@ -51,10 +59,11 @@ def json_object() -> dict[str, Any]:
 
 
 def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    """A string member of the body; 400 when it is required and missing or blank."""
-    value = body.get(name)
-    if value is None and not required:
+    """A string member of the body; 400 when it is required and missing, or given
+    (null included) as anything but a non-blank string."""
+    if name not in body and not required:
         return None
+    value = body.get(name)
     if not isinstance(value, str) or not value.strip():
         abort(400, description=f'Send "{name}" as a non-empty string')
     return value
@@ -62,9 +71,11 @@ def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str
 
 def page_args() -> tuple[int, int]:
     """(page, per_page) from the query string, per_page capped by PAGE_SIZE_MAX and
-    page by the offset the store can take."""
-    per_page = min(query_number("per_page", WHOLE) or 50, current_app.config["PAGE_SIZE_MAX"])
-    page = query_number("page", Bounds(WHOLE.what, MAX_ID // per_page)) or 1
+    page by the offset the store can take at the largest page (one bound, whatever
+    per_page is asked, so the API document can state it)."""
+    largest = current_app.config["PAGE_SIZE_MAX"]
+    per_page = min(query_number("per_page", WHOLE) or 50, largest)
+    page = query_number("page", Bounds(WHOLE.what, MAX_ID // largest)) or 1
     return page, per_page
 
 

@@ -8,10 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, abort, g, jsonify, make_response, request
-from werkzeug.http import HTTP_STATUS_CODES
 
 from admin.auth import audit_denial, require
-from admin.queue_requests import answer_queue_errors, json_object, page_args, text_field
+from admin.queue_requests import (
+    answer_queue_errors,
+    error_body,
+    json_object,
+    page_args,
+    text_field,
+)
 from admin.services import draft_templates, services
 from admin.store_ids import VERSIONS, body_number, query_number
 from engine.change_control import GatesFailed
@@ -26,8 +31,7 @@ def _answer(code: int) -> Any:
     def answer(error: Forbidden | Conflict) -> tuple[Response, int]:
         if code == 403 and g.get("principal") is not None:
             audit_denial(g.principal, request.endpoint or request.path)
-        body: dict[str, Any] = {"error": HTTP_STATUS_CODES[code], "reason": str(error),
-                                "hint": error.hint}
+        body = error_body(code, str(error), error.hint)
         if isinstance(error, GatesFailed):
             body["gates"] = [gate.as_dict() for gate in error.gates]
         return jsonify(body), code
@@ -55,13 +59,28 @@ def create_draft() -> Any:
     """``{"summary": "...", "parent": 3}`` copies a version (default: the published
     one); ``{"summary": "...", "content": {...}}`` imports content."""
     body = json_object()
-    content = body.get("content")
-    if content is not None and not isinstance(content, dict):
-        abort(400, description='"content" must be a JSON object, as `rules export` reads it')
+    content = _content(body)
+    if "values" in body and not isinstance(body["values"], dict):
+        abort(400, description='"values" must be a JSON object: parameter -> value')
     created = services().versions.create_draft(
         g.principal, text_field(body, "summary") or "", body_number(body, "parent", VERSIONS),
         content, _template_change(body))
     return jsonify(created), 201
+
+
+def _content(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The body's "content", shaped as `rules export` writes it; None when absent."""
+    if "content" not in body:
+        return None
+    content = body["content"]
+    if not (isinstance(content, dict) and isinstance(content.get("documents"), list)
+            and all(isinstance(files, dict)
+                    and all(isinstance(text, str) for text in files.values())
+                    for files in (content.get(name, {}) for name in ("concept_maps", "files")))):
+        abort(400, description='"content" must be a JSON object with a "documents" list '
+              '(and "concept_maps" and "files" objects of texts), as `rules export` '
+              "writes it")
+    return content
 
 
 @blueprint.get("/templates")
@@ -88,8 +107,8 @@ def _template_change(body: dict[str, Any]) -> Any:
     try:
         check_values(template, values)
     except TemplateError as error:
-        abort(make_response(jsonify(error="Bad Request", reason=str(error), hint=error.hint,
-                                    problems=error.problems), 400))
+        abort(make_response(jsonify(error_body(400, str(error), error.hint,
+                                               problems=error.problems)), 400))
 
     def change(content: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -115,9 +134,7 @@ def content(version: int) -> Any:
 @anyone
 def edit(version: int) -> Any:
     body = json_object()
-    content = body.get("content")
-    if content is not None and not isinstance(content, dict):
-        abort(400, description='"content" must be a JSON object')
+    content = _content(body)
     summary = text_field(body, "summary", required=False)
     if content is None and summary is None:
         abort(400, description='Send "content", "summary" or both')
@@ -183,6 +200,8 @@ def request_preview(version: int) -> Any:
     optional. Answers 202 with the preview to poll."""
     selection = {k: v for k, v in json_object().items()
                  if k in ("limit", "since", "until", "source")}
+    if None in selection.values():
+        abort(400, description="Leave out what you do not select; null is not a selection")
     return jsonify(services().versions.request_preview(version, g.principal, selection)), 202
 
 

@@ -63,10 +63,13 @@ CONVERTERS = {"id": IdConverter, "version": VersionConverter}
 
 def body_number(body: dict[str, Any], name: str, bounds: Bounds) -> int | None:
     """A whole-number member of the JSON body within ``bounds``; None when absent,
-    400 naming the field when it is anything else."""
-    value = body.get(name)
-    if value is None:
+    400 naming the field when it is anything else (null included)."""
+    if name not in body:
         return None
+    value = body[name]
+    # JSON has numbers, not integers: 2.0 is the whole number 2.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not bounds.holds(value):
         abort(400, description=bounds.refusal(f'"{name}"'))
     return value

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from engine.impact_preview import preview_state, request_preview
 from engine.journal import now_utc
-from engine.queues import Invalid, NotFound, Page, check_page, iso
+from engine.queues import Invalid, NotFound, Page, Unfit, check_page, iso
 from engine.rule_versions import announce_published
 from engine.rules import lifecycle
 from engine.rules.export import content_problems
@@ -125,7 +125,12 @@ class ChangeControl:
             body = content if content is not None else base.content
             if change is not None:
                 body = change(dict(body))
-                _readable(body)
+                try:
+                    _readable(body)
+                except Invalid as error:
+                    # A template filled in on what the parent holds (a file it has
+                    # already): the parent's content decides, so Unfit.
+                    raise Unfit(error.reason, hint=error.hint) from None
             moment = now_utc()
             row = RuleSetVersion(
                 version=_next_number(session), status=lifecycle.DRAFT, parent_id=base.id,

@@ -23,7 +23,7 @@ from engine.hl7v2 import parse
 from engine.hl7v2.message import header_codec
 from engine.journal import FHIR_R4, Received, entry_fields_and_lookups
 from engine.outbox import BLOCKING, unpark_behind
-from engine.queues import Invalid, Refused
+from engine.queues import Invalid, Refused, Unfit
 from engine.store.models import Delivery, ExceptionItem, JournalEntry, StageEvent
 
 RECOVERABLE = ("dead", "failed")
@@ -96,7 +96,8 @@ def replace_message(session: Session, item: ExceptionItem, edited: bytes,
     fields, error, lookups = entry_fields_and_lookups(
         Received(edited, original.source, None, now, original.format, charset))
     if error is not None:
-        raise Invalid(f"the edited message cannot be read: {error}",
+        # How it must read is the item's (its source's format): Unfit, not malformed.
+        raise Unfit(f"the edited message cannot be read: {error}",
                       hint="Fix the edit and send it again; the original is unchanged")
     replacement = JournalEntry(**fields)
     session.add(replacement)
@@ -147,11 +148,12 @@ def check_body(media_type: str | None, body: str) -> None:
             json.loads(body)
         elif "hl7-v2" in kind:
             parse(body)
+    # What it must be is the destination's media type, as stored: Unfit, not malformed.
     except json.JSONDecodeError as error:
-        raise Invalid(f"the edited body is not JSON ({error.msg}, line {error.lineno} "
+        raise Unfit(f"the edited body is not JSON ({error.msg}, line {error.lineno} "
                       f"column {error.colno})", hint=f"Send a {kind} body") from None
     except SwitchboardError as error:
-        raise Invalid(f"the edited body is not HL7 v2: {error}",
+        raise Unfit(f"the edited body is not HL7 v2: {error}",
                       hint=f"Send a {kind} body") from None
 
 

@@ -121,6 +121,9 @@ def check_selection(selection: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _limit(value: Any) -> int:
+    # JSON has numbers, not integers: 200.0 is the whole number 200.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
         raise Invalid(f"limit must be a whole number from 1 to {MAX_LIMIT:,}",
                       hint=f"Leave it out for the last {DEFAULT_LIMIT:,} messages")

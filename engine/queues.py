@@ -33,6 +33,12 @@ class Invalid(SwitchboardError):
     note, an assignee who may not act on the item."""
 
 
+class Unfit(Invalid):
+    """A well-formed request naming something the item, or the store, does not take:
+    an assignee who is no user or may not act on the item, a state the task's route
+    row does not name. The API answers it 409, as it depends on what is stored."""
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a listing: the items as JSON-ready dicts, and how many match (at

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from engine import message_lookups
 from engine.model.outcome_event import EVENT_TYPE, TASK_OUTCOME, Origin, OutcomeEvent
-from engine.queues import Invalid
+from engine.queues import Unfit
 from engine.store.models import JournalEntry, RuleSetVersion, StageEvent, Task, User
 
 SOURCE = "work-queue"
@@ -67,19 +67,19 @@ def role_of(session: Session, actor: str) -> str | None:
 
 def check_state(session: Session, task: Task, state: str | None) -> None:
     """Refuse a state the task's route row does not name, or no state when it names
-    some; Invalid says which it takes."""
+    some; Unfit says which it takes."""
     allowed = states_of(session, task)
     if not allowed:
         if state is not None:
-            raise Invalid(f"task {task.id} takes no state: its route row names none",
+            raise Unfit(f"task {task.id} takes no state: its route row names none",
                           hint="Complete it without a state")
         return
     choices = ", ".join(allowed)
     if state is None:
-        raise Invalid(f"task {task.id} needs a state: one of {choices}",
+        raise Unfit(f"task {task.id} needs a state: one of {choices}",
                       hint="Say how it ended, e.g. with --state or \"state\"")
     if state not in allowed:
-        raise Invalid(f"{state!r} is not a state of task {task.id}: one of {choices}",
+        raise Unfit(f"{state!r} is not a state of task {task.id}: one of {choices}",
                       hint="Choose one of the states its route row names")
 
 

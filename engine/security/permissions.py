@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.queues import Invalid
+from engine.queues import Unfit
 from engine.security.roles import Role
 from engine.store.models import User
 
@@ -62,11 +62,11 @@ def check_assignee(session: Session, name: str, allowed: frozenset[Role]) -> Non
     cannot do it would sit unseen."""
     user = session.execute(select(User.role, User.disabled).where(User.name == name)).first()
     if user is None:
-        raise Invalid(f"no such user: {name!r}", hint="Assign to an existing user; "
+        raise Unfit(f"no such user: {name!r}", hint="Assign to an existing user; "
                       "see `switchboard users list`")
     if user.disabled:
-        raise Invalid(f"user {name!r} is disabled", hint="Assign to an enabled user")
+        raise Unfit(f"user {name!r} is disabled", hint="Assign to an enabled user")
     if user.role not in allowed:
-        raise Invalid(f"user {name!r} ({user.role}) may not act on this item",
+        raise Unfit(f"user {name!r} ({user.role}) may not act on this item",
                       hint="Assign to a user with one of the roles: "
                            f"{', '.join(sorted(r.value for r in allowed))}")

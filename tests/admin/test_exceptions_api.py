@@ -94,7 +94,7 @@ def test_assign_and_resolve_check_their_input(api, engine):
     assert status == 400 and "JSON object" in body["reason"]
     status, body = api.call("POST", f"{url}/assign", as_user="olive",
                             json={"assignee": "cora"})
-    assert status == 400 and "may not act" in body["reason"]
+    assert status == 409 and "may not act" in body["reason"]
     assert api.call("POST", f"{url}/resolve", as_user="olive", json={})[0] == 400
     status, body = api.call("POST", f"{url}/resolve", as_user="olive",
                             json={"reason": "clinic confirmed receipt by phone"})
@@ -123,8 +123,9 @@ def test_retry_and_its_conflicts(api, engine):
 def test_reprocess_by_an_analyst_and_its_bad_input(api, engine):
     item_id = dead_item(engine)
     url = f"/api/exceptions/{item_id}/reprocess"
+    # The body is well formed; that it must be JSON is the destination's, as stored.
     status, body = api.call("POST", url, as_user="anna", json={"body": "not json"})
-    assert status == 400 and "not JSON" in body["reason"]
+    assert status == 409 and "not JSON" in body["reason"]
     status, body = api.call("POST", url, as_user="anna", json={"body": '{"a": 2}'})
     assert status == 200 and body["status"] == "reprocessed"
     assert body["replacement"]["status"] == "pending"
@@ -133,7 +134,7 @@ def test_reprocess_by_an_analyst_and_its_bad_input(api, engine):
     message_item = exception_item(engine, journal_id)
     status, body = api.call("POST", f"/api/exceptions/{message_item}/reprocess",
                             as_user="anna", json={"body": "PID|1||123"})
-    assert status == 400 and "must start with an MSH segment" in body["reason"]
+    assert status == 409 and "must start with an MSH segment" in body["reason"]
     assert audit(engine) == [("anna", "exception.reprocess", str(item_id))]
     assert AuditLog(engine).verify() == []
 

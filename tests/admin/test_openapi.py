@@ -37,10 +37,18 @@ def test_the_served_document_is_valid_and_covers_every_route(tmp_path):
                                            "maximum": largest}, path
         # The message log's search parameters, as engine.message_log takes them.
         listed = {p["name"]: p for p in document["paths"]["/api/messages"]["get"]["parameters"]}
-        assert set(listed) == {*PARAMETERS, "page", "per_page"}
+        assert set(listed) == {"search", "page", "per_page"}
         assert all(p["in"] == "query" and not p["required"] for p in listed.values())
-        assert listed["sort"]["schema"]["enum"] == ["-received_at", "received_at"]
-        assert "indexed HL7 path" in listed["path"]["description"]
+        # One exploded object, so that which parameters go together can be said.
+        search = listed["search"]
+        assert (search["style"], search["explode"]) == ("form", True)
+        members = search["schema"]["properties"]
+        assert set(members) == set(PARAMETERS)
+        assert members["sort"]["enum"] == ["-received_at", "received_at"]
+        assert members["path"]["enum"] == ["OBX-3.1", "PV1-3.1", "MSH-4"]
+        assert "indexed HL7 path" in members["path"]["description"]
+        assert search["schema"]["dependentRequired"] == {
+            "patient_authority": ["patient"], "path": ["value"], "value": ["path"]}
         groups = document["paths"]["/api/exceptions/signatures"]["get"]
         query = {p["name"]: p for p in groups["parameters"]}
         assert {"status", "connection", "error_class", "assignee", "signature", "sort",

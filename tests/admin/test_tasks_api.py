@@ -77,7 +77,8 @@ def test_assign_complete_and_their_conflicts(api, engine):
     hold = task(engine, journal_id)
     status, body = api.call("POST", f"/api/tasks/{hold}/assign", as_user="cora",
                             json={"assignee": "olive"})
-    assert status == 400 and "may not act" in body["reason"]
+    # Well formed, but not someone the store holds as able to act on it: a conflict.
+    assert status == 409 and "may not act" in body["reason"]
     assert api.call("POST", f"/api/tasks/{hold}/assign", as_user="cora",
                     json={"assignee": "cora"})[0] == 200
     status, body = api.call("POST", f"/api/tasks/{hold}/complete", as_user="cora")
@@ -93,11 +94,13 @@ def test_assign_complete_and_their_conflicts(api, engine):
 def test_a_referral_is_completed_in_one_of_its_states(api, engine):
     task_id, _ = referral_task(engine)
     url = f"/api/tasks/{task_id}/complete"
+    # The states are its route row's, as stored: a conflict with them, not a malformed
+    # request.
     status, body = api.call("POST", url, as_user="cora")
-    assert status == 400
+    assert status == 409
     assert "needs a state: one of accepted, declined, scheduled" in body["reason"]
     status, body = api.call("POST", url, as_user="cora", json={"state": "maybe"})
-    assert status == 400 and "'maybe' is not a state" in body["reason"]
+    assert status == 409 and "'maybe' is not a state" in body["reason"]
     assert outcome_events(engine) == []
     status, body = api.call("POST", url, as_user="cora",
                             json={"state": "scheduled", "reason": "booked for 3 Dec"})
