@@ -4,7 +4,8 @@ Its paths are read from the app's own URL map, so a route cannot be added withou
 appearing here; what each operation is for comes from its view's docstring, and the
 request bodies, query parameters, answers, examples and links from the tables below.
 Every operation needs a bearer token except the health probes and this document, which
-name no data."""
+name no data; /metrics takes the probe token when one is configured. Probes served on a
+port of their own are not in the API's document."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
 
+from admin import probe_access
 from admin.store_ids import CONVERTERS, IDS, VERSIONS, Bounds
 from engine import message_log
 from engine.exception_queue import GROUP_SORTS, SORTS
@@ -246,6 +248,24 @@ SUCCESS = {"rules_api.create_draft": "201", "rules_api.rollback": "201",
 PAGED = frozenset({"api.list_messages", "exceptions_api.list_exceptions",
                    "exceptions_api.list_signatures", "tasks_api.list_tasks",
                    "rules_api.history", "audit_api.events"})
+_READINESS = {"type": "object", "required": ["status", "checks", "reasons"], "properties": {
+    "status": {"enum": ["ready", "not ready"]},
+    "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+    "reasons": {"type": "array", "items": _TEXT},
+    "rule_set_version": {"type": ["integer", "null"]},
+    "rule_set_versions": {"type": "object", "additionalProperties": {"type": "integer"}}}}
+# What each probe answers: its own shapes, not the API's.
+PROBES: dict[str, dict[str, Any]] = {
+    "/healthz": {"200": {"description": "The process is alive", "content": {
+        "application/json": {"schema": _object({"status": {"const": "alive"}},
+                                               ("status",))}}}},
+    "/readyz": {"200": {"description": "The process can make progress", "content": {
+        "application/json": {"schema": _READINESS}}},
+                "503": {"description": "It cannot; the reasons say why", "content": {
+                    "application/json": {"schema": _READINESS}}}},
+    "/metrics": {"200": {"description": "Prometheus text exposition", "content": {
+        "text/plain": {"schema": _TEXT}}}},
+}
 _ERRORS = {
     "400": "The request is malformed; the reason says which part",
     "401": "No token, or an unknown, revoked or disabled one",
@@ -316,6 +336,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for rule in rules:
         path = _PARAMETER.sub(lambda m: "{" + m["name"] + "}", rule.rule)
+        if path in probe_access.PROBE_PATHS and probe_access.probes_apart(app):
+            continue  # answered on the health port only
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             paths.setdefault(path, {})[method.lower()] = _operation(app, rule, path, queries,
                                                                    ids)
@@ -337,7 +359,11 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 "sourceToken": {"type": "http", "scheme": "bearer",
                                 "description": "the inbound connection's token, from the "
                                                "environment variable its catalog entry "
-                                               "names (endpoint.auth_secret_env)"}},
+                                               "names (endpoint.auth_secret_env)"},
+                "probeToken": {"type": "http", "scheme": "bearer",
+                               "description": "the probe token, for /metrics, when "
+                                              "SWITCHBOARD_PROBE_TOKEN or "
+                                              "SWITCHBOARD_PROBE_TOKEN_FILE is set"}},
             "schemas": {
                 "Error": _object({"error": _TEXT, "reason": _TEXT, "hint": _TEXT},
                                  ("error", "reason")),
@@ -399,10 +425,10 @@ def _operation(app: Flask, rule: Any, path: str, queries: dict[str, list[dict[st
             "application/fhir+json": {"schema": {"type": "object"}}}}
     if path in OPEN_PATHS:
         operation["security"] = []
-        if path == "/readyz":
-            operation["responses"]["503"] = {"description": "Not ready; the reasons say why",
-                                             "content": {"application/json": {
-                                                 "schema": {"type": "object"}}}}
+        if path in PROBES:
+            operation["responses"] = dict(PROBES[path])
+        if path == "/metrics":
+            _probe_token(app, operation)
         return operation
     operation["security"] = [{"sourceToken" if path in SOURCE_PATHS else "bearer": []}]
     codes = ["401"] if path in SOURCE_PATHS else ["401", "403"]
@@ -419,9 +445,6 @@ def _operation(app: Flask, rule: Any, path: str, queries: dict[str, list[dict[st
 
 
 def _success(endpoint: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
-    if path == "/metrics":
-        return {"description": "Prometheus metrics", "content": {
-            "text/plain": {"schema": _TEXT}}}
     schema = _ref("Page") if endpoint in PAGED else {"type": "object"}
     answer: dict[str, Any] = {"description": "Done", "content": {
         "application/json": {"schema": schema}}}
@@ -430,6 +453,17 @@ def _success(endpoint: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
         answer["links"] = {name: {"operationId": ids[target], "parameters": parameters}
                            for name, (target, parameters) in links.items()}
     return answer
+
+
+def _probe_token(app: Flask, operation: dict[str, Any]) -> None:
+    """Configured, the probe token is needed; unset, one sent is ignored: optional."""
+    if not probe_access.token_configured(app):
+        operation["security"] = [{}, {"probeToken": []}]
+        return
+    operation["security"] = [{"probeToken": []}]
+    operation["responses"]["401"] = {"description": "No probe token, or a wrong one",
+                                     "content": {"application/json": {
+                                         "schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def _parameter(match: re.Match[str]) -> dict[str, Any]:
