@@ -1,0 +1,1 @@
+"""The fuzzing harness (``python -m bench.fuzz``); see :mod:`bench.fuzz.run`."""
