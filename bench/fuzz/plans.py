@@ -13,13 +13,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from bench.fuzz.mutations import FHIR_EDITS, GENTLE, HARSH, Edit
 
 MLLP, HTTP = "mllp", "http"
+HTTP_SESSIONS_PERCENT = 7
 # Kinds of input: a mutation of a corpus message (valid), of a hostile-corpus message,
 # a random frame, an unchanged corpus message, and a FHIR resource mutated or not.
 CORPUS, HOSTILE, RANDOM, VALID, FHIR, FHIR_VALID = (
@@ -107,7 +108,9 @@ def input_plan(words: tuple[int, ...], fhir: bool) -> InputPlan:
 
 @st.composite
 def session_plans(draw: st.DrawFn) -> SessionPlan:
-    transport = HTTP if mixed(draw(_WORD)) % 100 < 15 else MLLP
+    # HTTP ingest costs the server several times what MLLP does per input: fewer
+    # sessions, so that the volume is reached in the time there is.
+    transport = HTTP if mixed(draw(_WORD)) % 100 < HTTP_SESSIONS_PERCENT else MLLP
     fhir = transport == HTTP and draw(st.booleans())
     writing = draw(st.sampled_from((LOCKSTEP, LOCKSTEP, PIPELINED, PIPELINED, SPLIT, SLOW)))
     count = draw(st.integers(1, 4 if writing == SLOW else 60))
@@ -134,6 +137,10 @@ def session_plans(draw: st.DrawFn) -> SessionPlan:
         ending=ending, cut=draw(st.integers(1, 10_000)))
 
 
+class _Stopped(Exception):
+    """Raised inside an example to end Hypothesis' run early."""
+
+
 def produce(inputs: int, seed: int, put: Callable[[SessionPlan], None],
             stop: threading.Event) -> None:
     """Draw session plans until they carry ``inputs`` inputs in all, handing each to
@@ -146,13 +153,14 @@ def produce(inputs: int, seed: int, put: Callable[[SessionPlan], None],
         examples = max(10, (inputs - planned) // 15)
 
         @settings(max_examples=examples, phases=[Phase.generate], database=None,
-                  deadline=None, suppress_health_check=list(HealthCheck))
+                  deadline=None, suppress_health_check=list(HealthCheck),
+                  verbosity=Verbosity.quiet)
         @hypothesis_seed(seed * 1_000 + round_number)
         @given(session_plans())
         def draw_one(plan: SessionPlan) -> None:
             nonlocal planned
             if planned >= inputs or stop.is_set():
-                return
+                raise _Stopped
             if planned + plan.size > inputs:
                 keep = inputs - planned - (plan.ending != CLOSE)
                 plan = replace(plan, inputs=plan.inputs[:max(keep, 0)],
@@ -162,5 +170,8 @@ def produce(inputs: int, seed: int, put: Callable[[SessionPlan], None],
             planned += plan.size
             put(plan)
 
-        draw_one()
+        try:
+            draw_one()
+        except _Stopped:
+            return
         round_number += 1

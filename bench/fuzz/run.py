@@ -28,7 +28,14 @@ from bench.fuzz.seeds import load_seeds
 from bench.fuzz.sink import Sink
 from bench.fuzz.tally import Tally
 from bench.mllp_load import read_ack
-from bench.serving import ROOT, Processes, start_switchboard, wait_ready, workspace
+from bench.serving import (
+    ROOT,
+    Processes,
+    start_switchboard,
+    terminate_on_sigterm,
+    wait_ready,
+    workspace,
+)
 from tests.delivery_config import (
     FHIR_FEED,
     FHIR_FEED_TOKEN_ENV,
@@ -58,6 +65,7 @@ class Options:
     idle_timeout: float = 2.0
     max_frame_bytes: int = 64 * 1024
     settle_limit: float = 900.0
+    time_limit: float | None = None  # seconds of sending; the run stops short of inputs
     metrics_token: str | None = None
     keep: bool = False
     quiet: bool = False
@@ -90,14 +98,18 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: a tenth, at most 50,000)")
     parser.add_argument("--settle-limit", type=float, default=900.0,
                         help="seconds to wait for the pipeline and deliveries to drain")
+    parser.add_argument("--time-limit", type=float, help="stop sending after this many "
+                        "seconds (the report says how many inputs were sent)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "fuzz.json")
     parser.add_argument("--keep", action="store_true", help="keep the store and logs")
     args = parser.parse_args(argv)
     options = Options(inputs=args.inputs, seed=args.seed, senders=args.senders,
                       warm_up=args.warm_up, settle_limit=args.settle_limit,
+                      time_limit=args.time_limit,
                       metrics_token=os.environ.get("SWITCHBOARD_METRICS_TOKEN"),
                       keep=args.keep, json_path=args.json,
                       findings=args.json.parent / "fuzz-findings")
+    terminate_on_sigterm()  # stopped by a signal, it still stops its serve process
     result = run(options)
     print(report(result))
     return 0 if result["invariants_held"] else 1
@@ -204,6 +216,8 @@ async def _send(options: Options, pid: int, mllp: int, web: int, tokens: dict[st
 
     async def sender() -> None:
         while (plan := await plans.get()) is not None:
+            if stop.is_set():
+                continue  # the time limit passed: what is queued is not sent
             session = (MllpSession(plan, maker, listener, tally) if plan.transport == MLLP
                        else HttpSession(plan, maker, ingest, tally))
             try:
@@ -219,6 +233,8 @@ async def _send(options: Options, pid: int, mllp: int, web: int, tokens: dict[st
     drawing = threading.Thread(target=draw, name="fuzz-plans", daemon=True)
     drawing.start()
     watching = asyncio.create_task(_watch(watch, tally, pid, options, start, say))
+    if options.time_limit is not None:
+        loop.call_later(options.time_limit, stop.set)
     try:
         await asyncio.gather(*(sender() for _ in range(options.senders)))
     finally:
@@ -364,9 +380,11 @@ def _result(options: Options, tally: Tally, watch: Watch, seconds: float, before
         "command": "python -m bench.fuzz " + " ".join(sys.argv[1:]),
         "options": {"inputs": options.inputs, "seed": options.seed,
                     "senders": options.senders, "warm_up_inputs": options.warm_up_inputs,
+                    "time_limit_s": options.time_limit,
                     "idle_timeout_s": options.idle_timeout,
                     "max_frame_bytes": options.max_frame_bytes},
         "inputs": tally.inputs,
+        "stopped_by_time_limit": tally.inputs < options.inputs,
         "seconds": round(seconds, 1),
         "inputs_per_s": round(tally.inputs / seconds, 1) if seconds else None,
         "settle_seconds": round(settle_seconds, 1),
