@@ -47,6 +47,11 @@ def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
 
 def resident_bytes(pid: int) -> int:
     """VmRSS of ``pid`` and of every live descendant (the pipeline workers)."""
+    return sum(resident_by_process(pid).values())
+
+
+def resident_by_process(pid: int) -> dict[int, int]:
+    """VmRSS of ``pid`` and of each live descendant, by process id."""
     pids, pending = [pid], [pid]
     while pending:
         parent = pending.pop()
@@ -55,12 +60,12 @@ def resident_bytes(pid: int) -> int:
                 found = [int(child) for child in children.read_text().split()]
                 pids += found
                 pending += found
-    rss = 0
+    rss: dict[int, int] = {}
     for each in pids:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{each}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    rss += int(line.split()[1]) * 1024
+                    rss[each] = int(line.split()[1]) * 1024
     return rss
 
 

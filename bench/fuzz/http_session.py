@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from bench.fuzz.inputs import Input, InputMaker
-from bench.fuzz.mllp_session import ANSWER_LIMIT, MAX_PIECES
+from bench.fuzz.mllp_session import ANSWER_LIMIT, LATE_LIMIT, MAX_PIECES
 from bench.fuzz.plans import (
     DROP_FIN,
     NO_TOKEN,
@@ -95,9 +95,17 @@ class HttpSession:
             async with asyncio.timeout(ANSWER_LIMIT):
                 status, close = await _response(reader)
         except TimeoutError:
-            self.tally.count(item.plan, "no answer (hang)", "http")
-            self.tally.fail("hang", f"no HTTP response within {ANSWER_LIMIT:g} s", "http",
-                            item.payload, item.plan)
+            late = None
+            with contextlib.suppress(TimeoutError, asyncio.IncompleteReadError,
+                                     ConnectionError, ValueError):
+                async with asyncio.timeout(LATE_LIMIT):
+                    await _response(reader)
+                    late = time.monotonic() - sent
+            self.tally.count(item.plan, "no answer (hang)" if late is None
+                             else "answered late (hang)", "http")
+            self.tally.fail("hang", f"no HTTP response within {ANSWER_LIMIT:g} s"
+                            + ("" if late is None else f"; answered after {late:.1f} s"),
+                            "http", item.payload, item.plan)
             return False
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as error:
             self.tally.count(item.plan, "connection closed without a response", "http")

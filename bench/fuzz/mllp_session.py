@@ -33,6 +33,7 @@ from bench.fuzz.tally import Tally
 from bench.mllp_load import read_ack
 
 ANSWER_LIMIT = 5.0
+LATE_LIMIT = 60.0  # after a hang: how long to wait to tell a late answer from none
 VT, FS_CR = b"\x0b", b"\x1c\r"
 NOISE = b"\r\n  \x00garbage between frames\x7f\r\n"
 MAX_PIECES = 20  # a slow frame is written in at most this many pieces
@@ -123,8 +124,11 @@ class MllpSession:
                 self.tally.closed_by_listener += 1
                 return False
             except Hang:
-                self.tally.count(item.plan, "no answer (hang)", "mllp")
-                self.tally.fail("hang", f"no ACK and no close within {ANSWER_LIMIT:g} s",
+                late = await self._late(sent)
+                self.tally.count(item.plan, "no answer (hang)" if late is None
+                                 else "answered late (hang)", "mllp")
+                self.tally.fail("hang", f"no ACK and no close within {ANSWER_LIMIT:g} s"
+                                + ("" if late is None else f"; answered after {late:.1f} s"),
                                 "mllp", item.payload, item.plan)
                 return False
             self.tally.count(item.plan, code, "mllp")
@@ -133,10 +137,19 @@ class MllpSession:
                                 item.plan)
         return True
 
-    async def _answer(self, sent: float) -> str:
-        """The next ACK's MSA-1, awaited until ANSWER_LIMIT after ``sent``."""
+    async def _late(self, sent: float) -> float | None:
+        """After a hang: when the answer came after all (seconds after ``sent``), or
+        None when nothing came within LATE_LIMIT: a stalled server or a lost frame."""
         try:
-            async with asyncio.timeout(max(0.0, sent + ANSWER_LIMIT - time.monotonic())):
+            await self._answer(sent, LATE_LIMIT)
+        except (Hang, Closed):
+            return None
+        return time.monotonic() - sent
+
+    async def _answer(self, sent: float, limit: float = ANSWER_LIMIT) -> str:
+        """The next ACK's MSA-1, awaited until ``limit`` seconds after ``sent``."""
+        try:
+            async with asyncio.timeout(max(0.0, sent + limit - time.monotonic())):
                 frame = await self.reader.readuntil(FS_CR)
         except TimeoutError:
             raise Hang from None

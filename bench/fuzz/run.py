@@ -84,6 +84,7 @@ class Watch:
     rss_start: int = 0
     rss_warm: int | None = None
     rss_peak: int = 0
+    by_process_warm: dict[int, int] = field(default_factory=dict)
     warm_at: float | None = None
     warm_inputs: int = 0
     samples: list[tuple[float, int, int]] = field(default_factory=list)  # (s, inputs, rss)
@@ -160,7 +161,8 @@ async def _fuzz(options: Options, folder: Path) -> dict[str, Any]:
         tally, watch, seconds = await _send(options, serve.popen.pid, mllp, web, tokens, say)
         alive_after_load = serve.alive
         settled, settle_seconds = await _settle(base, options, tally, before, say)
-        rss_after = engine_watch.resident_bytes(serve.popen.pid)
+        by_process_after = engine_watch.resident_by_process(serve.popen.pid)
+        rss_after = sum(by_process_after.values())
         e2e = await _end_to_end(mllp, sink, options.seed)
         after = await _closes_counted(base, options, before, tally.connections + 1)
         alive = serve.alive
@@ -170,9 +172,13 @@ async def _fuzz(options: Options, folder: Path) -> dict[str, Any]:
     problems = engine_watch.log_problems(serve.log)
     findings = (tally.write_findings(options.findings)
                 if options.findings is not None and tally.findings else [])
-    return _result(options, tally, watch, seconds, before, after, rss_after, e2e,
-                   settled, settle_seconds, alive and alive_after_load, problems, findings,
-                   sink.posts)
+    result = _result(options, tally, watch, seconds, before, after, rss_after, e2e,
+                     settled, settle_seconds, alive and alive_after_load, problems, findings,
+                     sink.posts)
+    result["memory"]["by_process_mib"] = {
+        str(pid): [round(watch.by_process_warm.get(pid, 0) / MIB, 1), round(rss / MIB, 1)]
+        for pid, rss in by_process_after.items()}  # [after warm-up, after the run]
+    return result
 
 
 async def _metrics(base: str, options: Options) -> Samples:
@@ -247,6 +253,7 @@ async def _send(options: Options, pid: int, mllp: int, web: int, tokens: dict[st
         await asyncio.to_thread(drawing.join, 30)
     if watch.rss_warm is None:
         watch.rss_warm, watch.warm_at = engine_watch.resident_bytes(pid), seconds
+        watch.by_process_warm = engine_watch.resident_by_process(pid)
         watch.warm_inputs = tally.inputs
     return tally, watch, seconds
 
@@ -265,6 +272,7 @@ async def _watch(watch: Watch, tally: Tally, pid: int, options: Options, start: 
         watch.rss_peak = max(watch.rss_peak, rss)
         if watch.rss_warm is None and tally.inputs >= options.warm_up_inputs:
             watch.rss_warm, watch.warm_at, watch.warm_inputs = rss, now - start, tally.inputs
+            watch.by_process_warm = engine_watch.resident_by_process(pid)
             say(f"warm-up done after {tally.inputs:,} inputs: RSS {rss / MIB:.1f} MiB")
         if now - last_print >= PROGRESS_EVERY:
             last_print = now
