@@ -1,6 +1,6 @@
 """The fuzz run: a real ``switchboard serve`` (SQLite) fed generated inputs over MLLP
 and HTTP ingest by concurrent senders, watched from outside, then checked against
-every invariant and reported."""
+every invariant and reported (see :mod:`bench.fuzz` for what each figure means)."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ async def _fuzz(options: Options, folder: Path) -> dict[str, Any]:
         before = await _metrics(base, options)
         tally, watch, seconds = await _send(options, serve.popen.pid, mllp, web, tokens, say)
         alive_after_load = serve.alive
-        settled, settle_seconds = await _settle(base, options, tally, before, say)
+        settled, settle_seconds, load = await _settle(base, options, tally, before, say)
         by_process_after = engine_watch.resident_by_process(serve.popen.pid)
         rss_after = sum(by_process_after.values())
         e2e = await _end_to_end(mllp, sink, options.seed)
@@ -172,7 +172,7 @@ async def _fuzz(options: Options, folder: Path) -> dict[str, Any]:
     problems = engine_watch.log_problems(serve.log)
     findings = (tally.write_findings(options.findings)
                 if options.findings is not None and tally.findings else [])
-    result = _result(options, tally, watch, seconds, before, after, rss_after, e2e,
+    result = _result(options, tally, watch, seconds, before, load, after, rss_after, e2e,
                      settled, settle_seconds, alive and alive_after_load, problems, findings,
                      sink.posts)
     result["memory"]["by_process_mib"] = {
@@ -283,9 +283,10 @@ async def _watch(watch: Watch, tally: Tally, pid: int, options: Options, start: 
 
 
 async def _settle(base: str, options: Options, tally: Tally, before: Samples,
-                  say: Any) -> tuple[bool, float]:
+                  say: Any) -> tuple[bool, float, Samples]:
     """Wait for every connection's close to be counted, the pipeline to take every
-    journaled message and every delivery to be made; False at the limit."""
+    journaled message and every delivery to be made (False at the limit); the metrics
+    then, which count the fuzz inputs alone."""
     start = time.monotonic()
     while True:
         samples = await _metrics(base, options)
@@ -295,12 +296,12 @@ async def _settle(base: str, options: Options, tally: Tally, before: Samples,
         unrouted = total(samples, "switchboard_oldest_unrouted_age_seconds")
         undelivered = total(samples, "switchboard_oldest_pending_delivery_age_seconds")
         if closed >= tally.connections and waiting == 0 and unrouted == 0 and undelivered == 0:
-            return True, time.monotonic() - start
+            return True, time.monotonic() - start, samples
         if time.monotonic() - start > options.settle_limit:
             say(f"not settled after {options.settle_limit:g} s: closes {closed:.0f} of "
                 f"{tally.connections}, {waiting:.0f} waiting for the pipeline, oldest "
                 f"undelivered {undelivered:.0f} s")
-            return False, time.monotonic() - start
+            return False, time.monotonic() - start, samples
         await asyncio.sleep(1.0)
 
 
@@ -336,7 +337,7 @@ def _delta(after: Samples, before: Samples, name: str, **labels: str) -> int:
 
 
 def _result(options: Options, tally: Tally, watch: Watch, seconds: float, before: Samples,
-            after: Samples, rss_after: int, e2e: dict[str, Any], settled: bool,
+            load: Samples, after: Samples, rss_after: int, e2e: dict[str, Any], settled: bool,
             settle_seconds: float, alive: bool, problems: dict[str, int],
             findings: list[str], sink_posts: int) -> dict[str, Any]:
     closes = {reason: count - by_label(before, "switchboard_mllp_closed_total", "reason")
@@ -344,12 +345,14 @@ def _result(options: Options, tally: Tally, watch: Watch, seconds: float, before
               for reason, count in by_label(after, "switchboard_mllp_closed_total",
                                             "reason").items()}
     closes = {reason: count for reason, count in closes.items() if count}
-    received = _delta(after, before, "switchboard_received_total")
-    routed = _delta(after, before, "switchboard_routed_total")
-    failed = _delta(after, before, "switchboard_failed_total")
+    # The engine's own counters once the load settled, before the end-to-end message:
+    # what the fuzz inputs did, and nothing else.
+    received = _delta(load, before, "switchboard_received_total")
+    routed = _delta(load, before, "switchboard_routed_total")
+    failed = _delta(load, before, "switchboard_failed_total")
     reached_parser = received - closes.get("oversize", 0)
     inputs = max(tally.inputs, 1)
-    # The end-to-end message's own connection, received and routed are in the deltas.
+    # The end-to-end message's connection is among the closes counted.
     counted_connections = tally.connections + 1
     closed_by_listener = sum(closes.get(reason, 0) for reason in LISTENER_CLOSES)
     growth = rss_after - (watch.rss_warm or rss_after)
@@ -403,13 +406,13 @@ def _result(options: Options, tally: Tally, watch: Watch, seconds: float, before
         "sessions_by_writing": dict(sorted(tally.writings.items())),
         "sessions_by_ending": dict(sorted(tally.endings.items())),
         "mllp_connections": tally.connections,
-        "engine": {"received": received, "rejected": _delta(after, before,
+        "engine": {"received": received, "rejected": _delta(load, before,
                                                             "switchboard_rejected_total"),
-                   "acknowledged": _delta(after, before, "switchboard_acknowledged_total"),
-                   "duplicates": _delta(after, before, "switchboard_duplicates_total"),
+                   "acknowledged": _delta(load, before, "switchboard_acknowledged_total"),
+                   "duplicates": _delta(load, before, "switchboard_duplicates_total"),
                    "routed": routed, "failed": failed,
-                   "exceptions": _delta(after, before, "switchboard_exceptions_total"),
-                   "delivered": _delta(after, before, "switchboard_delivered_total"),
+                   "exceptions": _delta(load, before, "switchboard_exceptions_total"),
+                   "delivered": _delta(load, before, "switchboard_delivered_total"),
                    "sink_posts": sink_posts},
         "depth": {"reached_parser": reached_parser,
                   "reached_parser_share": round(reached_parser / inputs, 4),
