@@ -130,6 +130,8 @@ class MllpSession:
                 self.tally.fail("hang", f"no ACK and no close within {ANSWER_LIMIT:g} s"
                                 + ("" if late is None else f"; answered after {late:.1f} s"),
                                 "mllp", item.payload, item.plan)
+                for rest in batch[number + 1:]:
+                    self.tally.count(rest.plan, "not awaited: behind a hang", "mllp")
                 return False
             self.tally.count(item.plan, code, "mllp")
             if code == "unreadable ACK":
