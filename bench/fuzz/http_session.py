@@ -88,8 +88,11 @@ class HttpSession:
     async def _post(self, item: Input) -> bool:
         """POST one input; False when the session cannot go on."""
         reader, writer = await self._connect()
-        with contextlib.suppress(OSError):  # it may answer (and close) before reading all
+        cut_short = False
+        try:
             await self._write(writer, self._request(item))
+        except OSError:  # it may answer, and close, before reading the whole request
+            cut_short = True
         sent = time.monotonic()
         try:
             async with asyncio.timeout(ANSWER_LIMIT):
@@ -108,6 +111,13 @@ class HttpSession:
                             "http", item.payload, item.plan)
             return False
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as error:
+            early = _early_status(reader) if cut_short else None
+            if early is not None:
+                self.tally.answered(time.monotonic() - sent)
+                self.tally.count(item.plan, f"{early} before the whole request was sent",
+                                 "http")
+                self._disconnect()
+                return True
             self.tally.count(item.plan, "connection closed without a response", "http")
             self.tally.fail("no_response", f"closed without a response ({error!r})",
                             "http", item.payload, item.plan)
@@ -142,6 +152,20 @@ class HttpSession:
             await writer.drain()
             if writing == SLOW:
                 await asyncio.sleep(self.plan.pause_ms / 1000)
+
+
+def _early_status(reader: asyncio.StreamReader) -> int | None:
+    """The status of a response that came before the request was written whole (a
+    refusal on the headers alone; the server then closed without reading the rest),
+    or None. Once a write has failed, the stream reader raises that error before it
+    looks at what it had already received; the response is read from its buffer."""
+    received = bytes(getattr(reader, "_buffer", b""))
+    if b"\r\n\r\n" not in received or not received.startswith(b"HTTP/"):
+        return None
+    try:
+        return int(received.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return None
 
 
 async def _response(reader: asyncio.StreamReader) -> tuple[int, bool]:
