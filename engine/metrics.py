@@ -25,6 +25,10 @@ FAILED = Counter("switchboard_failed", "Messages the pipeline could not process"
                  ["connection"], registry=REGISTRY)
 EXCEPTIONS = Counter("switchboard_exceptions", "Exception items opened", ["connection"],
                      registry=REGISTRY)
+MLLP_CLOSED = Counter(
+    "switchboard_mllp_closed", "MLLP connections ended, by why: peer_closed, idle, oversize, "
+    "stopped, lost, slow_reader, refused, internal_error", ["connection", "reason"],
+    registry=REGISTRY)
 QUEUE_DEPTH = Gauge("switchboard_queue_depth", "Journaled messages waiting for the pipeline",
                     registry=REGISTRY)
 INGEST_TO_ACK = Histogram(

@@ -29,6 +29,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from engine import metrics
 from engine.connectors import ConnectorError
 from engine.connectors.mllp.application_ack import ApplicationAcks
 from engine.errors import FrameTooLargeError
@@ -60,6 +61,12 @@ OVERSIZE = "oversize frame"
 STOPPED = "listener stopped"
 LOST = "connection lost"
 SLOW_READER = "peer does not read its ACKs"
+INTERNAL_ERROR = "internal error"
+# Each reason as counted on /metrics (switchboard_mllp_closed_total): a short, fixed
+# label, so that the error's type in an internal error's reason makes no new series.
+REASON_LABELS = {PEER_CLOSED: "peer_closed", IDLE: "idle", OVERSIZE: "oversize",
+                 STOPPED: "stopped", LOST: "lost", SLOW_READER: "slow_reader"}
+REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,7 @@ class MllpListener:
         task = asyncio.current_task()
         if task is None or not self._admit(peer):
             writer.close()
+            metrics.MLLP_CLOSED.labels(self._source_id, REFUSED).inc()
             return
         self.counters.connections_total += 1
         self.counters.connections_open += 1
@@ -298,7 +306,7 @@ class MllpListener:
         except TimeoutError:
             reason = SLOW_READER
         except Exception as exc:  # a bug must cost one connection, not the listener
-            reason = f"internal error ({type(exc).__name__})"
+            reason = f"{INTERNAL_ERROR} ({type(exc).__name__})"
             logger.error("MLLP connection failed", extra=self._log(
                 peer=peer, connection=connection.number, error=type(exc).__name__))
         finally:
@@ -395,6 +403,8 @@ class MllpListener:
     def _close(self, task: asyncio.Task[Any], connection: _Connection, reason: str) -> None:
         self._live.pop(task, None)
         self.counters.connections_open -= 1
+        metrics.MLLP_CLOSED.labels(
+            self._source_id, REASON_LABELS.get(reason, "internal_error")).inc()
         self.counters.discarded_bytes += connection.decoder.discarded_bytes
         partial = reason != OVERSIZE and not connection.decoder.at_frame_boundary
         if partial:

@@ -16,10 +16,11 @@ import sys
 import pytest
 from jsonschema import Draft202012Validator
 
+from engine import metrics
 from engine.connectors import ConnectorError, source_factory, source_names, source_schema
 from engine.connectors.mllp import SCHEMA, MllpListener, MllpListenerConfig
 from engine.hl7v2.mllp import encode_frame
-from tests.engine.connectors.conftest import Peer, adt, journal_rows, listening, run
+from tests.engine.connectors.conftest import SOURCE, Peer, adt, journal_rows, listening, run
 from tests.waiting import wait_until_async
 
 # --- acknowledgement after commit, on SQLite and PostgreSQL --------------------------
@@ -404,3 +405,46 @@ def stopped_listening(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+# --- every close counted by its reason on /metrics -------------------------------------
+
+
+def _closed(reason: str) -> float:
+    return metrics.REGISTRY.get_sample_value(
+        "switchboard_mllp_closed_total", {"connection": SOURCE, "reason": reason}) or 0.0
+
+
+def test_each_close_is_counted_on_metrics_by_its_reason(sqlite_ingestor):
+    reasons = ("peer_closed", "idle", "oversize", "refused", "internal_error")
+    before = {reason: _closed(reason) for reason in reasons}
+
+    async def scenario():
+        async with listening(sqlite_ingestor, idle_timeout=0.5, max_frame_bytes=1024,
+                             max_connections=3) as listener:
+            polite = await Peer.open(listener.port)
+            await polite.send(adt("BYE1"))
+            await polite.ack()
+            await polite.close()
+            silent = await Peer.open(listener.port)
+            assert await silent.closed_by_listener()
+            await silent.close()
+            big = await Peer.open(listener.port)
+            await big.send(adt("BIG2") + b"OBX|1|TX|||" + b"x" * 2048 + b"\r")
+            await big.ack()
+            assert await big.closed_by_listener()
+            await big.close()
+            await wait_until_async(lambda: listener.live_connections == 0)
+            held = [await Peer.open(listener.port) for _ in range(3)]
+            await wait_until_async(lambda: listener.live_connections == 3)
+            refused = await Peer.open(listener.port)
+            assert await refused.closed_by_listener()
+            for peer in (*held, refused):
+                await peer.close()
+            await wait_until_async(lambda: listener.live_connections == 0)
+
+    run(scenario())
+    counted = {reason: _closed(reason) - before[reason] for reason in reasons}
+    # The three held open were closed by their peers too, after the refusal.
+    assert counted == {"peer_closed": 4, "idle": 1, "oversize": 1, "refused": 1,
+                       "internal_error": 0}

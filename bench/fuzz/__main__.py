@@ -1,0 +1,5 @@
+import sys
+
+from bench.fuzz.run import main
+
+sys.exit(main())
