@@ -14,7 +14,12 @@ from bench.chaos.load import Load
 from bench.chaos.operator_script import retry_dead_letters
 from bench.chaos.settings import Settings
 from bench.chaos.sink import ChaosSink
-from bench.chaos.store_probe import dead_letters, failed_attempts, in_flight_keys
+from bench.chaos.store_probe import (
+    dead_letters,
+    delivered,
+    failed_attempts,
+    in_flight_keys,
+)
 from tests.postgres_cluster import PrivateCluster
 from tests.serve_process import ServeProcess
 
@@ -52,13 +57,23 @@ class Injector:
 
     def _serve_kill(self, fault: plan.Fault) -> dict[str, Any]:
         # The sink holds a POST while the kill comes: a delivery is provably in flight.
-        hold = self.sink.hold_next()
-        self.wait(hold.caught.is_set, self.settings.limit, "a POST to hold at the sink",
-                  every=0.01)
+        if self.settings.settle_before_kill:
+            hold = self.sink.stall()
+            self.wait(hold.caught.is_set, self.settings.limit, "a POST to hold at the sink",
+                      every=0.01)
+            # Every answered delivery on record: the kill's repeats are exactly the
+            # deliveries the destination holds, whatever the machine's speed.
+            self.wait(lambda: delivered(self.url) >= self.sink.answered(),
+                      self.settings.limit, "the answered deliveries on record", every=0.01)
+        else:
+            hold = self.sink.hold_next()
+            self.wait(hold.caught.is_set, self.settings.limit, "a POST to hold at the sink",
+                      every=0.01)
         killed_at = time.time()
         self.serve.kill()
         in_flight = in_flight_keys(self.url)
         hold.release()  # its engine is gone: the answer goes nowhere
+        self.sink.resume()
         self.serve.start(self.settings.limit)
         return {"in_flight": len(in_flight), "killed_at": killed_at}
 

@@ -44,6 +44,8 @@ class ChaosSink:
         self._connections: list[socket.socket] = []
         self._refused: frozenset[int] = frozenset()
         self._taken: set[str] = set()  # keys answered 200
+        self._answered: set[str] = set()  # of those, the keys whose answer was written
+        self._stall: Hold | None = None  # holds every new delivery while set
         self._faults: list[Callable[[], bool]] = []  # each says whether it is spent
 
     @property
@@ -57,6 +59,22 @@ class ChaosSink:
         hold = Hold()
         self._add_fault(lambda: (hold.hold(), True)[1])
         return hold
+
+    def stall(self) -> Hold:
+        """Hold every new delivery's POST (after recording it) until ``resume()``: the
+        destination stops answering, and each delivery worker ends up waiting on it."""
+        self._stall = Hold()
+        return self._stall
+
+    def resume(self) -> None:
+        if self._stall is not None:
+            self._stall.release()
+            self._stall = None
+
+    def answered(self) -> int:
+        """How many deliveries (distinct keys) were answered 200."""
+        with self._lock:
+            return len(self._answered)
 
     def answer_late(self, count: int, seconds: float) -> threading.Event:
         """Answer the next ``count`` new deliveries' POSTs ``seconds`` late; the event
@@ -134,10 +152,15 @@ class ChaosSink:
                 # the repeats of the last kill, and count them again.
                 if new and (fault := sink._next_fault()) is not None:
                     fault()
+                if new and (stall := sink._stall) is not None:
+                    stall.hold()
                 with contextlib.suppress(OSError):  # its engine may be dead by now
                     self.send_response(status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                if status == 200:
+                    with sink._lock:
+                        sink._answered.add(self.headers.get("Idempotency-Key", ""))
 
             def log_message(self, format: str, *args: object) -> None:
                 """Quiet."""

@@ -22,6 +22,18 @@ def in_flight_keys(database_url: str) -> list[str]:
         engine.dispose()
 
 
+def delivered(database_url: str) -> int:
+    """Deliveries to the sink with their outcome on record as delivered."""
+    engine = open_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(
+                select(func.count()).select_from(Delivery)
+                .where(Delivery.destination == SINK, Delivery.status == "delivered")) or 0)
+    finally:
+        engine.dispose()
+
+
 def failed_attempts(database_url: str, error_class: str = "transport_error") -> int:
     """Failed attempts recorded on the deliveries to the sink that wait for a retry."""
     engine = open_engine(database_url)

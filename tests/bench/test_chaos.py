@@ -6,7 +6,9 @@ are made and retried by the operator's CLI, and slow). Each outage ends on an ev
 failed attempts recorded, a sender refused, dead letters made, slow answers given.
 Nothing ACKed is lost, each patient's messages arrive in order, every repeat is one a
 fault explains and they stay under 1%, every kill comes mid-load with a delivery in
-flight. ``SWITCHBOARD_CHAOS_SEED`` repeats a run; the seed is in every failure."""
+flight. Each serve kill comes once every answered delivery is on record, the
+destination holding the rest, so its repeats are those it held, on any machine.
+``SWITCHBOARD_CHAOS_SEED`` repeats a run; the seed is in every failure."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from tests.waiting import wait_until
 CI = Settings(messages=2_000, patients=40, kills=5, engine_kills=2, destination_down=0,
               failed_attempts=5, database_down=0, slow_seconds=0.5, slow_requests=4,
               dead_letter_patients=1, dead_letter_round=0, delivery_lease=5.0, limit=120,
-              delivery_workers=2, pipeline_workers=0, engine_pipeline_workers=0)
+              delivery_workers=2, pipeline_workers=0, engine_pipeline_workers=0,
+              settle_before_kill=True)
 # Every process runs its pipeline and delivery as threads: a process restarts in half
 # the time it takes with worker processes (the bench runs those).
 
