@@ -28,7 +28,8 @@ class Settings:
     engine_pipeline_workers: int = 1  # of each engine process (0: threads, starts faster)
     # Kill only once every answered delivery is on record, the destination holding the
     # rest (the CI run: its repeats are then what was held, not what a burst left
-    # unrecorded); the bench kills amid the flow.
+    # unrecorded); the bench kills amid the flow. SQLite only: on PostgreSQL the
+    # engine processes' deliveries would be held as well.
     settle_before_kill: bool = False
     limit: float = 600.0  # seconds any one wait may take before the run fails
     seed: int = 0

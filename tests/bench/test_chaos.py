@@ -6,8 +6,8 @@ are made and retried by the operator's CLI, and slow). Each outage ends on an ev
 failed attempts recorded, a sender refused, dead letters made, slow answers given.
 Nothing ACKed is lost, each patient's messages arrive in order, every repeat is one a
 fault explains and they stay under 1%, every kill comes mid-load with a delivery in
-flight. Each serve kill comes once every answered delivery is on record, the
-destination holding the rest, so its repeats are those it held, on any machine.
+flight. On SQLite each serve kill comes once every answered delivery is on record,
+the destination holding the rest, so its repeats are those it held, on any machine.
 ``SWITCHBOARD_CHAOS_SEED`` repeats a run; the seed is in every failure."""
 
 from __future__ import annotations
