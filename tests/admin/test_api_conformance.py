@@ -18,7 +18,7 @@ from tests.queue_rows import PEOPLE
 
 # Examples per operation in the fuzzing phase: the suite's budget for all of this
 # module is 150 s on the 2-core machine.
-MAX_EXAMPLES = 2
+MAX_EXAMPLES = 1
 # Who calls: every role's user (tests.queue_rows.PEOPLE), then nobody.
 CALLERS = [*PEOPLE, None]
 
