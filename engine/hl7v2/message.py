@@ -5,6 +5,7 @@ See the package docstring (``engine.hl7v2``) for the path and value semantics.
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from typing import Any, AnyStr
@@ -34,6 +35,7 @@ class ParseWarning:
     code: str
     text: str
     segment_number: int | None = None
+    field: int | None = None  # where in that segment, when the parser knows
 
     def __str__(self) -> str:
         where = f"segment {self.segment_number}: " if self.segment_number else ""
@@ -69,13 +71,14 @@ def parse(data: bytes | bytearray | memoryview | str, charset: str | None = None
         message = _parse_text(text, raw=raw, codec=message.codec, warnings=warnings,
                               default=default)
     if problem is not None:
-        segment_number = _EOL_SPLIT.subn("", body[: problem.start].decode("latin-1"))[1] + 1
+        lines = _EOL_SPLIT.split(body[: problem.start].decode("latin-1"))
+        field = lines[-1].count(message.separators.field) + (lines[-1][:3] in _HEADERS)
         warnings.append(
             ParseWarning(
                 "undecodable-bytes",
                 f"bytes from offset {problem.start} are not valid {message.codec}; "
                 "they are kept as they were sent",
-                segment_number,
+                len(lines), field or None,
             )
         )
     return message
@@ -87,8 +90,9 @@ def text_error(message: Message) -> ParseError | None:
     none), or a NUL (no HL7 data type allows it, and PostgreSQL cannot store it in
     text). None when there is neither. ``parse`` keeps such bytes, so a message can be
     stored and sent on exactly; text that drives routing must not be built from them."""
-    undecodable = any(warning.code == "undecodable-bytes" for warning in message.warnings)
-    if not undecodable and "\x00" not in message._text:
+    undecodable = next((warning for warning in message.warnings
+                        if warning.code == "undecodable-bytes"), None)
+    if undecodable is None and "\x00" not in message._text:
         return None
     field_sep = message.separators.field
     occurrences: dict[str, int] = {}
@@ -96,12 +100,17 @@ def text_error(message: Message) -> ParseError | None:
         segment_id = segment[:3]
         occurrences[segment_id] = occurrences.get(segment_id, 0) + 1
         found = _NOT_TEXT.search(segment)
-        if found is None:
+        if found is not None:
+            field = segment.count(field_sep, 0, found.start())
+            if segment_id in _HEADERS:
+                field += 1  # MSH-1 is the separator itself: MSH-n follows n - 1 of them
+        elif undecodable is not None and number == undecodable.segment_number:
+            # A broken sequence of ASCII bytes (an ISO 2022 escape) is kept as it was
+            # and leaves no mark in the text: it is where the decoding stopped.
+            field = undecodable.field or 0
+        else:
             continue
-        field = segment.count(field_sep, 0, found.start())
-        if segment_id in _HEADERS:
-            field += 1  # MSH-1 is the separator itself: MSH-n follows n - 1 of them
-        if found.group() == "\x00":
+        if found is not None and found.group() == "\x00":
             reason = "holds a NUL byte, which no HL7 v2 data type allows"
             hint = "Remove the NUL bytes from the message"
         else:
@@ -119,12 +128,26 @@ def text_error(message: Message) -> ParseError | None:
 _NOT_TEXT = re.compile("[\\x00\\udc80-\\udcff]")
 
 
+def _keep_bytes(error: UnicodeError) -> tuple[str, int]:
+    """surrogateescape, except that an ASCII byte inside a bad sequence is kept as
+    itself: the ISO 2022 decoders report a broken escape sequence with its ASCII bytes,
+    which surrogateescape refuses, so the decode would fail after all."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    bad = error.object[error.start:error.end]
+    return "".join(chr(0xDC00 + b) if b >= 0x80 else chr(b) for b in bad), error.end
+
+
+codecs.register_error("switchboard.keep_bytes", _keep_bytes)
+
+
 def _decode(body: bytes, codec: str) -> tuple[str, UnicodeDecodeError | None]:
     try:
         return body.decode(codec), None
     except UnicodeDecodeError as exc:
-        # surrogateescape keeps undecodable bytes, so encode() can give them back.
-        return body.decode(codec, "surrogateescape"), exc
+        # Undecodable bytes are kept as surrogateescape keeps them, so encode() can give
+        # them back.
+        return body.decode(codec, "switchboard.keep_bytes"), exc
 
 
 def read_header(data: bytes | str) -> Message:

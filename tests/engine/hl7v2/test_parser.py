@@ -192,6 +192,11 @@ def test_segment_texts_are_a_copy_in_order():
      ("OBX", 2, 5), "NUL"),
     (b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A01|1|P|2.5.1||||||UNICODE UTF-8\rPID|1||\xc3\r",
      ("PID", 1, 3), "the character set MSH-18 declares"),
+    # A JIS escape sequence broken by ASCII bytes: the ISO 2022 decoder cannot resume
+    # under surrogateescape, which has no escape for ASCII (found by bench/fuzz).
+    (b"MSH|^~\\&|EHR|RIV|||20260101||ADT^A01|1|P|2.5.1||||||ISO 2022-1994\r"
+     b"PID|1||12||\x1b$B;3ED\x1b~(B^JANE\r",
+     ("PID", 1, 5), "not valid iso2022_jp, the character set MSH-18 declares"),
 ])
 def test_text_error_locates_what_cannot_be_text(raw, location, fragment):
     error = text_error(parse(raw))

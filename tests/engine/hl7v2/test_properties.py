@@ -7,7 +7,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from engine.errors import ParseError
-from engine.hl7v2 import Message, parse
+from engine.hl7v2 import Message, parse, text_error
 from engine.hl7v2.escape import escape, unescape
 from engine.hl7v2.separators import Separators, separators_from
 from tests.samples import CORPUS_FILES
@@ -263,3 +263,30 @@ def test_escape_then_unescape_is_identity(delimiters, value):
 @given(st.text(alphabet=st.sampled_from("\\XFSTREHNP.brspk0123456789aZ|^&~+-"), max_size=60))
 def test_unescape_never_raises_on_any_escape_soup(text):
     unescape(text, separators_from("|", "^~\\&#"))
+
+
+# Every MSH-18 name Switchboard reads (table 0211), and byte runs that stress the
+# stateful and multibyte decoders: escape sequences whole and broken, lead bytes alone.
+CHARSET_NAMES = ["", "8859/1", "UNICODE UTF-8", "GB 18030-2000", "BIG-5", "KS X 1001",
+                 "ISO 2022-1994", "ISO IR87"]
+CODEC_STRESS = st.lists(
+    st.sampled_from([b"\x1b$B", b"\x1b(B", b"\x1b(J", b"\x1b$@", b"\x1b~", b"\x1b",
+                     b";3", b"~(", b"\x80", b"\xa4", b"\xff", b"|", b"^"])
+    | st.binary(max_size=6),
+    max_size=24,
+).map(b"".join)
+
+
+@given(st.sampled_from(CHARSET_NAMES), CODEC_STRESS)
+def test_any_bytes_in_each_declared_charset_are_parsed_or_refused_with_a_place(
+        charset, tail):
+    raw = (b"MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5||||||" + charset.encode()
+           + b"\rPID|1||7||" + tail + b"\r")
+    try:
+        message = parse(raw)
+    except ParseError:
+        return
+    exercise(message, raw)
+    error = text_error(message)
+    if any(warning.code == "undecodable-bytes" for warning in message.warnings):
+        assert error is not None and error.segment in ("MSH", "PID")
