@@ -142,8 +142,10 @@ def _service(args: argparse.Namespace) -> int:
     import asyncio
 
     from engine.log_format import configure_logging
+    from engine.malloc_arenas import bound_malloc_arenas
     from engine.service import Settings, run
 
+    bound_malloc_arenas()  # before the service starts its threads
     configure_logging()
     settings = Settings(_database_url(args), args.config.resolve(), args.host, args.port,
                         args.health_port, args.health_host,
