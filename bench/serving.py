@@ -59,7 +59,7 @@ class Process:
         ``children``, that of its live descendants too (pipeline worker processes)."""
         pids = [self.popen.pid]
         if children:
-            pids += _descendants(self.popen.pid)
+            pids += descendants(self.popen.pid)
         total = 0.0
         for pid in pids:
             seconds = _cpu_seconds(pid)
@@ -86,7 +86,8 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, children first."""
     found: list[int] = []
     pending = [pid]
     while pending:

@@ -5,15 +5,14 @@ fault from :mod:`tests.faults` makes it answer late or hold a request."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.droppable_server import DroppableServer, reply
 from tests.ports import free_port
 
 
@@ -35,68 +34,38 @@ class RecordingSink:
     posts: int = 0  # POSTs begun, repeats included
     _at_once: int = 0
     received: list[Received] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _http: DroppableServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _connections: list[socket.socket] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/events"
 
     def start(self) -> None:
-        sink = self
+        if self._http is None:
+            self._http = DroppableServer(self.port, self._answer, timeout=5)
+        self._http.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 5
-
-            def setup(self) -> None:
-                super().setup()
-                with sink._lock:
-                    sink._connections.append(self.connection)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with sink._lock:
-                    sink._at_once += 1
-                    sink.most_at_once = max(sink.most_at_once, sink._at_once)
-                    sink.posts += 1
-                    number = sink.posts
-                if sink.fault is not None:
-                    sink.fault(number)
-                with sink._lock:
-                    sink._at_once -= 1
-                    sink.received.append(Received(
-                        self.headers.get("Idempotency-Key", ""), json.loads(body), self.path,
-                        self.headers.get("Content-Type", ""),
-                        self.headers.get("Authorization")))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+    def _answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        with self._lock:
+            self._at_once += 1
+            self.most_at_once = max(self.most_at_once, self._at_once)
+            self.posts += 1
+            number = self.posts
+        if self.fault is not None:
+            self.fault(number)
+        with self._lock:
+            self._at_once -= 1
+            self.received.append(Received(
+                handler.headers.get("Idempotency-Key", ""), json.loads(body), handler.path,
+                handler.headers.get("Content-Type", ""),
+                handler.headers.get("Authorization")))
+        reply(handler, 200)
 
     def stop(self) -> None:
         """Stop listening and drop every kept-alive connection, as a crash would."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            with self._lock:
-                for connection in self._connections:
-                    with contextlib.suppress(OSError):
-                        connection.shutdown(socket.SHUT_RDWR)
-                self._connections.clear()
-            assert self._thread is not None
-            self._thread.join(10)
-            self._server = None
+        if self._http is not None:
+            self._http.stop()
 
     def keys(self) -> list[str]:
         with self._lock:

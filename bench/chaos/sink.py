@@ -6,17 +6,16 @@ the engine. It can go down and come back on the same port, refuse some patients'
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from tests.droppable_server import DroppableServer, reply
 from tests.faults import Hold, Late
 from tests.ports import free_port
 
@@ -39,9 +38,9 @@ class ChaosSink:
         self.posts = 0  # POSTs received, repeats and refusals included
         self._file = record.open("a", encoding="utf-8")
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: list[socket.socket] = []
+        # A killed engine's dropped connection is no error of the sink.
+        self._http = DroppableServer(self.port, self._answer, timeout=30, backlog=128,
+                                     quiet_errors=True)
         self._refused: frozenset[int] = frozenset()
         self._taken: set[str] = set()  # keys answered 200
         self._answered: set[str] = set()  # of those, the keys whose answer was written
@@ -132,69 +131,30 @@ class ChaosSink:
                 self._taken.add(key)
         return status, new
 
+    def _answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        key = handler.headers.get("Idempotency-Key", "")
+        status, new = self._receive(key, handler.path, body)
+        # Faults take new deliveries: a kill held on a repeat would come amid the
+        # repeats of the last kill, and count them again.
+        if new and (fault := self._next_fault()) is not None:
+            fault()
+        if new and (stall := self._stall) is not None:
+            stall.hold()
+        reply(handler, status)
+        if status == 200:
+            with self._lock:
+                self._answered.add(key)
+
     def start(self) -> None:
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 30
-
-            def setup(self) -> None:
-                super().setup()
-                with sink._lock:
-                    sink._connections.append(self.connection)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status, new = sink._receive(self.headers.get("Idempotency-Key", ""),
-                                            self.path, body)
-                # Faults take new deliveries: a kill held on a repeat would come amid
-                # the repeats of the last kill, and count them again.
-                if new and (fault := sink._next_fault()) is not None:
-                    fault()
-                if new and (stall := sink._stall) is not None:
-                    stall.hold()
-                with contextlib.suppress(OSError):  # its engine may be dead by now
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                if status == 200:
-                    with sink._lock:
-                        sink._answered.add(self.headers.get("Idempotency-Key", ""))
-
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet."""
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 128
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                """A connection dropped by a killed engine is no error of the sink."""
-
-        self._server = Server(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
         """Stop listening and drop every kept-alive connection, as a crash would."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            for connection in self._connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            self._connections.clear()
-        assert self._thread is not None
-        self._thread.join(10)
-        self._server = None
+        self._http.stop()
 
     @property
     def up(self) -> bool:
-        return self._server is not None
+        return self._http.up
 
     def close(self) -> None:
         self.stop()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.serving import descendants
+
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -52,14 +54,7 @@ def resident_bytes(pid: int) -> int:
 
 def resident_by_process(pid: int) -> dict[int, int]:
     """VmRSS of ``pid`` and of each live descendant, by process id."""
-    pids, pending = [pid], [pid]
-    while pending:
-        parent = pending.pop()
-        for children in Path(f"/proc/{parent}/task").glob("*/children"):
-            with contextlib.suppress(OSError, ValueError):
-                found = [int(child) for child in children.read_text().split()]
-                pids += found
-                pending += found
+    pids = [pid, *descendants(pid)]
     rss: dict[int, int] = {}
     for each in pids:
         with contextlib.suppress(OSError):
