@@ -1,7 +1,10 @@
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.postgres_cluster import PrivateCluster
 
 # The machine is shared and noisy: no per-example deadline, and a fixed example budget.
 settings.register_profile(
@@ -27,3 +30,20 @@ def audit_key_and_anchors(tmp_path_factory):
         # The console's cookie key, likewise never written into ./instance by a test.
         patch.setenv("SWITCHBOARD_SECRET_KEY", "switchboard-tests-console-key-not-a-secret")
         yield
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server URL: SWITCHBOARD_TEST_DATABASE_URL when it is set, otherwise a
+    private throwaway cluster's (never a shared server). Defined here alone, so that the
+    whole session shares one cluster: a conftest that imported it would start another."""
+    configured = os.environ.get("SWITCHBOARD_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    cluster = PrivateCluster()
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.destroy()

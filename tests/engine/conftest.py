@@ -1,1 +1,1 @@
-from tests.engine.store.conftest import engine, postgres_server  # noqa: F401
+from tests.engine.store.conftest import engine  # noqa: F401

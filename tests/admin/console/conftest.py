@@ -5,7 +5,7 @@ from sqlalchemy import Engine
 
 from engine.store.database import open_engine
 from tests.admin.console.console_client import console  # noqa: F401
-from tests.engine.store.conftest import engine, postgres_server  # noqa: F401
+from tests.engine.store.conftest import engine  # noqa: F401
 from tests.ldap_server import ldap_server, ldap_server_to_stop  # noqa: F401
 
 

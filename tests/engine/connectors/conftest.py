@@ -21,7 +21,7 @@ from engine.journal import Journal
 from engine.store.database import open_engine
 from engine.store.migrate import upgrade
 from engine.store.models import JournalEntry
-from tests.engine.store.conftest import engine, postgres_server  # noqa: F401
+from tests.engine.store.conftest import engine  # noqa: F401
 
 T = TypeVar("T")
 SOURCE = "ehr-adt-feed"

@@ -1,11 +1,8 @@
-"""Store fixtures: every store test runs on SQLite and on PostgreSQL.
-
-PostgreSQL comes from SWITCHBOARD_TEST_DATABASE_URL when it is set, otherwise from a
-private throwaway cluster started for this test session (never a shared server)."""
+"""Store fixtures: every store test runs on SQLite and on PostgreSQL (the server from
+``postgres_server``, in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -13,22 +10,6 @@ import pytest
 from sqlalchemy import Engine
 
 from engine.store.database import open_engine
-from tests.postgres_cluster import PrivateCluster
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A PostgreSQL server URL: the one configured, or a private cluster's."""
-    configured = os.environ.get("SWITCHBOARD_TEST_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    cluster = PrivateCluster()
-    cluster.start()
-    try:
-        yield cluster.url
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
