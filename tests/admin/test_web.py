@@ -24,9 +24,9 @@ from engine.log_format import QUIETED, quiet_libraries
 from engine.pipeline import Pipeline
 from engine.rule_versions import bootstrap
 from engine.security.users import UserStore
-from engine.store.migrate import upgrade
 from engine.store.models import Delivery, JournalEntry
 from tests.samples import CORPUS
+from tests.store_template import migrated
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTNER_TOKEN = "partner-secret-token-for-tests"
@@ -84,7 +84,7 @@ def _json(raw: bytes) -> dict:
 
 @pytest.fixture
 def web(engine, monkeypatch) -> Iterator[Web]:
-    upgrade(engine)
+    migrated(engine)
     bootstrap(engine, ROOT)
     users = UserStore(engine)
     tokens = {name: users.add(name, role, "test")

@@ -25,11 +25,12 @@ from engine.security.audit_key import KEY_ENV, KEY_FILE_ENV, AuditKeyError, audi
 from engine.security.users import UserStore
 from engine.store.migrate import upgrade
 from engine.store.models import AuditEvent
+from tests.store_template import migrated
 
 
 @pytest.fixture
 def audit(engine):
-    upgrade(engine)
+    migrated(engine)
     return AuditLog(engine)
 
 

@@ -14,8 +14,8 @@ import engine.security.audit_trail as audit_trail
 from engine.queues import Invalid
 from engine.security.audit import AuditLog
 from engine.security.audit_trail import VERIFY, AuditTrail
-from engine.store.migrate import upgrade
 from engine.store.models import AuditEvent
+from tests.store_template import migrated
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 # (actor, action, target type, target id), an hour apart from START.
@@ -38,7 +38,7 @@ class Clock:
 
 @pytest.fixture
 def trail(engine) -> AuditTrail:
-    upgrade(engine)
+    migrated(engine)
     log = AuditLog(engine, clock=Clock())
     for actor, action, target_type, target_id in EVENTS:
         with Session(engine) as session, session.begin():

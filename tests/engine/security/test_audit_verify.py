@@ -17,6 +17,7 @@ from engine.security.audit_anchor import AuditAnchor
 from engine.security.audit_key import audit_key
 from engine.store.migrate import upgrade
 from engine.store.models import AuditEvent
+from tests.store_template import migrated
 
 EVENTS = 6
 REPLACED = "the anchor recorded another hash for it: the chain was replaced from here or before"
@@ -24,7 +25,7 @@ REPLACED = "the anchor recorded another hash for it: the chain was replaced from
 
 @pytest.fixture
 def audit(engine):
-    upgrade(engine)
+    migrated(engine)
     log = AuditLog(engine)
     for number in range(EVENTS):
         with Session(engine) as session, session.begin():

@@ -15,8 +15,8 @@ from engine.security.ldap_directory import Directory, LdapSettings
 from engine.security.ldap_role_mappings import LdapRoleMappings, RoleMapping, RoleMappingError
 from engine.security.roles import Role
 from engine.security.sign_in import SignIn
-from engine.store.migrate import upgrade
 from engine.store.models import AuditEvent
+from tests.store_template import migrated
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 PARKING = "cn=parking-permits,ou=groups,dc=example,dc=org"
@@ -25,7 +25,7 @@ NURSES = "cn=nurses,ou=groups,dc=example,dc=org"
 
 @pytest.fixture
 def mappings(engine):
-    upgrade(engine)
+    migrated(engine)
     return LdapRoleMappings(engine, lambda: NOW)
 
 

@@ -15,8 +15,8 @@ from engine.security.identity import IdentitySource, Principal
 from engine.security.roles import Role
 from engine.security.tokens import hash_token
 from engine.security.users import UserError, UserFilter, UserStore, UserView
-from engine.store.migrate import upgrade
 from engine.store.models import ApiToken, AuditEvent, User
+from tests.store_template import migrated
 
 NAME_HINT = "Use 2 to 64 characters from a-z, 0-9, '.', '_' and '-'"
 ROLE_HINT = "Choose one of: admin, analyst, approver, clinician, compliance, operator, registrar"
@@ -39,7 +39,7 @@ def clock():
 
 @pytest.fixture
 def store(engine, clock):
-    upgrade(engine)
+    migrated(engine)
     users = UserStore(engine, clock)
     try:
         yield users

@@ -14,15 +14,15 @@ from engine.commands.users import users_command
 from engine.security.audit import AuditLog
 from engine.security.roles import Role
 from engine.security.users import UserStore
-from engine.store.migrate import upgrade
 from engine.store.models import AuditEvent
+from tests.store_template import migrated
 
 TOKEN_LINE = re.compile(r"^token: (sb_[A-Za-z0-9_-]{43})$", re.MULTILINE)
 
 
 @pytest.fixture
 def url(engine):
-    upgrade(engine)
+    migrated(engine)
     return engine.url.render_as_string(hide_password=False)
 
 

@@ -26,6 +26,7 @@ from engine.store.models import Delivery, JournalEntry, MessageLookup
 from tests.engine.store.query_plan import plan, statements_sent
 from tests.engine.test_exception_queue import ADMISSION, failed_message
 from tests.queue_rows import prepared, sample
+from tests.store_template import migrated
 
 FHIR_AUTHORITY = "urn:oid:2.16.840.1.113883.19.5"
 PORTAL_BUNDLE = {
@@ -210,7 +211,7 @@ def test_the_total_stops_counting_past_the_page(engine, journaled, monkeypatch):
     ({"control_id": 7}, r"control_id must be text"),
 ])
 def test_a_wrong_search_says_what_to_send(engine, query, error):
-    upgrade(engine)
+    migrated(engine)
     with pytest.raises(Invalid, match=error):
         MessageLog(engine).list(query)
 
