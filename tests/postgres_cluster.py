@@ -47,8 +47,11 @@ class PrivateCluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
+        # The whole session shares one cluster, and several engines with their pools
+        # run against it at once: more clients than the default hundred.
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
-                   f"-c unix_socket_directories={self.folder} -c fsync=off")
+                   f"-c unix_socket_directories={self.folder} -c fsync=off "
+                   "-c max_connections=400")
         self._run(_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",
                   "-l", str(self.folder / "server.log"), "start")
 
