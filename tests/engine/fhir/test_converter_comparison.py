@@ -16,36 +16,41 @@ from engine.hl7v2 import parse
 from engine.rules.rule_set import compile_rule_set
 from engine.rules.source import read_rule_source
 from tests.fhir_comparison import Score, compare
+from tests.queue_rows import ROOT
+from tests.samples import CORPUS
 
-ROOT = Path(__file__).resolve().parents[3]
-CORPUS = ROOT / "tests" / "corpus"
-EXPECTED = sorted((CORPUS / "fhir" / "fhir-converter-expected").glob("*.expected.json"))
+EXPECTED = sorted((CORPUS.parent / "fhir" / "fhir-converter-expected")
+                  .glob("*.expected.json"))
 # Measured when the comparison was written; raise them as the encoder grows.
 TYPES_FLOOR = 0.19
 FIELDS_FLOOR = 0.50
 
 
-def corpus_score() -> tuple[Score, dict[str, Score]]:
+def message_of(expected_file: Path) -> Path:
+    """The sample message an expected bundle was made from."""
+    name = expected_file.name.removesuffix(".expected.json")
+    return CORPUS / "fhir-converter" / f"{name}.hl7"
+
+
+def corpus_score() -> Score:
     rule_set = compile_rule_set(read_rule_source(ROOT))
-    total, each = Score(0, 0, 0, 0), {}
+    total = Score(0, 0, 0, 0)
     for expected_file in EXPECTED:
-        name = expected_file.name.removesuffix(".expected.json")
-        message = parse((CORPUS / "hl7v2" / "fhir-converter" / f"{name}.hl7").read_bytes())
-        ours = encode_bundle(rule_set.convert(message).record, name)
-        each[name] = compare(ours, json.loads(expected_file.read_text()))
-        total += each[name]
-    return total, each
+        message_file = message_of(expected_file)
+        record = rule_set.convert(parse(message_file.read_bytes())).record
+        total += compare(encode_bundle(record, message_file.stem),
+                         json.loads(expected_file.read_text()))
+    return total
 
 
 def test_every_expected_bundle_has_its_message():
     assert len(EXPECTED) == 71
     for expected_file in EXPECTED:
-        name = expected_file.name.removesuffix(".expected.json")
-        assert (CORPUS / "hl7v2" / "fhir-converter" / f"{name}.hl7").exists(), name
+        assert message_of(expected_file).exists(), expected_file.name
 
 
 def test_the_corpus_figures_do_not_fall():
-    total, _ = corpus_score()
+    total = corpus_score()
     types = total.types_present / total.types_expected
     fields = total.fields_agreeing / total.fields_compared
     print(f"resource types {total.types_present}/{total.types_expected} ({types:.1%}); "
