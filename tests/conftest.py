@@ -4,6 +4,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+# The FHIR server and validator: one each for the whole session, so imported here alone.
+from tests.medplum_fhir import fhir_server, fhir_store, fhir_validator  # noqa: F401
 from tests.postgres_cluster import PrivateCluster
 
 # The machine is shared and noisy: no per-example deadline, and a fixed example budget.

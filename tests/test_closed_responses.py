@@ -61,7 +61,7 @@ def test_every_caught_http_error_is_closed():
     offenders = {
         str(path.relative_to(TESTS)): found
         for path in sorted(TESTS.rglob("*.py"))
-        if "corpus" not in path.parts
+        if "corpus" not in path.parts and "node_modules" not in path.parts  # not ours
         and (found := unclosed_http_errors(ast.parse(path.read_text(encoding="utf-8"))))}
     assert offenders == {}
 
