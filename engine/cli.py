@@ -199,8 +199,10 @@ def _add_rule_commands(commands: Any) -> None:
                           help="configuration root holding rules/ and catalog/ (default: .)")
         tool.set_defaults(run=handler)
     add_change_commands(tools)
-    convert = commands.add_parser("convert", help="print the canonical record of each message")
-    convert.add_argument("--to", choices=["canonical"], default="canonical")
+    convert = commands.add_parser(
+        "convert", help="print the canonical record, or the FHIR R4 Bundle, of each message")
+    convert.add_argument("--to", choices=["canonical", "fhir"], default="canonical",
+                         help="canonical (the default) or fhir: a transaction Bundle")
     convert.add_argument("files", nargs="+", metavar="FILE", help="HL7 v2 files; - reads stdin")
     convert.add_argument("--config", type=Path, default=Path("."), metavar="DIR")
     convert.set_defaults(run=_convert)
@@ -226,7 +228,7 @@ def _test(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from engine.commands import rules
 
-    return rules.convert_command(args.files, args.config)
+    return rules.convert_command(args.files, args.config, to=args.to)
 
 
 def _route(args: argparse.Namespace) -> int:

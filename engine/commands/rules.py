@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import SwitchboardError
+from engine.fhir.bundle import encode_bundle
 from engine.hl7v2 import Message, parse
 from engine.model.canonical import canonical_errors
 from engine.rules.catalog_entry import CatalogError, Connection
@@ -86,12 +87,16 @@ def test_command(root: Path, out: TextIO | None = None) -> int:
 
 
 def convert_command(files: list[str], root: Path, out: TextIO | None = None,
-                    err: TextIO | None = None) -> int:
+                    err: TextIO | None = None, to: str = "canonical") -> int:
+    """Each message's canonical record, or with ``to="fhir"`` its FHIR Bundle: one JSON
+    object per line, except that a single message's Bundle is printed as one indented
+    document (what a person reading one conversion wants)."""
     out = out or sys.stdout
     err = err or sys.stderr
     rule_set = compile_rule_set(read_rule_source(root))
     failures: list[str] = []
-    for label, message in _parsed(files, err, failures):
+    parsed = list(_parsed(files, err, failures))
+    for label, message in parsed:
         conversion = rule_set.convert(message)
         for issue in conversion.issues:
             print(f"{label}: {issue}", file=err)
@@ -101,7 +106,14 @@ def convert_command(files: list[str], root: Path, out: TextIO | None = None,
         if not conversion.covered:
             print(f"{label}: this message type is not covered by the mappings; the record "
                   "holds what could be mapped", file=err)
-        print(json.dumps(conversion.record, sort_keys=True, ensure_ascii=False), file=out)
+        if to == "fhir":
+            # The Bundle's ids derive from the message id: the sender's control id
+            # (MSH-10) keeps them the same on every run; the label stands in without one.
+            bundle = encode_bundle(conversion.record, message.control_id or label)
+            print(json.dumps(bundle, ensure_ascii=False,
+                             indent=2 if len(parsed) == 1 else None), file=out)
+        else:
+            print(json.dumps(conversion.record, sort_keys=True, ensure_ascii=False), file=out)
     return FINDINGS if failures else OK
 
 

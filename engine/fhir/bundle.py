@@ -26,12 +26,14 @@ the server has none with its identifier, so a retried delivery files it once.
 from __future__ import annotations
 
 import base64
-import uuid
-from collections.abc import Mapping
-from typing import Any, NamedTuple
-from urllib.parse import quote
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from engine.fhir import codes
+from engine.fhir import appointments, codes, observations, specimens
+from engine.fhir.accounts import add_accounts
+from engine.fhir.appointments import add_appointments
+from engine.fhir.clinical import add_allergies, add_diagnoses, add_problems, add_procedures
+from engine.fhir.coverage import add_coverages
 from engine.fhir.elements import (
     Json,
     absent,
@@ -50,11 +52,23 @@ from engine.fhir.elements import (
     typed_identifier,
     v2_concept,
 )
+from engine.fhir.entries import Context, Entries, search_value
+from engine.fhir.episodes import add_episode_of_care
+from engine.fhir.immunization import add_immunizations
+from engine.fhir.medication import add_medications
+from engine.fhir.message_header import add_message_header, add_provenance
+from engine.fhir.orders import ORDER_CARRIED, REPORT_CARRIED, add_orders_and_results
+from engine.fhir.parties import location, practitioner
+from engine.fhir.related_persons import add_related_persons
+from engine.fhir.roles import add_roles
 from engine.fhir.task import outcome_task
-from engine.fhir.times import fhir_date, fhir_datetime, fhir_instant
+from engine.fhir.times import fhir_date, fhir_datetime
 
-_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://switchboard.invalid/fhir/bundle")
-
+# The encoders of the record's other sections, each adding its resources to the
+# Bundle after the patient, encounter, orders and results it may refer to.
+SECTIONS: tuple[Callable[[Context], None], ...] = (
+    add_allergies, add_diagnoses, add_problems, add_procedures, add_immunizations, add_medications,
+    add_related_persons, add_coverages, add_accounts, add_episode_of_care)
 
 # The canonical fields each kind of resource carries. An encounter or list item holding
 # none of them (a result minimised to its set_id, say) gives no resource: one made only
@@ -63,54 +77,26 @@ CARRIED_FIELDS = {
     "encounter": frozenset({
         "visit_number", "status", "class", "admission_type", "hospital_service", "attending",
         "referring", "admit_at", "discharge_at", "discharge_disposition", "location",
-        "prior_location"}),
-    "orders": frozenset({
-        "placer_id", "filler_id", "group_id", "status", "priority", "code", "display",
-        "ordered_at", "ordering_provider"}),
-    "results": frozenset({
-        "code", "display", "status", "value", "observed_at", "abnormal_flags",
-        "reference_range"}),
-    "appointments": frozenset({
-        "placer_id", "filler_id", "status", "type", "reason", "start", "end",
-        "duration_minutes", "location", "provider"}),
+        "prior_location", "episode_identifier"}),
+    "orders": ORDER_CARRIED,
+    "results": observations.CARRIED,
+    "reports": REPORT_CARRIED,
+    "specimens": specimens.CARRIED,
+    "order_specimens": specimens.CARRIED,
+    "appointments": appointments.CARRIED,
     "documents": frozenset({
         "id", "type", "status", "availability", "created_at", "activity_at", "author",
         "filename", "text"}),
 }
 
 
-class _Order(NamedTuple):
-    position: int
-    fields: Mapping[str, Any]
-    reference: Json
-
-
-class _Entries:
-    """The Bundle's entries in the making, each under a stable local key."""
-
-    def __init__(self, message_id: str) -> None:
-        self.message_id = message_id
-        self.entries: list[Json] = []
-
-    def url(self, key: str) -> str:
-        return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{self.message_id}/{key}')}"
-
-    def add(self, key: str, resource: Json, request: Json | None = None) -> Json:
-        """Add ``resource``; returns a Reference to it."""
-        url = self.url(key)
-        self.entries.append({"fullUrl": url, "resource": resource,
-                             "request": request or {"method": "POST",
-                                                    "url": resource["resourceType"]}})
-        return {"reference": url}
-
-
 def encode_bundle(record: Mapping[str, Any], message_id: str) -> dict[str, Any]:
     """The transaction Bundle for a (possibly minimised) canonical record."""
-    entries = _Entries(message_id)
+    entries = Entries(message_id)
     if section(record, "task_outcome"):
         _add_task(entries, record)
     else:
-        _add_resources(entries, record)
+        _add_resources(Context(entries, record))
     bundle: Json = {
         "resourceType": "Bundle",
         "identifier": {"system": "urn:ietf:rfc:3986", "value": entries.url("bundle")},
@@ -121,22 +107,29 @@ def encode_bundle(record: Mapping[str, Any], message_id: str) -> dict[str, Any]:
     return bundle
 
 
-def _add_resources(entries: _Entries, record: Mapping[str, Any]) -> None:
-    subject = _add_patient(entries, section(record, "patient"))
-    encounter = _add_encounter(entries, section(record, "encounter"), subject)
-    orders = _add_orders(entries, record, subject, encounter)
-    _add_results(entries, record, orders, subject, encounter)
-    for index, appointment in _carried(record, "appointments"):
-        entries.add(f"appointment/{index}", _appointment(appointment, subject))
+def _add_resources(context: Context) -> None:
+    entries, record = context.entries, context.record
+    subject = context.subject = _add_patient(entries, record)
+    encounter = context.encounter = _add_encounter(
+        entries, section(record, "encounter"), subject)
+    add_orders_and_results(context)
+    add_appointments(context)
     for index, document in _carried(record, "documents"):
         entries.add(f"document/{index}", _document(document, subject, encounter))
+    for add_section in SECTIONS:
+        add_section(context)
+    add_roles(context)
+    # The header names the parties and resources made before it; the Provenance
+    # targets every resource the message made, so both come last.
+    add_message_header(context)
+    add_provenance(context)
 
 
-def _add_task(entries: _Entries, record: Mapping[str, Any]) -> None:
+def _add_task(entries: Entries, record: Mapping[str, Any]) -> None:
     system, value = "urn:ietf:rfc:3986", entries.url("task")
     entries.add("task", outcome_task(record, {"system": system, "value": value}),
                 {"method": "POST", "url": "Task",
-                 "ifNoneExist": f"identifier={_search_value(system)}|{_search_value(value)}"})
+                 "ifNoneExist": f"identifier={search_value(system)}|{search_value(value)}"})
 
 
 def _carried(record: Mapping[str, Any], name: str) -> list[tuple[int, Mapping[str, Any]]]:
@@ -147,33 +140,31 @@ def _carries(item: Mapping[str, Any], name: str) -> bool:
     return any(item.get(field) not in (None, "", [], {}) for field in CARRIED_FIELDS[name])
 
 
-def _add_patient(entries: _Entries, patient: Mapping[str, Any]) -> Json | None:
-    resource = _patient(patient)
+def _add_patient(entries: Entries, record: Mapping[str, Any]) -> Json | None:
+    resource = _patient(section(record, "patient"), section(record, "merge"))
     if len(resource) == 1:
         return None  # nothing of the patient is in the record
     request: Json = {"method": "POST", "url": "Patient"}
     searchable = [i for i in resource.get("identifier", ()) if i.get("system") and i.get("value")]
     if searchable:
-        request["ifNoneExist"] = (f"identifier={_search_value(searchable[0]['system'])}"
-                                  f"|{_search_value(searchable[0]['value'])}")
+        request["ifNoneExist"] = (f"identifier={search_value(searchable[0]['system'])}"
+                                  f"|{search_value(searchable[0]['value'])}")
     return entries.add("patient", resource, request)
 
 
-def _search_value(value: str) -> str:
-    """A token for a FHIR search: its special characters escaped, then URL-encoded."""
-    for special in ("\\", "|", ",", "$"):
-        value = value.replace(special, "\\" + special)
-    return quote(value, safe=":/")
-
-
-def _patient(patient: Mapping[str, Any]) -> Json:
+def _patient(patient: Mapping[str, Any], merge: Mapping[str, Any]) -> Json:
     deceased_at = fhir_datetime(patient.get("deceased_at"))
     deceased = patient.get("deceased")
     gender = patient.get("gender")
     language = concept(patient.get("language"))
+    birth_order, multiple = number(patient.get("birth_order")), patient.get("multiple_birth")
+    birth_place = text(patient.get("birth_place"))
     return compact({
         "resourceType": "Patient",
-        "identifier": [identifier(i) for _, i in items(patient, "identifiers")],
+        "identifier": [identifier(i) for _, i in items(patient, "identifiers")]
+        + _national_identifiers(patient)
+        + [identifier(i) for _, i in items(patient, "disability_identifiers")
+           if i.get("person") in (None, "PT")],
         "name": [human_name(n) for _, n in items(patient, "names")],
         "telecom": [point for _, t in items(patient, "telecom") for point in contact_points(t)],
         "gender": gender if gender in codes.GENDERS else None,
@@ -183,13 +174,43 @@ def _patient(patient: Mapping[str, Any]) -> Json:
             deceased_at and deceased) else None,
         "address": [address(a) for _, a in items(patient, "addresses")],
         "maritalStatus": concept(patient.get("marital_status")),
+        # PID-25 says more than PID-24: a birth order implies a multiple birth.
+        "multipleBirthInteger": int(birth_order) if birth_order is not None and birth_order >= 1
+        and birth_order == int(birth_order) else None,
+        "multipleBirthBoolean": multiple if isinstance(multiple, bool) and birth_order is None
+        else None,
         "communication": [{"language": language}] if language else None,
         "generalPractitioner": [person(patient.get("primary_care_provider"))],
         "managingOrganization": compact({"display": text(patient.get("primary_facility"))}),
+        "extension": [{"url": codes.BIRTH_PLACE, "valueAddress": {"text": birth_place}}]
+        if birth_place else None,
+        # MRG: this patient replaces the one its former identifiers named (the IG's
+        # MRG[Patient] map), referred to by identifier as the receiver may not have it.
+        "link": [{"other": {"type": "Patient", "identifier": found}, "type": "replaces"}
+                 for _, prior in items(merge, "prior_identifiers")
+                 if (found := identifier(prior)).get("value")],
     })
 
 
-def _add_encounter(entries: _Entries, encounter: Mapping[str, Any],
+def _national_identifiers(patient: Mapping[str, Any]) -> list[Json]:
+    """PID-19 and PID-20 as identifiers of type SS and DL (the IG's PID[Patient] map)."""
+    found = []
+    if text(patient.get("ssn")):
+        found.append({"type": {"coding": [{"system": codes.IDENTIFIER_TYPE_SYSTEM,
+                                           "code": "SS"}]},
+                      "system": codes.US_SSN_SYSTEM, "value": patient["ssn"]})
+    licence = patient.get("drivers_license")
+    if isinstance(licence, Mapping) and text(licence.get("number")):
+        found.append(compact({
+            "type": {"coding": [{"system": codes.IDENTIFIER_TYPE_SYSTEM, "code": "DL"}]},
+            "value": licence["number"],
+            "assigner": compact({"display": text(licence.get("issuer"))}),
+            "period": compact({"end": fhir_datetime(licence.get("expires"))}),
+        }))
+    return found
+
+
+def _add_encounter(entries: Entries, encounter: Mapping[str, Any],
                    subject: Json | None) -> Json | None:
     if not _carries(encounter, "encounter"):
         return None
@@ -203,19 +224,19 @@ def _add_encounter(entries: _Entries, encounter: Mapping[str, Any],
         "type": [v2_concept(encounter.get("admission_type"), "0007")],
         "serviceType": v2_concept(encounter.get("hospital_service"), "0069"),
         "subject": subject,
-        "participant": [_participant(role, encounter.get(role))
+        "participant": [_participant(entries, role, encounter.get(role))
                         for role in codes.ENCOUNTER_ROLES],
         "period": compact({"start": fhir_datetime(encounter.get("admit_at")),
                            "end": fhir_datetime(encounter.get("discharge_at"))}),
         "hospitalization": compact({"dischargeDisposition": compact(
             {"text": text(encounter.get("discharge_disposition"))})}),
-        "location": [_location(encounter.get("location"), None),
-                     _location(encounter.get("prior_location"), "completed")],
+        "location": [_location(entries, encounter.get("location"), None),
+                     _location(entries, encounter.get("prior_location"), "completed")],
     }))
 
 
-def _participant(role: str, canonical: Any) -> Json:
-    individual = person(canonical)
+def _participant(entries: Entries, role: str, canonical: Any) -> Json:
+    individual = practitioner(entries, canonical)
     if not individual:
         return {}
     role_code = codes.ENCOUNTER_ROLES[role]
@@ -223,160 +244,10 @@ def _participant(role: str, canonical: Any) -> Json:
             "individual": individual}
 
 
-_LOCATION_PARTS = ("point_of_care", "room", "bed", "facility", "building", "floor")
-
-
-def _location(canonical: Any, location_status: str | None) -> Json:
-    """An Encounter location named by its display: the description, or the parts of
-    the HL7 location (point of care, room, bed...) joined."""
-    if not isinstance(canonical, Mapping):
-        return {}
-    display = text(canonical.get("description")) or ", ".join(
-        filter(None, (text(canonical.get(part)) for part in _LOCATION_PARTS)))
-    if not display:
-        return {}
-    return compact({"location": {"display": display}, "status": location_status})
-
-
-def _add_orders(entries: _Entries, record: Mapping[str, Any], subject: Json | None,
-                encounter: Json | None) -> list[_Order]:
-    added = []
-    for index, order in _carried(record, "orders"):
-        reference = entries.add(f"order/{index}", compact({
-            "resourceType": "ServiceRequest",
-            "identifier": [typed_identifier(order.get("placer_id"), "PLAC"),
-                           typed_identifier(order.get("filler_id"), "FILL")],
-            "requisition": compact({"value": text(order.get("group_id"))}),
-            **status("ServiceRequest", order.get("status")),
-            "intent": "order",
-            "priority": codes.ORDER_PRIORITIES.get(order.get("priority") or ""),
-            "code": concept(order),
-            "subject": subject or absent(),
-            "encounter": encounter,
-            "authoredOn": fhir_datetime(order.get("ordered_at")),
-            "requester": person(order.get("ordering_provider")),
-        }))
-        added.append(_Order(index, order, reference))
-    return added
-
-
-def _add_results(entries: _Entries, record: Mapping[str, Any], orders: list[_Order],
-                 subject: Json | None, encounter: Json | None) -> None:
-    """An Observation per result, and a DiagnosticReport grouping the results of each
-    order they name (by placer or filler id)."""
-    reported: dict[int, list[Json]] = {}
-    for index, result in _carried(record, "results"):
-        order = _order_of(result, orders)
-        observation = entries.add(f"result/{index}", _observation(
-            result, subject, encounter, order.reference if order else None))
-        if order is not None:
-            reported.setdefault(order.position, []).append(observation)
-    for order in orders:
-        if order.position in reported:
-            entries.add(f"report/{order.position}", compact({
-                "resourceType": "DiagnosticReport",
-                "basedOn": [order.reference],
-                # The record holds no report status (OBR-25 is not mapped).
-                **status("DiagnosticReport", None),
-                "code": concept(order.fields) or absent(),
-                "subject": subject,
-                "encounter": encounter,
-                "effectiveDateTime": fhir_datetime(order.fields.get("specimen_collected_at")),
-                "result": reported[order.position],
-            }))
-
-
-def _order_of(result: Mapping[str, Any], orders: list[_Order]) -> _Order | None:
-    for order in orders:
-        for result_key, order_key in (("order_placer_id", "placer_id"),
-                                      ("order_filler_id", "filler_id")):
-            if text(result.get(result_key)) and result.get(result_key) == order.fields.get(
-                    order_key):
-                return order
-    return None
-
-
-def _observation(result: Mapping[str, Any], subject: Json | None, encounter: Json | None,
-                 order: Json | None) -> Json:
-    flags = result.get("abnormal_flags")
-    range_text = text(result.get("reference_range"))
-    return compact({
-        "resourceType": "Observation",
-        "basedOn": [order],
-        **status("Observation", result.get("status")),
-        "code": concept(result) or absent(),
-        "subject": subject,
-        "encounter": encounter,
-        "effectiveDateTime": fhir_datetime(result.get("observed_at")),
-        **_value(result),
-        "interpretation": [{"coding": [{"system": codes.ABNORMAL_FLAG_SYSTEM, "code": flag}]}
-                           for flag in (flags if isinstance(flags, list) else ())
-                           if text(flag)],
-        "referenceRange": [{"text": range_text}] if range_text else None,
-    })
-
-
-# SN-1 comparators that Quantity.comparator has; "=" says no more than the number does.
-_COMPARATORS = frozenset({"<", "<=", ">=", ">"})
-_CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF"})
-
-
-def _value(result: Mapping[str, Any]) -> Json:
-    """value[x] from the canonical value (see rules/README.md): a Quantity, Range or
-    Ratio with the result's units, a CodeableConcept, a dateTime or a string. An RP or
-    ED gives none: R4's Observation.value[x] has no Attachment."""
-    value = result.get("value")
-    if not isinstance(value, Mapping):
-        return {}
-    unit = text(result.get("units"))
-    amount = number(value.get("number"))
-    if amount is not None:
-        comparator = value.get("comparator")
-        if comparator == "<>":
-            return {"valueString": f"<>{amount}"}
-        return {"valueQuantity": compact({
-            "value": amount, "comparator": comparator if comparator in _COMPARATORS else None,
-            "unit": unit})}
-    low, high = number(value.get("low")), number(value.get("high"))
-    if low is not None or high is not None:
-        return {"valueRange": compact({
-            "low": compact({"value": low, "unit": unit}) if low is not None else None,
-            "high": compact({"value": high, "unit": unit}) if high is not None else None})}
-    numerator, denominator = number(value.get("numerator")), number(value.get("denominator"))
-    if numerator is not None or denominator is not None:
-        return {"valueRatio": compact({
-            "numerator": {"value": numerator} if numerator is not None else None,
-            "denominator": {"value": denominator} if denominator is not None else None})}
-    if isinstance(value.get("code"), Mapping) or value.get("type") in _CODED_TYPES:
-        coded = concept(value.get("code"))
-        found = compact({**coded, "text": text(value.get("text")) or coded.get("text")})
-        return {"valueCodeableConcept": found} if found else {}
-    when = fhir_datetime(value.get("datetime"))
-    if when:
-        return {"valueDateTime": when}
-    return {"valueString": value["text"]} if text(value.get("text")) else {}
-
-
-def _appointment(appointment: Mapping[str, Any], subject: Json | None) -> Json:
-    # The participants' own statuses (accepted, declined...) are not in the record.
-    actors = [subject, person(appointment.get("provider")),
-              compact({"type": "Location", "display": text(appointment.get("location"))})
-              if text(appointment.get("location")) else None]
-    participants = [{"actor": actor, "_status": absent()} for actor in actors if actor]
-    minutes = number(appointment.get("duration_minutes"))
-    return compact({
-        "resourceType": "Appointment",
-        "identifier": [typed_identifier(appointment.get("placer_id"), "PLAC"),
-                       typed_identifier(appointment.get("filler_id"), "FILL")],
-        **status("Appointment", appointment.get("status")),
-        "appointmentType": concept(appointment.get("type")),
-        "reasonCode": [concept(appointment.get("reason"))],
-        "start": fhir_instant(appointment.get("start")),
-        "end": fhir_instant(appointment.get("end")),
-        "minutesDuration": int(minutes) if minutes and minutes >= 1 and minutes == int(
-            minutes) else None,
-        "participant": participants or [{"actor": absent(), "_status": absent()}],
-    })
+def _location(entries: Entries, canonical: Any, location_status: str | None) -> Json:
+    """An Encounter location: a Location resource for the PL (see parties.location)."""
+    found = location(entries, canonical)
+    return compact({"location": found, "status": location_status}) if found else {}
 
 
 def _document(document: Mapping[str, Any], subject: Json | None,

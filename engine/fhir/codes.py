@@ -40,6 +40,8 @@ CODING_SYSTEMS = {
     "CVX": "http://hl7.org/fhir/sid/cvx",
     "NDC": "http://hl7.org/fhir/sid/ndc",
     "CDCREC": "urn:oid:2.16.840.1.113883.6.238",
+    "MVX": "http://hl7.org/fhir/sid/mvx",
+    "NCIT": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl",
 }
 _HL7_TABLE = re.compile(r"HL7(\d{4})")
 _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
@@ -71,6 +73,13 @@ STATUSES: dict[str, tuple[frozenset[str], str | None]] = {
     "Appointment": (frozenset({
         "proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow",
         "entered-in-error", "checked-in", "waitlist"}), None),
+    "Immunization": (frozenset({"completed", "entered-in-error", "not-done"}), None),
+    "MedicationRequest": (frozenset({
+        "active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft",
+        "unknown"}), "unknown"),
+    "MedicationDispense": (frozenset({
+        "preparation", "in-progress", "cancelled", "on-hold", "completed", "entered-in-error",
+        "stopped", "declined", "unknown"}), "unknown"),
     "Task": (frozenset({
         "draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
         "in-progress", "on-hold", "failed", "completed", "entered-in-error"}), None),
@@ -117,7 +126,11 @@ DOCUMENT_COMPLETION = {
 }
 
 # Encounter participant roles (v3 ParticipationType) for the canonical people.
-ENCOUNTER_ROLES = {"attending": "ATND", "referring": "REF"}
+# Encounter participants by their v3 ParticipationType (the IG's PV1[Encounter] map).
+ENCOUNTER_ROLES = {"attending": "ATND", "referring": "REF", "consulting": "CON",
+                   "admitting": "ADM"}
+US_SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
+BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
 
 
 def reverse(table: Mapping[K, V]) -> dict[V, K]:

@@ -58,7 +58,7 @@ def to_canonical(fhir: FhirInput, *, received_at: datetime) -> dict[str, Any]:
     return {
         "message": _message(fhir, received_at),
         "patient": _patient(resources),
-        "encounter": _encounter(encounters[0]) if encounters else {},
+        "encounter": _encounter(encounters[0], references) if encounters else {},
         "orders": _each(_order, of_type("ServiceRequest")),
         "results": _each(lambda result: _result(result, orders_of.get(id(result))),
                          of_type("Observation")),
@@ -90,10 +90,12 @@ def _message(fhir: FhirInput, received_at: datetime) -> dict[str, Any]:
 
 
 def _patient(resources: list[Resource]) -> dict[str, Any]:
-    identifiers = _each(_identifier, patient_identifiers(resources))
+    every = patient_identifiers(resources)
+    national = [i for i in every if _national_kind(i)]
+    identifiers = _each(_identifier, [i for i in every if not _national_kind(i)])
     patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
     if patient is None:
-        return compact({"identifiers": identifiers})
+        return compact({"identifiers": identifiers, **_national(national)})
     deceased_at = canonical_time(patient.get("deceasedDateTime"))
     gender = patient.get("gender")
     return compact({
@@ -109,7 +111,30 @@ def _patient(resources: list[Resource]) -> dict[str, Any]:
         "deceased_at": deceased_at,
         "primary_care_provider": _person(first(patient.get("generalPractitioner"))),
         "primary_facility": get(patient, "managingOrganization", "display"),
+        **_national(national),
     })
+
+
+def _national_kind(identifier: Resource) -> str | None:
+    """SS for a US social security number, DL for a driver's licence: the two PID
+    fields (PID-19, PID-20) the canonical patient keeps apart from its identifiers."""
+    kinds = set(_codes([identifier.get("type")]))
+    if "SS" in kinds and identifier.get("system") == codes.US_SSN_SYSTEM:
+        return "SS"
+    return "DL" if "DL" in kinds else None
+
+
+def _national(identifiers: list[Resource]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for identifier in identifiers:
+        if _national_kind(identifier) == "SS":
+            found.setdefault("ssn", identifier.get("value"))
+        else:
+            found.setdefault("drivers_license", compact({
+                "number": identifier.get("value"),
+                "issuer": get(identifier, "assigner", "display"),
+                "expires": canonical_time(get(identifier, "period", "end"))}))
+    return compact(found)
 
 
 def _identifier(identifier: Resource) -> dict[str, Any]:
@@ -157,13 +182,15 @@ def _telecom(contact: Resource) -> dict[str, Any]:
     })
 
 
-def _encounter(encounter: Resource) -> dict[str, Any]:
+def _encounter(encounter: Resource, references: References) -> dict[str, Any]:
     people: dict[str, Any] = {}
     for participant in encounter.get("participant") or ():
         for code in _codes(participant.get("type")):
             if code in _ROLE_OF_CODE:
-                people.setdefault(_ROLE_OF_CODE[code], _person(participant.get("individual")))
-    location = get(first(encounter.get("location")), "location", "display")
+                people.setdefault(_ROLE_OF_CODE[code],
+                                  _person(participant.get("individual"), references))
+    place = get(first(encounter.get("location")), "location")
+    location = get(place, "display") or get(references.resolve(place), "name")
     return compact({
         "visit_number": _typed_value(encounter.get("identifier"), "VN")
         or get(first(encounter.get("identifier")), "value"),
@@ -344,9 +371,18 @@ def _attachment_text(attachment: Resource) -> str | None:
 # --- FHIR datatypes to canonical values -------------------------------------------
 
 
-def _person(reference: Any) -> dict[str, Any]:
-    """A canonical person from a Reference: its business identifier. The names live in
-    the Practitioner, which Switchboard does not read."""
+def _person(reference: Any, references: References | None = None) -> dict[str, Any]:
+    """A canonical person from a Reference: its business identifier, or the identifier
+    and name of the Practitioner it points at inside the document."""
+    target = references.resolve(reference) if references is not None else None
+    if target is not None and target.get("resourceType") == "Practitioner":
+        identifier = first(target.get("identifier")) or {}
+        name = first(target.get("name")) or {}
+        return compact({
+            "id": identifier.get("value"),
+            "assigning_authority": authority(identifier) if identifier else None,
+            "family": name.get("family"), "given": first(name.get("given")),
+            "prefix": first(name.get("prefix")), "suffix": first(name.get("suffix"))})
     identifier = get(reference, "identifier") or {}
     return compact({"id": identifier.get("value"),
                      "assigning_authority": authority(identifier) if identifier else None})

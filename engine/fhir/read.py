@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
-from fhir.resources.R4B import fhirtypes
+from fhir.resources.R4B import fhirtypes, get_fhir_model_class
 from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -39,6 +39,14 @@ RESOURCE_MODELS: dict[str, type[Resource]] = {
     for model in (Patient, Encounter, Observation, DiagnosticReport, ServiceRequest,
                   Appointment, DocumentReference)
 }
+# The resources Switchboard's own Bundles carry besides those (the parties a message
+# names, its header and provenance, and the clinical resources of its other segments):
+# read, so a Bundle of Switchboard's is accepted whole.
+RESOURCE_MODELS.update({name: cast(type[Resource], get_fhir_model_class(name)) for name in (
+    "Practitioner", "PractitionerRole", "Organization", "Location", "Device",
+    "MessageHeader", "Provenance", "RelatedPerson", "Coverage", "Account", "EpisodeOfCare",
+    "Condition", "AllergyIntolerance", "Procedure", "Immunization", "Medication",
+    "MedicationRequest", "MedicationDispense", "MedicationAdministration", "Specimen")})
 SUPPORTED = ", ".join(RESOURCE_MODELS)
 
 

@@ -15,7 +15,8 @@ A mapping document::
           type: .5
 
 A value spec takes ``from`` (an HL7 path), ``value`` (a constant), ``first_of`` (specs,
-first non-empty wins) or ``cases`` (``when``/value pairs, first that holds wins), then
+first non-empty wins), ``cases`` (``when``/value pairs, first that holds wins) or
+``segment`` (where a segment is: ``'^'`` the parent's ``OBR[2]``, ``''`` the item's), then
 ``transform`` (datetime, date, number, trim, upper, lower, boolean, coding_system:
 text with spaces is a description, not a coding system), ``lookup`` (a
 table id) and ``default``. A string is short for ``{from: ...}``. ``{from: '-5',
@@ -237,7 +238,24 @@ def _compile_source(spec: Mapping[str, Any], tables: Tables, where: str) -> Sour
         return lambda context: _first_of(options, context)
     if "cases" in spec:
         return _compile_cases(spec["cases"], tables, where)
-    raise MappingError(f"{where}: give one of from, value, first_of, cases or each")
+    if "segment" in spec:
+        return _compile_segment(str(spec["segment"]), where)
+    raise MappingError(f"{where}: give one of from, value, first_of, cases, segment or each")
+
+
+def _compile_segment(path: str, where: str) -> Source:
+    """``{segment: '^'}``: where the parent segment is in the message (``OBR[2]``);
+    ``'>'`` the child's, ``''`` the item's own. Items link to each other by it."""
+    kind, rest = _path_kind(path)
+    if rest:
+        raise MappingError(f"{where}: segment takes '^' (the parent), '>' (the child) "
+                           "or '' (the item itself), not a field")
+
+    def place(context: _Context) -> tuple[str, Any] | None:
+        found = {"parent": context.parent, "child": context.child}.get(kind, context.base)
+        return ("(segment)", found) if found and "-" not in found else None
+
+    return place
 
 
 def _first_of(options: list[Getter], context: _Context) -> tuple[str, Any] | None:

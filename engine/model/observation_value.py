@@ -16,6 +16,8 @@ encoders read a number, a code or a time without knowing HL7 v2 data types::
     attachment   RP: {pointer, application, data_type, subtype}; ED: {application,
                  data_type, subtype, encoding, data_at}. An ED's content is never
                  copied: ``data_at`` is where it is in the original message.
+    repetitions  a repeating OBX-5 (other than ST, TX, FT): each repetition's value
+                 (without ``type``), the first of them also the value's own keys
 
 Values that do not fit their type are kept as text with a problem, which the mapper
 turns into an issue naming the HL7 path (never the value).
@@ -42,7 +44,6 @@ _RATIO_SEPARATORS = frozenset({":", "/"})
 NOT_A_NUMBER = "not a number; kept as text"
 NOT_SN = "not a structured numeric (SN) value; kept as text"
 NOT_A_TIME = "not a valid HL7 date/time; kept as text"
-REPEATS = "repeats: only the first value is kept"
 
 
 class Field(Protocol):
@@ -77,20 +78,29 @@ def observation_value(type_code: str, field: Field) -> Decoded:
     if type_code in _TEXT_TYPES:
         lines = [field.component(n, 1) for n in range(1, count + 1)]
         return (_typed(type_code, text="\n".join(lines)) if any(lines) else None), []
-    read = _first_repetition(field)
     decode = _DECODERS.get(type_code, _plain)
-    value, problems = decode(type_code, read, field)
-    if value is not None and any(
-            field.component(n, c) for n in range(2, count + 1) for c in range(1, 10)):
-        problems.append(REPEATS)
-    return value, problems
+    value, problems = decode(type_code, _repetition(field, 1), field)
+    if not any(field.component(n, c) for n in range(2, count + 1) for c in range(1, 10)):
+        return value, problems
+    # A repeating value is one value per repetition (the v2-to-FHIR IG's
+    # OBX[Observation-Component]); the first stays the value's own, for routes.
+    repeated: list[Value] = []
+    for number in range(1, count + 1):
+        found, more = decode(type_code, _repetition(field, number), field)
+        problems.extend(problem for problem in more if problem not in problems)
+        if found is not None:
+            found.pop("type", None)
+            repeated.append(found)
+    if len(repeated) < 2:
+        return value, problems
+    return {**(value or _typed(type_code)), "repetitions": repeated}, problems
 
 
 Read = Callable[[int], str]
 
 
-def _first_repetition(field: Field) -> Read:
-    return lambda component: field.component(1, component)
+def _repetition(field: Field, number: int) -> Read:
+    return lambda component: field.component(number, component)
 
 
 def _typed(type_code: str, **parts: Any) -> Value:

@@ -74,6 +74,22 @@ def test_convert_prints_one_json_object_per_message(capsys):
     assert "PID-7 -> patient.birth_date: not a valid HL7 date/time" in captured.err
 
 
+def test_convert_to_fhir_prints_one_bundle_or_one_per_line(capsys):
+    adt = str(CORPUS / "fhir-converter" / "ADT-A01-01.hl7")
+    assert main(["convert", "--to", "fhir", adt, "--config", str(ROOT)]) == 0
+    single = capsys.readouterr().out
+    assert single.startswith("{\n")  # one indented document
+    bundle = json.loads(single)
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
+    kinds = {entry["resource"]["resourceType"] for entry in bundle["entry"]}
+    assert {"Patient", "Encounter", "MessageHeader", "Provenance"} <= kinds
+    assert main(["convert", "--to", "fhir", adt, ORU, "--config", str(ROOT)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[0]) == bundle  # the same message, the same ids
+    assert json.loads(lines[1])["entry"][0]["resource"]["resourceType"] == "Patient"
+
+
 def test_convert_reads_stdin_and_reports_unparseable_input():
     stdin = (CORPUS / "fhir-converter" / "ADT-A01-01.hl7").read_bytes() + b"\nNOT HL7\n"
     run = subprocess.run(

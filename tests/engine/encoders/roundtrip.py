@@ -3,6 +3,7 @@ envelope an encoded message carries for its new hop."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from functools import cache
@@ -11,10 +12,10 @@ from typing import Any
 
 import yaml
 
-from engine.encoders.hl7v2 import encode_hl7v2
+from engine.encoders.hl7v2 import NOT_WRITTEN, encode_hl7v2
 from engine.hl7v2 import parse
 from engine.hl7v2.ack import hl7_timestamp
-from engine.model.canonical_path import EVERY
+from engine.model.canonical_path import EVERY, parse_canonical_path
 from engine.model.hl7_time import hl7_to_iso
 from engine.model.mapping import Mapper
 from engine.rules.minimise import Scope, compile_scope
@@ -53,8 +54,33 @@ def encode(record: Mapping[str, Any]) -> str:
 
 
 def encode_and_convert(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Encode, send as UTF-8 (as a connector would), parse and convert again."""
-    return convert(encode(record).encode("utf-8"))
+    """Encode, send as UTF-8 (as a connector would), parse and convert again; without
+    what the mapping derives beyond what the encoder writes (NOT_WRITTEN)."""
+    return written(convert(encode(record).encode("utf-8")))
+
+
+def written(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record without what the encoder does not write (NOT_WRITTEN)."""
+    found = copy.deepcopy(dict(record))
+    for path in NOT_WRITTEN:
+        _drop(found, list(parse_canonical_path(path)))
+    return found
+
+
+def _drop(node: Any, steps: list[Any]) -> None:
+    if not steps:
+        return
+    step, rest = steps[0], steps[1:]
+    if step == EVERY:
+        for item in node if isinstance(node, list) else ():
+            _drop(item, rest)
+        return
+    if not isinstance(node, dict) or step not in node:
+        return
+    if rest:
+        _drop(node[step], rest)
+    else:
+        del node[step]
 
 
 def new_hop(message: Mapping[str, Any]) -> dict[str, Any]:

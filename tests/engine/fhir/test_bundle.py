@@ -59,6 +59,7 @@ def strings(value):
 # FHIR's vocabulary: words a Bundle may hold whatever the record says (a prior
 # location is "completed"; a required status the record lacks is "unknown").
 OWN_WORDS = {"transaction", "order", "completed", "mobile", "Practitioner", "Location",
+             "allergy",  # AllergyIntolerance.type, and inside its code systems' URIs
              *(word for allowed, _ in codes.STATUSES.values() for word in allowed),
              *codes.TELECOM_SYSTEMS.values(), *codes.ORDER_PRIORITIES.values(),
              *codes.DOCUMENT_AVAILABILITY.values(), *codes.DOCUMENT_COMPLETION.values()}
@@ -93,8 +94,12 @@ def test_a_record_minimised_for_clinic_north_sends_only_its_scope(path):
     projected = clinic_north().project(record)
     bundle = valid(encode_bundle(projected, "some-id"))
     assert leaks(record, projected, bundle) == []
+    # clinic-north takes the envelope (message): its header, provenance, applications
+    # and facilities; and orders and results, with the people and specimens they name.
     assert {r["resourceType"] for r in resources(bundle)} <= {
-        "Patient", "ServiceRequest", "Observation", "DiagnosticReport"}
+        "Patient", "ServiceRequest", "Observation", "DiagnosticReport", "Specimen",
+        "MessageHeader", "Provenance", "Device", "Organization", "Practitioner",
+        "PractitionerRole", "Location"}
     for patient in resources(bundle, "Patient"):
         assert set(patient) <= {"resourceType", "identifier", "name", "birthDate", "gender"}
     references_resolve(bundle)
@@ -124,7 +129,13 @@ def test_reading_the_bundle_back_keeps_the_patient_and_the_results(path):
     back = to_canonical(read_fhir(json.dumps(bundle).encode()),
                         received_at=datetime(2024, 5, 2, tzinfo=UTC))
     patient, returned = record["patient"], back["patient"]
-    assert returned.get("identifiers", []) == patient.get("identifiers", [])
+    # A DB1 identifier of the patient's is one of the Patient's identifiers in FHIR.
+    assert returned.get("identifiers", []) == patient.get("identifiers", []) + [
+        {key: value for key, value in found.items() if key != "person"}
+        for found in patient.get("disability_identifiers", [])
+        if found.get("person") in (None, "PT")]
+    for kept in ("ssn", "drivers_license"):
+        assert returned.get(kept) == patient.get(kept)
     assert [name_parts(n) for n in returned.get("names", [])] == [
         name_parts(n) for n in patient.get("names", [])]
     # FHIR's birthDate is a date: a birth time sent in PID-7 comes back as its date
@@ -146,7 +157,8 @@ def result_parts(result):
     value = value_parts(result.get("value"))
     numeric = value is not None and ("number" in value or "low" in value)
     return (result.get("code"), value,
-            result.get("units") if numeric else None,
+            # Quantity.unit is the units' text (OBX-6.2), else their code (CWE[Quantity])
+            (result.get("units_display") or result.get("units")) if numeric else None,
             result.get("abnormal_flags", []),
             # FHIR requires a status: a result without one comes back "unknown"
             result.get("status", "unknown"))
@@ -155,7 +167,9 @@ def result_parts(result):
 def value_parts(value):
     """What Observation.value[x] carries of a canonical value: not its HL7 v2 type, its
     coding system as a URI (a local one is not sent), and nothing of an attachment."""
-    if not value or "attachment" in value:
+    if not value or "attachment" in value or "repetitions" in value:
+        # A repeating value travels as Observation.component, which FHIR in does not
+        # read back yet.
         return None
     found = {key: part for key, part in value.items() if key != "type"}
     if "code" in found:
@@ -185,8 +199,9 @@ def test_results_are_grouped_into_a_report_per_order():
     reports = resources(bundle, "DiagnosticReport")
     assert [len(report["result"]) for report in reports] == [5, 5]
     assert [report["basedOn"][0]["reference"] for report in reports] == list(orders)
+    # OBR-25: F in the first; the second sends none, so the value set's "unknown"
+    assert [report["status"] for report in reports] == ["final", "unknown"]
     for report in reports:
-        assert report["status"] == "unknown"  # the record holds no report status
         assert report["code"] == orders[report["basedOn"][0]["reference"]]["code"]
 
 
@@ -197,7 +212,11 @@ def test_the_same_message_gives_the_same_ids_and_another_message_others():
     assert first == again
     urls = [entry["fullUrl"] for entry in first["entry"]]
     assert all(url.startswith("urn:uuid:") for url in urls)
-    assert not set(urls) & {entry["fullUrl"] for entry in other["entry"]}
+    # A party the message names (a practitioner...) keeps its id across messages.
+    shared = {"Practitioner", "Organization", "Location", "Device"}
+    assert not {entry["fullUrl"] for entry in first["entry"]
+                if entry["resource"]["resourceType"] not in shared} & {
+        entry["fullUrl"] for entry in other["entry"]}
     assert first["identifier"]["value"] != other["identifier"]["value"]
 
 
@@ -345,7 +364,9 @@ def test_an_appointment_and_a_document():
     assert document["_status"] == DATA_ABSENT  # TXA-19 was not sent
     attachment = document["content"][0]["attachment"]
     assert base64.b64decode(attachment["data"]).decode() == record["documents"][0]["text"]
-    assert document["context"]["encounter"] == [{"reference": bundle["entry"][1]["fullUrl"]}]
+    (encounter,) = [entry["fullUrl"] for entry in bundle["entry"]
+                    if entry["resource"]["resourceType"] == "Encounter"]
+    assert document["context"]["encounter"] == [{"reference": encounter}]
 
 
 RESOURCE_OF_SECTION = {"encounter": "Encounter", "orders": "ServiceRequest",

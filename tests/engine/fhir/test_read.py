@@ -212,7 +212,8 @@ def patient_with(**changes):
     (b'["Okafor"]', "JSON but not a FHIR resource", "Okafor"),
     (b'{"name": [{"family": "Okafor"}]}', "no resourceType", "Okafor"),
     (b'{"resourceType": 7, "id": "Okafor"}', "no resourceType", "Okafor"),
-    (b'{"resourceType": "Medication", "id": "Okafor"}', "Medication is not supported", "Okafor"),
+    (b'{"resourceType": "Questionnaire", "id": "Okafor"}', "Questionnaire is not supported",
+     "Okafor"),
     (b'{"resourceType": "Okafor Adaeze"}', "a resourceType that FHIR R4 does not define", "Okafor"),
     (patient_with(birthDate="1984-13-45"), "invalid FHIR R4 Patient", "1984-13-45"),
     (patient_with(birthDate="Okafor"), "invalid FHIR R4 Patient", "Okafor"),
@@ -242,10 +243,14 @@ def test_errors_say_what_is_wrong_without_quoting_the_input(raw, message, secret
 
 def test_an_unsupported_type_lists_the_supported_ones():
     with pytest.raises(FhirError) as caught:
-        read_fhir(b'{"resourceType": "MedicationRequest"}')
+        read_fhir(b'{"resourceType": "Questionnaire"}')
     assert str(caught.value) == (
-        "MedicationRequest is not supported: Switchboard reads Patient, Encounter, Observation, "
-        "DiagnosticReport, ServiceRequest, Appointment, DocumentReference, and Bundles of them. "
+        "Questionnaire is not supported: Switchboard reads Patient, Encounter, Observation, "
+        "DiagnosticReport, ServiceRequest, Appointment, DocumentReference, Practitioner, "
+        "PractitionerRole, Organization, Location, Device, MessageHeader, Provenance, "
+        "RelatedPerson, Coverage, Account, EpisodeOfCare, Condition, AllergyIntolerance, "
+        "Procedure, Immunization, Medication, MedicationRequest, MedicationDispense, "
+        "MedicationAdministration, Specimen, and Bundles of them. "
         "Send one of the supported resources, or route this feed elsewhere")
 
 
@@ -287,7 +292,7 @@ def test_only_the_first_few_problems_are_listed():
 
 
 @pytest.mark.parametrize("entry, message, location", [
-    ({"resource": {"resourceType": "Medication"}}, "Medication is not supported",
+    ({"resource": {"resourceType": "Questionnaire"}}, "Questionnaire is not supported",
      "Bundle.entry[1].resource"),
     ({"resource": {"resourceType": "Bundle", "type": "collection"}}, "Bundle is not supported",
      "Bundle.entry[1].resource"),

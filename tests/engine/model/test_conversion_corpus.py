@@ -54,8 +54,9 @@ def check_envelope(record, message: Message):
 
 def check_patient(record, message: Message, tables):
     patient = record["patient"]
+    # PID-3 first: the first identifier is the one the patient is known by.
     assert [i["value"] for i in patient.get("identifiers", [])] == present(
-        message.get_all("PID-3.1")
+        message.get_all("PID-3.1") + message.get_all("PID-2.1") + message.get_all("PID-4.1")
     )
     families = [n.get("family") for n in patient.get("names", [])]
     assert present(families) == present(message.get_all("PID-5.1"))

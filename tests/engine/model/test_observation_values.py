@@ -162,8 +162,6 @@ def test_values_by_type(value_type, field, value):
          "not a structured numeric (SN) value; kept as text"),
         ("DT", "2024-01-02", {"type": "DT", "text": "2024-01-02"},
          "not a valid HL7 date/time; kept as text"),
-        ("NM", "80~120", {"type": "NM", "number": 80},
-         "repeats: only the first value is kept"),
     ],
 )
 def test_values_not_of_their_type_are_issues_that_name_no_value(
@@ -172,6 +170,25 @@ def test_values_not_of_their_type_are_issues_that_name_no_value(
     assert conversion.record["results"][0]["value"] == value
     assert [str(issue) for issue in conversion.issues] == [
         f"OBX[1]-5 -> results[*].value: {problem}"]
+
+
+@pytest.mark.parametrize(
+    "value_type, field, value",
+    [
+        ("NM", "80~120", {"type": "NM", "number": 80,
+                          "repetitions": [{"number": 80}, {"number": 120}]}),
+        ("CWE", "A^Alpha^L~B^Beta^L", {
+            "type": "CWE", "code": {"code": "A", "display": "Alpha", "system": "L"},
+            "repetitions": [{"code": {"code": "A", "display": "Alpha", "system": "L"}},
+                            {"code": {"code": "B", "display": "Beta", "system": "L"}}]}),
+        ("NM", "80~", {"type": "NM", "number": 80}),
+    ],
+)
+def test_a_repeating_value_keeps_every_repetition(value_type, field, value):
+    """The v2-to-FHIR IG's OBX[Observation-Component]: one component per repetition."""
+    conversion = convert(ORU + f"OBX|1|{value_type}|GLU^Glucose^LN||{field}\r")
+    assert conversion.record["results"][0]["value"] == value
+    assert conversion.issues == ()
 
 
 def test_an_empty_value_is_no_value():

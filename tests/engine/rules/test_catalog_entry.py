@@ -439,7 +439,8 @@ PATIENT_IDENTIFIERS = [p for p in DIRECT_IDENTIFIER_PATHS if p.startswith("patie
             ["patient.primary_care_provider", "encounter.attending", "orders[*].ordering_provider"],
             [],
         ),
-        (["encounter"], [("encounter", "encounter.visit_number")]),
+        (["encounter"], [("encounter", "encounter.visit_number"),
+                         ("encounter", "encounter.episode_identifier")]),
         (
             ["merge"],
             [
@@ -477,6 +478,11 @@ def test_patient_admits_every_patient_identifier_and_nothing_about_providers() -
         "patient.birth_date",
         "patient.mothers_maiden_name",
         "patient.account_number",
+        "patient.ssn",
+        "patient.drivers_license",
+        "patient.birth_place",
+        "patient.disability_identifiers",
+        "patient.mother_identifiers",
     }
 
 

@@ -149,12 +149,16 @@ CASES = [
     }, id="message-cannot-be-processed"),
     pytest.param(lab_without_header, ADMISSION, {
         "payloads": {"lab-system": {"removed": [
-            "message.control_id", "message.event", "message.event_occurred_at",
-            "message.event_reason", "message.operator.family", "message.operator.given",
-            "message.operator.id", "message.processing_id", "message.receiving_application",
-            "message.receiving_facility", "message.sending_application",
-            "message.sending_facility", "message.sent_at", "message.source_format",
-            "message.structure", "message.type", "message.version"]}},
+            "message.control_id", "message.event", "message.event_facility",
+            "message.event_facility_id", "message.event_occurred_at", "message.event_reason",
+            "message.operator.family", "message.operator.given", "message.operator.id",
+            "message.operator.prefix", "message.operator.suffix", "message.processing_id",
+            "message.receiving_application", "message.receiving_application_id",
+            "message.receiving_facility", "message.receiving_facility_id",
+            "message.recorded_at", "message.security", "message.sending_application",
+            "message.sending_facility", "message.sending_facility_id", "message.sent_at",
+            "message.software.product", "message.software.vendor", "message.software.version",
+            "message.source_format", "message.structure", "message.type", "message.version"]}},
         "exceptions": {"added": ["cannot encode for lab-system (EncodeError)"]},
     }, id="payload-cannot-be-encoded"),
 ]

@@ -47,7 +47,9 @@ def test_an_override_of_no_concept_map_or_a_second_one_is_a_finding():
         "administrative-sex-overrides.yaml overrides 'administrative-sex' already: "
         "keep its overrides in one table",
         "rules/mappings/tables/stray.yaml: overrides: there is no concept map 'sex' to "
-        "override: name one of administrative-sex, appointment-status, "
-        "event-encounter-status, name-type, observation-status, order-status, "
-        "patient-class, report-status",
+        "override: name one of administrative-sex, allergen-type, allergy-criticality, "
+        "allergy-type, appointment-status, completion-status, contact-role, "
+        "diagnosis-type, event-encounter-status, interpretation, name-type, "
+        "observation-status, order-control-status, order-status, patient-class, "
+        "relationship, report-status, specimen-type",
     ]
