@@ -7,16 +7,19 @@ not hold (a status, an Observation's code), the value set's own "unknown" or a
 data-absent-reason extension fills it; nothing is made up.
 
 Deterministic: each entry's fullUrl is ``urn:uuid:`` + uuid5 of the message id and the
-entry's place in the record (``result/3``), so the same record and message id always
-give the same Bundle and a retried delivery carries the same ids.
+entry's place in the record (``result/3``), or, for a party the message only names (a
+practitioner, an organization), of what identifies it; so the same record and message
+id always give the same Bundle and a retried delivery carries the same ids.
 
-Requests: every resource is created (POST); resources refer to each other by fullUrl,
-which the server rewrites. The Patient is created only if the server has none with
-its first identifier that has a URI system (``ifNoneExist=identifier=system|value``),
-and the Bundle's references then point at the one it has. Never a conditional update:
-a record minimised to a scope without addresses would erase the receiver's addresses.
-An identifier without a URI system cannot be searched for safely (the same number may
-belong to another patient in another system), so such a Patient is simply posted.
+Requests (see :mod:`engine.fhir.entries`): each resource is put at its deterministic
+id (``PUT Observation/<id>``), so delivering the message again creates nothing new;
+resources refer to each other by fullUrl, which the server rewrites. The Patient is
+created only if the server has none with its first identifier that has a URI system
+(``ifNoneExist=identifier=system|value``), and the Bundle's references then point at
+the one it has. Never a conditional update: a record minimised to a scope without
+addresses would erase the receiver's addresses. An identifier without a URI system
+cannot be searched for safely (the same number may belong to another patient in
+another system), so such a Patient is put at an id made from that identifier.
 
 A task outcome event's record (one with ``task_outcome``) is a write-back of a state:
 its Bundle holds one Task (:mod:`engine.fhir.task`) and nothing else, created only if
@@ -144,12 +147,20 @@ def _add_patient(entries: Entries, record: Mapping[str, Any]) -> Json | None:
     resource = _patient(section(record, "patient"), section(record, "merge"))
     if len(resource) == 1:
         return None  # nothing of the patient is in the record
-    request: Json = {"method": "POST", "url": "Patient"}
-    searchable = [i for i in resource.get("identifier", ()) if i.get("system") and i.get("value")]
+    identifiers = [i for i in resource.get("identifier", ()) if i.get("value")]
+    searchable = [i for i in identifiers if i.get("system")]
     if searchable:
-        request["ifNoneExist"] = (f"identifier={search_value(searchable[0]['system'])}"
-                                  f"|{search_value(searchable[0]['value'])}")
-    return entries.add("patient", resource, request)
+        return entries.add("patient", resource, {
+            "method": "POST", "url": "Patient",
+            "ifNoneExist": (f"identifier={search_value(searchable[0]['system'])}"
+                            f"|{search_value(searchable[0]['value'])}")})
+    if identifiers:
+        # No system to search by: put at an id made from the first identifier and its
+        # assigner, the same for this patient in every message.
+        first = identifiers[0]
+        return entries.add_shared(
+            f"{(first.get('assigner') or {}).get('display', '')}|{first['value']}", resource)
+    return entries.add("patient", resource)
 
 
 def _patient(patient: Mapping[str, Any], merge: Mapping[str, Any]) -> Json:

@@ -1,6 +1,8 @@
 """A Bundle's entries in the making, and what each section's encoder shares.
 
-Ids are deterministic, so a retried delivery carries the same ones:
+Ids are deterministic, so a retried delivery carries the same ones, and each entry is
+put at its id (``PUT Observation/<id>``) unless its encoder asks for a conditional
+create (a Patient or party the receiver may know by a URI-system identifier):
 
 - an entry of the message (an Observation, a Condition) is keyed by the message id and
   its place in the record (``result/3``);
@@ -58,9 +60,12 @@ class Entries:
                      if url and entry["fullUrl"] == url), None)
 
     def _append(self, url: str, resource: Json, request: Json | None) -> Json:
-        self.entries.append({"fullUrl": url, "resource": resource,
-                             "request": request or {"method": "POST",
-                                                    "url": resource["resourceType"]}})
+        if request is None:
+            # Put at its deterministic id: a server creates it the first time and
+            # replaces it with the same content on a retry, so nothing is duplicated.
+            resource["id"] = url.removeprefix("urn:uuid:")
+            request = {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
+        self.entries.append({"fullUrl": url, "resource": resource, "request": request})
         return {"reference": url}
 
 

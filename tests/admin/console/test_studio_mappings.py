@@ -64,7 +64,7 @@ def test_a_plain_entry_is_edited_in_its_cells_and_a_list_as_yaml(console):
     page = anna.text(url)
     assert "Patient Identification: Administrative Sex" in page  # PID-8 in words
     assert '<optgroup label="Concept maps"><option value="administrative-sex"' in page
-    assert "each PID-3[*] → assigning_authority, type, value" in page
+    assert "each PID-3[*] + PID-2[*] + PID-4[*] → assigning_authority, type, value" in page
     fields = _posted_fields(page)
     gender, names = entry_key(page, "patient.gender"), entry_key(page, "patient.names")
     fields[f"{gender}-default"] = ["unknown"]

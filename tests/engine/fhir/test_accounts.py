@@ -69,7 +69,7 @@ def test_a_guarantor_organization() -> None:
     account = account_of(bundle)
     assert "identifier" not in account  # no PID-18: the guarantor alone makes it
     [guarantor] = account["guarantor"]
-    assert by_url(bundle, guarantor["party"]) == {"resourceType": "Organization",
+    assert without_id(by_url(bundle, guarantor["party"])) == {"resourceType": "Organization",
                                                   "name": "Walmart"}
 
 
@@ -94,7 +94,7 @@ def test_a_scope_without_the_account_gives_none() -> None:
 def test_a_scope_with_the_account_number_only() -> None:
     [account] = resources(bundle_of(minimised(convert(ADT_A01), "patient.account_number")),
                           "Account")
-    assert account == {"resourceType": "Account", "identifier": [{"value": "4000776"}],
+    assert without_id(account) == {"resourceType": "Account", "identifier": [{"value": "4000776"}],
                        "status": "active"}
 
 
@@ -158,3 +158,8 @@ def test_medplum_accepts_the_accounts_and_episodes(fhir_validator) -> None:
                 assert fhir_validator.validate(resource) == [], (name, kind)
                 checked += 1
     assert checked >= 6
+
+
+def without_id(resource: dict) -> dict:
+    """The resource without its id, which is a uuid derived from the message."""
+    return {key: value for key, value in resource.items() if key != "id"}

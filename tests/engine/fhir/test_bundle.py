@@ -101,7 +101,8 @@ def test_a_record_minimised_for_clinic_north_sends_only_its_scope(path):
         "MessageHeader", "Provenance", "Device", "Organization", "Practitioner",
         "PractitionerRole", "Location"}
     for patient in resources(bundle, "Patient"):
-        assert set(patient) <= {"resourceType", "identifier", "name", "birthDate", "gender"}
+        assert set(patient) <= {"resourceType", "id", "identifier", "name", "birthDate",
+                                "gender"}
     references_resolve(bundle)
 
 
@@ -239,10 +240,15 @@ def test_a_patient_with_a_uri_system_is_created_only_if_the_server_has_none():
         "system": "urn:oid:1.2.3", "value": "MRN|204,417"}]
 
 
-def test_a_patient_without_a_uri_system_is_posted_with_its_authority_as_assigner():
+def test_a_patient_without_a_uri_system_is_put_with_its_authority_as_assigner():
     entry = patient_entry([{"value": "PATID1234", "assigning_authority": "GOOD HEALTH HOSPITAL",
                             "type": "GOOD HEALTH HOSPITAL"}])
-    assert entry["request"] == {"method": "POST", "url": "Patient"}
+    # Put at an id made from the identifier and its assigner: the same patient in
+    # another message, or this message delivered again, creates no second Patient.
+    assert entry["request"] == {"method": "PUT", "url": f"Patient/{entry['resource']['id']}"}
+    another = encode_bundle({"patient": {"identifiers": [
+        {"value": "PATID1234", "assigning_authority": "GOOD HEALTH HOSPITAL"}]}}, "another")
+    assert another["entry"][0]["fullUrl"] == entry["fullUrl"]
     assert entry["resource"]["identifier"] == [{
         "type": {"text": "GOOD HEALTH HOSPITAL"}, "value": "PATID1234",
         "assigner": {"display": "GOOD HEALTH HOSPITAL"}}]

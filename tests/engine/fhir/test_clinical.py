@@ -227,9 +227,9 @@ def test_a_scope_with_some_fields_gives_resources_with_only_those() -> None:
                            "procedures[*].set_id"])
     bundle = bundle_of(scope.project(convert(ADT_A01)))
     [condition] = resources(bundle, "Condition")
-    assert set(condition) == {"resourceType", "code", "subject"}
+    assert set(condition) == {"resourceType", "id", "code", "subject"}
     [allergy] = resources(bundle, "AllergyIntolerance")
-    assert set(allergy) == {"resourceType", "clinicalStatus", "patient", "reaction"}
+    assert set(allergy) == {"resourceType", "id", "clinicalStatus", "patient", "reaction"}
     # A procedure minimised to its set id says nothing: no resource.
     assert resources(bundle, "Procedure") == [] and resources(bundle, "Practitioner") == []
 

@@ -147,7 +147,7 @@ def test_a_scope_with_some_fields_gives_only_those() -> None:
                             "immunizations[*].administered_at"]).project(record)
     bundle = bundle_of(scoped)
     [immunization] = resources(bundle, "Immunization")
-    assert set(immunization) == {"resourceType", "_status", "vaccineCode", "patient",
+    assert set(immunization) == {"resourceType", "id", "_status", "vaccineCode", "patient",
                                  "occurrenceDateTime"}
     assert resources(bundle, "Organization") == resources(bundle, "Practitioner") == []
 

@@ -55,7 +55,7 @@ def test_rxo_gives_the_order_as_placed_with_the_igs_elements() -> None:
     assert by_url(bundle, placed["subject"])["resourceType"] == "Patient"
     assert by_url(bundle, placed["encounter"])["resourceType"] == "Encounter"
     medication = by_url(bundle, placed["medicationReference"])
-    assert medication == {"resourceType": "Medication", "code": {"coding": [
+    assert without_id(medication) == {"resourceType": "Medication", "code": {"coding": [
         {"system": NDC, "code": "01151327", "display": "Doxycycline"}]}}
     tablet = {"unit": "Tablet", "system": "http://snomed.info/sct", "code": "385055001"}
     [dosage] = placed["dosageInstruction"]
@@ -154,11 +154,11 @@ def test_a_scope_with_some_fields_gives_only_those() -> None:
         record_of(RDS.read_bytes()))
     bundle = bundle_of(scoped)
     [placed] = resources(bundle, "MedicationRequest")
-    assert set(placed) == {"resourceType", "status", "intent", "medicationReference",
+    assert set(placed) == {"resourceType", "id", "status", "intent", "medicationReference",
                            "subject"}
     assert placed["status"] == "unknown"
     [dispense] = resources(bundle, "MedicationDispense")
-    assert set(dispense) == {"resourceType", "status", "medicationCodeableConcept",
+    assert set(dispense) == {"resourceType", "id", "status", "medicationCodeableConcept",
                              "subject", "quantity"}
     assert dispense["medicationCodeableConcept"]["extension"][0]["valueCode"] == "unknown"
     assert dispense["quantity"] == {"value": 10}
@@ -188,3 +188,8 @@ def test_medplum_accepts_the_pharmacy_resources(fhir_validator) -> None:
         for resource_type in ("MedicationRequest", "MedicationDispense", "Medication"):
             for resource in resources(bundle, resource_type):
                 assert fhir_validator.validate(resource) == [], (path.stem, resource_type)
+
+
+def without_id(resource: dict) -> dict:
+    """The resource without its id, which is a uuid derived from the message."""
+    return {key: value for key, value in resource.items() if key != "id"}

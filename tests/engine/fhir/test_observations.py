@@ -151,7 +151,7 @@ def test_a_scope_without_results_sends_no_observation_and_one_with_codes_only_co
     assert resources(bundle_of(ORU, scope=["patient", "orders"]), "Observation") == []
     bundle = bundle_of(ORU, scope=["patient", "results[*].code", "results[*].value"])
     cholesterol = resources(bundle, "Observation")[0]
-    assert set(cholesterol) == {"resourceType", "status", "code", "subject", "valueQuantity"}
+    assert set(cholesterol) == {"resourceType", "id", "status", "code", "subject", "valueQuantity"}
     assert cholesterol["status"] == "unknown"  # FHIR requires one; the scope has none
     assert resources(bundle, "Practitioner") == resources(bundle, "Organization") == []
 

@@ -152,7 +152,7 @@ def test_a_scope_with_some_fields_gives_only_those() -> None:
     record = minimised(convert(ADT_A01), "related_persons[*].names",
                        "related_persons[*].relationship")
     [kin] = resources(bundle_of(record), "RelatedPerson")
-    assert set(kin) == {"resourceType", "patient", "relationship", "name"}
+    assert set(kin) == {"resourceType", "id", "patient", "relationship", "name"}
     assert kin["patient"] == ABSENT  # the scope has no patient to refer to
 
 

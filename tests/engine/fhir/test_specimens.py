@@ -77,7 +77,7 @@ def test_an_order_message_the_ig_makes_no_obr_specimen_for_gives_none():
 def test_a_scope_without_specimens_sends_none_and_one_with_types_only_types():
     assert resources(bundle_of(ORU, ["patient", "orders", "results"]), "Specimen") == []
     (specimen,) = resources(bundle_of(ORU, ["specimens[*].type"]), "Specimen")
-    assert set(specimen) == {"resourceType", "type"}
+    assert set(specimen) == {"resourceType", "id", "type"}
     # the link alone says nothing of a specimen
     assert resources(bundle_of(ORU, ["specimens[*].order_segment"]), "Specimen") == []
 
