@@ -50,6 +50,7 @@ def worker_main(database_url: str, lane: int, lanes: int, reports: Connection,
     or until its parent is gone."""
     from engine.delivery_workers import DeliveryWorker
     from engine.log_format import configure_logging
+    from engine.model.schemas import fast_check
     from engine.outbox import Outbox
     from engine.pipeline import Pipeline
     from engine.store.database import open_engine
@@ -80,6 +81,9 @@ def worker_main(database_url: str, lane: int, lanes: int, reports: Connection,
 
     try:
         if delivery is None:
+            # The canonical check is compiled now, not on the worker's first message:
+            # a worker reaches its working size before it takes any work.
+            fast_check("canonical")
             Pipeline(engine, report=report, lane=(lane, lanes)).run_until(stop)
         else:
             outbox = Outbox(engine, lease=delivery.lease)
