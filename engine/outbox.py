@@ -443,7 +443,8 @@ def dead_letter(claimed: Claimed, failure: DeliveryFailed, policy: Policy, attem
         "owner_role": str(policy.dead_letter.owner_role), "status": "open", "assignee": None,
         "summary": f"delivery to {claimed.destination} failed after {attempts} {tries}: "
                    f"{storable_text(failure.reason)}",
-        "detail": {"attempts": attempts, "policy": str(policy.source),
+        # What the destination said (a FHIR OperationOutcome), kept with the item only.
+        "detail": {**failure.detail, "attempts": attempts, "policy": str(policy.source),
                    "idempotency_key": claimed.idempotency_key,
                    "page_technical_owner": bool(escalation and escalation.page_technical_owner)},
         "recovery_procedure": connection.recovery_procedure if connection else None,

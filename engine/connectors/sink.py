@@ -19,10 +19,10 @@ The ``Sink`` contract:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -62,10 +62,14 @@ class Outbound:
 
 class DeliveryFailed(SwitchboardError):
     """A delivery did not reach its destination, or the destination refused it.
-    ``reason`` names no message content: it is stored and shown to operators."""
+    ``reason`` names no message content: it is stored and shown to operators.
+    ``detail`` is what the destination said about it (a FHIR OperationOutcome's issues),
+    which may quote the message: it is kept on the exception item, never logged."""
 
-    def __init__(self, error_class: ErrorClass, reason: str, *, hint: str | None = None):
+    def __init__(self, error_class: ErrorClass, reason: str, *, hint: str | None = None,
+                 detail: Mapping[str, Any] | None = None):
         self.error_class = error_class
+        self.detail = dict(detail or {})
         super().__init__(reason, hint=hint)
 
 

@@ -56,6 +56,14 @@ class MessageFormat(StrEnum):
     CANONICAL_JSON = "canonical-json"
 
 
+class FhirMode(StrEnum):
+    """How a FHIR destination is sent each delivery's Bundle (``endpoint.mode``)."""
+
+    TRANSACTION = "transaction"
+    CONDITIONAL_UPDATE = "conditional-update"
+    MESSAGE = "message"
+
+
 class Classification(StrEnum):
     """What the connection carries, in the terms compliance signs off."""
 
@@ -104,6 +112,8 @@ class HttpEndpoint:
     method: str = "POST"
     auth_secret_env: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    mode: FhirMode | None = None
+    """FHIR only: how the Bundle is sent; None when the entry names none (a transaction)."""
 
 
 @dataclass(frozen=True)
@@ -465,7 +475,7 @@ def _read_endpoint(transport: Transport, value: object, where: str) -> Endpoint:
             ),
         )
     if transport in (Transport.HTTP, Transport.FHIR):
-        return _read_http_endpoint(raw, where)
+        return _read_http_endpoint(raw, where, fhir=transport is Transport.FHIR)
     if transport is Transport.FILE:
         _reader.check_keys(raw, ("directory",), ("pattern",), where)
         return FileEndpoint(
@@ -476,8 +486,14 @@ def _read_endpoint(transport: Transport, value: object, where: str) -> Endpoint:
     return TaskQueueEndpoint(_text(raw["queue"], f"{where}.queue"))
 
 
-def _read_http_endpoint(raw: Mapping[str, Any], where: str) -> HttpEndpoint:
-    _reader.check_keys(raw, ("url",), ("method", "auth_secret_env", "headers"), where)
+def _read_http_endpoint(raw: Mapping[str, Any], where: str, *, fhir: bool) -> HttpEndpoint:
+    _reader.check_keys(raw, ("url",), ("method", "auth_secret_env", "headers")
+                       + (("mode",) if fhir else ()), where)
+    mode = None if raw.get("mode") is None else _reader.enum(FhirMode, raw["mode"], f"{where}.mode")
+    if mode is not None and raw.get("method", "POST") != "POST":
+        raise CatalogError(f"{where}: method {raw['method']} puts each resource at its own "
+                           "path, so it takes no mode",
+                           hint="Remove the method (a mode posts its Bundle), or the mode")
     auth = raw.get("auth_secret_env")
     headers = _read_headers(raw.get("headers", {}), f"{where}.headers")
     if auth is not None and any(name.lower() == "authorization" for name, _ in headers):
@@ -487,6 +503,7 @@ def _read_http_endpoint(raw: Mapping[str, Any], where: str) -> HttpEndpoint:
         method=_reader.choice(raw.get("method", "POST"), _HTTP_METHODS, f"{where}.method"),
         auth_secret_env=None if auth is None else _env_name(auth, f"{where}.auth_secret_env"),
         headers=headers,
+        mode=mode,
     )
 
 

@@ -298,7 +298,9 @@ class ConnectionMinuteLatency(Base):
 
 class ExceptionItem(Base):
     """A failure someone owns: what failed, its error class, the role that owns it and
-    the catalog's recovery procedure. ``detail`` never holds message content."""
+    the catalog's recovery procedure. ``detail`` holds no message content, but for what
+    a destination answered when it refused a delivery (a FHIR OperationOutcome's issues,
+    whose diagnostics may quote the message): shown with the item, never logged."""
 
     __tablename__ = "exceptions"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
