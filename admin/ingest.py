@@ -5,18 +5,23 @@ token (endpoint.auth_secret_env); the sender presents it as a bearer token. With
 that token the answer is 401, whatever the connection id. 202 with the message id and
 what it turned out to be when journaled (received; for a FHIR resource, an update of
 an earlier version or a stale one; a duplicate or a conflict), a 4xx with a JSON error
-otherwise, 503 when the store cannot commit."""
+otherwise, 503 when the store cannot commit. A FHIR source's rejected body, whatever
+the reason (its media type too), is journaled as rejected and answered with an
+OperationOutcome: 415, 400 or 422 (see admin.ingest_outcome)."""
 
 from __future__ import annotations
 
 import hmac
+import json
 import os
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 
+from admin import ingest_outcome
 from admin.auth import bearer_token
 from admin.services import services
+from engine.errors import MediaTypeError
 from engine.journal import FHIR_R4, HL7V2, Kind, Received
 from engine.rules.catalog_entry import Connection
 
@@ -36,15 +41,24 @@ def ingest(connection_id: str) -> Any:
         abort(413, description=f"messages over {MAX_BODY} bytes are not accepted")
     expected = str(connection.format)
     media_types = MEDIA_TYPES.get(expected)
+    refused = None
     if media_types is None or request.mimetype not in media_types:
-        abort(415, description=f"connection '{connection_id}' takes {expected}: send it as "
-              f"{' or '.join(sorted(media_types or ()))}")
+        refused = MediaTypeError(
+            f"connection '{connection_id}' takes {expected}: send it as "
+            f"{' or '.join(sorted(media_types or ()))}")
+        if expected != FHIR_R4:
+            abort(415, description=refused.reason)
     body = request.get_data(cache=False)
+    # A FHIR source's refused body is journaled as rejected too, and answered in FHIR.
     result = services().ingestor.ingest(
-        Received(body, connection_id, request.remote_addr, format=expected))
+        Received(body, connection_id, request.remote_addr, format=expected, refused=refused))
     if result.journaled is None:
         abort(503, description="Switchboard cannot store the message right now; send it again")
     journaled = result.journaled
+    if journaled.kind == Kind.REJECTED and expected == FHIR_R4:
+        status, outcome = ingest_outcome.rejection(journaled.error, journaled.message_id)
+        return Response(json.dumps(outcome), status=status,
+                        mimetype=ingest_outcome.MEDIA_TYPE)
     if journaled.kind == Kind.REJECTED:
         response = jsonify(error="Bad Request", reason=str(journaled.error),
                            message_id=journaled.message_id)

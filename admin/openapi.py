@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 
 from admin import probe_access
+from admin.ingest_outcome import MESSAGE_ID_EXTENSION
 from admin.store_ids import CONVERTERS, IDS, VERSIONS, Bounds
 from engine import message_log
 from engine.exception_queue import GROUP_SORTS, SORTS
@@ -275,10 +276,12 @@ _ERRORS = {
            "assign, a task's states), does not allow this; the hint says what to do instead",
     "413": "The message is larger than ingest takes",
     "415": "The body's media type is not the one the connection's catalog entry names",
+    "422": "The body is JSON, but not a FHIR R4 resource Switchboard reads, or one that "
+           "does not validate; journaled as rejected",
     "503": "The store cannot take it now; send it again",
 }
 # Errors by endpoint beyond those every authenticated operation may answer.
-_MORE_ERRORS = {"ingest.ingest": ("400", "413", "415", "503"),
+_MORE_ERRORS = {"ingest.ingest": ("400", "413", "415", "422", "503"),
                 # They name a version in the body or the query string.
                 "rules_api.create_draft": ("404",), "rules_api.rollback": ("404",),
                 "rules_api.diff": ("404",)}
@@ -367,6 +370,19 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             "schemas": {
                 "Error": _object({"error": _TEXT, "reason": _TEXT, "hint": _TEXT},
                                  ("error", "reason")),
+                "OperationOutcome": {
+                    "type": "object", "required": ["resourceType", "issue"],
+                    "description": "FHIR R4 OperationOutcome: one error issue whose "
+                                   "diagnostics say why, expression where, details.text "
+                                   "what to do; the journaled message's id in the "
+                                   "extension " + MESSAGE_ID_EXTENSION,
+                    "properties": {
+                        "resourceType": {"const": "OperationOutcome"},
+                        "issue": {"type": "array", "minItems": 1, "items": _object({
+                            "severity": _TEXT, "code": _TEXT, "diagnostics": _TEXT,
+                            "expression": {"type": "array", "items": _TEXT},
+                            "details": {"type": "object"}}, ("severity", "code"))},
+                        "extension": {"type": "array", "items": {"type": "object"}}}},
                 "Page": _object({"items": {"type": "array", "items": {"type": "object"}},
                                  "page": {"type": "integer", "minimum": 1},
                                  "per_page": {"type": "integer", "minimum": 1},
@@ -441,7 +457,17 @@ def _operation(app: Flask, rule: Any, path: str, queries: dict[str, list[dict[st
     for code in sorted({*codes, *_MORE_ERRORS.get(rule.endpoint, ())}):
         operation["responses"][code] = {"description": _ERRORS[code], "content": {
             "application/json": {"schema": _ref("Error")}}}
+        if path in SOURCE_PATHS and code in _FHIR_REJECTIONS:
+            # A FHIR source's rejection is journaled and answered in FHIR (422 only so).
+            content = operation["responses"][code]["content"]
+            if code == "422":
+                content.clear()
+            content["application/fhir+json"] = {"schema": _ref("OperationOutcome")}
     return operation
+
+
+# What HTTP ingest answers a FHIR source with an OperationOutcome (admin.ingest_outcome).
+_FHIR_REJECTIONS = frozenset({"400", "415", "422"})
 
 
 def _success(endpoint: str, path: str, ids: dict[str, str]) -> dict[str, Any]:

@@ -94,3 +94,8 @@ class FrameTooLargeError(FramingError):
             f"MLLP frame of at least {size} bytes exceeds the limit of {limit} bytes",
             hint="Reject the message (AR) and ask the sender to split or shrink it",
         )
+
+
+class MediaTypeError(SwitchboardError):
+    """A body arrived as a media type its connection's catalog entry does not take: it
+    is refused unread."""

@@ -104,6 +104,9 @@ class Received:
     format: str = HL7V2
     # What HL7 v2 bytes are when MSH-18 names nothing; None: the source's default.
     charset: str | None = None
+    # Why the source refused the bytes before reading them (a media type its catalog
+    # entry does not take): journaled as rejected for that reason, unread.
+    refused: SwitchboardError | None = None
 
 
 @dataclass(frozen=True)
@@ -569,6 +572,8 @@ def _prepare(received: Received, charset: str | None) -> _Prepared:
     """``received`` read (HL7 v2 in ``charset`` when MSH-18 names none), or why it
     cannot be taken: never an exception, so that one message cannot cost the others
     in its group commit their ACK."""
+    if received.refused is not None:
+        return _Prepared(received, None, received.refused)
     try:
         if received.format == FHIR_R4:
             return _Prepared(received, None, None, read_fhir(received.raw))

@@ -28,7 +28,9 @@ the pipeline and deliveries have drained and before the end-to-end message:
   handed to the journal, which parses each, HL7 v2 or FHIR, before deciding whether to
   take it) less the oversize frames (journaled without content, never parsed), counted
   as ``switchboard_mllp_closed_total{reason="oversize"}``. Requests refused before the
-  journal (401, 415) and frames cut off are not in it.
+  journal (401, and 415 to an HL7 v2 connection) and frames cut off are not in it; a
+  FHIR connection journals a body of the wrong media type as rejected, unread, so it
+  is counted though no parser saw it.
 - reached routing: ``switchboard_routed_total``, the messages the pipeline parsed,
   normalised and routed, with their route decision committed (journal status
   ``routed``). Those that failed on the way (``switchboard_failed_total``) are not

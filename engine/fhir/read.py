@@ -46,17 +46,22 @@ RESOURCE_MODELS.update({name: cast(type[Resource], get_fhir_model_class(name)) f
     "Practitioner", "PractitionerRole", "Organization", "Location", "Device",
     "MessageHeader", "Provenance", "RelatedPerson", "Coverage", "Account", "EpisodeOfCare",
     "Condition", "AllergyIntolerance", "Procedure", "Immunization", "Medication",
-    "MedicationRequest", "MedicationDispense", "MedicationAdministration", "Specimen")})
+    "MedicationRequest", "MedicationDispense", "MedicationAdministration", "Specimen",
+    "Linkage")})
 SUPPORTED = ", ".join(RESOURCE_MODELS)
 
 
 class FhirError(SwitchboardError):
     """A body is not a FHIR R4 resource or Bundle that Switchboard reads. ``location``
-    is a FHIR path such as ``Bundle.entry[0].resource.birthDate``."""
+    is a FHIR path such as ``Bundle.entry[0].resource.birthDate``; ``issue`` is the
+    OperationOutcome issue type that says what is wrong: ``structure`` (the body is not
+    JSON that can be read), ``not-supported`` (a resource type Switchboard does not
+    read) or ``invalid`` (a resource that does not validate)."""
 
     def __init__(self, message: str, *, path: str | None = None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, issue: str = "invalid") -> None:
         self.path = path
+        self.issue = issue
         super().__init__(message, hint=hint)
 
     @property
@@ -122,9 +127,10 @@ def _decode(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body, parse_constant=_reject_constant)
     except RecursionError:
-        raise FhirError("the body is nested too deeply to be read", hint=hint) from None
+        raise FhirError("the body is nested too deeply to be read", hint=hint,
+                        issue="structure") from None
     except (ValueError, TypeError):
-        raise FhirError("the body is not JSON", hint=hint) from None
+        raise FhirError("the body is not JSON", hint=hint, issue="structure") from None
     if not isinstance(document, dict):
         raise FhirError("the body is JSON but not a FHIR resource: a JSON object is expected",
                         hint=hint)
@@ -168,7 +174,8 @@ def _unsupported(resource_type: str, path: str | None) -> NoReturn:
         "a resourceType that FHIR R4 does not define")
     raise FhirError(
         f"{named} is not supported: Switchboard reads {SUPPORTED}, and Bundles of them",
-        path=path, hint="Send one of the supported resources, or route this feed elsewhere")
+        path=path, hint="Send one of the supported resources, or route this feed elsewhere",
+        issue="not-supported")
 
 
 @cache

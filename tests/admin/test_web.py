@@ -199,21 +199,24 @@ def test_fhir_ingest_journals_normalises_routes_and_encodes(web, engine):
 
 
 def test_fhir_ingest_rejects_with_reasons_and_no_content(web):
+    """Each answered with an OperationOutcome (tests/admin/test_fhir_ingest.py has the
+    statuses in full) and journaled as rejected, the wrong media type too."""
     broken = json.loads(json.dumps(PORTAL_BUNDLE))
     broken["entry"][0]["resource"]["birthDate"] = "02/04/1961-SECRET"
     status, _, body = post_fhir(web, broken)
-    assert status == 400 and body["message_id"]
-    assert "birthDate" in body["reason"] and "SECRET" not in body["reason"]
-    status, _, body = post_fhir(web, {"resourceType": "Medication"})
-    assert status == 400 and "Medication" in body["reason"]
+    assert status == 422 and body["extension"][0]["valueString"]
+    assert body["issue"][0]["expression"] == ["Bundle.entry[0].resource.birthDate"]
+    assert "SECRET" not in json.dumps(body)
+    status, _, body = post_fhir(web, {"resourceType": "Questionnaire"})
+    assert status == 422 and "Questionnaire" in body["issue"][0]["diagnostics"]
     status, _, body = web.call("POST", "/ingest/portal-fhir", token=PORTAL_TOKEN,
                                body=b"{not json", content_type="application/fhir+json")
-    assert status == 400 and "not JSON" in body["reason"]
+    assert status == 400 and "not JSON" in body["issue"][0]["diagnostics"]
     status, _, body = web.call("POST", "/ingest/portal-fhir", token=PORTAL_TOKEN,
                                body=b"MSH|^~\\&|", content_type="application/hl7-v2")
-    assert status == 415 and "fhir-r4" in body["reason"]
+    assert status == 415 and "fhir-r4" in body["issue"][0]["diagnostics"]
     exceptions = web.call("GET", "/api/exceptions", as_user="olive")[2]
-    assert exceptions["total"] == 3
+    assert exceptions["total"] == 4
     assert {item["connection"] for item in exceptions["items"]} == {"portal-fhir"}
     assert "SECRET" not in json.dumps(exceptions)
 

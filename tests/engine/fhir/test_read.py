@@ -250,7 +250,7 @@ def test_an_unsupported_type_lists_the_supported_ones():
         "PractitionerRole, Organization, Location, Device, MessageHeader, Provenance, "
         "RelatedPerson, Coverage, Account, EpisodeOfCare, Condition, AllergyIntolerance, "
         "Procedure, Immunization, Medication, MedicationRequest, MedicationDispense, "
-        "MedicationAdministration, Specimen, and Bundles of them. "
+        "MedicationAdministration, Specimen, Linkage, and Bundles of them. "
         "Send one of the supported resources, or route this feed elsewhere")
 
 
