@@ -15,6 +15,11 @@ from engine.fhir import codes
 Json = dict[str, Any]
 
 
+# What compact drops, compared by ``in`` (identity, then equality: 0 and False stay).
+# A constant, since it runs for every element of every Bundle; never mutated.
+_EMPTY: tuple[Any, ...] = (None, "", {}, [])
+
+
 def compact(values: Mapping[str, Any]) -> Json:
     """``values`` without None, empty strings, lists and objects (FHIR JSON has no
     empty elements, and the canonical record leaves empty values out); lists lose their
@@ -22,10 +27,11 @@ def compact(values: Mapping[str, Any]) -> Json:
     found = {}
     for key, value in values.items():
         if isinstance(value, list):
-            value = [item for item in value if item not in (None, "", {}, [])]
-        if value is None or value == "" or value == [] or value == {}:
-            continue
-        found[key] = value
+            value = [item for item in value if item not in _EMPTY]
+            if value:
+                found[key] = value
+        elif value not in _EMPTY:
+            found[key] = value
     return found
 
 
