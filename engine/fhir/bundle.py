@@ -113,6 +113,7 @@ def encode_bundle(record: Mapping[str, Any], message_id: str) -> dict[str, Any]:
 def _add_resources(context: Context) -> None:
     entries, record = context.entries, context.record
     subject = context.subject = _add_patient(entries, record)
+    _add_merge_linkage(context)
     encounter = context.encounter = _add_encounter(
         entries, section(record, "encounter"), subject)
     add_orders_and_results(context)
@@ -200,6 +201,23 @@ def _patient(patient: Mapping[str, Any], merge: Mapping[str, Any]) -> Json:
         "link": [{"other": {"type": "Patient", "identifier": found}, "type": "replaces"}
                  for _, prior in items(merge, "prior_identifiers")
                  if (found := identifier(prior)).get("value")],
+    })
+
+
+def _add_merge_linkage(context: Context) -> None:
+    """MRG: a Linkage saying the patient's former record is a historical version of
+    this one, for a receiver that keeps both (the merged-away identifiers are named,
+    not sent as a Patient the receiver may never have had)."""
+    formers = [found for _, prior in items(section(context.record, "merge"),
+                                           "prior_identifiers")
+               if (found := identifier(prior)).get("value")]
+    if not formers or context.subject is None:
+        return
+    context.entries.add("merge-linkage", {
+        "resourceType": "Linkage",
+        "item": [{"type": "source", "resource": context.subject}]
+        + [{"type": "historical", "resource": {"type": "Patient", "identifier": former}}
+           for former in formers],
     })
 
 

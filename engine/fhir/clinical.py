@@ -141,6 +141,12 @@ def _problem(problem: Mapping[str, Any], subject: Json | None) -> Json:
     status = problem.get("life_cycle_status")
     state = (text(status.get("code")) or "").lower() if isinstance(status, Mapping) else ""
     onset = fhir_datetime(problem.get("onset"))
+    abated = fhir_datetime(problem.get("resolved_at"))
+    if abated and state not in _CLINICAL_STATUSES:
+        # con-4: an abated condition is inactive, resolved or in remission. PRB-9 says it
+        # abated, and "inactive" claims no more than that. A status the sender gives is
+        # kept, even one that contradicts PRB-9: the receiver's refusal then shows it.
+        state = "inactive"
     return compact({
         "resourceType": "Condition",
         "identifier": [entity_identifier(problem.get("identifier"))],
@@ -153,7 +159,7 @@ def _problem(problem: Mapping[str, Any], subject: Json | None) -> Json:
         "subject": subject or absent(),
         "onsetDateTime": onset,
         "onsetString": None if onset else text(problem.get("onset_text")),
-        "abatementDateTime": fhir_datetime(problem.get("resolved_at")),
+        "abatementDateTime": abated,
         "recordedDate": fhir_datetime(problem.get("established_at")),
     })
 

@@ -18,7 +18,7 @@ __all__ = ["CARRIED", "observation", "value"]
 # The canonical fields an Observation carries; a result with none of them gives none.
 CARRIED = frozenset({
     "code", "display", "status", "value", "observed_at", "abnormal_flags", "interpretations",
-    "reference_range", "observers", "method", "body_site", "device_id",
+    "reference_range", "observers", "medical_director", "method", "body_site", "device_id",
     "performing_organization"})
 
 INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
@@ -79,14 +79,23 @@ def _unit(result: Mapping[str, Any]) -> Json:
 
 
 def _performers(entries: Entries, result: Mapping[str, Any]) -> list[Json | None]:
+    """OBX-16's observers and OBX-25's medical director as PractitionerRoles, and
+    OBX-23's organization (the IG's OBX[Observation] performer rows)."""
     observers = result.get("observers")
-    found = [parties.practitioner(entries, person)
+    found = [parties.role_of(entries, person, _OBSERVER)
              for person in (observers if isinstance(observers, list) else ())]
     organization = result.get("performing_organization")
-    if isinstance(organization, Mapping):
-        found.append(parties.organization(entries, organization.get("name"),
-                                          organization.get("id")))
+    performing = parties.organization(entries, organization.get("name"), organization.get(
+        "id")) if isinstance(organization, Mapping) else None
+    found.append(parties.role_of(entries, result.get("medical_director"), _MEDICAL_DIRECTOR,
+                                 performing))
+    found.append(performing)
     return found
+
+
+_OBSERVER = {"system": "http://terminology.hl7.org/CodeSystem/practitioner-role",
+             "code": "responsibleObserver"}
+_MEDICAL_DIRECTOR = {"system": codes.V2 + "0912", "code": "MDIR"}
 
 
 def _interpretation(result: Mapping[str, Any]) -> list[Json]:

@@ -138,11 +138,12 @@ def _add_order(context: Context, order: _Order, specimens: Mapping[str, list[Jso
         "subject": context.subject or absent(),
         "encounter": context.encounter,
         "authoredOn": fhir_datetime(fields.get("ordered_at")),
-        # The Practitioner's resource, named as well, for a receiver that matches people
-        # by their number.
+        # ORC-12: the ordering provider's PractitionerRole (the IG's ORC[ServiceRequest]
+        # map), named as well, for a receiver that matches people by their number.
         "requester": compact({
-            **person(fields.get("ordering_provider")),
-            **(parties.practitioner(context.entries, fields.get("ordering_provider")) or {})}),
+            **person(fields.get("ordering_provider"), "PractitionerRole"),
+            **(parties.role_of(context.entries, fields.get("ordering_provider"),
+                               _ORDERING_PROVIDER) or {})}),
         "supportingInfo": supporting,
         "specimen": specimens.get(segment, []) if segment else [],
     }))
@@ -167,3 +168,6 @@ def _report(context: Context, report: Mapping[str, Any], refer: Mapping[str, Any
         "specimen": refer.get("specimens"),
         "result": refer.get("results"),
     })
+
+
+_ORDERING_PROVIDER = {"system": codes.V2 + "0443", "code": "OP"}

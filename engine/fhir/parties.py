@@ -15,7 +15,7 @@ from engine.fhir import codes
 from engine.fhir.elements import compact, human_name, identifier, text
 from engine.fhir.entries import Entries, Json, search_value
 
-__all__ = ["device", "location", "organization", "practitioner", "practitioner_role"]
+__all__ = ["device", "location", "organization", "practitioner", "practitioner_role", "role_of"]
 
 _LOCATION_PARTS = ("point_of_care", "room", "bed", "facility", "building", "floor")
 # The most specific part a location names decides its physical type (HL7's
@@ -114,6 +114,25 @@ def practitioner_role(entries: Entries, key: str, person: Any, role: Json | None
         "organization": organization,
         "location": [place],
     }))
+
+
+def role_of(entries: Entries, person: Any, role: Json,
+            organization: Json | None = None) -> Json | None:
+    """A Reference to the PractitionerRole of a person (an XCN) named in a fixed role
+    (a Coding: a responsible observer, an ordering provider), shared like the
+    Practitioner: the same person in the same role is one resource."""
+    who = practitioner(entries, person)
+    if not who:
+        return None
+    resource = compact({
+        "resourceType": "PractitionerRole",
+        "practitioner": who,
+        "code": [{"coding": [role]}],
+        "organization": organization,
+    })
+    identity = "|".join((who["reference"], role.get("system", ""), role.get("code", ""),
+                         (organization or {}).get("reference", "")))
+    return entries.add_shared(identity, resource)
 
 
 def _words(value: Any) -> str | None:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from engine.fhir import codes, encode_bundle, read_fhir, to_canonical
 from engine.fhir.bundle import CARRIED_FIELDS
+from engine.fhir.read import RESOURCE_MODELS
 from engine.fhir.times import fhir_date, fhir_datetime
 from engine.model.canonical import canonical_paths
 from engine.model.canonical_path import EVERY, format_canonical_path
@@ -60,6 +61,7 @@ def strings(value):
 # location is "completed"; a required status the record lacks is "unknown").
 OWN_WORDS = {"transaction", "order", "completed", "mobile", "Practitioner", "Location",
              "allergy",  # AllergyIntolerance.type, and inside its code systems' URIs
+             *RESOURCE_MODELS,  # resource type names: a body site may be "Observation"
              *(word for allowed, _ in codes.STATUSES.values() for word in allowed),
              *codes.TELECOM_SYSTEMS.values(), *codes.ORDER_PRIORITIES.values(),
              *codes.DOCUMENT_AVAILABILITY.values(), *codes.DOCUMENT_COMPLETION.values()}

@@ -170,8 +170,19 @@ def test_a_prb_gives_a_problem_list_condition() -> None:
     assert "clinicalStatus" not in problem
 
 
+def test_an_abated_problem_without_a_status_is_inactive() -> None:
+    record = record_of("\r".join((
+        "MSH|^~\\&|A|F|B|F|20240101||PPR^PC1|C2|P|2.3.1",
+        "PID|||1^^^H^MR||DOE^JO",
+        "PRB|AD|20240101|R51^Headache^I10||||||20240301")))
+    [problem] = resources(bundle_of(record), "Condition")
+    # con-4: an abated condition's clinicalStatus is inactive, resolved or remission
+    assert problem["clinicalStatus"]["coding"][0]["code"] == "inactive"
+
+
 @pytest.mark.parametrize("status, expected", [("RESOLVED", "resolved"), ("active", "active")])
 def test_a_problems_life_cycle_status_is_its_clinical_status(status, expected) -> None:
+    # "active" with an abatement date contradicts itself; the sender's status is kept.
     record = record_of("\r".join((
         "MSH|^~\\&|A|F|B|F|20240101||PPR^PC1|C2|P|2.3.1",
         "PID|||1^^^H^MR||DOE^JO",

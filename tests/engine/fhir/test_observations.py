@@ -80,9 +80,14 @@ def test_the_observations_parties_are_resources_of_their_own():
     cholesterol = resources(bundle, "Observation")[0]
     urls = {entry["fullUrl"]: entry["resource"] for entry in bundle["entry"]}
     performers = [urls[p["reference"]] for p in cholesterol["performer"]]
-    assert [(p["resourceType"], p.get("name")) for p in performers] == [
-        ("Practitioner", [{"family": "LAB", "given": ["ROBIN"]}]),
-        ("Organization", "Central Lab")]
+    assert [p["resourceType"] for p in performers] == ["PractitionerRole", "Organization"]
+    observer = urls[performers[0]["practitioner"]["reference"]]
+    assert observer["name"] == [{"family": "LAB", "given": ["ROBIN"]}]
+    # the IG's OBX[Observation] OBX-16 row: a PractitionerRole of a responsible observer
+    assert performers[0]["code"] == [{"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/practitioner-role",
+        "code": "responsibleObserver"}]}]
+    assert performers[1]["name"] == "Central Lab"
     device = urls[cholesterol["device"]["reference"]]
     assert device["resourceType"] == "Device"
     assert device["identifier"][0]["value"] == "ANALYZER-7"
