@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fhir.resources.R4B.bundle import Bundle
 
+from engine.fhir.bundle import encode_bundle
 from engine.hl7v2 import parse
 from engine.model.mapping import Mapper
 from engine.rules.minimise import Scope, compile_scope
@@ -42,3 +44,31 @@ def convert(path: Path) -> dict[str, Any]:
 def clinic_north() -> Scope:
     entry = yaml.safe_load((ROOT / "catalog/connections/clinic-north.yaml").read_text())
     return compile_scope(entry["data_scope"])
+
+
+def checked_bundle(record: dict[str, Any], message_id: str) -> dict[str, Any]:
+    """The record's Bundle, checked: valid R4B, every reference resolving inside it."""
+    bundle = encode_bundle(record, message_id)
+    Bundle.model_validate(bundle)
+    urls = {entry["fullUrl"] for entry in bundle.get("entry", ())}
+    assert references(bundle) <= urls, "a reference does not resolve inside the Bundle"
+    return bundle
+
+
+def references(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        found = {value["reference"]} if isinstance(value.get("reference"), str) else set()
+        return found.union(*(references(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(references(item) for item in value))
+    return set()
+
+
+def resources(bundle: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
+    return [entry["resource"] for entry in bundle.get("entry", ())
+            if entry["resource"]["resourceType"] == resource_type]
+
+
+def by_url(bundle: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    return next(entry["resource"] for entry in bundle["entry"]
+                if entry["fullUrl"] == reference["reference"])

@@ -10,7 +10,7 @@ from fhir.resources.R4B.bundle import Bundle
 from engine.fhir import encode_bundle
 from engine.hl7v2 import parse
 from engine.rules.minimise import compile_scope
-from tests.engine.fhir.corpus import mapper
+from tests.engine.fhir.corpus import mapper, resources
 from tests.samples import CORPUS
 
 VXU = CORPUS / "fhir-converter" / "VXU-V04-01.hl7"
@@ -27,10 +27,6 @@ def bundle_of(record: dict, message_id: str = "vxu-1") -> dict:
     Bundle.model_validate(bundle)
     return bundle
 
-
-def resources(bundle: dict, resource_type: str) -> list[dict]:
-    return [entry["resource"] for entry in bundle.get("entry", ())
-            if entry["resource"]["resourceType"] == resource_type]
 
 
 def by_url(bundle: dict, reference: dict) -> dict:

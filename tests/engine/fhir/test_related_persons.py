@@ -7,14 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir.resources.R4B.bundle import Bundle
-
-from engine.fhir import encode_bundle
 from engine.fhir.entries import Entries
 from engine.hl7v2 import parse
 from engine.rules.catalog_entry import direct_identifiers_admitted
 from engine.rules.minimise import compile_scope
-from tests.engine.fhir.corpus import ROOT, convert, mapper
+from tests.engine.fhir.corpus import ROOT, by_url, checked_bundle, convert, mapper, resources
 
 CONVERTER = ROOT / "tests" / "corpus" / "hl7v2" / "fhir-converter"
 ADT_A01 = CONVERTER / "ADT-A01-01.hl7"
@@ -34,31 +31,9 @@ def record_of(text: str) -> dict[str, Any]:
 
 
 def bundle_of(record: dict[str, Any], message_id: str = "m-1") -> dict[str, Any]:
-    """The record's Bundle, checked: valid R4B, every reference resolving inside it."""
-    bundle = encode_bundle(record, message_id)
-    Bundle.model_validate(bundle)
-    urls = {entry["fullUrl"] for entry in bundle.get("entry", ())}
-    assert references(bundle) <= urls, "a reference does not resolve inside the Bundle"
-    return bundle
+    return checked_bundle(record, message_id)
 
 
-def references(value: Any) -> set[str]:
-    if isinstance(value, dict):
-        found = {value["reference"]} if isinstance(value.get("reference"), str) else set()
-        return found.union(*(references(item) for item in value.values()))
-    if isinstance(value, list):
-        return set().union(*(references(item) for item in value))
-    return set()
-
-
-def resources(bundle: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
-    return [entry["resource"] for entry in bundle.get("entry", ())
-            if entry["resource"]["resourceType"] == resource_type]
-
-
-def by_url(bundle: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
-    return next(entry["resource"] for entry in bundle["entry"]
-                if entry["fullUrl"] == reference["reference"])
 
 
 def minimised(record: dict[str, Any], *paths: str) -> dict[str, Any]:
